@@ -1,0 +1,87 @@
+"""coursedb: one real PostgreSQL server for the course, and a database of your own on it.
+
+Public API::
+
+    coursedb.database_url()  -> DSN of this process's own database (made on first use)
+    coursedb.ensure_server() -> state of the shared server (started on first use)
+    coursedb.status()        -> what is running, without starting anything
+    coursedb.stop()          -> stop the server, remove everything coursedb made
+    coursedb.init_connection -> pool ``init=`` hook that registers the course's codecs
+    coursedb.CourseDBError   -> every problem a user can fix, as one readable sentence
+
+The server is chosen by ``COURSEDB_BACKEND`` (auto|docker|embedded|url) and ``COURSEDB_URL``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from . import databases, server
+from ._aio import run_sync
+from .codecs import init_connection
+from .errors import CourseDBError
+from .migrate import empty_tables, migrate
+from .settings import Settings
+
+__all__ = [
+    "CourseDBError",
+    "Settings",
+    "database_url",
+    "empty_tables",
+    "ensure_server",
+    "init_connection",
+    "migrate",
+    "status",
+    "stop",
+]
+
+_lock = threading.Lock()
+_own: dict[int, tuple[str, str]] = {}  # pid -> (admin_url, database name)
+
+
+def ensure_server(settings: Settings | None = None) -> dict:
+    """Start the shared server if it is not running, and return its state."""
+    return server.ensure(settings)
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """DSN of a database that belongs to this process alone, cloned from the course template.
+
+    The first call creates it; later calls return it again (re-creating it if the server was
+    restarted meanwhile). It is dropped when the process exits, or, if the process is killed,
+    by the next process that starts using the server.
+    """
+    with _lock:
+        state = server.ensure(settings)
+        admin_url = state["admin_url"]
+        mine = _own.get(os.getpid())
+        if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
+            return databases.url_for(admin_url, mine[1])
+        name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
+        if not _own:
+            atexit.register(_drop_own)
+        _own[os.getpid()] = (admin_url, name)
+        return databases.url_for(admin_url, name)
+
+
+def _drop_own() -> None:
+    mine = _own.pop(os.getpid(), None)
+    if mine is None:
+        return
+    try:
+        run_sync(databases.drop(*mine))
+    except Exception:
+        pass  # the next start drops it as stale
+
+
+def status(settings: Settings | None = None) -> dict:
+    """The shared server's state and databases, or ``{"running": False}``."""
+    return server.status(settings)
+
+
+def stop(settings: Settings | None = None) -> list[str]:
+    """Stop the shared server and remove every process, container and file coursedb made."""
+    _own.clear()
+    return server.stop(settings)

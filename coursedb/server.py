@@ -1,0 +1,210 @@
+"""One shared server per machine and user, found through a state file and a lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import filelock
+
+from . import databases, docker, embedded
+from ._aio import run_sync
+from .errors import CourseDBError
+from .settings import Settings, secure_dir
+
+LOCK_TIMEOUT = 180  # a first Docker image pull can take a while
+
+
+def state_file(settings: Settings) -> Path:
+    return settings.home / "state.json"
+
+
+class _Locked:
+    """Serialize starts and stops across processes; released even if the holder is killed."""
+
+    def __init__(self, settings: Settings) -> None:
+        # As root the server user must traverse home to reach data and binaries; nothing more.
+        secure_dir(settings.home, 0o711 if os.geteuid() == 0 else 0o700)
+        self.path = settings.home / "lock"
+        self.lock = filelock.FileLock(self.path, timeout=LOCK_TIMEOUT, mode=0o600)
+
+    def __enter__(self) -> None:
+        try:
+            self.lock.acquire()
+        except filelock.Timeout:
+            raise CourseDBError(
+                f"Another coursedb process has held {self.path} for {LOCK_TIMEOUT} s; "
+                "wait for it to finish, or check 'python -m coursedb status'."
+            ) from None
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def read_state(settings: Settings) -> dict | None:
+    try:
+        state = json.loads(state_file(settings).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # a torn or garbled file: treat as no server, it is rewritten on start
+    return state if isinstance(state, dict) and "backend" in state else None
+
+
+def write_state(settings: Settings, state: dict) -> None:
+    tmp = state_file(settings).with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f, indent=2)
+    os.replace(tmp, state_file(settings))  # atomic: readers see the old or the new, never half
+
+
+def _alive(state: dict) -> bool:
+    backend = state.get("backend")
+    if backend == "embedded":
+        return embedded.alive(state)
+    if backend == "docker":
+        return docker.alive(state)
+    if backend == "url":
+        return True  # not ours to start or stop; connecting tells the truth
+    return False
+
+
+def choose_backend(settings: Settings) -> str:
+    if settings.backend != "auto":
+        return settings.backend
+    if settings.url:
+        return "url"
+    return "docker" if docker.engine_problem() is None else "embedded"
+
+
+def describe_url(url: str) -> str:
+    """A DSN with the password hidden, safe to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+async def _check_url(url: str) -> None:
+    shown = describe_url(url)
+    try:
+        conn = await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, socket.gaierror) as exc:
+        raise CourseDBError(
+            f"Cannot reach the PostgreSQL server at {shown} ({exc.__class__.__name__}: {exc}). "
+            "Check host and port in COURSEDB_URL, or unset it to use the embedded server."
+        ) from None
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise CourseDBError(f"The server at {shown} refused the login ({exc}); check user and password.") from None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise CourseDBError(f"The server at {shown} has no such database ({exc}); check COURSEDB_URL.") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
+    try:
+        can_create = await conn.fetchval(
+            "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+        )
+    finally:
+        await conn.close()
+    if not can_create:
+        raise CourseDBError(
+            f"The user in COURSEDB_URL ({shown}) may not create databases; "
+            "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
+        )
+
+
+def _start(settings: Settings, backend: str) -> dict:
+    if backend == "embedded":
+        return embedded.start(settings)
+    if backend == "docker":
+        return docker.start(settings)
+    assert settings.url is not None
+    run_sync(_check_url(settings.url))
+    return {"backend": "url", "admin_url": settings.url}
+
+
+def ensure(settings: Settings | None = None) -> dict:
+    """Return the running shared server's state, starting it first if needed."""
+    settings = settings or Settings.from_env()
+    with _Locked(settings):
+        state = read_state(settings)
+        if state is not None and _alive(state):
+            wanted = settings.backend if settings.backend != "auto" else ("url" if settings.url else None)
+            same_url = state["backend"] != "url" or state["admin_url"] == settings.url
+            if (wanted is None or wanted == state["backend"]) and same_url:
+                return state
+            if state["backend"] != "url":
+                raise CourseDBError(
+                    f"A {state['backend']} server is already running for this user; "
+                    f"run 'python -m coursedb stop' before switching to {wanted}."
+                )
+        backend = choose_backend(settings)
+        state = _start(settings, backend)
+        state["home"] = str(settings.home)
+        try:
+            run_sync(databases.ensure_template(state["admin_url"]))
+            run_sync(databases.drop_stale(state["admin_url"]))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise CourseDBError(f"The {backend} server started but setting up the course schema failed: {exc}")
+        write_state(settings, state)
+        return state
+
+
+def stop(settings: Settings | None = None) -> list[str]:
+    """Stop the server and remove what coursedb made; return what was done, for printing."""
+    settings = settings or Settings.from_env()
+    if not settings.home.exists():
+        return ["nothing to stop"]
+    done = []
+    with _Locked(settings):
+        state = read_state(settings)
+        if state is not None and state.get("backend") == "url":
+            try:
+                names = [d["name"] for d in run_sync(databases.list_owned(state["admin_url"]))]
+                for name in names:
+                    run_sync(databases.drop(state["admin_url"], name))
+                done.append(f"dropped {len(names)} coursedb database(s) on {describe_url(state['admin_url'])}")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                done.append(f"could not drop coursedb databases on {describe_url(state['admin_url'])}: {exc}")
+        if docker.engine_problem() is None:
+            docker.stop(settings)
+            done.append("removed coursedb containers")
+        embedded.stop(settings)
+        state_file(settings).unlink(missing_ok=True)
+        done.append("stopped the server and removed its files")
+    for leftover in ("lock", "state.tmp"):
+        (settings.home / leftover).unlink(missing_ok=True)
+    try:
+        settings.home.rmdir()
+    except OSError:
+        pass
+    return done
+
+
+def status(settings: Settings | None = None) -> dict:
+    """What is running, without starting anything."""
+    settings = settings or Settings.from_env()
+    state = read_state(settings) if settings.home.exists() else None
+    if state is None or not _alive(state):
+        return {"running": False, "home": str(settings.home)}
+    info = dict(state, running=True)
+    try:
+        info["version"] = run_sync(_server_version(state["admin_url"]))
+        info["databases"] = run_sync(databases.list_owned(state["admin_url"]))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        info["error"] = str(exc)
+    return info
+
+
+async def _server_version(admin_url: str) -> str:
+    conn = await databases.connect_admin(admin_url)
+    try:
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
