@@ -51,7 +51,7 @@ def database_url(settings: Settings | None = None) -> str:
 
     The first call creates it; later calls return it again (re-creating it if the server was
     restarted meanwhile). It is dropped when the process exits, or, if the process is killed,
-    by the next process that starts using the server.
+    by the next process that takes a database.
     """
     with _lock:
         state = server.ensure(settings)
@@ -59,6 +59,7 @@ def database_url(settings: Settings | None = None) -> str:
         mine = _own.get(os.getpid())
         if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
             return databases.url_for(admin_url, mine[1])
+        run_sync(databases.drop_stale(admin_url))  # leftovers of killed kernels and runs
         name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
         if not _own:
             atexit.register(_drop_own)
@@ -73,7 +74,7 @@ def _drop_own() -> None:
     try:
         run_sync(databases.drop(*mine))
     except Exception:
-        pass  # the next start drops it as stale
+        pass  # the next process that takes a database drops it as stale
 
 
 def status(settings: Settings | None = None) -> dict:

@@ -180,7 +180,8 @@ def owner_kind() -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         return f"xdist {worker}"
-    if "ipykernel" in sys.modules:
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell":
         return "kernel"
     if "pytest" in sys.modules or "_pytest" in sys.modules:
         return "pytest"
