@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -125,9 +124,7 @@ def _demote(user: pwd.struct_passwd | None) -> dict:
 def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=env, cwd="/", **_demote(user)
-    )
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd="/", **_demote(user))
 
 
 def postmaster_pid(data: Path) -> int | None:

@@ -69,9 +69,8 @@ def _alive(state: dict) -> bool:
         return embedded.alive(state)
     if backend == "docker":
         return docker.alive(state)
-    if backend == "url":
-        return True  # not ours to start or stop; connecting tells the truth
-    return False
+    # url: not ours to start or stop; connecting tells the truth.
+    return backend == "url"
 
 
 def choose_backend(settings: Settings) -> str:
@@ -107,9 +106,7 @@ async def _check_url(url: str) -> None:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
     try:
-        can_create = await conn.fetchval(
-            "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
-        )
+        can_create = await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
     finally:
         await conn.close()
     if not can_create:
@@ -151,7 +148,9 @@ def ensure(settings: Settings | None = None) -> dict:
             run_sync(databases.ensure_template(state["admin_url"]))
             run_sync(databases.drop_stale(state["admin_url"]))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise CourseDBError(f"The {backend} server started but setting up the course schema failed: {exc}")
+            raise CourseDBError(
+                f"The {backend} server started but setting up the course schema failed: {exc}"
+            ) from None
         write_state(settings, state)
         return state
 

