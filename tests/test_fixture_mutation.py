@@ -1,0 +1,33 @@
+"""The isolation tests can fail: with db_conn committing instead of rolling back, they do."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_suite_fails_when_db_conn_commits(tmp_path):
+    conftest = (ROOT / "conftest.py").read_text()
+    rollback = "await transaction.rollback()"
+    assert conftest.count(rollback) == 1, "conftest.py changed: update this mutation test"
+    (tmp_path / "conftest.py").write_text(conftest.replace(rollback, "await transaction.commit()"))
+    for name in ("test_isolation.py", "test_seed_examples.py"):
+        (tmp_path / name).write_text((ROOT / "tests" / name).read_text())
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = session\n"
+        "asyncio_default_test_loop_scope = session\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "failed" in summary
+    assert "test_each_test_starts_with_empty_tables" in result.stdout
