@@ -84,7 +84,8 @@ def main(argv: list[str]) -> int:
         return run([str(PY), "tools/build_notebooks.py", *rest])
     if run([str(PY), "-m", "coursedb", "start"]) != 0:
         return 2
-    return run([str(PY), "-m", "jupyter", "lab", FIRST_NOTEBOOK, *rest])
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers
+    return run([str(PY), "-m", "jupyter", "lab", FIRST_NOTEBOOK, *as_root, *rest])
 
 
 if __name__ == "__main__":
