@@ -18,6 +18,8 @@ import atexit
 import os
 import threading
 
+import asyncpg
+
 from . import databases, server
 from ._aio import run_sync
 from .codecs import init_connection
@@ -38,7 +40,8 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_own: dict[int, tuple[str, str]] = {}  # pid -> (admin_url, database name)
+# (pid, home) -> (admin_url, database name). Keyed by pid too: a forked child is a new owner.
+_own: dict[tuple[int, str], tuple[str, str]] = {}
 
 
 def ensure_server(settings: Settings | None = None) -> dict:
@@ -53,28 +56,33 @@ def database_url(settings: Settings | None = None) -> str:
     restarted meanwhile). It is dropped when the process exits, or, if the process is killed,
     by the next process that takes a database.
     """
+    settings = settings or Settings.from_env()
     with _lock:
         state = server.ensure(settings)
         admin_url = state["admin_url"]
-        mine = _own.get(os.getpid())
-        if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
-            return databases.url_for(admin_url, mine[1])
-        run_sync(databases.drop_stale(admin_url))  # leftovers of killed kernels and runs
-        name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
+        key = (os.getpid(), str(settings.home))
+        try:
+            mine = _own.get(key)
+            if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
+                return databases.url_for(admin_url, mine[1])
+            run_sync(databases.drop_stale(admin_url))  # leftovers of killed kernels and runs
+            name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise CourseDBError(
+                f"The {state['backend']} server is running but creating your database on it failed: {exc}"
+            ) from None
         if not _own:
             atexit.register(_drop_own)
-        _own[os.getpid()] = (admin_url, name)
+        _own[key] = (admin_url, name)
         return databases.url_for(admin_url, name)
 
 
 def _drop_own() -> None:
-    mine = _own.pop(os.getpid(), None)
-    if mine is None:
-        return
-    try:
-        run_sync(databases.drop(*mine))
-    except Exception:
-        pass  # the next process that takes a database drops it as stale
+    for key in [k for k in _own if k[0] == os.getpid()]:
+        try:
+            run_sync(databases.drop(*_own.pop(key)))
+        except Exception:
+            pass  # the next process that takes a database drops it as stale
 
 
 def status(settings: Settings | None = None) -> dict:
@@ -84,5 +92,8 @@ def status(settings: Settings | None = None) -> dict:
 
 def stop(settings: Settings | None = None) -> list[str]:
     """Stop the shared server and remove every process, container and file coursedb made."""
-    _own.clear()
+    settings = settings or Settings.from_env()
+    with _lock:
+        for key in [k for k in _own if k[1] == str(settings.home)]:
+            del _own[key]
     return server.stop(settings)

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -57,6 +58,32 @@ def paths(home: Path) -> dict[str, Path]:
         "password": home / "password",
         "install": home / "pg",
     }
+
+
+def check_reachable(home: Path, user: pwd.struct_passwd | None) -> None:
+    """As root the server runs as another user: every directory down to ``home`` must let it in.
+
+    We never open them up ourselves (that would loosen directories we do not own); we say which
+    one is closed instead of letting initdb fail with a bare 'Permission denied'.
+    """
+    if user is None:
+        return
+    for directory in [*reversed(home.parents), home]:
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            return  # created by us below, with a mode that lets the server user in
+        if st.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            raise CourseDBError(
+                f"PostgreSQL runs as the system user {SYSTEM_USER!r} (it refuses root), and {directory} is closed "
+                f"to it; run 'chmod o+x {directory}', or set COURSEDB_HOME to a path under /tmp."
+            )
 
 
 def run_as() -> pwd.struct_passwd | None:
@@ -134,8 +161,11 @@ def postmaster_pid(data: Path) -> int | None:
         pid, started = int(lines[0]), int(lines[2])
         proc = psutil.Process(pid)
         # The PID file records the start time: a different process with a recycled PID
-        # started at another moment, so we never attach to it.
+        # started at another moment, so we never attach to it. A killed postmaster may
+        # linger as a zombie where nothing reaps orphans (a container without an init).
         if abs(proc.create_time() - started) > 2 or proc.name() != "postgres":
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         return pid
     except (OSError, IndexError, ValueError, psutil.Error):
@@ -162,8 +192,9 @@ def _log_tail(log: Path) -> str:
 
 
 def admin_url(home: Path, port: int | None = None) -> str:
+    """The superuser's DSN over the Unix socket; ``port`` names the socket file (.s.PGSQL.<port>)."""
     socket_dir = paths(home)["socket"]
-    return f"postgresql://{SUPERUSER}@/postgres?host={quote(str(socket_dir))}&port={SOCKET_PORT}"
+    return f"postgresql://{SUPERUSER}@/postgres?host={quote(str(socket_dir))}&port={port or SOCKET_PORT}"
 
 
 def tcp_url(home: Path, port: int) -> str:
@@ -180,11 +211,19 @@ def start(settings: Settings) -> dict:
     pid = postmaster_pid(data)
     if pid is not None:
         return _record(settings, pid)
+    # No valid PID file, yet processes may still run on this data directory: a postmaster whose
+    # postmaster.pid was deleted, or backends orphaned by a killed postmaster. They hold the
+    # shared memory a new server needs, and no client can reach them any more: end them.
+    _kill(data)
     if settings.port is not None and not _port_free(settings.port):
         raise CourseDBError(
             f"Port {settings.port} (COURSEDB_PORT) is already in use; pick another port or unset COURSEDB_PORT."
         )
-    bin_dir = install(home, user)
+    check_reachable(home, user)
+    try:
+        bin_dir = install(home, user)
+    except OSError as exc:
+        raise CourseDBError(f"Installing the PostgreSQL binaries into {p['install']} failed: {exc}") from None
     fresh = not (data / "PG_VERSION").exists()
     started = False
     try:
@@ -203,12 +242,16 @@ def start(settings: Settings) -> dict:
                 f"Full log: {p['log']}"
             )
         return _record(settings, pid)
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C or a failure mid-start: leave nothing half-started behind.
         if started:
             _kill(data)
         if fresh:
             shutil.rmtree(data, ignore_errors=True)
+        if isinstance(exc, OSError):  # read-only or full disk, a directory we may not enter...
+            raise CourseDBError(
+                f"Starting the embedded PostgreSQL server in {home} failed: {exc}. Log (if any): {p['log']}"
+            ) from None
         raise
 
 
@@ -237,6 +280,10 @@ def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -
 
 def _prepare_runtime(p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
     p["socket"].mkdir(mode=0o700, exist_ok=True)
+    # Only called when no server runs on our data: a socket or socket lock file here is a
+    # killed server's leftover, and its lock would stop the new server if that PID lingers.
+    for leftover in p["socket"].glob(".s.PGSQL.*"):
+        leftover.unlink(missing_ok=True)
     p["log"].touch(mode=0o600)
     if user is not None:
         for path in (p["socket"], p["log"]):
@@ -265,25 +312,26 @@ def _pg_ctl_start(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
 
 
 def _record(settings: Settings, pid: int) -> dict:
+    port, tcp = _listening(paths(settings.home)["data"])
     record = {
         "backend": "embedded",
-        "admin_url": admin_url(settings.home),
+        "admin_url": admin_url(settings.home, port),
         "pid": pid,
         "data": str(paths(settings.home)["data"]),
         "log": str(paths(settings.home)["log"]),
     }
-    port = _listening_port(paths(settings.home)["data"])
-    if port is not None:
+    if tcp:
         record["tcp_url"] = tcp_url(settings.home, port)
     return record
 
 
-def _listening_port(data: Path) -> int | None:
+def _listening(data: Path) -> tuple[int, bool]:
+    """(port, listens on TCP too) of the running server, from its PID file."""
     try:
         lines = (data / "postmaster.pid").read_text().splitlines()
-        return int(lines[3]) if lines[5].strip() else None  # line 6: TCP listen address
+        return int(lines[3]), bool(lines[5].strip())  # line 4: port, line 6: TCP listen address
     except (OSError, IndexError, ValueError):
-        return None
+        return SOCKET_PORT, False
 
 
 def alive(record: dict) -> bool:
@@ -291,22 +339,36 @@ def alive(record: dict) -> bool:
 
 
 def server_processes(data: Path) -> list[psutil.Process]:
-    """Every postmaster started on ``data``, even one whose PID file is gone."""
+    """Every PostgreSQL process working on ``data``, even one whose PID file is gone.
+
+    The postmaster names ``data`` on its command line; every backend it forks works in
+    ``data`` (its cwd) and outlives a killed postmaster for a moment, orphaned.
+    """
     found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue  # a zombie is dead already; only its parent (or init) can reap it
         cmd = proc.info["cmdline"] or []
-        if proc.info["name"] == "postgres" and str(data) in cmd:
+        try:
+            here = str(data) in cmd or proc.cwd().removesuffix(" (deleted)") == str(data)
+        except psutil.Error:
+            continue
+        if here:
             found.append(proc)
     return found
 
 
 def _kill(data: Path, wait: float = 10.0) -> None:
-    """Fast shutdown (SIGINT), then SIGKILL whatever did not go in time."""
+    """Fast shutdown (SIGINT) of postmasters, SIGTERM to orphaned backends, SIGKILL for stragglers."""
     procs = server_processes(data)
+    postmasters = {p.pid for p in procs if str(data) in (p.info["cmdline"] or [])}
     for proc in list(procs):
         try:
-            procs.extend(proc.children(recursive=True))
-            proc.send_signal(signal.SIGINT)
+            if proc.pid in postmasters:
+                procs.extend(c for c in proc.children(recursive=True) if c not in procs)
+                proc.send_signal(signal.SIGINT)
+            elif proc.ppid() not in postmasters:
+                proc.send_signal(signal.SIGTERM)  # orphaned: its postmaster was killed
         except psutil.NoSuchProcess:
             pass
     _, left = psutil.wait_procs(procs, timeout=wait)
@@ -316,6 +378,11 @@ def _kill(data: Path, wait: float = 10.0) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(left, timeout=5)
+
+
+def kill(settings: Settings) -> None:
+    """Stop the server's processes, keep its files."""
+    _kill(paths(settings.home)["data"])
 
 
 def stop(settings: Settings) -> None:

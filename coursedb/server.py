@@ -137,22 +137,41 @@ def ensure(settings: Settings | None = None) -> dict:
             if (wanted is None or wanted == state["backend"]) and same_url:
                 return state
             if state["backend"] != "url":
+                article = "An" if state["backend"][0] in "aeiou" else "A"
                 raise CourseDBError(
-                    f"A {state['backend']} server is already running for this user; "
+                    f"{article} {state['backend']} server is already running for this user; "
                     f"run 'python -m coursedb stop' before switching to {wanted}."
                 )
         backend = choose_backend(settings)
+        adopted = backend == "embedded" and embedded.postmaster_pid(embedded.paths(settings.home)["data"]) is not None
         state = _start(settings, backend)
         state["home"] = str(settings.home)
         try:
-            run_sync(databases.ensure_template(state["admin_url"]))
-            run_sync(databases.drop_stale(state["admin_url"]))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise CourseDBError(
-                f"The {backend} server started but setting up the course schema failed: {exc}"
-            ) from None
-        write_state(settings, state)
+            try:
+                run_sync(databases.ensure_template(state["admin_url"]))
+                run_sync(databases.drop_stale(state["admin_url"]))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise CourseDBError(
+                    f"The {backend} server started but setting up the course schema failed: {exc}"
+                ) from None
+            write_state(settings, state)
+        except BaseException:
+            # Ctrl-C or a failure before the state file was written: a server nobody recorded
+            # is half-started. Stop what this call started (never a server it merely adopted).
+            if not adopted:
+                _discard(settings, backend)
+            raise
         return state
+
+
+def _discard(settings: Settings, backend: str) -> None:
+    try:
+        if backend == "embedded":
+            embedded.kill(settings)
+        elif backend == "docker":
+            docker.stop(settings)
+    except Exception:
+        pass  # the next start finds and ends leftovers of this home
 
 
 def stop(settings: Settings | None = None) -> list[str]:
