@@ -1,0 +1,130 @@
+"""Helpers for tests that start, break and stop PostgreSQL servers of their own.
+
+Such a test never touches the shared server other tests and notebooks use: it gets a
+private ``COURSEDB_HOME`` (a short path in /tmp, since a Unix socket path must stay under
+~100 characters), drives coursedb through its CLI or API with that home, and stops what it
+started in a finalizer, even when the test fails. It only ever kills processes it started
+itself, or PostgreSQL processes working in its own private home.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psutil
+
+from coursedb import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+CLI_TIMEOUT = 60
+
+
+def make_home() -> Path:
+    """A fresh private COURSEDB_HOME, e.g. /tmp/cdbk2j9x1.
+
+    0711: as root the server runs as the 'coursedb' system user, which must be able to
+    enter the home (not list it), exactly as it can enter /tmp/coursedb-0.
+    """
+    home = Path(tempfile.mkdtemp(prefix="cdb", dir="/tmp"))
+    home.chmod(0o711)
+    return home
+
+
+def env_for(home: Path, **extra: str | None) -> dict[str, str]:
+    """The environment of a process that uses ``home``; ``NAME=None`` removes a variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_"))}
+    env.update(COURSEDB_HOME=str(home), COURSEDB_BACKEND="embedded", PYTHONUNBUFFERED="1")
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def settings_for(home: Path, **extra: str | None) -> Settings:
+    return Settings.from_env(env_for(home, **extra))
+
+
+def cli(home: Path, *args: str, timeout: float = CLI_TIMEOUT, **extra: str | None) -> subprocess.CompletedProcess:
+    """``python -m coursedb <args>`` with ``home``; never raises on a non-zero exit."""
+    return subprocess.run(
+        [PYTHON, "-m", "coursedb", *args],
+        env=env_for(home, **extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A CLI failure is one readable line, 'coursedb: ...', exit code 2, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    message = lines[0]
+    assert message.startswith("coursedb: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def server_processes(home: Path) -> list[psutil.Process]:
+    """Live PostgreSQL processes working in ``home`` (zombies are dead and do not count)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            here = any(str(home) in arg for arg in proc.info["cmdline"] or []) or proc.cwd().startswith(str(home))
+        except psutil.Error:
+            continue
+        if here:
+            found.append(proc)
+    return found
+
+
+def postmasters(home: Path) -> list[psutil.Process]:
+    """The postmaster(s) of ``home``: the processes started with ``-D <home>/data``."""
+    return [p for p in server_processes(home) if str(home / "data") in (p.info["cmdline"] or [])]
+
+
+def cleanup(home: Path) -> None:
+    """Stop whatever runs in ``home`` and delete it. For finalizers: never raises."""
+    if (home / "state.json").exists() or (home / "data").exists() or server_processes(home):
+        try:
+            cli(home, "stop", timeout=30)
+        except Exception:
+            pass
+    # Safety net if stop itself is what broke: these processes work in our private home.
+    leftovers = server_processes(home)
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(leftovers, timeout=5)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def leftovers(home: Path) -> list[str]:
+    """What a stopped home still holds: processes, files. Empty means 'nothing left behind'."""
+    found = [f"process {p.pid} {' '.join(p.info['cmdline'] or [])}" for p in server_processes(home)]
+    if home.exists():
+        found += [f"file {path}" for path in sorted(home.rglob("*"))]
+    return found

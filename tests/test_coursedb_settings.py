@@ -1,0 +1,191 @@
+"""coursedb's choices before any server exists: settings, backend selection, URL checks, Docker probe.
+
+Nothing here starts PostgreSQL; the CLI cases run ``python -m coursedb`` with a private
+COURSEDB_HOME that no server ever uses.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from coursedb import CourseDBError, Settings, docker, server
+from tests.helpers import assert_one_line_error, cleanup, cli, make_home
+
+
+@pytest.fixture
+def home():
+    path = make_home()
+    yield path
+    cleanup(path)  # nothing should run there; if a bug started a server anyway, it goes
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    monkeypatch.setattr(docker, "engine_problem", lambda: "no engine in this test")
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    monkeypatch.setattr(docker, "engine_problem", lambda: None)
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({"COURSEDB_HOME": "/tmp/cdb-not-used", **env})
+
+
+# --- backend selection ------------------------------------------------------------------
+
+
+def test_auto_without_url_or_engine_is_embedded(no_engine):
+    assert server.choose_backend(settings()) == "embedded"
+
+
+def test_auto_with_an_engine_is_docker(engine):
+    assert server.choose_backend(settings()) == "docker"
+
+
+def test_auto_with_a_url_is_url_even_with_an_engine(engine):
+    assert server.choose_backend(settings(COURSEDB_URL="postgresql://u@db.example/postgres")) == "url"
+
+
+@pytest.mark.parametrize("backend", ["docker", "embedded", "url"])
+def test_an_explicit_backend_wins_over_auto_detection(engine, backend):
+    chosen = settings(COURSEDB_BACKEND=backend, COURSEDB_URL="postgresql://u@db.example/postgres")
+    assert server.choose_backend(chosen) == backend
+
+
+def test_backend_name_is_case_and_space_insensitive():
+    assert settings(COURSEDB_BACKEND=" Embedded ").backend == "embedded"
+    assert settings(COURSEDB_BACKEND="").backend == "auto"
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert (s.backend, s.url, s.port, s.image) == ("auto", None, None, "postgres:16-alpine")
+    assert s.home.name.startswith("coursedb-")
+
+
+# --- errors in settings -----------------------------------------------------------------
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(CourseDBError, match=r"COURSEDB_BACKEND='podman' is not one of auto, docker, embedded, url"):
+        settings(COURSEDB_BACKEND="podman")
+
+
+def test_url_backend_without_url_says_what_to_set():
+    with pytest.raises(CourseDBError, match="COURSEDB_BACKEND=url needs COURSEDB_URL"):
+        settings(COURSEDB_BACKEND="url")
+
+
+def test_sqlalchemy_url_gets_the_driver_hint():
+    with pytest.raises(CourseDBError) as info:
+        settings(COURSEDB_URL="postgresql+psycopg2://u:p@localhost/db")
+    assert "must start with postgresql://" in str(info.value)
+    assert "Drop the SQLAlchemy driver part (e.g. '+psycopg2')" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://u@localhost/db", "must start with postgresql:// (got 'mysql')"),
+        ("localhost:5432/db", "must start with postgresql://"),
+        ("postgresql://u@localhost:99999/db", "COURSEDB_URL is malformed"),
+        ("postgresql://u@[::1/db", "COURSEDB_URL is malformed"),
+    ],
+)
+def test_malformed_urls_are_rejected_before_connecting(url, expected):
+    with pytest.raises(CourseDBError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        settings(COURSEDB_URL=url)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@localhost/db", "postgres://u:p@127.0.0.1:5433/db?sslmode=disable"])
+def test_plain_dsns_are_accepted(url):
+    assert settings(COURSEDB_URL=url).url == url
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "54x", "-1"])
+def test_bad_port_is_named(port):
+    with pytest.raises(CourseDBError, match=r"is not a TCP port number \(1-65535\)"):
+        settings(COURSEDB_PORT=port)
+
+
+def test_passwords_are_hidden_when_printed():
+    assert server.describe_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert server.describe_url("postgresql://u@/db?host=/tmp/x") == "postgresql://u@/db?host=/tmp/x"
+
+
+# --- the CLI turns every one of these into one line --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "fragment"),
+    [
+        ("start", {"COURSEDB_BACKEND": "podman"}, "is not one of auto, docker, embedded, url"),
+        ("status", {"COURSEDB_URL": "postgresql+asyncpg://u@localhost/db"}, "Drop the SQLAlchemy driver part"),
+        ("stop", {"COURSEDB_PORT": "http"}, "is not a TCP port number"),
+    ],
+)
+def test_cli_settings_errors_are_one_line(home, command, env, fragment):
+    assert_one_line_error(cli(home, command, **env), fragment)
+
+
+def test_cli_unreachable_url_is_one_line(home):
+    result = cli(home, "start", COURSEDB_BACKEND="url", COURSEDB_URL="postgresql://x@127.0.0.1:1/db")
+    assert_one_line_error(result, "Cannot reach the PostgreSQL server at postgresql://x@127.0.0.1:1/db", "COURSEDB_URL")
+    assert not (home / "state.json").exists()
+
+
+def test_cli_unknown_host_is_one_line(home):
+    result = cli(home, "start", COURSEDB_BACKEND=None, COURSEDB_URL="postgresql://x@no-such-host.invalid:5432/db")
+    assert_one_line_error(result, "Cannot reach the PostgreSQL server", "no-such-host.invalid")
+
+
+# --- Docker without an engine -----------------------------------------------------------
+
+
+def test_docker_without_an_engine_is_one_line_and_starts_nothing(home):
+    """A socket path with nothing behind it: the client fails at once."""
+    result = cli(home, "start", COURSEDB_BACKEND="docker", DOCKER_HOST=f"unix://{home}/no-docker.sock")
+    assert_one_line_error(
+        result, "COURSEDB_BACKEND=docker, but no Docker engine is reachable", "unset COURSEDB_BACKEND"
+    )
+    assert not (home / "state.json").exists()
+
+
+@pytest.fixture
+def silent_endpoint():
+    """A TCP endpoint that accepts connections and never answers: the probe must not hang on it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.timeout(30)  # without the probe's own timeout, docker-py would wait 60 s per request
+def test_docker_probe_returns_on_an_endpoint_that_never_answers(monkeypatch, silent_endpoint):
+    monkeypatch.setenv("DOCKER_HOST", silent_endpoint)
+    problem = docker.engine_problem()
+    assert problem is not None  # so auto picks embedded, and docker gets a one-line refusal
+    assert "\n" not in problem and len(problem) <= 160
