@@ -1,0 +1,344 @@
+# %% [markdown]
+# # 04 · Savepoints: a transaction inside a transaction
+#
+# **You will learn**
+# - what asyncpg sends to the server when you nest `conn.transaction()` blocks, and how to watch it;
+# - why one error without a savepoint ruins the whole transaction;
+# - that `BEGIN` inside a transaction is a *warning*, not an error;
+# - how to test code that manages its own transaction, with rollback isolation still intact;
+# - how to test a rollback-on-error path so that the test can really fail.
+#
+# *About 15 minutes.*
+
+# %% [markdown]
+# ## The idea
+#
+# A PostgreSQL connection has at most **one** transaction at a time. There is no real nesting.
+# What PostgreSQL has instead is the **savepoint**: a named mark inside the running transaction
+# that you can roll back to, undoing only the work done since the mark.
+#
+# asyncpg builds nesting out of savepoints. When you enter `async with conn.transaction():`
+# it looks at the connection first:
+#
+# | `conn.transaction()` block | no transaction open yet | a transaction is already open |
+# |---|---|---|
+# | entering | `BEGIN` | `SAVEPOINT <name>` |
+# | leaving normally | `COMMIT` | `RELEASE SAVEPOINT <name>` |
+# | leaving with an exception | `ROLLBACK` | `ROLLBACK TO <name>` |
+#
+# That right-hand column is what makes rollback isolation work for code that opens its own
+# transactions: the `db_conn` fixture's transaction is the outer one, so everything your
+# application calls a "transaction" becomes a savepoint inside it. Let's watch it happen.
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## Live code: see what asyncpg sends
+#
+# `conn.add_query_logger` calls a function for every statement the connection sends. We keep
+# the SQL text in a list. asyncpg also sends queries of its own (for instance to look up a data
+# type it has not met before), so `show_sent()` prints only the statements this lesson is about.
+# Print `sent` whole if you are curious.
+
+# %%
+import asyncpg
+
+conn = await asyncpg.connect(db_url)
+sent = []
+conn.add_query_logger(lambda logged: sent.append(logged.query))
+
+
+def show_sent():
+    lesson = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "INSERT")
+    print(*[query for query in sent if query.startswith(lesson)], sep="\n")
+
+# %% [markdown]
+# An outer transaction, one inner block that succeeds and one that fails on a duplicate email
+# (`users.email` is `UNIQUE`). We start the outer transaction by hand so that we can roll it back
+# at the end and leave the database empty.
+
+# %%
+ADD_USER = "INSERT INTO users (email, name) VALUES ($1, $2)"
+
+sent.clear()
+outer = conn.transaction()
+await outer.start()
+await conn.execute(ADD_USER, "ada@example.com", "Ada")
+
+async with conn.transaction():
+    await conn.execute(ADD_USER, "alan@example.com", "Alan")
+
+try:
+    async with conn.transaction():
+        await conn.execute(ADD_USER, "grace@example.com", "Grace")
+        await conn.execute(ADD_USER, "ada@example.com", "Ada again")
+except asyncpg.UniqueViolationError as exc:
+    print("inner block failed:", exc)
+
+# %% [markdown]
+# What asyncpg sent (it numbers its savepoints per connection):
+
+# %%
+show_sent()
+
+# %% [markdown]
+# And what the outer transaction holds now. Grace was inserted before the failure, in the failed
+# block, so `ROLLBACK TO` removed her. Ada and Alan are untouched, and the transaction is still usable:
+
+# %%
+await conn.fetch("SELECT email FROM users ORDER BY email")
+
+# %%
+await outer.rollback()
+await conn.fetchval("SELECT count(*) FROM users")
+
+# %% [markdown]
+# ## Pitfall: an error without a savepoint aborts everything
+#
+# Catching a database error in Python does **not** undo it on the server. Once a statement fails
+# inside a transaction, PostgreSQL refuses every further statement until the transaction ends.
+# Here is a tempting bit of code: "if the email is taken, skip that user and carry on"
+# (`shop.create_user` turns the unique violation into `EmailTaken`):
+
+# %% tags=["raises-exception"]
+from shop import EmailTaken, create_user
+
+outer = conn.transaction()
+await outer.start()
+await create_user(conn, "ada@example.com", "Ada")
+try:
+    await create_user(conn, "ada@example.com", "Ada again")
+except EmailTaken:
+    print("Ada is already there: skip her and carry on")
+await create_user(conn, "grace@example.com", "Grace")
+
+# %% [markdown]
+# The `except` ran, yet Grace's perfectly valid insert failed: the transaction is *aborted*.
+# Nothing but `ROLLBACK` (or `ROLLBACK TO` a savepoint set before the error) gets it going again,
+# and everything in it, Ada included, is lost:
+
+# %%
+print("still in a transaction:", conn.is_in_transaction())
+await outer.rollback()
+await conn.fetchval("SELECT count(*) FROM users")
+
+# %% [markdown]
+# The cure is the pattern from the first demo: give each statement that may fail a savepoint of
+# its own (`async with conn.transaction():` around it). You will write exactly that in Exercise 4.1.
+
+# %% [markdown]
+# ## `BEGIN` inside a transaction is a warning, not an error
+#
+# The article this course started from claims: *"If your application code calls BEGIN inside the
+# test, you'll get an error."* Let's ask the server. `conn.add_log_listener` receives the notices
+# and warnings the server sends along with a result. `pg_current_xact_id()` is the id of the
+# running transaction.
+
+# %%
+messages = []
+
+
+def remember(connection, message):
+    messages.append(message)
+
+
+conn.add_log_listener(remember)
+outer = conn.transaction()
+await outer.start()
+await conn.execute(ADD_USER, "ada@example.com", "Ada")
+before = await conn.fetchval("SELECT pg_current_xact_id()")
+await conn.execute("BEGIN")
+after = await conn.fetchval("SELECT pg_current_xact_id()")
+conn.remove_log_listener(remember)
+
+for message in messages:
+    print(f"{message.severity} (SQLSTATE {message.sqlstate}): {message}")
+print("same transaction as before BEGIN:", before == after)
+
+# %% [markdown]
+# No exception: one `WARNING`, and we are still in the same transaction. The `BEGIN` did not
+# commit Ada either. Rolling back the outer transaction removes her:
+
+# %%
+await outer.rollback()
+await conn.fetchval("SELECT count(*) FROM users WHERE email = 'ada@example.com'")
+
+# %% [markdown]
+# ## The article's "savepoint fixture" is not needed, and it breaks asyncpg
+#
+# To dodge that imaginary error, the article proposed a fixture that sends raw SQL:
+# `BEGIN`, `SAVEPOINT test_start`, then after the test `ROLLBACK TO SAVEPOINT test_start` and
+# `ROLLBACK`. With asyncpg this is unnecessary twice over:
+#
+# - the problem does not exist (see above), and code that uses `conn.transaction()` already gets a
+#   savepoint when the test's transaction is open;
+# - `ROLLBACK` alone undoes everything; rolling back to a savepoint first changes nothing.
+#
+# Worse, asyncpg keeps track of the transactions *it* started. A transaction begun with raw SQL
+# is invisible to that bookkeeping, and asyncpg refuses to guess. Here is the article's fixture
+# setup, followed by a call to application code that opens its own transaction:
+
+# %% tags=["raises-exception"]
+from shop import register_with_first_order
+
+await conn.execute("BEGIN")
+await conn.execute("SAVEPOINT test_start")
+await register_with_first_order(conn, "ada@example.com", "Ada", "25.00")
+
+# %% [markdown]
+# Every function under test that uses `conn.transaction()` would fail like this. The course's
+# `db_conn` fixture uses `conn.transaction()` itself, so asyncpg knows the outer transaction and
+# nests correctly. Clean up the raw transaction:
+
+# %%
+await conn.execute("ROLLBACK")
+conn.is_in_transaction()
+
+# %% [markdown]
+# ## Testing code that manages its own transaction
+#
+# `shop.register_with_first_order` creates a user and their first order together: if the order
+# fails, there must be no user. It opens `async with conn.transaction():` itself. Inside a test's
+# transaction that block becomes a savepoint:
+
+# %%
+sent.clear()
+outer = conn.transaction()  # plays the part of db_conn's transaction
+await outer.start()
+await register_with_first_order(conn, "ada@example.com", "Ada", "25.00")
+await outer.rollback()
+show_sent()
+
+# %% [markdown]
+# So the all-or-nothing behaviour can be tested with ordinary rollback isolation. Amounts are
+# passed as `str` (or `Decimal`), never `float`: `orders.total` is `NUMERIC`, and notebook 05
+# shows what a float does to it. An order total below zero breaks the table's `CHECK (total >= 0)`.
+
+# %%
+# %%ipytest
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from shop import find_user_by_email, order_total, register_with_first_order
+
+
+async def test_registration_creates_user_and_order(db_conn):
+    user_id = await register_with_first_order(db_conn, "ada@example.com", "Ada", "25.50")
+    assert await order_total(db_conn, user_id) == Decimal("25.50")
+
+
+async def test_failed_order_leaves_no_user(db_conn):
+    with pytest.raises(asyncpg.CheckViolationError):
+        await register_with_first_order(db_conn, "bob@example.com", "Bob", "-1.00")
+    assert await find_user_by_email(db_conn, "bob@example.com") is None
+
+
+async def test_failed_registration_keeps_the_callers_earlier_work(db_conn):
+    ada_id = await register_with_first_order(db_conn, "ada@example.com", "Ada", "10.00")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await register_with_first_order(db_conn, "bob@example.com", "Bob", "-1.00")
+    assert (await find_user_by_email(db_conn, "ada@example.com"))["id"] == ada_id
+    assert await order_total(db_conn, ada_id) == Decimal("10.00")
+
+# %% [markdown]
+# The third test is the one that proves a *savepoint* was used: after Bob's failure, the test's
+# own transaction still works and still holds Ada. Without the savepoint the first query after
+# the error would raise `InFailedSQLTransactionError`, as in the pitfall above.
+
+# %% [markdown]
+# ## Testing a rollback-on-error path
+#
+# The article tested "an order batch rolls back on a foreign-key violation" like this: insert a
+# user, then in `try:` a transaction block with a good order (`100.00`) and an order for user
+# `99999`, `except ForeignKeyViolationError: pass`, then assert the user has no orders. Three things
+# to fix:
+#
+# | the article | why it is weak | below |
+# |---|---|---|
+# | `try: … except …: pass` | the test does not state that the error must happen | `pytest.raises` fails the test if nothing is raised |
+# | `100.00`, a `float`, for a `NUMERIC` column | floats are binary approximations (notebook 05) | `Decimal("100.00")` |
+# | only checks that the orders are gone | a rollback of *everything* would pass too | also checks the user, written outside the block, survived |
+# | user `99999` "does not exist" | only true while the sequence is small | `-1`: a `SERIAL` id is never negative |
+
+# %%
+# %%ipytest
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from shop import create_user, find_user_by_email
+
+ADD_ORDER = "INSERT INTO orders (user_id, total) VALUES ($1, $2)"
+NO_SUCH_USER = -1
+
+
+async def test_order_batch_rolls_back_on_a_foreign_key_violation(db_conn):
+    user_id = await create_user(db_conn, "tx@example.com", "TX User")
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        async with db_conn.transaction():
+            await db_conn.execute(ADD_ORDER, user_id, Decimal("100.00"))
+            await db_conn.execute(ADD_ORDER, NO_SUCH_USER, Decimal("50.00"))
+    assert await db_conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id) == 0
+    assert (await find_user_by_email(db_conn, "tx@example.com"))["id"] == user_id
+
+# %% [markdown]
+# ## Exercise 4.1: import users, skipping the ones that exist
+#
+# Write `import_users(conn, people)`. `people` is a list of `(email, name)` pairs. Insert each one
+# with `shop.create_user`; when it raises `EmailTaken`, skip that person and carry on. Return the
+# emails you skipped, in order. It must work inside a transaction (the checker uses `db_conn`),
+# which is exactly where the pitfall above bites.
+
+# %% tags=["exercise"]
+# Exercise 4.1: import users, skipping duplicates
+from shop import EmailTaken, create_user
+
+
+async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
+    raise NotImplementedError(
+        "Exercise 4.1: call create_user for each (email, name) inside its own "
+        "'async with conn.transaction():' and collect the emails that raise EmailTaken"
+    )
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+from shop import create_user
+
+
+async def test_import_adds_everyone_new(db_conn):
+    skipped = await import_users(db_conn, [("alan@example.com", "Alan"), ("grace@example.com", "Grace")])
+    assert skipped == []
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 2
+
+
+async def test_import_skips_taken_emails_and_keeps_the_rest(db_conn):
+    await create_user(db_conn, "ada@example.com", "Ada")
+    people = [("alan@example.com", "Alan"), ("ADA@example.com", "Ada again"), ("grace@example.com", "Grace")]
+    skipped = await import_users(db_conn, people)
+    assert skipped == ["ADA@example.com"]
+    emails = [row["email"] for row in await db_conn.fetch("SELECT email FROM users ORDER BY email")]
+    assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
+
+# %% [markdown]
+# The solution is in [`solutions/04_savepoints.py`](solutions/04_savepoints.py). Try first!
+
+# %%
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - PostgreSQL has one transaction per connection. A nested `conn.transaction()` is a `SAVEPOINT`;
+#   leaving it with an exception sends `ROLLBACK TO` and undoes only the inner block.
+# - After an error without a savepoint the whole transaction is aborted: catching the exception in
+#   Python does not help, every later statement raises `InFailedSQLTransactionError`.
+# - `BEGIN` inside a transaction is a `WARNING` and changes nothing. Do not start transactions with
+#   raw SQL under asyncpg: `conn.transaction()` then refuses to run.
+# - Code that manages its own transaction is tested with the normal `db_conn` fixture. Test the
+#   failure path with `pytest.raises`, and assert both what was undone and what must survive.
