@@ -1,0 +1,379 @@
+# %% [markdown]
+# # 02 · Connection pools
+#
+# **You will learn**
+# - what `min_size` and `max_size` mean, and what `acquire()` and release do;
+# - how to show that 20 concurrent requests share at most `max_size` connections;
+# - how to make pool exhaustion fail fast with a timeout instead of hanging;
+# - how to check that connections come back after errors, with a check that can actually fail;
+# - what `init=`, `setup=` and the reset on release do, and what the reset leaves behind;
+# - how `close()` and `terminate()` differ.
+#
+# *About 20 minutes.*
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## The idea
+#
+# Opening a PostgreSQL connection costs a network round trip, authentication and a new server process.
+# A **pool** opens a few connections and lends them out: `acquire()` borrows one, leaving the
+# `async with` block gives it back. Two numbers shape a pool:
+#
+# | setting | meaning |
+# |---|---|
+# | `min_size` | connections opened when the pool starts, and kept open while idle |
+# | `max_size` | the most connections the pool will ever open; the next `acquire()` waits for a free one |
+
+# %%
+import asyncio
+
+import asyncpg
+
+pool = await asyncpg.create_pool(db_url, min_size=2, max_size=5)
+
+
+def in_use(pool) -> int:
+    """Connections currently lent out."""
+    return pool.get_size() - pool.get_idle_size()
+
+
+print(f"open: {pool.get_size()}, idle: {pool.get_idle_size()}, in use: {in_use(pool)}")
+
+# %%
+async with pool.acquire() as conn:
+    print("inside the block, in use:", in_use(pool))
+print("after the block, in use:", in_use(pool))
+
+# %% [markdown]
+# ## 20 concurrent requests, at most 5 connections
+#
+# Each "request" borrows a connection, does a little work (`pg_sleep`) and reports which server
+# process served it: `pg_backend_pid()` is different for every connection.
+
+# %%
+async def handle_request(pool) -> int:
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_sleep(0.02)")
+        return await conn.fetchval("SELECT pg_backend_pid()")
+
+
+pids = await asyncio.gather(*(handle_request(pool) for _ in range(20)))
+print(f"requests served: {len(pids)}, distinct connections: {len(set(pids))}, pool size now: {pool.get_size()}")
+
+# %% [markdown]
+# The pool grew from 2 to its maximum of 5 and the other 15 requests waited their turn.
+# As a test, with the course's `db_pool` fixture (`max_size=10`). The second assertion checks that
+# the requests really ran concurrently: one connection for all 20 would mean they were served one by one.
+
+# %%
+# %%ipytest
+
+
+async def test_20_requests_share_at_most_max_size_connections(db_pool):
+    pids = await asyncio.gather(*(handle_request(db_pool) for _ in range(20)))
+    assert len(pids) == 20
+    assert 1 < len(set(pids)) <= db_pool.get_max_size()
+
+# %% [markdown]
+# ## Pitfall: a request that needs two connections
+#
+# When every connection is lent out, `acquire()` waits. By default it waits **forever**. That turns
+# one common pattern into a deadlock: a function that holds a connection and calls a helper that
+# acquires another one from the same pool.
+
+# %%
+async def write_audit_log(pool, message):
+    async with pool.acquire() as conn:  # a second connection...
+        await conn.execute("SELECT $1::text", message)
+
+
+async def transfer(pool):
+    async with pool.acquire() as conn, conn.transaction():  # ...while this one is still held
+        await conn.execute("SELECT 'move the money'")
+        await write_audit_log(pool, "transfer done")
+
+
+# %% [markdown]
+# With enough free connections this works. Now give it a pool with one connection (or, in production,
+# `max_size` concurrent transfers). `transfer` holds the only connection and the helper waits for it
+# forever. Never let a test wait forever: wrap the call in `asyncio.wait_for`, and the hang becomes an error.
+
+# %%
+pool_of_one = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+
+# %% tags=["raises-exception"]
+await asyncio.wait_for(transfer(pool_of_one), timeout=0.5)  # without wait_for: hangs forever
+
+# %% [markdown]
+# A `TimeoutError` after half a second instead of a frozen test run. Cancelling `transfer` also released
+# its connection, so the pool is usable again:
+
+# %%
+in_use(pool_of_one)
+
+# %% [markdown]
+# In application code, `pool.acquire(timeout=...)` gives the same protection per call. Tests can
+# show that exhaustion is **detected**: hold every connection, then ask for one more. (The fix for
+# `transfer` itself is to pass its connection to the helper instead of acquiring a second one.)
+
+# %%
+# %%ipytest
+import pytest
+
+
+@pytest.fixture
+async def tiny_pool(db_url):
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    yield pool
+    await asyncio.wait_for(pool.close(), timeout=5)  # a leak fails the teardown instead of hanging it
+
+
+async def test_exhausted_pool_times_out_instead_of_hanging(tiny_pool):
+    async with tiny_pool.acquire():
+        with pytest.raises(asyncio.TimeoutError):  # the same class as TimeoutError since Python 3.11
+            await tiny_pool.acquire(timeout=0.1)
+    assert in_use(tiny_pool) == 0
+
+# %% [markdown]
+# Why a fixture and not `pool_of_one`? A `%%ipytest` cell runs its async tests on an event loop of its own,
+# and an asyncpg pool belongs to the loop that created it. Tests get their pools from fixtures.
+#
+# ## Do connections come back after an error?
+#
+# A connection that is borrowed and never returned is a **leak**: after `max_size` leaks every request waits.
+# Here is code that leaks on errors, because its `release()` is skipped when the query raises:
+
+# %%
+async def leaky_find_email(pool, user_id):
+    conn = await pool.acquire()
+    email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    await pool.release(conn)  # never reached when the query raises
+    return email
+
+# %% [markdown]
+# A popular check compares the number of **idle** connections before and after. Idle counts also move
+# when the pool opens or closes connections, so that check can pass while a connection leaks. A pool
+# with `min_size=0` (a common setting) shows it plainly: it starts with 0 idle connections, and
+# "at least 0 idle" is always true. Compare the number **in use** instead:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+@pytest.fixture
+async def lazy_pool(db_url):
+    pool = await asyncpg.create_pool(db_url, min_size=0, max_size=5)
+    yield pool
+    pool.terminate()  # close() would wait forever for a leaked connection
+
+
+async def test_idle_count_check_misses_the_leak(lazy_pool):
+    idle_before = lazy_pool.get_idle_size()
+    with pytest.raises(asyncpg.DataError):
+        await leaky_find_email(lazy_pool, "42")  # a str for an integer: the query raises
+    assert lazy_pool.get_idle_size() >= idle_before
+
+
+async def test_in_use_count_check_catches_the_leak(lazy_pool):
+    in_use_before = in_use(lazy_pool)
+    with pytest.raises(asyncpg.DataError):
+        await leaky_find_email(lazy_pool, "42")
+    assert in_use(lazy_pool) == in_use_before
+
+# %% [markdown]
+# The idle check passed (`.`) even though a connection leaked; the in-use check failed (`F`): `1 == 0`.
+# A test is only worth having if it can fail when the code is wrong.
+
+# %% [markdown]
+# ## Exercise 2.1: look up an email without leaking
+#
+# Write `find_email(pool, user_id)`: the email of the user with that id, or `None` if there is none.
+# Any error must reach the caller, and the connection must go back to the pool in every case.
+
+# %% tags=["exercise"]
+# Exercise 2.1: look up an email without leaking
+async def find_email(pool, user_id):
+    raise NotImplementedError("Exercise 2.1: borrow the connection with 'async with pool.acquire() as conn:'")
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+
+async def test_find_email_finds_a_committed_user(db_committed):
+    async with db_committed.acquire() as conn:
+        user_id = await conn.fetchval("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada') RETURNING id")
+    assert await find_email(db_committed, user_id) == "ada@example.com"
+    assert await find_email(db_committed, user_id + 1) is None
+    assert in_use(db_committed) == 0
+
+
+async def test_find_email_returns_the_connection_after_an_error(db_pool):
+    in_use_before = in_use(db_pool)
+    with pytest.raises(asyncpg.DataError):
+        await find_email(db_pool, "42")
+    assert in_use(db_pool) == in_use_before
+
+# %% [markdown]
+# ## What a connection keeps between borrowers
+#
+# Before a released connection goes back to the pool, asyncpg **resets** it: it rolls back an open
+# transaction and runs a reset query. This is the query on this server:
+
+# %%
+async with pool.acquire() as conn:
+    print(conn.get_reset_query())
+
+# %% [markdown]
+# `RESET ALL` undoes session settings (`SET ...`), `UNLISTEN *` drops notification channels, and the
+# advisory locks are released. What is **not** in that list survives. Let's leave some state behind on the
+# only connection of `pool_of_one` and look at what the next borrower finds:
+
+# %%
+async with pool_of_one.acquire() as conn:
+    first_pid = await conn.fetchval("SELECT pg_backend_pid()")
+    await conn.execute("SET search_path TO pg_catalog")
+    await conn.execute("SELECT pg_advisory_lock(42)")
+    await conn.execute("LISTEN order_events")
+    await conn.execute("CREATE TEMP TABLE scratch (note text)")
+    await conn.execute("PREPARE leftover AS SELECT 1")
+
+leftover_checks = {
+    "SET search_path": "SELECT current_setting('search_path') = 'pg_catalog'",
+    "advisory lock": "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+    "LISTEN": "SELECT count(*) > 0 FROM pg_listening_channels()",
+    "TEMP table": "SELECT to_regclass('pg_temp.scratch') IS NOT NULL",
+    "PREPARE": "SELECT count(*) > 0 FROM pg_prepared_statements WHERE name = 'leftover'",
+}
+async with pool_of_one.acquire() as conn:
+    same_connection = await conn.fetchval("SELECT pg_backend_pid()") == first_pid
+    survived = {}
+    for state, sql in leftover_checks.items():
+        survived[state] = await conn.fetchval(sql)
+    await conn.execute("DROP TABLE scratch; DEALLOCATE leftover")  # clean up what the reset left
+
+print("same connection as before:", same_connection)
+for state, still_there in survived.items():
+    print(f"{state:<16} {'SURVIVED' if still_there else 'reset'}")
+
+# %% [markdown]
+# Temporary tables and prepared statements **survive** the reset: the next borrower of that connection
+# sees them. A test that creates a temp table on a pooled connection should drop it (or create it inside
+# a transaction with `ON COMMIT DROP`).
+
+# %% [markdown]
+# ## `init=`, `setup=` and `reset=`
+#
+# | hook | runs | use it for |
+# |---|---|---|
+# | `init=` | once, when the pool opens a new connection | things the reset does not undo: type codecs (the course's `coursedb.init_connection`) |
+# | `setup=` | every `acquire()` | state that must hold for every borrower and that the reset undoes |
+# | `reset=` | every release, instead of the reset query | custom cleanup, e.g. also `DISCARD TEMP` |
+# | `server_settings=` | connection start-up | settings like `statement_timeout`: they become the connection's defaults |
+#
+# The reset makes one mistake easy: putting a `SET` in `init=`. It holds for the first borrower only:
+
+# %%
+async def set_timeout(conn):
+    await conn.execute("SET statement_timeout = '2s'")
+
+
+async def timeouts_seen(**pool_options):
+    async with asyncpg.create_pool(db_url, min_size=1, max_size=1, **pool_options) as one:
+        seen = []
+        for _ in range(2):
+            async with one.acquire() as conn:
+                seen.append(await conn.fetchval("SHOW statement_timeout"))
+        return seen
+
+
+hooks = {
+    "init=": {"init": set_timeout},
+    "setup=": {"setup": set_timeout},
+    "server_settings=": {"server_settings": {"statement_timeout": "2s"}},
+}
+for label, options in hooks.items():
+    first, second = await timeouts_seen(**options)
+    print(f"{label:<17} first borrower: {first:<3} second borrower: {second}")
+
+# %% [markdown]
+# `RESET ALL` returned the setting to the connection's default (`0`, no timeout). `server_settings=` changes
+# that default itself, so it costs nothing per acquire; `setup=` works too, at one extra query per acquire.
+
+# %% [markdown]
+# ## Exercise 2.2: a pool whose queries can never run away
+#
+# Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
+# not just the first, has `statement_timeout` set to `'500ms'`.
+
+# %% tags=["exercise"]
+# Exercise 2.2: a pool whose queries can never run away
+async def create_guarded_pool(dsn):
+    raise NotImplementedError("Exercise 2.2: init= is undone by the reset; try server_settings= or setup=")
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+
+async def test_every_borrower_has_the_statement_timeout(db_url):
+    guarded = await create_guarded_pool(db_url)
+    try:
+        for _ in range(3):
+            async with guarded.acquire() as first, guarded.acquire() as second:
+                assert await first.fetchval("SHOW statement_timeout") == "500ms"
+                assert await second.fetchval("SHOW statement_timeout") == "500ms"
+        async with guarded.acquire() as conn:
+            with pytest.raises(asyncpg.QueryCanceledError):
+                await conn.execute("SELECT pg_sleep(5)")
+    finally:
+        await guarded.close()
+
+# %% [markdown]
+# ## Closing a pool: `close()` waits, `terminate()` does not
+#
+# `close()` is polite: it waits until every borrowed connection is back, then closes them all.
+# While something still holds a connection, `close()` does not finish:
+
+# %%
+held = await pool_of_one.acquire()
+closing = asyncio.create_task(pool_of_one.close())
+await asyncio.sleep(0.2)
+print("close() finished while a connection was out:", closing.done())
+await pool_of_one.release(held)
+await closing
+print("close() finished after the release:", closing.done())
+
+# %% [markdown]
+# A leaked connection therefore makes `close()` wait forever, e.g. in a fixture's teardown. `terminate()`
+# closes every connection at once, borrowed or not, and the borrower's next query fails:
+
+# %%
+doomed = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+held = await doomed.acquire()
+doomed.terminate()
+try:
+    await held.fetchval("SELECT 1")
+except asyncpg.InterfaceError as exc:
+    print("InterfaceError:", exc)
+
+# %% [markdown]
+# Use `close()` in normal teardown (wrapped in `asyncio.wait_for` if a leak must not hang you) and `terminate()`
+# when you know connections leaked, like the `lazy_pool` fixture above.
+
+# %%
+await pool.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - A pool opens `min_size` connections at start and never more than `max_size`; `async with pool.acquire()`
+#   always gives the connection back.
+# - `acquire()` waits forever by default. Bound waits (`acquire(timeout=...)`, `asyncio.wait_for`) so a
+#   deadlock or exhaustion fails a test instead of hanging it.
+# - Check for leaks by comparing connections **in use**, not idle ones.
+# - The reset on release undoes `SET`, `LISTEN` and advisory locks, not temp tables or prepared statements.
+# - Codecs go in `init=`; settings go in `server_settings=` (or `setup=`), never in `init=`.
+# - `close()` waits for borrowed connections; `terminate()` does not.
