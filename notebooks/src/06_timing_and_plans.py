@@ -1,0 +1,517 @@
+# %% [markdown]
+# # 06 · Timing and query plans
+#
+# **You will learn**
+# - why a test that asserts on elapsed time is flaky, measured live on this machine;
+# - why the classic "100 lookups in under 0.5 s" test cannot see a missing index;
+# - how to assert the **query plan** with `EXPLAIN (FORMAT JSON)` at a realistic row count;
+# - how to measure properly: warm-up, repeats, minimum and median;
+# - where timing belongs instead: benchmarks that print numbers and never assert on them.
+#
+# *About 15 minutes.*
+
+# %% [markdown]
+# ## The idea
+#
+# "Is this query fast?" mixes two questions with very different answers:
+#
+# | question | answered by | deterministic? | lives in |
+# |---|---|---|---|
+# | Does the query **use an index**? | the planner's plan: `EXPLAIN (FORMAT JSON)` | yes, at a given row count | a test, with `assert` |
+# | **How long** does it take here? | a clock, many repeats, min and median | no: it depends on the machine and its neighbours | a benchmark, printed, never asserted |
+#
+# A test must be able to fail for one reason only: the code is wrong. A clock can fail it because
+# a CI runner was busy, and it can pass it although the index is missing. This notebook shows both, live.
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %%
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+
+import asyncpg
+import matplotlib.pyplot as plt
+
+import coursedb
+
+conn = await asyncpg.connect(db_url)
+await coursedb.init_connection(conn)  # json codecs: EXPLAIN (FORMAT JSON) comes back as lists and dicts
+
+# %% [markdown]
+# ## The timing test that cannot fail
+#
+# A popular article tests an "indexed lookup" like this: insert **one** row, look it up 100 times, and
+# assert that took less than 0.5 s. Let's run exactly that, on a table that has **no index at all**:
+
+# %%
+await conn.execute("DROP TABLE IF EXISTS people")
+await conn.execute("CREATE TEMP TABLE people (email TEXT, name TEXT)")  # no primary key, no index
+await conn.execute("INSERT INTO people VALUES ('perf@test.com', 'Perf')")
+
+
+async def hundred_lookups() -> float:
+    started = time.perf_counter()
+    for _ in range(100):
+        await conn.fetchrow("SELECT * FROM people WHERE email = $1", "perf@test.com")
+    return time.perf_counter() - started
+
+
+elapsed = await hundred_lookups()
+print("the article's assertion, elapsed < 0.5:", elapsed < 0.5)
+
+# %% [markdown]
+# It passes, with a wide margin, and there is no index to find. What did the server actually do?
+# `EXPLAIN (FORMAT JSON)` returns the plan as JSON; the course's codec turns it into Python lists and dicts.
+# The top node's `"Node Type"` is how the table is read:
+
+# %%
+plan = await conn.fetchval("EXPLAIN (FORMAT JSON) SELECT * FROM people WHERE email = $1", "perf@test.com")
+plan[0]["Plan"]["Node Type"]
+
+# %% [markdown]
+# A sequential scan: read the whole table. At one row that is the best plan there is, so the
+# planner picks it **even when an index exists**. The course's `users` table has one on `email`
+# (from `UNIQUE`). With one row and fresh statistics (`ANALYZE`) it is not used:
+
+# %%
+transaction = conn.transaction()
+await transaction.start()
+try:
+    await conn.execute("INSERT INTO users (email, name) VALUES ('perf@test.com', 'Perf')")
+    await conn.execute("ANALYZE users")
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) SELECT * FROM users WHERE email = $1", "perf@test.com")
+    indexes = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'users' ORDER BY indexname")
+    print("indexes on users:", [row["indexname"] for row in indexes])
+    print("plan at 1 row:   ", plan[0]["Plan"]["Node Type"])
+finally:
+    await transaction.rollback()  # what the db_conn fixture does for tests
+
+# %% [markdown]
+# Same plan with and without the index, so the same time, give or take noise. **A one-row timing
+# test cannot tell them apart**: it would stay green the day someone drops the index.
+
+# %% [markdown]
+# ## Timing is noisy, even on a quiet machine
+#
+# Now time one query, the same one, 300 times in a row. Each number below is a ratio measured in
+# this run (your numbers will differ; that is the point):
+
+# %%
+async def time_calls(call, repeats: int) -> list[float]:
+    """Seconds per call, one entry per repeat."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await call()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def lookup():
+    return conn.fetchrow("SELECT * FROM people WHERE email = $1", "perf@test.com")
+
+
+per_call = await time_calls(lookup, 300)
+print(f"slowest call / fastest call: {max(per_call) / min(per_call):.1f}×")
+print(f"slowest call / median call:  {max(per_call) / statistics.median(per_call):.1f}×")
+
+# %% [markdown]
+# Whole runs of the article's 100-lookup loop vary too, and they vary much more when the machine
+# is busy: a CI runner shares its cores with other jobs. Here we keep the server busy with two
+# CPU-heavy queries on other connections while the loop runs again:
+
+# %%
+async def busy_server(seconds: float) -> None:
+    """Two connections that keep the server's CPUs busy for about `seconds`."""
+    async def spin():
+        other = await asyncpg.connect(db_url)
+        try:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                await other.fetchval("SELECT sum(i) FROM generate_series(1, 300000) i")
+        finally:
+            await other.close()
+
+    await asyncio.gather(spin(), spin())
+
+
+async def ten_runs() -> list[float]:
+    return [await hundred_lookups() for _ in range(10)]
+
+
+quiet_runs = await ten_runs()
+load = asyncio.create_task(busy_server(1.0))
+await asyncio.sleep(0.1)  # let the load start
+busy_runs = await ten_runs()
+await load
+
+print(f"quiet: slowest run / fastest run:    {max(quiet_runs) / min(quiet_runs):.1f}×")
+print(f"busy median run / quiet median run:  {statistics.median(busy_runs) / statistics.median(quiet_runs):.1f}×")
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.hist([t * 1e6 for t in per_call], bins=40, color="tab:blue")
+ax.axvline(statistics.median(per_call) * 1e6, color="black", linestyle="--", label="median")
+ax.set_xscale("log")
+ax.set_xlabel("one lookup, microseconds (log scale)")
+ax.set_ylabel("calls")
+ax.set_title("The same query, 300 times: one query has many durations")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# The same code, the same query, the same one-row table, and a spread of durations. A bound like
+# `elapsed < 0.5` is either loose enough to never fail (then it tests nothing) or tight enough to
+# fail when a neighbour is busy (then it is flaky). Neither is a test.
+
+# %% [markdown]
+# ## Assert the plan, at a realistic row count
+#
+# The question a test *can* answer: **will the query use an index?** Ask the planner, with
+# enough rows that the answer matters. The course schema has a real gap to find: `orders.user_id`
+# is a foreign key, but PostgreSQL does not index foreign keys automatically.
+#
+# The fixture below fills `orders` with 20,000 rows for 1,000 users, inside `db_conn`'s transaction,
+# and runs `ANALYZE` so the planner knows the table's size. Everything is rolled back after each test.
+
+# %%
+import pytest
+
+LOOKUP_ORDERS = "SELECT id, total, status FROM orders WHERE user_id = $1"
+INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
+
+
+@pytest.fixture
+async def many_orders(db_conn) -> int:
+    """20,000 orders over 1,000 users, with fresh statistics; returns one user's id."""
+    first = await db_conn.fetchval(
+        "INSERT INTO users (email, name) SELECT 'u' || i || '@example.com', 'U' FROM generate_series(1, 1000) i"
+        " RETURNING id"
+    )
+    await db_conn.execute(
+        "INSERT INTO orders (user_id, total) SELECT $1::int + i % 1000, 10 FROM generate_series(1, 20000) i", first
+    )
+    await db_conn.execute("ANALYZE users, orders")
+    return first + 42
+
+
+async def top_node(conn, sql: str, *args) -> str:
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+    return plan[0]["Plan"]["Node Type"]
+
+# %% [markdown]
+# First the test as it should be written. It fails, and that is the point: it found the missing index.
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+async def test_orders_of_a_user_are_found_by_index(db_conn, many_orders):
+    assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) in INDEX_SCANS
+
+# %% [markdown]
+# `'Seq Scan' in {...}` is false: to find one user's 20 orders the server reads all 20,000.
+# A test that fails for exactly this reason is what the timing test never was.
+#
+# The fix is an index. `CREATE INDEX` is transactional in PostgreSQL, so a test can try it inside
+# `db_conn`'s transaction and the rollback removes it again. `ANALYZE` refreshes the statistics:
+
+# %%
+# %%ipytest
+
+async def test_an_index_on_user_id_changes_the_plan(db_conn, many_orders):
+    assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) == "Seq Scan"
+    await db_conn.execute("CREATE INDEX orders_user_id_idx ON orders (user_id)")
+    await db_conn.execute("ANALYZE orders")
+    assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) in INDEX_SCANS
+
+# %% [markdown]
+# Green, and for the right reason. The index was rolled back with the test's transaction:
+
+# %%
+await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'orders' ORDER BY indexname")
+
+# %% [markdown]
+# In a real project the fix is a migration (`CREATE INDEX ... ON orders (user_id)`), and the first
+# test stays in the suite as a guard: it turns red the day someone drops the index again.
+#
+# Why 20,000 rows? Below a few pages the planner prefers a sequential scan, as we saw at one row. Pick a
+# row count where the right plan is unambiguous, and check it fails without the index (we just did).
+
+# %% [markdown]
+# ## Measuring properly
+#
+# Sometimes you do want numbers: to compare two queries, or to see what an index buys. Then:
+#
+# | do this | because |
+# |---|---|
+# | **warm up** first | the first call pays one-off costs: asyncpg prepares the statement, the server plans it, caches fill |
+# | **repeat** many times | one measurement is one sample of a noisy distribution |
+# | report the **minimum** | closest to the cost of the code itself; noise only ever adds time |
+# | and the **median** | what a typical call costs; unlike the mean, one stall doesn't move it |
+# | compare **ratios measured side by side** in one run | absolute numbers don't travel between machines; ratios travel better |
+# | use `time.perf_counter()` | a monotonic, high-resolution clock (`time.time()` can jump) |
+#
+# How much does the first call cost? A statement text the connection has never seen:
+
+# %%
+async def measure(call, repeats: int = 50, warmup: int = 5) -> dict[str, float]:
+    """Warm up, then time `repeats` calls; min and median in seconds."""
+    for _ in range(warmup):
+        await call()
+    timings = await time_calls(call, repeats)
+    return {"min": min(timings), "median": statistics.median(timings)}
+
+
+def fresh_statement():
+    return conn.fetchrow("SELECT name FROM people WHERE email = $1 AND name IS NOT NULL", "perf@test.com")
+
+
+[cold] = await time_calls(fresh_statement, 1)  # first ever call of this statement text
+warm = await measure(fresh_statement)
+print(f"first call / warm median: {cold / warm['median']:.1f}×")
+print(f"warm median / warm min:   {warm['median'] / warm['min']:.1f}×")
+
+# %% [markdown]
+# (Run the cell again and the "first" call is no longer cold: asyncpg keeps the prepared
+# statement in the connection's cache. Warm-up is exactly that effect, on purpose.)
+#
+# ## Sequential scan vs index scan, by table size
+#
+# Now a picture worth looking at: the same lookup on two tables that differ only by an index, at
+# growing sizes. Both tables grow together; at each size we `ANALYZE`, warm up and take the median.
+
+# %%
+await conn.execute("DROP TABLE IF EXISTS plain, indexed")
+await conn.execute("CREATE TEMP TABLE plain (k INT, payload TEXT)")
+await conn.execute("CREATE TEMP TABLE indexed (k INT, payload TEXT)")
+await conn.execute("CREATE INDEX ON indexed (k)")
+
+sizes = [100, 1_000, 10_000, 100_000]
+medians = {"plain": [], "indexed": []}
+filled = 0
+for size in sizes:
+    for table in medians:
+        await conn.execute(
+            f"INSERT INTO {table} SELECT i, md5(i::text) FROM generate_series($1::int + 1, $2::int) i", filled, size
+        )
+        await conn.execute(f"ANALYZE {table}")
+    filled = size
+    line = f"{size:>7} rows:"
+    for table in medians:
+        sql = f"SELECT * FROM {table} WHERE k = $1"
+        result = await measure(lambda sql=sql, key=size // 2: conn.fetch(sql, key), repeats=20, warmup=3)
+        medians[table].append(result["median"])
+        line += f"  {table}: {await top_node(conn, sql, 7):<11}"
+    print(line + f"  plain / indexed: {medians['plain'][-1] / medians['indexed'][-1]:.1f}×")
+
+# %% [markdown]
+# (We time `fetch`, not `fetchrow`. `fetchrow` asks the server for one row only, and a sequential
+# scan stops as soon as it has found it: a key near the start of the table looks fast without any index.
+# One more way a timing can flatter a missing index.) Measured on the 100,000-row table without an index:
+
+# %%
+sql = "SELECT * FROM plain WHERE k = $1"
+one_row = await measure(lambda: conn.fetchrow(sql, 7))
+all_rows = await measure(lambda: conn.fetch(sql, 7))
+print(f"the same Seq Scan, fetch / fetchrow of key 7: {all_rows['median'] / one_row['median']:.0f}×")
+
+# %% [markdown]
+# The plan types are the deterministic part: at 100 rows both tables are read sequentially (the index
+# is not worth it); from about 1,000 rows on, the indexed table gets an index scan. The ratios are the
+# measured part. The picture:
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4))
+ax.plot(sizes, [m * 1e3 for m in medians["plain"]], marker="o", label="no index (Seq Scan)")
+ax.plot(sizes, [m * 1e3 for m in medians["indexed"]], marker="o", label="index on k")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("rows in the table (log scale)")
+ax.set_ylabel("median lookup, ms (log scale)")
+ax.set_title("Looking up one row: measured in this notebook, this run")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# At small sizes the two lines lie on top of each other, which is why the one-row timing test could
+# never see the missing index. The gap opens with the row count, and grows with it.
+
+# %% [markdown]
+# ## Where timing belongs: benchmarks
+#
+# Timing is useful, just not as a pass/fail gate. Put it in a **benchmark**: code that measures and
+# **reports**, and never asserts on time. [pytest-benchmark](https://pytest-benchmark.readthedocs.io)
+# gives you a `benchmark` fixture that handles warm-up, rounds and statistics.
+#
+# One catch: `benchmark` and `benchmark.pedantic` call a **sync** function; they cannot await a coroutine.
+# So give the benchmark a sync wrapper: a connection and an event loop of its own, and a function that
+# runs one query to completion on that loop. This is a whole benchmark test:
+
+# %%
+import os
+
+
+def test_benchmark_user_lookup(benchmark):
+    """Measures and reports. It may assert on the result, never on the time."""
+    loop = asyncio.new_event_loop()  # benchmark() calls sync code: give it a loop of its own
+    bench_conn = loop.run_until_complete(asyncpg.connect(os.environ["BENCHMARK_DB_URL"]))
+    try:
+
+        def one_lookup():
+            return loop.run_until_complete(bench_conn.fetchrow("SELECT * FROM users WHERE email = $1", "x@y.z"))
+
+        row = benchmark.pedantic(one_lookup, rounds=50, warmup_rounds=5, iterations=1)
+    finally:
+        loop.run_until_complete(bench_conn.close())
+        loop.close()
+    assert row is None
+
+# %% [markdown]
+# A benchmark run is a pytest command of its own, never part of the test suite's run. So we write the
+# function above to a file and run pytest on it in a subprocess, with the project's settings.
+# `--benchmark-quiet` drops the results table (its numbers change on every run); `--benchmark-json`
+# saves the statistics, which we print in a stable format.
+
+# %%
+import inspect
+import shutil
+import subprocess
+import sys
+import tempfile
+
+bench_dir = Path(tempfile.mkdtemp(prefix="benchmark_"))
+test_file = bench_dir / "test_lookup_benchmark.py"
+imports = "import asyncio\nimport os\n\nimport asyncpg\n\n\n"
+test_file.write_text(imports + inspect.getsource(test_benchmark_user_lookup))
+report = bench_dir / "report.json"
+
+# If this notebook itself runs under pytest-xdist (as in CI), the kernel inherited PYTEST_XDIST_WORKER,
+# and pytest-benchmark switches itself off inside xdist workers. A benchmark run is no worker: drop it.
+env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+env["BENCHMARK_DB_URL"] = db_url
+project = ["-c", "../pyproject.toml", "--rootdir", ".."]  # the project's pytest settings
+command = [sys.executable, "-m", "pytest", "-q", "--color=no", *project, str(test_file)]
+command += ["--benchmark-quiet", f"--benchmark-json={report}"]
+run = subprocess.run(command, capture_output=True, text=True, env=env)
+print(run.stdout.strip().splitlines()[-1])
+
+stats = json.loads(report.read_text())["benchmarks"][0]["stats"]
+print(f"{stats['rounds']} rounds: min {stats['min'] * 1e6:.0f} µs, median {stats['median'] * 1e6:.0f} µs per lookup")
+shutil.rmtree(bench_dir)
+
+# %% [markdown]
+# In a project:
+#
+# - Benchmarks live apart from tests. This course keeps them in `benchmarks/`: scripts that measure
+#   side by side in one run, print ratios and write results to `benchmarks/results/`. None of them asserts on time.
+# - If you keep pytest-benchmark tests next to your tests, CI can run them with `--benchmark-disable`: then each
+#   benchmarked function runs once, as a smoke test that it still works, and nothing is timed.
+# - Don't benchmark under `pytest -n`: parallel workers compete for the same CPUs. pytest-benchmark knows and
+#   switches itself off in xdist workers, with a warning (that is why the cell above drops `PYTEST_XDIST_WORKER`).
+
+# %% [markdown]
+# ## What isolation costs on this machine
+#
+# Rolling back a transaction is not the only way to keep tests apart: you can also empty the tables
+# after each test, or give each test a fresh database. Each has a price per test. The script
+# `benchmarks/isolation.py` measures their per-test overhead side by side and saves
+# `benchmarks/results/isolation.json`. If that file exists, here is the chart; if not, the chart says how to make it.
+
+# %%
+results_file = Path.cwd().parent / "benchmarks" / "results" / "isolation.json"
+fig, ax = plt.subplots(figsize=(8, 4))
+if results_file.exists():
+    records = json.loads(results_file.read_text())["results"]
+    strategies = sorted({r["strategy"] for r in records})
+    setups = sorted({(r["tables"], r["rows"]) for r in records})
+    width = 0.8 / len(strategies)
+    for i, strategy in enumerate(strategies):
+        by_setup = {(r["tables"], r["rows"]): r["median_ms"] for r in records if r["strategy"] == strategy}
+        xs = [j + i * width for j, setup_ in enumerate(setups) if setup_ in by_setup]
+        ax.bar(xs, [by_setup[s] for s in setups if s in by_setup], width, label=strategy)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(setups))])
+    ax.set_xticklabels([f"{t} tables, {r} rows" for t, r in setups])
+    ax.set_yscale("log")
+    ax.set_ylabel("median per-test overhead, ms (log)")
+    ax.set_title("Isolation strategies, from benchmarks/results/isolation.json")
+    ax.legend()
+else:
+    ax.text(0.5, 0.5, "No results yet.\nRun: python benchmarks/isolation.py", ha="center", va="center", fontsize=14)
+    ax.set_axis_off()
+plt.show()
+print("The chart shows benchmarks/results/isolation.json; `python benchmarks/isolation.py` measures it again.")
+
+# %% [markdown]
+# Read it as ratios between bars measured in the same run, not as promises about your CI machine.
+
+# %% [markdown]
+# ## Exercise 6.1: find the scan under the aggregate
+#
+# `top_node` only looks at the plan's root. That is not enough for real queries. The shop's
+# `order_total` sums a user's orders, and its plan has an `Aggregate` on top; the node that
+# reads `orders` sits underneath, in the `"Plans"` list of its parent (which can nest deeper).
+#
+# Write `scan_of(plan, table)`: given the parsed JSON of `EXPLAIN (FORMAT JSON)`, return the `"Node Type"`
+# of the node whose `"Relation Name"` is `table`, searching the whole tree; return `None` if no node reads it.
+
+# %% tags=["exercise"]
+# Exercise 6.1: find the node that reads a table
+def scan_of(plan: list, table: str) -> str | None:
+    raise NotImplementedError(
+        "Exercise 6.1: start at plan[0]['Plan'] and visit every node and its node.get('Plans', []); "
+        "return node['Node Type'] where node.get('Relation Name') == table"
+    )
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+ORDER_TOTAL = "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
+
+
+async def test_scan_of_a_simple_query(db_conn, many_orders):
+    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + LOOKUP_ORDERS, many_orders)
+    assert scan_of(plan, "orders") == "Seq Scan"
+
+
+async def test_scan_of_finds_the_scan_under_the_aggregate(db_conn, many_orders):
+    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, many_orders)
+    assert plan[0]["Plan"]["Node Type"] == "Aggregate"
+    assert scan_of(plan, "orders") == "Seq Scan"
+    await db_conn.execute("CREATE INDEX ON orders (user_id)")
+    await db_conn.execute("ANALYZE orders")
+    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, many_orders)
+    assert scan_of(plan, "orders") in INDEX_SCANS
+
+
+async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
+    plan = await db_conn.fetchval(
+        "EXPLAIN (FORMAT JSON) SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1",
+        many_orders,
+    )
+    assert scan_of(plan, "users") in INDEX_SCANS  # the primary key
+    assert scan_of(plan, "orders") == "Seq Scan"
+    assert scan_of(plan, "events") is None
+
+# %% [markdown]
+# The solution is in [`solutions/06_timing_and_plans.py`](solutions/06_timing_and_plans.py). Try first!
+
+# %%
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - A wall-clock assertion tests the machine, not the code: it is flaky when the runner is busy and blind
+#   when the data is small. The one-row `elapsed < 0.5` test passes with no index at all.
+# - At one row every lookup is a `Seq Scan`, index or not. Test plans at a row count where the right plan is clear.
+# - Assert the plan: `EXPLAIN (FORMAT JSON)`, then the `"Node Type"` of the node that reads your table (walk the tree).
+# - `CREATE INDEX` and `ANALYZE` are transactional: a test can try an index and `db_conn` rolls it back.
+# - Measure with warm-up, many repeats, min and median, `time.perf_counter()`; compare ratios measured side by side.
+# - Timing lives in benchmarks (`benchmarks/`, pytest-benchmark) that report and never assert; CI runs them with
+#   `--benchmark-disable` as smoke tests.
