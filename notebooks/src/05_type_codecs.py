@@ -1,0 +1,394 @@
+# %% [markdown]
+# # 05 · Type codecs: what comes back from PostgreSQL
+#
+# **You will learn**
+# - what an `asyncpg.Record` is, and how to get a `dict` from it;
+# - why `json`/`jsonb` arrive as `str` until you register a codec, and where to register it;
+# - the double-encoding bug: a JSON *string* sent through a `json.dumps` encoder;
+# - that a codec belongs to one connection, and how to test that every pooled connection has it;
+# - which Python types `uuid`, `numeric`, `timestamptz` and enums become, and why `float` is wrong for money;
+# - how to write a codec of your own.
+#
+# *About 15 minutes.*
+
+# %% [markdown]
+# ## The idea
+#
+# PostgreSQL sends every value with its type. asyncpg turns each type into a Python object with a
+# **codec**: a decoder for results, an encoder for query arguments. Most types have a built-in codec.
+# `json` and `jsonb` are left as text, and enums you create yourself arrive as plain strings.
+#
+# `conn.set_type_codec()` adds or replaces a codec, **on that one connection**. That last part is the
+# source of the classic bug, and the reason the course's pool registers its codecs in `init=`.
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## Live code: what each type becomes
+#
+# A connection with no codecs of ours: asyncpg's defaults. One value of each type the course uses:
+
+# %%
+import asyncpg
+
+plain = await asyncpg.connect(db_url)
+sample = await plain.fetchrow(
+    """
+    SELECT 42                                              AS "integer",
+           19.99::numeric(10, 2)                           AS "numeric",
+           'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid    AS "uuid",
+           '2024-03-01 12:00:00+01'::timestamptz           AS "timestamptz",
+           '{"plan": "pro"}'::jsonb                        AS "jsonb",
+           'paid'::order_status                            AS "order_status"
+    """
+)
+for column, value in sample.items():
+    print(f"{column:>12} -> {type(value).__name__:<9} {value!r}")
+
+# %% [markdown]
+# Two of those need care when you compare them in a test:
+
+# %%
+import uuid
+from decimal import Decimal
+
+print('numeric == 19.99:           ', sample["numeric"] == 19.99)
+print('numeric == Decimal("19.99"):', sample["numeric"] == Decimal("19.99"))
+print("uuid == its text:           ", sample["uuid"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+print("uuid == uuid.UUID(its text):", sample["uuid"] == uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))
+
+# %% [markdown]
+# | PostgreSQL | Python (asyncpg's default) | mind |
+# |---|---|---|
+# | `integer` | `int` | |
+# | `numeric` | `decimal.Decimal` | exact; compare with `Decimal("19.99")`, never a `float` |
+# | `uuid` | `uuid.UUID` | not equal to its text; compare with `uuid.UUID(...)` |
+# | `timestamptz` | aware `datetime`, always in UTC | the `+01` input became `11:00 UTC` |
+# | `jsonb` | `str` | until you register a codec |
+# | `order_status` (an enum) | `str` | until you register a codec |
+
+# %% [markdown]
+# ## Records are not dicts
+#
+# `fetch` and `fetchrow` return `asyncpg.Record`: you index it by column name or by position, and it
+# has `.get()`, `.keys()` and `.items()` like a mapping. But it is not a `dict`, and has no attribute access.
+
+# %%
+row = await plain.fetchrow("SELECT 1 AS id, 'ada@example.com' AS email")
+print("a dict?", isinstance(row, dict))
+print("by name and by position:", row["email"], row[1])
+print("keys:", list(row.keys()), "| get with a default:", row.get("phone", "n/a"))
+print("attribute access?", hasattr(row, "email"))
+print("as a dict:", dict(row))
+
+# %% [markdown]
+# `dict(row)` is what you want when the result leaves the data layer: for JSON responses, or for
+# comparing a whole row in a test (`assert dict(row) == {...}` gives a readable diff).
+
+# %% [markdown]
+# ## json and jsonb without a codec
+#
+# Results come back as text, and a Python `dict` cannot be sent at all:
+
+# %%
+print(repr(await plain.fetchval("""SELECT '{"plan": "pro"}'::jsonb""")))
+try:
+    await plain.fetchval("SELECT $1::jsonb", {"plan": "pro"})
+except asyncpg.DataError as exc:
+    print("DataError:", exc)
+
+# %% [markdown]
+# ## Pitfall: the double-encoded JSON string
+#
+# The article registered `json.dumps` as the encoder and then passed a string that already *was*
+# JSON. The encoder does its job and encodes that string again, as a JSON **string**:
+
+# %%
+import json
+
+await plain.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+stored = await plain.fetchrow(
+    "SELECT jsonb_typeof($1::jsonb) AS kind, $1::jsonb::text AS stored_text, $1::jsonb AS decoded",
+    '{"key": "value"}',
+)
+print("jsonb_typeof:", stored["kind"])
+print("stored text: ", stored["stored_text"])
+print("decoded:     ", repr(stored["decoded"]), "a", type(stored["decoded"]).__name__)
+
+# %% [markdown]
+# The server holds a string with quotes inside, not an object, and the decoder faithfully hands
+# back a `str`. The article's test, run as written against the course's pool (which has the codec):
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_custom_json_codec_as_the_article_wrote_it(db_conn):
+    await db_conn.execute("CREATE TEMP TABLE json_test (data jsonb)")  # gone with the rollback
+    await db_conn.execute("INSERT INTO json_test VALUES ($1::jsonb)", '{"key": "value"}')
+    row = await db_conn.fetchrow("SELECT data FROM json_test")
+    assert isinstance(row["data"], dict)
+
+# %% [markdown]
+# **The right way:** with a json codec registered, pass Python objects (`dict`, `list`, numbers) and
+# let the codec encode them once. `shop.record_event` does exactly that:
+
+# %%
+# %%ipytest
+import uuid
+
+from shop import record_event
+
+
+async def test_jsonb_round_trips_a_dict(db_conn):
+    event_id = await record_event(db_conn, "signup", {"plan": "pro", "seats": 3})
+    assert isinstance(event_id, uuid.UUID)
+    row = await db_conn.fetchrow("SELECT jsonb_typeof(payload) AS kind, payload FROM events WHERE id = $1", event_id)
+    assert row["kind"] == "object"
+    assert row["payload"] == {"plan": "pro", "seats": 3}
+
+# %% [markdown]
+# ## A codec belongs to one connection
+#
+# The article also set the codec on the connection it had just acquired from the pool. The pool's
+# other connections know nothing about it. A pool of two, both connections held at once:
+
+# %%
+pool_of_two = await asyncpg.create_pool(db_url, min_size=2, max_size=2)
+async with pool_of_two.acquire() as first, pool_of_two.acquire() as second:
+    await first.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    print("first: ", repr(await first.fetchval("""SELECT '{"a": 1}'::jsonb""")))
+    print("second:", repr(await second.fetchval("""SELECT '{"a": 1}'::jsonb""")))
+await pool_of_two.close()
+
+# %% [markdown]
+# Code that happens to get `second` receives a `str`. Which connection a request gets depends on
+# what else is running at that moment, so in an application this bug comes and goes.
+# The fix is the pool's `init=` hook: the pool calls it for **every** connection it opens. The course's
+# hook is [`coursedb.init_connection`](../coursedb/codecs.py), and the `db_pool` fixture uses it:
+#
+# ```python
+# pool = await asyncpg.create_pool(dsn, init=coursedb.init_connection)
+# ```
+#
+# ### Testing that every connection has the codec
+#
+# A test that acquires one connection, uses it and gives it back checks one connection only:
+# the pool hands the same one out again and again.
+
+# %%
+import coursedb
+
+pool = await asyncpg.create_pool(db_url, min_size=2, max_size=5, init=coursedb.init_connection)
+backend_pids = []
+for _ in range(5):
+    async with pool.acquire() as conn:
+        backend_pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
+await pool.close()
+print("5 acquisitions, distinct connections:", len(set(backend_pids)))
+
+# %% [markdown]
+# So the test must **hold every connection the pool may open, at the same time**, and check each.
+# A helper that does that and reports what each connection (by backend pid) decoded:
+
+# %%
+import contextlib
+
+
+async def jsonb_on_every_connection(pool) -> dict:
+    async with contextlib.AsyncExitStack() as held:
+        conns = [await held.enter_async_context(pool.acquire()) for _ in range(pool.get_max_size())]
+        return {
+            await conn.fetchval("SELECT pg_backend_pid()"): await conn.fetchval("""SELECT '{"ok": true}'::jsonb""")
+            for conn in conns
+        }
+
+# %%
+# %%ipytest
+
+
+async def test_every_connection_of_db_pool_decodes_jsonb(db_pool):
+    decoded = await jsonb_on_every_connection(db_pool)
+    assert len(decoded) == db_pool.get_max_size()  # really every connection, each counted once
+    assert [value for value in decoded.values() if value != {"ok": True}] == []
+
+# %% [markdown]
+# Can this test fail? Point it at a pool set up the article's way: codec registered on the one
+# connection acquired first.
+
+# %% tags=["raises-exception"]
+# %%ipytest
+import json
+
+import asyncpg
+import pytest
+
+
+@pytest.fixture
+async def seed_style_pool(db_url):
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
+    async with pool.acquire() as conn:
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    yield pool
+    await pool.close()
+
+
+async def test_every_connection_of_the_seed_style_pool_decodes_jsonb(seed_style_pool):
+    decoded = await jsonb_on_every_connection(seed_style_pool)
+    assert [value for value in decoded.values() if value != {"ok": True}] == []
+
+# %% [markdown]
+# One connection decodes, the other two return `str`. That is the bug, caught.
+
+# %% [markdown]
+# ## numeric: `Decimal`, and why not `float`
+#
+# asyncpg accepts a `float` for a `numeric` argument, and sends its exact binary value, which is
+# rarely the number you typed. A `str` or `Decimal` arrives exactly:
+
+# %%
+await plain.fetchrow(
+    "SELECT $1::numeric AS from_float, $2::numeric AS from_str, $1::numeric(10, 2) AS float_in_a_money_column",
+    0.1,
+    "0.1",
+)
+
+# %% [markdown]
+# A `numeric(10, 2)` column like `orders.total` rounds that away, which hides the problem until
+# someone adds floats up in Python. Sums done in `numeric` stay exact:
+
+# %%
+print("float in Python:  ", 0.1 + 0.2)
+print("numeric in SQL:   ", repr(await plain.fetchval("SELECT sum(x) FROM unnest($1::numeric[]) AS x", ["0.1", "0.2"])))
+
+# %% [markdown]
+# In tests: pass amounts as `Decimal("19.99")` or `"19.99"`, and compare with `Decimal("19.99")`.
+
+# %% [markdown]
+# ## timestamptz: always an aware `datetime` in UTC
+#
+# The server's `TimeZone` setting changes how a `timestamptz` is *written as text*, not the instant.
+# asyncpg receives the instant and returns it in UTC whatever the setting (here `SET TIME ZONE` on our
+# own connection, so the output does not depend on the server's default):
+
+# %%
+MOMENT = "SELECT ts, ts::text AS as_text FROM (VALUES ('2024-03-01 12:00:00+01'::timestamptz)) AS t(ts)"
+for zone in ("UTC", "Europe/Berlin"):
+    await plain.execute(f"SET TIME ZONE '{zone}'")
+    moment = await plain.fetchrow(MOMENT)
+    print(f"{zone:>13}: text {moment['as_text']!r:26} python {moment['ts']!r}")
+
+# %% [markdown]
+# So compare `timestamptz` values with aware datetimes
+# (`datetime(2024, 3, 1, 11, 0, tzinfo=timezone.utc)`), and never with strings.
+
+# %% [markdown]
+# ## Enums: plain `str`, checked by the server
+#
+# `order_status` has four labels (`pending`, `paid`, `shipped`, `cancelled`). Without a codec you send
+# and receive strings, and the server rejects a label it does not know:
+
+# %%
+print(repr(await plain.fetchval("SELECT $1::order_status", "shipped")))
+try:
+    await plain.fetchval("SELECT $1::order_status", "refunded")
+except asyncpg.InvalidTextRepresentationError as exc:
+    print("InvalidTextRepresentationError:", exc)
+
+# %% [markdown]
+# ## A codec of your own: `order_status` as a Python `Enum`
+#
+# `set_type_codec` works for any type, including your own. With `format="text"` the encoder returns
+# the text PostgreSQL expects and the decoder receives that text. Here: a Python `Enum` for the
+# order status, which also rejects a bad label *before* the query is sent.
+
+# %%
+import enum
+
+
+class OrderStatus(enum.Enum):
+    PENDING = "pending"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+
+
+async def register_order_status(conn):
+    await conn.set_type_codec(
+        "order_status",
+        schema="public",
+        encoder=lambda value: OrderStatus(value).value,  # accepts OrderStatus.PAID and "paid"
+        decoder=OrderStatus,
+        format="text",
+    )
+
+
+await register_order_status(plain)
+print(repr(await plain.fetchval("SELECT $1::order_status", OrderStatus.PAID)))
+print(repr(await plain.fetchval("SELECT '{paid,shipped}'::order_status[]")))  # arrays use it too
+try:
+    await plain.fetchval("SELECT $1::order_status", "refunded")
+except asyncpg.DataError as exc:
+    print("DataError:", exc)
+
+# %% [markdown]
+# Like every codec, this one lives on `plain` only. For a pool it belongs in `init=`, next to the
+# json codecs. That is your exercise.
+
+# %% [markdown]
+# ## Exercise 5.1: one `init=` hook for the shop
+#
+# Write `init_shop_connection(conn)` for `asyncpg.create_pool(..., init=init_shop_connection)`. Every
+# connection must decode `jsonb` to Python objects (as `coursedb.init_connection` does) **and**
+# `order_status` to `OrderStatus`. The checker tests a single connection, then every connection of a pool.
+
+# %% tags=["exercise"]
+# Exercise 5.1: an init hook with both codecs
+async def init_shop_connection(conn) -> None:
+    raise NotImplementedError(
+        "Exercise 5.1: await coursedb.init_connection(conn), then await register_order_status(conn)"
+    )
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+import asyncpg
+
+
+async def test_init_gives_one_connection_both_codecs(db_url):
+    conn = await asyncpg.connect(db_url)
+    try:
+        await init_shop_connection(conn)
+        assert await conn.fetchval("""SELECT '{"ok": true}'::jsonb""") == {"ok": True}
+        assert await conn.fetchval("SELECT 'shipped'::order_status") is OrderStatus.SHIPPED
+    finally:
+        await conn.close()
+
+
+async def test_init_gives_every_pooled_connection_both_codecs(db_url):
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3, init=init_shop_connection)
+    try:
+        assert list((await jsonb_on_every_connection(pool)).values()) == [{"ok": True}] * 3
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT $1::order_status", OrderStatus.PAID) is OrderStatus.PAID
+    finally:
+        await pool.close()
+
+# %% [markdown]
+# The solution is in [`solutions/05_type_codecs.py`](solutions/05_type_codecs.py). Try first!
+
+# %%
+await plain.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - Rows are `asyncpg.Record`: index by name or position; `dict(row)` when you need a dict.
+# - `numeric` is `Decimal`, `uuid` is `UUID`, `timestamptz` is an aware UTC `datetime`; enums and,
+#   by default, `json`/`jsonb` are `str`. Pass money as `Decimal` or `str`, never `float`.
+# - With a json codec, pass Python objects. A string that already is JSON gets encoded again and is
+#   stored as a JSON string (`jsonb_typeof` says `string`).
+# - A codec belongs to one connection. Register codecs in the pool's `init=`, and test it by holding
+#   every connection of the pool at once.
