@@ -1,0 +1,301 @@
+# %% [markdown]
+# # 03 · Rollback isolation
+#
+# **You will learn**
+# - how the `db_conn` fixture keeps tests apart with one transaction that is always rolled back, and why
+#   that is cheap;
+# - that a `COMMIT` inside a test is **not** undone by that rollback, and how `db_conn` catches it;
+# - what a rollback does not reset: sequences and `now()`;
+# - why application code with its own pool connections cannot see a test's rows, and two ways out.
+#
+# *About 20 minutes.*
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## The idea
+#
+# Tests that share a database must not see each other's rows. The slow ways to get there delete every
+# row after each test, or rebuild the schema. The cheap way: run each test **inside a transaction and roll
+# it back** at the end. A rollback does not hunt down the rows the test wrote: PostgreSQL marks the
+# whole transaction as *aborted*, and every row it wrote is from then on invisible to everyone. There is
+# nothing to delete and no schema to rebuild.
+# ([`benchmarks/isolation.py`](../benchmarks/isolation.py) compares the strategies on your machine.)
+#
+# The mechanism, by hand:
+
+# %%
+import asyncpg
+
+import coursedb
+
+conn = await asyncpg.connect(db_url)
+await coursedb.empty_tables(conn)  # a clean start, also when you run this notebook again
+
+transaction = conn.transaction()
+await transaction.start()
+await conn.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
+transaction_id = await conn.fetchval("SELECT pg_current_xact_id()")
+print("inside the transaction:", await conn.fetchval("SELECT count(*) FROM users"), "user")
+await transaction.rollback()
+print("after the rollback:    ", await conn.fetchval("SELECT count(*) FROM users"), "users")
+print("the transaction is now:", await conn.fetchval("SELECT pg_xact_status($1)", transaction_id))
+
+# %% [markdown]
+# The course's `db_conn` fixture in [`conftest.py`](../conftest.py) does exactly this around every test:
+# borrow a connection from the pool, start a transaction, hand the connection to the test, roll back.
+# Its teardown also checks one thing the test might have done, which you will meet in a moment.
+#
+# Proof that it works: the same user three times, with `email` unique. If any run's row survived, the
+# next run would fail with a `UniqueViolationError`.
+
+# %%
+# %%ipytest
+import pytest
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+async def test_every_test_starts_with_empty_tables(db_conn, run):
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
+    await db_conn.execute("INSERT INTO users (email, name) VALUES ('same@example.com', $1)", f"run {run}")
+
+# %% [markdown]
+# ## Pitfall: "tests can even call COMMIT, the rollback undoes it"
+#
+# A popular article says so. It is false. `COMMIT` **ends** the fixture's transaction and makes its rows
+# permanent; the fixture's `ROLLBACK` afterwards has nothing left to undo (the server only answers with a
+# warning, "there is no transaction in progress").
+#
+# Here is the article's fixture, and two tests: the first commits, the second expects empty tables.
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+@pytest.fixture
+async def naive_conn(db_pool):
+    async with db_pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        yield conn
+        await transaction.rollback()
+
+
+async def test_a_commits(naive_conn):
+    await naive_conn.execute("INSERT INTO users (email, name) VALUES ('leak@example.com', 'Leak')")
+    await naive_conn.execute("COMMIT")
+
+
+async def test_b_expects_empty_tables(naive_conn):
+    assert await naive_conn.fetchval("SELECT count(*) FROM users") == 0
+
+# %% [markdown]
+# `test_a_commits` passed and **broke a different test**: `test_b_expects_empty_tables` fails, though its own
+# code is fine. In a real suite this shows up as a test that fails only after some other test ran: the
+# hardest kind of failure to track down. The row is really there, committed:
+
+# %%
+print(await conn.fetch("SELECT email FROM users"))
+await coursedb.empty_tables(conn)  # remove it, so the rest of the notebook starts clean
+
+# %% [markdown]
+# And this is all the server said to the fixture's `ROLLBACK` after the `COMMIT`: a warning, which
+# nobody reads, not an error:
+
+# %%
+server_messages = []
+
+
+def collect(connection, message):
+    server_messages.append(f"{message.severity}: {message}")
+
+
+conn.add_log_listener(collect)
+await conn.execute("ROLLBACK")  # what the naive fixture sent, with no transaction open
+conn.remove_log_listener(collect)
+server_messages
+
+# %% [markdown]
+# The course's `db_conn` checks, after the test, whether the test ended the transaction itself. If it
+# did, the fixture empties the tables (so no other test suffers) and **fails the test that committed**,
+# with a message that says what to do. The same two tests with `db_conn`:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_a_commits(db_conn):
+    await db_conn.execute("INSERT INTO users (email, name) VALUES ('leak@example.com', 'Leak')")
+    await db_conn.execute("COMMIT")
+
+
+async def test_b_expects_empty_tables(db_conn):
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
+
+# %% [markdown]
+# Now the failure points at the culprit (`ERROR at teardown of test_a_commits`), and `test_b` passes.
+# Code that needs a transaction of its own should use `async with conn.transaction():`; inside the test's
+# transaction asyncpg turns that into a savepoint, so it cannot end the outer transaction (notebook 04).
+
+# %% [markdown]
+# ## What a rollback does not reset
+#
+# A rollback undoes **rows**. Two things that tests often lean on are not rows.
+#
+# ### Sequences
+#
+# `SERIAL` ids come from a sequence, and a sequence never goes back: that is what lets concurrent
+# transactions take ids without waiting for each other. Two inserts, each rolled back:
+
+# %%
+async def insert_and_roll_back(conn) -> int:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        return await conn.fetchval("INSERT INTO users (email, name) VALUES ('seq@example.com', 'S') RETURNING id")
+    finally:
+        await transaction.rollback()
+
+
+first_id = await insert_and_roll_back(conn)
+second_id = await insert_and_roll_back(conn)
+print("second id == first id + 1:", second_id == first_id + 1)
+print("users in the table:", await conn.fetchval("SELECT count(*) FROM users"))
+
+# %% [markdown]
+# The rows are gone, the ids are used up. So a test must never assume `id == 1`: it depends on what
+# ran before. Take the id from `RETURNING id` instead.
+#
+# ### `now()`
+#
+# `now()` is the start time of the **transaction**, not of the statement. Under rollback isolation a whole
+# test is one transaction, so `now()` never moves during a test; `clock_timestamp()` is the real clock:
+
+# %%
+async with conn.transaction():
+    started = await conn.fetchval("SELECT now()")
+    await conn.execute("SELECT pg_sleep(0.05)")
+    print("now() moved:            ", await conn.fetchval("SELECT now()") != started)
+    print("clock_timestamp() moved:", await conn.fetchval("SELECT clock_timestamp()") > started)
+
+# %% [markdown]
+# That matters for every column with `DEFAULT now()`, like `users.created_at`: all rows a test inserts
+# get the **same** timestamp, so "the newest user" by `created_at` is a tie, and `ORDER BY created_at` alone
+# returns the tied rows in whatever order the server likes. Order by `id` as well, or set the
+# timestamps in the test.
+
+# %%
+# %%ipytest
+
+
+async def test_rows_inserted_in_one_test_share_created_at(db_conn):
+    for name in ("first", "second", "third"):
+        await db_conn.execute("INSERT INTO users (email, name) VALUES ($1, $1)", f"{name}@example.com")
+        await db_conn.execute("SELECT pg_sleep(0.01)")
+    stamps = await db_conn.fetch("SELECT DISTINCT created_at FROM users")
+    assert len(stamps) == 1
+
+# %% [markdown]
+# ## App code with its own connections cannot see the test's rows
+#
+# `shop.UserService` works like a web handler: every method borrows **its own** connection from a pool.
+# The test's rows sit in an uncommitted transaction on the test's connection, and PostgreSQL shows
+# uncommitted rows to no other connection:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+import shop
+
+
+async def test_service_counts_the_user_the_test_created(db_conn, db_pool):
+    await shop.create_user(db_conn, "ada@example.com", "Ada")
+    service = shop.UserService(db_pool)
+    assert await service.count_users() == 1
+
+# %% [markdown]
+# `assert 0 == 1`: the service looked from another connection. There are two ways out:
+#
+# | approach | how | cost |
+# |---|---|---|
+# | **join the test's transaction** | give the code the test's connection (dependency injection); a pool-shaped wrapper works for pool-based code | still rollback-fast; the code runs on one connection, so no real concurrency |
+# | **commit for real** | the `db_committed` fixture: the real pool, tables emptied after the test | a `TRUNCATE` per test; tests the real transactions and concurrency |
+#
+# `db_committed` first: the service commits, so every connection sees the row.
+
+# %%
+# %%ipytest
+
+
+async def test_service_sign_up_is_visible_to_everyone(db_committed):
+    service = shop.UserService(db_committed)
+    await service.sign_up("ada@example.com", "Ada")
+    assert await service.count_users() == 1
+    assert (await service.lookup("ADA@example.com"))["name"] == "Ada"
+
+
+async def test_db_committed_left_nothing_behind(db_conn):
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
+
+# %% [markdown]
+# ## Exercise 3.1: let the service join the test's transaction
+#
+# `UserService` only ever calls `pool.acquire()` and uses the result in `async with`. Write
+# `pool_sharing(conn)`: it returns an object whose `acquire()` hands out `conn` itself, every time,
+# without closing or releasing it. With it, `UserService(pool_sharing(db_conn))` runs inside the test's
+# transaction, and the rollback undoes its work too.
+
+# %% tags=["exercise"]
+# Exercise 3.1: let the service join the test's transaction
+def pool_sharing(conn):
+    raise NotImplementedError(
+        "Exercise 3.1: return an object with an acquire() method usable in 'async with' "
+        "(hint: contextlib.asynccontextmanager)"
+    )
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+
+async def test_service_sees_the_tests_rows(db_conn):
+    await shop.create_user(db_conn, "ada@example.com", "Ada")
+    service = shop.UserService(pool_sharing(db_conn))
+    assert await service.count_users() == 1
+    assert (await service.lookup("ada@example.com"))["name"] == "Ada"
+
+
+async def test_service_writes_stay_in_the_tests_transaction(db_conn, db_pool):
+    service = shop.UserService(pool_sharing(db_conn))
+    await service.sign_up("bob@example.com", "Bob")
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
+    assert db_conn.is_in_transaction()  # the service's transaction was a savepoint
+    async with db_pool.acquire() as other:  # nothing was committed
+        assert await other.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
+    service = shop.UserService(pool_sharing(db_conn))
+    await service.sign_up("carol@example.com", "Carol")
+    with pytest.raises(shop.EmailTaken):
+        await service.sign_up("CAROL@example.com", "Carol again")
+    assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
+
+# %% [markdown]
+# The solution is in [`solutions/03_rollback_isolation.py`](solutions/03_rollback_isolation.py).
+
+# %%
+await coursedb.empty_tables(conn)
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - Rollback isolation: one transaction per test, always rolled back. No rows to delete, no schema to rebuild.
+# - A `COMMIT` inside a test ends that transaction: its rows are permanent and break *other* tests.
+#   `db_conn` detects it and fails the test that committed; use `async with conn.transaction()` instead.
+# - A rollback does not reset sequences (never assert `id == 1`) and `now()` is frozen for the whole test
+#   (rows get equal `created_at`; order by `id` too).
+# - Code that takes its own pool connections cannot see a test's uncommitted rows. Either hand it the test's
+#   connection, or let it commit with `db_committed`, which cleans up after the test.
