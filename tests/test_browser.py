@@ -1,0 +1,284 @@
+"""JupyterLab in a real browser: open notebook 00, Run All, and check what a learner would see.
+
+JupyterLab runs from this venv on a free port, on a temporary copy of the notebooks (the
+committed ones are never touched). Headless Chromium, driven by Selenium through Debian's
+chromedriver (an explicit path: Selenium Manager never downloads anything), clicks
+Run → Run All Cells and waits until every code cell has an execution count and the kernel
+is idle. Then it saves the copy and reads it back: the setup check printed its lines, and
+errors appear only in cells tagged ``raises-exception``. This also proves that Run All goes
+on past such a cell, which the course relies on.
+
+Browser and driver: /usr/bin/chromium and /usr/bin/chromedriver (Debian's chromium and
+chromium-driver), or COURSE_BROWSER / COURSE_CHROMEDRIVER. Skipped with the reason when absent.
+A screenshot is saved under a temporary directory; its path is printed (pytest -s shows it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = "00_start_here.ipynb"
+BROWSER = os.environ.get("COURSE_BROWSER", "/usr/bin/chromium")
+DRIVER = os.environ.get("COURSE_CHROMEDRIVER", "/usr/bin/chromedriver")
+RUN_TIMEOUT = 240  # a first start of the embedded server plus every cell, on a busy 2-core machine
+
+missing = [p for p in (BROWSER, DRIVER) if not os.access(p, os.X_OK)]
+pytestmark = [
+    pytest.mark.skipif(
+        bool(missing),
+        reason=f"no browser for the JupyterLab check: {', '.join(missing)} not found; "
+        "install Debian's chromium and chromium-driver (or set COURSE_BROWSER and COURSE_CHROMEDRIVER)",
+    ),
+    pytest.mark.timeout(RUN_TIMEOUT + 120),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def workspace(tmp: Path) -> Path:
+    """A copy of what a notebook needs: the notebooks, conftest.py and the pytest config.
+
+    Files get fresh modification times, as in a new clone (copy2 would keep them). Jupytext's
+    pairing compares the times of notebooks/src/*.py and the .ipynb; whether the pair is in
+    sync is tests/test_launch_pairing.py's job.
+    """
+    root = tmp / "course"
+    ignore = shutil.ignore_patterns(".*", "__pycache__")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks", ignore=ignore, copy_function=shutil.copy)
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, root / name)
+    return root
+
+
+class Lab:
+    """A JupyterLab server of our own: private config, runtime and data dirs, a known token."""
+
+    def __init__(self, root: Path, tmp: Path) -> None:
+        self.port = free_port()
+        self.token = os.urandom(16).hex()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                         ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):  # fmt: skip
+            env[var] = str(tmp / sub)
+        env["JUPYTER_PLATFORM_DIRS"] = "1"
+        self.log = (tmp / "jupyterlab.log").open("w")
+        args = [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.open_browser=False",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",  # no PyPI look-ups from the extension manager
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            args.append("--allow-root")
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def api(self, path: str, method: str = "GET") -> object:
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"JupyterLab exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                self.api("/api/status")
+                return
+            except (OSError, http.client.HTTPException):  # not listening yet
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"JupyterLab did not answer in {timeout} s; see {self.log.name}") from None
+                time.sleep(0.3)
+
+    def shutdown(self) -> None:
+        try:
+            for kernel in self.api("/api/kernels"):  # type: ignore[union-attr]
+                self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the server and any kernel it left behind
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def chromium(tmp: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = BROWSER
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1800",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+    ]  # fmt: skip
+    for flag in flags:
+        options.add_argument(flag)
+    # An explicit driver path: Selenium Manager is not consulted and downloads nothing.
+    service = Service(executable_path=DRIVER, log_output=str(tmp / "chromedriver.log"))
+    return webdriver.Chrome(service=service, options=options)
+
+
+def click_menu(driver, menu: str, command: str) -> None:
+    """Click a main-menu entry, as a learner would; ``command`` is the entry's data-command."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    dialogs = [d.text for d in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog") if d.is_displayed()]
+    assert not dialogs, f"JupyterLab shows a dialog instead of the notebook: {dialogs}"
+    wait = WebDriverWait(driver, 30)
+    label = (By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and text()='{menu}']")
+    wait.until(ec.element_to_be_clickable(label)).click()
+    entry = (By.CSS_SELECTOR, f"li.lm-Menu-item[data-command='{command}']")
+    wait.until(ec.element_to_be_clickable(entry)).click()
+
+
+def accept_kernel_dialog(driver) -> None:
+    """Click "Select" if JupyterLab asks which kernel to start (Python 3 is preselected).
+
+    It asks when the notebook is opened through Jupytext's pairing with notebooks/src/*.py
+    (pyproject.toml's [tool.jupytext]); without the pairing it starts the notebook's kernel
+    by itself. A learner sees the same dialog and the same one click.
+    """
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+            if dialog.is_displayed() and "Select Kernel" in dialog.text:
+                dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept").click()
+                return
+        names = driver.find_elements(By.CSS_SELECTOR, ".jp-Toolbar-kernelName")
+        if any("Python" in n.text for n in names) and kernel_idle(driver):
+            return  # the kernel started without asking
+        time.sleep(0.2)
+
+
+def cell_states(driver) -> list[str]:
+    # The prompt of each code cell: "[ ]:" not run, "[*]:" queued or running, "[3]:" done.
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))"
+        ".map(p => p.textContent.trim());"
+    )
+
+
+def kernel_idle(driver) -> bool:
+    return driver.execute_script(
+        "const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+        "return s !== null && s.getAttribute('data-status') === 'idle';"
+    )
+
+
+def test_run_all_in_jupyterlab_in_chromium():
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    committed = ROOT / "notebooks" / NOTEBOOK
+    before = digest(committed)
+    tmp = Path(tempfile.mkdtemp(prefix="course-browser-"))
+    root = workspace(tmp)
+    copy = root / "notebooks" / NOTEBOOK
+    shot = tmp / "00_start_here.png"
+    begin = time.monotonic()
+    lab = Lab(root, tmp)
+    driver = None
+    try:
+        lab.wait_ready()
+        driver = chromium(tmp)
+        driver.get(f"{lab.url}/lab/tree/notebooks/{NOTEBOOK}?token={lab.token}")
+        wait = WebDriverWait(driver, 90)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")))
+        accept_kernel_dialog(driver)
+        wait.until(lambda d: kernel_idle(d))
+        click_menu(driver, "Run", "runmenu:run-all")  # Run → Run All Cells
+
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while True:
+            states = cell_states(driver)
+            if states and all(s not in ("[ ]:", "[*]:") for s in states) and kernel_idle(driver):
+                break
+            if time.monotonic() > deadline:
+                driver.save_screenshot(str(shot))
+                pytest.fail(f"Run All did not finish in {RUN_TIMEOUT} s; prompts {states}; screenshot {shot}")
+            time.sleep(0.5)
+
+        page = driver.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+        assert "backend:" in page, "the setup check printed nothing visible"
+        assert "Ready: this notebook has its own database" in page
+
+        click_menu(driver, "File", "docmanager:save")
+        WebDriverWait(driver, 30).until(lambda d: all(
+            c.get("execution_count") for c in nbformat.read(copy, as_version=4).cells if c.cell_type == "code"
+        ))  # fmt: skip
+        # Scroll to the setup check for the picture.
+        driver.execute_script(
+            "const out = Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+            ".find(o => o.textContent.includes('backend:')); if (out) out.scrollIntoView({block: 'center'});"
+        )
+        driver.save_screenshot(str(shot))
+    finally:
+        if driver is not None:
+            if not shot.exists():
+                try:
+                    driver.save_screenshot(str(shot))
+                except Exception:
+                    pass
+            driver.quit()
+        lab.shutdown()
+        print(f"\nbrowser check: {time.monotonic() - begin:.1f} s; screenshot {shot}; JupyterLab log {lab.log.name}")
+
+    nb = nbformat.read(copy, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(isinstance(c.get("execution_count"), int) for c in code), "Run All skipped cells"
+    unexpected = []
+    expected_failures = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bad = [o for o in cell.outputs if o.output_type == "error" or o.get("name") == "stderr"]
+        if "raises-exception" in cell.metadata.get("tags", []):
+            expected_failures += any(o.output_type == "error" for o in bad)
+        elif bad:
+            unexpected.append((index, cell.source.splitlines()[0], bad))
+    assert unexpected == [], f"error output outside raises-exception cells: {unexpected}"
+    assert expected_failures >= 1, "the cells tagged raises-exception did not fail, or were not run"
+    text = "\n".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "backend:" in text and "Ready: this notebook has its own database" in text
+    assert digest(committed) == before, "the committed notebook changed"
+    shutil.rmtree(tmp / "course", ignore_errors=True)
