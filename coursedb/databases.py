@@ -69,12 +69,14 @@ async def ensure_template(admin_url: str) -> None:
     fingerprint = schema_fingerprint()
     conn = await connect_admin(admin_url)
     try:
-        comment = await conn.fetchval(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", TEMPLATE
+        row = await conn.fetchrow(
+            "SELECT shobj_description(oid, 'pg_database') AS comment, datistemplate FROM pg_database"
+            " WHERE datname = $1",
+            TEMPLATE,
         )
-        if comment == f"schema {fingerprint}":
+        if row is not None and row["comment"] == f"schema {fingerprint}" and row["datistemplate"]:
             return
-        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(TEMPLATE)} WITH (FORCE)")
+        await _drop(conn, TEMPLATE)
         await _create_database(conn, TEMPLATE, template="template0")
     finally:
         await conn.close()
@@ -86,8 +88,18 @@ async def ensure_template(admin_url: str) -> None:
     conn = await connect_admin(admin_url)
     try:
         await conn.execute(f"COMMENT ON DATABASE {quote_ident(TEMPLATE)} IS 'schema {fingerprint}'")
+        # Marked as a template, any role with CREATEDB may clone it, not only its owner: on a
+        # shared COURSEDB_URL server, the second user's first clone works too.
+        await conn.execute(f"ALTER DATABASE {quote_ident(TEMPLATE)} IS_TEMPLATE true")
     finally:
         await conn.close()
+
+
+async def _drop(conn: asyncpg.Connection, name: str) -> None:
+    exists_as_template = await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
+    if exists_as_template:
+        await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE false")  # templates cannot be dropped
+    await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
 async def _create_database(conn: asyncpg.Connection, name: str, template: str) -> None:
@@ -101,7 +113,9 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
             if attempt == 49:
                 raise
             await asyncio.sleep(0.1)
-        except asyncpg.InsufficientPrivilegeError:
+        except asyncpg.InsufficientPrivilegeError as exc:
+            if "create database" not in str(exc):
+                raise CourseDBError(f"The server refused to create database {name} from {template}: {exc}.") from None
             raise CourseDBError(
                 "The database user in COURSEDB_URL may not create databases; "
                 "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
@@ -114,7 +128,13 @@ async def create_owned(admin_url: str, kind: str) -> str:
     name = f"{DB_PREFIX}{owner['pid']}_{secrets.token_hex(3)}"
     conn = await connect_admin(admin_url)
     try:
-        await _create_database(conn, name, TEMPLATE)
+        try:
+            await _create_database(conn, name, TEMPLATE)
+        except asyncpg.InvalidCatalogNameError:
+            # Someone dropped the template while the server ran (a learner's DROP DATABASE,
+            # 'coursedb stop' of a url backend from another home): rebuild it, once.
+            await ensure_template(admin_url)
+            await _create_database(conn, name, TEMPLATE)
         await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner))}")
     finally:
         await conn.close()
@@ -154,7 +174,7 @@ async def drop(admin_url: str, name: str) -> None:
         raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
     conn = await connect_admin(admin_url)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+        await _drop(conn, name)
     finally:
         await conn.close()
 

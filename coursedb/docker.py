@@ -7,8 +7,10 @@ reaper is off and ``coursedb stop`` removes the container instead (found by its 
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
+import warnings
 
 from .errors import CourseDBError
 from .settings import Settings
@@ -19,22 +21,30 @@ PROBE_TIMEOUT = 2  # seconds; an endpoint that accepts and never answers must no
 
 def engine_problem() -> str | None:
     """None if a Docker engine answers, else a short reason. Never blocks for long."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not os.path.exists(host.removeprefix("unix://")):
+        # The common case on machines without Docker: no socket, nothing to ask.
+        return f"no Docker socket at {host.removeprefix('unix://')}"
     try:
         import docker
-        from docker.errors import DockerException
     except ImportError:
         return "the docker package is not installed"
+    problem = None
     try:
         client = docker.from_env(timeout=PROBE_TIMEOUT)
         try:
             client.ping()
         finally:
             client.close()
-    except DockerException as exc:
-        return _short(exc)
-    except Exception as exc:  # requests' timeouts and connection errors
-        return _short(exc)
-    return None
+    except Exception as exc:  # DockerException, requests' timeouts and connection errors
+        problem = _short(exc)
+    if problem is not None:
+        # docker-py leaves the failed connection's socket to the garbage collector, which would
+        # emit a ResourceWarning later, somewhere unrelated (an error under -W error).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+    return problem
 
 
 def _short(exc: BaseException) -> str:

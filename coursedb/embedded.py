@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -188,7 +190,9 @@ def _log_tail(log: Path) -> str:
     except OSError:
         return "no log was written"
     errors = [ln for ln in lines if "FATAL" in ln or "ERROR" in ln or "could not" in ln]
-    return (errors or lines or ["the log is empty"])[-1].strip()
+    last = (errors or lines or ["the log is empty"])[-1].strip()
+    # "2026-01-01 10:00:00.123 UTC [4242] FATAL:  ..." -> "FATAL:  ...": the sentence is long enough.
+    return re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", last)
 
 
 def admin_url(home: Path, port: int | None = None) -> str:
@@ -371,13 +375,35 @@ def _kill(data: Path, wait: float = 10.0) -> None:
                 proc.send_signal(signal.SIGTERM)  # orphaned: its postmaster was killed
         except psutil.NoSuchProcess:
             pass
-    _, left = psutil.wait_procs(procs, timeout=wait)
+    left = _wait_gone(procs, wait)
     for proc in left:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(left, timeout=5)
+    _wait_gone(left, 5)
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited; return those still running at the deadline.
+
+    Not psutil.wait_procs: pg_ctl detaches the postmaster, so its parent is init, and where
+    init does not reap (a container without one) a finished postmaster stays a zombie, which
+    wait_procs would wait for until the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if _running(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def kill(settings: Settings) -> None:

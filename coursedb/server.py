@@ -185,9 +185,16 @@ def stop(settings: Settings | None = None) -> list[str]:
         if state is not None and state.get("backend") == "url":
             try:
                 names = [d["name"] for d in run_sync(databases.list_owned(state["admin_url"]))]
+                dropped, refused = [], []
                 for name in names:
-                    run_sync(databases.drop(state["admin_url"], name))
-                done.append(f"dropped {len(names)} coursedb database(s) on {describe_url(state['admin_url'])}")
+                    try:
+                        run_sync(databases.drop(state["admin_url"], name))
+                        dropped.append(name)
+                    except asyncpg.InsufficientPrivilegeError:
+                        refused.append(name)  # another role's database on a shared server
+                done.append(f"dropped {len(dropped)} coursedb database(s) on {describe_url(state['admin_url'])}")
+                if refused:
+                    done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 done.append(f"could not drop coursedb databases on {describe_url(state['admin_url'])}: {exc}")
         if docker.engine_problem() is None:

@@ -94,8 +94,14 @@ def server_processes(home: Path) -> list[psutil.Process]:
 
 
 def postmasters(home: Path) -> list[psutil.Process]:
-    """The postmaster(s) of ``home``: the processes started with ``-D <home>/data``."""
-    return [p for p in server_processes(home) if str(home / "data") in (p.info["cmdline"] or [])]
+    """The live postmaster(s) of ``home``: the processes started with ``-D <home>/data``."""
+    data = str(home / "data")
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        alive = proc.info["name"] == "postgres" and proc.info["status"] != psutil.STATUS_ZOMBIE
+        if alive and data in (proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
 
 
 def cleanup(home: Path) -> None:
@@ -128,3 +134,60 @@ def leftovers(home: Path) -> list[str]:
     if home.exists():
         found += [f"file {path}" for path in sorted(home.rglob("*"))]
     return found
+
+
+# A process that owns a database, like a notebook kernel: takes its database, leaves a
+# transaction open on it, prints the DSN and waits until its stdin closes (then exits
+# normally, which drops the database) - or until the test kills it.
+OWNER = r"""
+import asyncio, sys
+import asyncpg, coursedb
+
+async def main():
+    url = coursedb.database_url()
+    conn = await asyncpg.connect(url)
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute("INSERT INTO users (email, name) VALUES ('owner@example.com', 'Owner')")
+    print(url, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await transaction.rollback()
+    await conn.close()
+
+asyncio.run(main())
+"""
+
+
+def start_owner(home: Path, **extra: str | None) -> tuple[subprocess.Popen, str]:
+    """Start an OWNER process on ``home``; return it and the DSN of its database."""
+    proc = subprocess.Popen(
+        [PYTHON, "-c", OWNER],
+        env=env_for(home, **extra),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = proc.stdout.readline().strip()
+    if not url:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"owner process failed: {err}")
+    return proc, url
+
+
+def end_owner(proc: subprocess.Popen, kill: bool = False) -> None:
+    """End an OWNER process: normally (closing its stdin) or with SIGKILL."""
+    if kill:
+        proc.kill()
+    else:
+        proc.stdin.close()
+    proc.wait(timeout=30)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream and not stream.closed:
+            stream.close()
+
+
+def dbname(url: str) -> str:
+    return url.split("/")[3].split("?")[0]

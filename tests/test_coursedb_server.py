@@ -1,0 +1,397 @@
+"""coursedb's shared server and its databases, on private embedded servers.
+
+One server per module (``srv``, listening on a free TCP port too) serves the tests that do
+not break it; tests that must start cold, break or stop a server get a fresh home of their
+own. Every home is private (never the shared /tmp/coursedb-<uid>) and stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+import coursedb
+from coursedb import CourseDBError, databases, embedded, server
+from tests.helpers import (
+    PYTHON,
+    ROOT,
+    assert_one_line_error,
+    cleanup,
+    cli,
+    dbname,
+    end_owner,
+    env_for,
+    free_port,
+    leftovers,
+    make_home,
+    postmasters,
+    settings_for,
+    start_owner,
+)
+
+
+@dataclass
+class Server:
+    home: Path
+    port: int
+    admin_url: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def srv():
+    home = make_home()
+    port = free_port()
+    try:
+        result = cli(home, "start", COURSEDB_PORT=str(port))
+        assert result.returncode == 0, result.stderr
+        state = json.loads((home / "state.json").read_text())
+        yield Server(home, port, state["admin_url"], (home / "password").read_text().strip())
+    finally:
+        cleanup(home)
+
+
+@pytest.fixture
+def home():
+    path = make_home()
+    yield path
+    cleanup(path)
+
+
+def run(coro):
+    """Run ``coro`` on a loop of its own in a thread: never disturbs pytest-asyncio's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def fetch(url: str, sql: str, *args):
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def database_names(admin_url: str) -> set[str]:
+    return {r["datname"] for r in await fetch(admin_url, "SELECT datname FROM pg_database")}
+
+
+# --- one server, shared -------------------------------------------------------------------
+
+
+def test_start_again_reuses_the_running_server(srv):
+    before = [p.pid for p in postmasters(srv.home)]
+    result = cli(srv.home, "start", COURSEDB_PORT=str(srv.port))
+    assert result.returncode == 0, result.stderr
+    assert [p.pid for p in postmasters(srv.home)] == before
+    assert len(before) == 1
+
+
+def test_status_shows_backend_version_urls_and_databases_without_the_password(srv):
+    result = cli(srv.home, "status")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "backend:   embedded" in out
+    assert "version:   PostgreSQL " in out
+    assert f"tcp url:   postgresql://postgres:***@127.0.0.1:{srv.port}/postgres" in out
+    assert srv.password not in out
+    assert "coursedb_template            course schema template" in out
+
+
+def test_status_when_nothing_runs_says_how_to_start(home):
+    result = cli(home, "status")
+    assert result.returncode == 0, result.stderr
+    assert "No coursedb server is running" in result.stdout
+    assert "python -m coursedb start" in result.stdout
+    assert not postmasters(home)
+
+
+def test_the_tcp_url_works_with_the_password_from_the_home(srv):
+    rows = run(fetch(f"postgresql://postgres:{srv.password}@127.0.0.1:{srv.port}/postgres", "SELECT 1 AS one"))
+    assert rows[0]["one"] == 1
+
+
+async def test_each_process_gets_its_own_database_dropped_when_it_exits(srv):
+    first, first_url = start_owner(srv.home)
+    second, second_url = start_owner(srv.home)
+    try:
+        assert dbname(first_url) != dbname(second_url)
+        names = await database_names(srv.admin_url)
+        assert {dbname(first_url), dbname(second_url)} <= names
+        # Each has the course schema, and neither sees the other's uncommitted row.
+        for url in (first_url, second_url):
+            assert (await fetch(url, "SELECT count(*) AS n FROM users"))[0]["n"] == 0
+        owners = {d["name"]: d["owner"] for d in await databases.list_owned(srv.admin_url)}
+        assert owners[dbname(first_url)]["pid"] == first.pid
+        assert owners[dbname(second_url)]["kind"] == "python"
+    finally:
+        end_owner(first)
+        end_owner(second)
+    names = await database_names(srv.admin_url)
+    assert dbname(first_url) not in names
+    assert dbname(second_url) not in names
+
+
+async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
+    victim, victim_url = start_owner(srv.home)
+    end_owner(victim, kill=True)  # SIGKILL: no atexit, the database stays behind...
+    listed = {d["name"]: d for d in await databases.list_owned(srv.admin_url)}
+    assert listed[dbname(victim_url)]["alive"] is False
+    assert "(owner gone: dropped on next start)" in cli(srv.home, "status").stdout
+    survivor, survivor_url = start_owner(srv.home)  # ...until the next process takes a database
+    try:
+        names = await database_names(srv.admin_url)
+        assert dbname(victim_url) not in names
+        assert dbname(survivor_url) in names
+    finally:
+        end_owner(survivor)
+
+
+def test_switching_backend_while_a_server_runs_is_refused_with_the_fix(srv):
+    result = cli(srv.home, "start", COURSEDB_BACKEND="docker")
+    assert_one_line_error(result, "An embedded server is already running", "python -m coursedb stop")
+
+
+def test_a_dropped_template_is_rebuilt(srv):
+    """The template is marked IS_TEMPLATE, so a stray DROP DATABASE fails; if someone drops it
+    anyway, the next process that needs a database rebuilds it instead of failing."""
+    with pytest.raises(asyncpg.WrongObjectTypeError, match="cannot drop a template database"):
+        run(fetch(srv.admin_url, "DROP DATABASE coursedb_template"))
+    run(fetch(srv.admin_url, "ALTER DATABASE coursedb_template IS_TEMPLATE false"))
+    run(fetch(srv.admin_url, "DROP DATABASE coursedb_template"))
+    owner, url = start_owner(srv.home)
+    try:
+        assert run(fetch(url, "SELECT count(*) AS n FROM orders"))[0]["n"] == 0
+    finally:
+        end_owner(owner)
+
+
+# --- the url backend, pointed at the private server ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def roles(srv):
+    """learner: may log in, may not create databases. teacher: may create databases."""
+
+    async def create():
+        conn = await asyncpg.connect(srv.admin_url)
+        try:
+            await conn.execute("CREATE ROLE learner LOGIN PASSWORD 'learner-pw'")
+            await conn.execute("CREATE ROLE teacher LOGIN CREATEDB PASSWORD 'teacher-pw'")
+            await conn.execute("CREATE DATABASE keep_me")  # not coursedb's: must survive everything
+        finally:
+            await conn.close()
+
+    run(create())
+    return {
+        "learner": f"postgresql://learner:learner-pw@127.0.0.1:{srv.port}/postgres",
+        "teacher": f"postgresql://teacher:teacher-pw@127.0.0.1:{srv.port}/postgres",
+        "wrong_password": f"postgresql://learner:nope@127.0.0.1:{srv.port}/postgres",
+        "no_database": f"postgresql://teacher:teacher-pw@127.0.0.1:{srv.port}/no_such_db",
+    }
+
+
+@pytest.mark.parametrize(
+    ("which", "fragments"),
+    [
+        ("learner", ["may not create databases", "ALTER ROLE <user> CREATEDB"]),
+        ("wrong_password", ["refused the login", "check user and password"]),
+        ("no_database", ["has no such database", "no_such_db"]),
+    ],
+)
+def test_url_backend_errors_are_one_line(home, roles, which, fragments):
+    result = cli(home, "start", COURSEDB_BACKEND=None, COURSEDB_URL=roles[which])
+    message = assert_one_line_error(result, *fragments)
+    assert "learner-pw" not in message and "teacher-pw" not in message
+    assert not (home / "state.json").exists()
+
+
+async def test_url_backend_stop_drops_only_coursedb_databases(srv, roles, home):
+    """The url backend on a server shared with other roles: the teacher builds its own template
+    (objects in a template belong to whoever built it), stop drops the teacher's coursedb_*
+    databases, reports the ones it may not drop, and touches nothing else."""
+    await _drop_template(srv.admin_url)
+    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"]}
+    owner, url = start_owner(home, **extra)
+    try:
+        assert url.startswith(f"postgresql://teacher:teacher-pw@127.0.0.1:{srv.port}/coursedb_")
+        assert "backend:   url" in cli(home, "status", **extra).stdout
+        await fetch(srv.admin_url, "CREATE DATABASE coursedb_someone_else")  # the superuser's
+        result = cli(home, "stop", **extra)
+        assert result.returncode == 0, result.stderr
+        assert "dropped 2 coursedb database(s)" in result.stdout and "teacher:***@" in result.stdout
+        assert "left 1 owned by other users: coursedb_someone_else" in result.stdout
+        names = await database_names(srv.admin_url)
+        assert {n for n in names if n.startswith("coursedb_")} == {"coursedb_someone_else"}
+        assert {"postgres", "keep_me", "template1"} <= names
+        assert postmasters(srv.home), "the url backend's stop must not stop the server it points at"
+    finally:
+        end_owner(owner)
+        await fetch(srv.admin_url, "DROP DATABASE IF EXISTS coursedb_someone_else")
+        await _drop_template(srv.admin_url)  # the next user of srv rebuilds its own
+
+
+async def _drop_template(admin_url: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("UPDATE pg_database SET datistemplate = false WHERE datname = 'coursedb_template'")
+        await conn.execute("DROP DATABASE IF EXISTS coursedb_template WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+# --- starting and stopping -------------------------------------------------------------------
+
+
+def test_two_processes_starting_at_the_same_moment_share_one_server(home):
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-m", "coursedb", "start"], env=env_for(home), cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0] == outs[1]
+    assert len(postmasters(home)) == 1
+
+
+def test_stop_leaves_nothing_behind(home):
+    assert cli(home, "start").returncode == 0
+    owner, _ = start_owner(home)  # a connected client does not keep the server alive
+    try:
+        result = cli(home, "stop")
+    finally:
+        end_owner(owner, kill=True)
+    assert result.returncode == 0, result.stderr
+    assert "stopped the server and removed its files" in result.stdout
+    assert leftovers(home) == []
+    assert not home.exists()
+    assert cli(home, "stop").stdout.strip() == "nothing to stop"
+
+
+def test_database_url_survives_a_server_restart_and_a_full_stop(home):
+    settings = settings_for(home)
+    try:
+        url = coursedb.database_url(settings)
+        embedded.kill(settings)  # the server goes away, its data stays
+        assert not postmasters(home)
+        assert coursedb.database_url(settings) == url  # restarted; the database is still there
+        server.stop(settings)  # data gone too
+        fresh = coursedb.database_url(settings)
+        assert dbname(fresh) != dbname(url)
+        assert run(fetch(fresh, "SELECT count(*) AS n FROM users"))[0]["n"] == 0
+    finally:
+        coursedb.stop(settings)
+
+
+def test_a_failing_server_start_names_the_log_and_leaves_no_process(home):
+    """Simulated with a corrupt postgresql.conf in the private data directory."""
+    settings = settings_for(home)
+    assert cli(home, "start").returncode == 0
+    embedded.kill(settings)
+    conf = home / "data" / "postgresql.conf"
+    original = conf.read_text()
+    conf.write_text(original + "\nthis is not a setting\n")
+    result = cli(home, "start")
+    assert_one_line_error(result, "The embedded PostgreSQL server did not start", f"Full log: {home}/server.log")
+    assert f'FATAL:  configuration file "{home}/data/postgresql.conf" contains errors' in result.stderr
+    assert not postmasters(home)
+    conf.write_text(original)  # fixed: the next start works
+    assert cli(home, "start").returncode == 0
+    assert len(postmasters(home)) == 1
+
+
+def test_a_busy_port_is_named(srv, home):
+    result = cli(home, "start", COURSEDB_PORT=str(srv.port))
+    assert_one_line_error(result, f"Port {srv.port} (COURSEDB_PORT) is already in use")
+    assert not postmasters(home)
+    assert not (home / "data").exists()
+
+
+@pytest.mark.parametrize("phase", ["initdb", "server-up"])
+@pytest.mark.timeout(60)
+def test_ctrl_c_during_start_leaves_nothing_half_started(home, phase):
+    """SIGINT (what Ctrl-C sends) while initdb runs, or after the server came up but before
+    coursedb recorded it: either way no postmaster and no state stay behind."""
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "coursedb", "start"],
+        env=env_for(home),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while proc.poll() is None:
+            if phase == "initdb" and (home / "data").exists():
+                break
+            if phase == "server-up" and postmasters(home):
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "start finished before the phase under test was seen"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    assert err.strip() == "coursedb: interrupted; nothing was left half-started."
+    assert not postmasters(home)
+    assert not (home / "state.json").exists()
+    assert cli(home, "start").returncode == 0  # and a later start works
+    assert len(postmasters(home)) == 1
+
+
+def test_a_held_lock_gives_a_sentence_not_a_hang(home, monkeypatch):
+    holder = subprocess.Popen(
+        [PYTHON, "-c", "import filelock, sys; l = filelock.FileLock(sys.argv[1]); l.acquire(); print('held',"
+         " flush=True); sys.stdin.read()", str(home / "lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(server, "LOCK_TIMEOUT", 0.5)
+        with pytest.raises(CourseDBError, match=r"Another coursedb process has held .*/lock for 0.5 s"):
+            server.ensure(settings_for(home))
+    finally:
+        end_owner(holder)
+    assert not postmasters(home)
+
+
+# --- the home directory ---------------------------------------------------------------------
+
+
+def test_a_home_others_may_write_is_refused(home):
+    home.chmod(0o777)
+    assert_one_line_error(cli(home, "start"), "is writable by other users", f"chmod go-w {home}")
+    assert not postmasters(home)
+
+
+@pytest.mark.skipif(psutil.Process().uids().effective != 0, reason="only root can give a directory to another user")
+def test_a_home_owned_by_someone_else_is_refused(home):
+    import os
+
+    os.chown(home, 65534, 65534)  # nobody
+    assert_one_line_error(cli(home, "start"), "is not a directory owned by you")
+
+
+@pytest.mark.skipif(psutil.Process().uids().effective != 0, reason="as root the server runs as the 'coursedb' user")
+def test_as_root_a_home_the_server_user_cannot_enter_is_named_not_opened(home):
+    inner = home / "closed"
+    inner.mkdir(mode=0o700)
+    result = cli(inner, "start")
+    assert_one_line_error(result, f"{inner} is closed to it", f"chmod o+x {inner}")
+    assert inner.stat().st_mode & 0o777 == 0o700  # we said so; we did not open it ourselves
