@@ -392,3 +392,4 @@ await plain.close()
 #   stored as a JSON string (`jsonb_typeof` says `string`).
 # - A codec belongs to one connection. Register codecs in the pool's `init=`, and test it by holding
 #   every connection of the pool at once.
+# - `set_type_codec(..., format="text")` turns your own types, such as an enum, into Python objects.
