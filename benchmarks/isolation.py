@@ -321,7 +321,9 @@ class TemplateSQL(Strategy):
 CLASSES = {c.name: c for c in (Rollback, Savepoint, Truncate, Delete, TemplateJanitor, TemplateSQL, DropSchema)}
 
 
-async def measure_cell(cell: Cell, names: list[str], budget: float, min_n: int, max_n: int) -> dict[str, list[float]]:
+async def measure_cell(
+    cell: Cell, names: list[str], budget: float, min_n: int, max_n: int, warmup: int = 2
+) -> dict[str, list[float]]:
     """Run every strategy in round-robin time slices until the budget is spent; samples in seconds."""
     strategies = [CLASSES[n](cell) for n in names]
     for s in strategies:
@@ -329,7 +331,7 @@ async def measure_cell(cell: Cell, names: list[str], budget: float, min_n: int, 
     samples: dict[str, list[float]] = {s.name: [] for s in strategies}
     try:
         for s in strategies:  # warm-up: first connections, caches, plans
-            for _ in range(2):
+            for _ in range(warmup):
                 await s.one()
         time_slice = max(0.02, budget / (len(strategies) * 8))
         deadline = time.perf_counter() + budget
@@ -371,7 +373,7 @@ async def run(args: argparse.Namespace, admin_url: str, backend: str) -> tuple[l
                 cell = Cell(admin, admin_url, tables, rows)
                 try:
                     await cell.create()
-                    samples = await measure_cell(cell, names, args.budget, args.min_n, args.max_n)
+                    samples = await measure_cell(cell, names, args.budget, args.min_n, args.max_n, args.warmup)
                 finally:
                     await cell.drop()
                 for name in names:
@@ -412,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=15.0, help="seconds of measuring per configuration")
     parser.add_argument("--min-n", type=int, default=15, help="samples each strategy gets at least")
     parser.add_argument("--max-n", type=int, default=2000, help="samples after which a strategy stops")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured tests per strategy and configuration")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/isolation.json")
     args = parser.parse_args(argv)
     if args.quick:
