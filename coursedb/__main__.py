@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             state = server.ensure()
             print(f"coursedb server running ({state['backend']}): {server.describe_url(state['admin_url'])}")
+            stale = server.drop_stale(state)  # killed kernels' databases, if the server was already up
+            if stale:
+                print(f"dropped {len(stale)} database(s) whose owner process is gone: {', '.join(stale)}")
         elif args.command == "status":
             _print_status(server.status())
         else:

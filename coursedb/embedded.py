@@ -227,7 +227,7 @@ def start(settings: Settings) -> dict:
     try:
         bin_dir = install(home, user)
     except OSError as exc:
-        raise CourseDBError(f"Installing the PostgreSQL binaries into {p['install']} failed: {exc}") from None
+        raise CourseDBError(f"Installing the PostgreSQL binaries into {p['install']} failed: {_reason(exc)}") from None
     fresh = not (data / "PG_VERSION").exists()
     started = False
     try:
@@ -254,9 +254,17 @@ def start(settings: Settings) -> dict:
             shutil.rmtree(data, ignore_errors=True)
         if isinstance(exc, OSError):  # read-only or full disk, a directory we may not enter...
             raise CourseDBError(
-                f"Starting the embedded PostgreSQL server in {home} failed: {exc}. Log (if any): {p['log']}"
+                f"Starting the embedded PostgreSQL server in {home} failed: {_reason(exc)}. Log (if any): {p['log']}"
             ) from None
         raise
+
+
+def _reason(exc: OSError) -> str:
+    """One short reason. shutil.Error carries a list with one entry per file that failed."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        first = exc.args[0][0]
+        return f"{first[2]} (and {len(exc.args[0]) - 1} more)" if len(exc.args[0]) > 1 else str(first[2])
+    return str(exc)
 
 
 def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:

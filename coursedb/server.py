@@ -174,6 +174,14 @@ def _discard(settings: Settings, backend: str) -> None:
         pass  # the next start finds and ends leftovers of this home
 
 
+def drop_stale(state: dict) -> list[str]:
+    """Drop the databases of owners that are gone; return their names."""
+    try:
+        return run_sync(databases.drop_stale(state["admin_url"]))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CourseDBError(f"Dropping the databases of ended processes failed: {exc}") from None
+
+
 def stop(settings: Settings | None = None) -> list[str]:
     """Stop the server and remove what coursedb made; return what was done, for printing."""
     settings = settings or Settings.from_env()
