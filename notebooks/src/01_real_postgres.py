@@ -46,11 +46,11 @@ async def test_get_user_email_with_a_mock():
     fake_conn.fetchrow.assert_awaited_once()
 
 # %% [markdown]
-# Green. The test checked that the code returns what the mock returned. Now the very same test
-# with a real connection and a real row with id 42:
-
-# %% [markdown]
+# Green. But all the test checked is that the code returns what the mock returned.
+#
 # ## Pitfall: the real server disagrees
+#
+# The very same test, with a real connection and a real row with id 42:
 
 # %% tags=["raises-exception"]
 # %%ipytest
@@ -97,8 +97,8 @@ for mistake, sql in mistakes.items():
         print(f"{mistake:<30} -> {type(exc).__name__}")
 
 # %% [markdown]
-# `SELECT id FROM user` is a good one: `user` is SQL for `current_user`, so the server reads
-# "the column `id` of the value `current_user`", which does not exist.
+# `SELECT id FROM user` is a good one: `user` is SQL's spelling of `current_user`, so `FROM user` reads a
+# one-row result whose only column, `user`, holds your role name. It has no `id`.
 #
 # Mocks also hide what the driver returns. asyncpg gives you `Record` objects, not dicts,
 # so code written against a dict-returning mock can break on the real thing:
@@ -225,7 +225,7 @@ print(*(f"{w.category.__name__}: {w.message}" for w in caught), sep="\n")
 # The **embedded** server is not a fake or an in-memory imitation: it is the same PostgreSQL program,
 # shipped inside a Python wheel and started by `coursedb` with `pg_ctl`. `COURSEDB_BACKEND=docker`
 # (or `embedded`, or `url`) skips the guessing. Here is the choice for two settings whose answer does
-# not depend on your machine:
+# not depend on your machine (`python -m coursedb status` in a terminal shows the one you actually have):
 
 # %%
 from coursedb.server import choose_backend

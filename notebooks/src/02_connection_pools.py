@@ -98,7 +98,14 @@ async def transfer(pool):
 
 
 # %% [markdown]
-# With enough free connections this works. Now give it a pool with one connection (or, in production,
+# With a free connection to spare, this works:
+
+# %%
+await transfer(pool)
+print("transfer done, connections in use:", in_use(pool))
+
+# %% [markdown]
+# Now give it a pool with one connection (or, in production,
 # `max_size` concurrent transfers). `transfer` holds the only connection and the helper waits for it
 # forever. Never let a test wait forever: wrap the call in `asyncio.wait_for`, and the hang becomes an error.
 
