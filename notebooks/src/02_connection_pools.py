@@ -66,8 +66,8 @@ print(f"requests served: {len(pids)}, distinct connections: {len(set(pids))}, po
 
 # %% [markdown]
 # The pool grew from 2 to its maximum of 5 and the other 15 requests waited their turn.
-# As a test, with the course's `db_pool` fixture (`max_size=10`). The second assertion checks that
-# the requests really ran concurrently: one connection for all 20 would mean they were served one by one.
+# As a test, with the course's `db_pool` fixture (`max_size=10`). The last assertion checks both bounds:
+# more than one connection (the requests really ran concurrently, not one by one) and no more than `max_size`.
 
 # %%
 # %%ipytest
@@ -105,9 +105,8 @@ await transfer(pool)
 print("transfer done, connections in use:", in_use(pool))
 
 # %% [markdown]
-# Now give it a pool with one connection (or, in production,
-# `max_size` concurrent transfers). `transfer` holds the only connection and the helper waits for it
-# forever. Never let a test wait forever: wrap the call in `asyncio.wait_for`, and the hang becomes an error.
+# Now give it a pool with one connection (in production: `max_size` transfers at the same time).
+# `transfer` holds the only connection and the helper waits for it forever. Never let a test wait forever: wrap the call in `asyncio.wait_for`, and the hang becomes an error.
 
 # %%
 pool_of_one = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
