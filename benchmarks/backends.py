@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start_wall_ms": by["cold start, process wall"],
         "reuse_ms": by["reuse to first query"],
         "reuse_wall_ms": by["reuse, process wall"],
+        # reuse split: finding the running server vs cloning this process's database vs imports
+        "reuse_import_ms": by["  of which import coursedb"],
+        "reuse_ensure_server_ms": by["  of which ensure_server"],
+        "reuse_database_url_ms": by["  of which database_url"],
         "restart_ms": by["restart (data kept)"],
         "stop_ms": by["stop"],
         "clone_ms": by["clone database"],

@@ -1,19 +1,25 @@
-"""The course's own speed: all notebooks verified by strict nbval, and the reference test suite, cold.
+"""The course's own speed: all notebooks under strict nbval, the reference suite, all of tests/, cold.
 
-    .venv/bin/python benchmarks/suite.py             # 3 runs of each, median (a few minutes)
+    .venv/bin/python benchmarks/suite.py             # 3 runs of each, median (10+ minutes)
     .venv/bin/python benchmarks/suite.py --quick     # 1 run of each
+    .venv/bin/python benchmarks/suite.py --only notebooks reference
     .venv/bin/python benchmarks/suite.py --dry-run   # print the commands, run nothing
 
 "Cold" means every run gets a fresh private COURSEDB_HOME with no server, so the server
 start, the course template and each worker's database are part of the time, as on a
-fresh CI machine. The shared server is never touched. The commands are the ones CI runs:
+fresh CI machine. The shared server is never touched.
 
     notebooks   pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks/
-                       -n auto --dist loadfile -p no:cacheprovider
-    tests       pytest tests/ -n auto -m "not slow" -p no:cacheprovider
-                       (without tests/test_benchmarks_smoke.py, which runs these benchmarks)
+                       -n auto --dist loadfile            (what CI runs over the notebooks)
+    reference   pytest <the article's tests and coursedb's own tests> -n auto
+                       (tests/test_seed_examples.py, test_isolation.py, test_shop.py,
+                       test_fixture_mutation.py, test_coursedb_*.py: issue 3's "reference suite")
+    tests       pytest tests/ -n auto -m "not slow"       (everything else in tests/ too:
+                       notebook re-runs, exercises, launch and robustness checks; without
+                       tests/test_benchmarks_smoke.py, which runs these benchmarks)
 
 Targets: notebooks <= 60 s (aim 30 s, issue 4), reference suite <= 15 s (issue 3).
+Each run also lists where the time goes per file (pytest --durations=0, summed).
 """
 
 from __future__ import annotations
@@ -28,14 +34,31 @@ import time
 import _common
 from _common import ROOT
 
-PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=0"]
+REFERENCE = [
+    "test_seed_examples.py",
+    "test_isolation.py",
+    "test_shop.py",
+    "test_fixture_mutation.py",
+    "test_coursedb_*.py",
+]
+
+
+def reference_files() -> list[str]:
+    found = {p for pattern in REFERENCE for p in (ROOT / "tests").glob(pattern)}
+    return [str(p.relative_to(ROOT)) for p in sorted(found)]
+
+
 COMMANDS = {
     "notebooks": [*PYTEST, "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "notebooks/",
                   "-n", "auto", "--dist", "loadfile"],
+    "reference": [*PYTEST, *reference_files(), "-n", "auto"],
     "tests": [*PYTEST, "tests/", "-n", "auto", "-m", "not slow", "--ignore=tests/test_benchmarks_smoke.py"],
 }  # fmt: skip
-TARGETS_S = {"notebooks": 60.0, "tests": 15.0}
-SUMMARY_LINE = re.compile(r"=+ (.*(passed|failed|error|skipped|no tests ran).*) =+\s*$")
+DURATION_LINE = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+([^:\s]+)::")
+TARGETS_S = {"notebooks": 60.0, "reference": 15.0, "tests": None}
+# pytest's closing line, with or without the ===== padding (-q drops it)
+SUMMARY_LINE = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped).* in [\d.]+s.*?|no tests ran.*?)\s*=*$")
 
 
 def timed_run(what: str) -> dict:
@@ -44,32 +67,44 @@ def timed_run(what: str) -> dict:
         t0 = time.perf_counter()
         done = subprocess.run(COMMANDS[what], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - t0
-    lines = [SUMMARY_LINE.search(ln) for ln in done.stdout.splitlines()]
-    outcome = next((m.group(1) for m in reversed(lines) if m), done.stdout.strip().splitlines()[-1:])
-    return {"what": what, "seconds": round(seconds, 2), "exit": done.returncode, "outcome": str(outcome)}
+    found = [m.group(1) for m in map(SUMMARY_LINE.search, done.stdout.splitlines()) if m]
+    outcome = found[-1] if found else (done.stdout.strip().splitlines() or ["no output"])[-1]
+    per_file: dict[str, float] = {}  # where the time goes: --durations=0 lists every phase of every item
+    for m in map(DURATION_LINE.search, done.stdout.splitlines()):
+        if m:
+            per_file[m.group(2)] = per_file.get(m.group(2), 0.0) + float(m.group(1))
+    slowest = dict(sorted(((k, round(v, 2)) for k, v in per_file.items()), key=lambda kv: -kv[1]))
+    return {
+        "what": what,
+        "seconds": round(seconds, 2),
+        "exit": done.returncode,
+        "outcome": outcome,
+        "seconds_per_file": slowest,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="cold runs of each command")
     parser.add_argument("--quick", action="store_true", help="one run of each")
-    parser.add_argument("--only", choices=sorted(COMMANDS), help="measure one of the two")
+    parser.add_argument("--only", choices=sorted(COMMANDS), nargs="+", help="measure only these")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run nothing")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/suite.json")
     args = parser.parse_args(argv)
     runs = 1 if args.quick else args.runs
-    whats = [args.only] if args.only else list(COMMANDS)
+    whats = args.only or list(COMMANDS)
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
     if args.dry_run:
         for what in whats:
             print(f"{what}: {' '.join(COMMANDS[what][1:])}")
-        summary = {"notebooks_cold_s": None, "tests_cold_s": None, "notebooks": len(notebooks), "dry_run": True}
+        summary = {f"{w}_cold_s": None for w in COMMANDS}
+        summary.update(notebooks=len(notebooks), dry_run=True)
         _common.finish("suite", {}, summary, write=False)
         return 0
 
     results = []
-    for i in range(runs):  # alternate the two, so background load hits both alike
+    for i in range(runs):  # alternate, so background load hits each alike
         for what in whats:
             result = timed_run(what)
             result["run"] = i + 1
@@ -84,9 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         times = [r["seconds"] for r in results if r["what"] == what]
         summary[f"{what}_cold_s"] = round(statistics.median(times), 2) if times else None
         summary[f"{what}_target_s"] = TARGETS_S[what]
+    for what in whats:
+        files: dict[str, list[float]] = {}
+        for r in results:
+            if r["what"] == what:
+                for name, sec in r["seconds_per_file"].items():
+                    files.setdefault(name, []).append(sec)
+        top = sorted(((statistics.median(v), k) for k, v in files.items()), reverse=True)[:8]
+        if top:
+            print(f"\n{what}: time spent per file (median over runs, summed over items; workers run in parallel)\n")
+            print(_common.table(["file", "seconds"], [(k, round(v, 2)) for v, k in top]))
     print(
         f"\nmedians: notebooks {summary['notebooks_cold_s']} s (target <= 60, aim 30), "
-        f"tests {summary['tests_cold_s']} s (target <= 15)"
+        f"reference suite {summary['reference_cold_s']} s (target <= 15), all of tests/ {summary['tests_cold_s']} s"
     )
     machine = _common.machine(
         {"notebook_files": notebooks, "commands": {k: " ".join(v[1:]) for k, v in COMMANDS.items()}}

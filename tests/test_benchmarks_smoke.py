@@ -30,7 +30,7 @@ CASES = {
         "--shared --sizes 2 --tasks 1 4 --duration 0.05 --no-write",
         {"best_ops_per_s", "worst_acquire_p95_ms", "exhaustion_timed_out"},
     ),
-    "suite": ("--dry-run", {"notebooks_cold_s", "tests_cold_s", "notebooks"}),
+    "suite": ("--dry-run", {"notebooks_cold_s", "reference_cold_s", "tests_cold_s", "notebooks"}),
 }
 
 
