@@ -52,7 +52,10 @@ def read_state(settings: Settings) -> dict | None:
         return None
     except (OSError, ValueError):
         return None  # a torn or garbled file: treat as no server, it is rewritten on start
-    return state if isinstance(state, dict) and "backend" in state else None
+    if not isinstance(state, dict) or not isinstance(state.get("admin_url"), str):
+        return None
+    needs = {"embedded": "data", "docker": "container", "url": "admin_url"}.get(state.get("backend"))
+    return state if needs is not None and isinstance(state.get(needs), str) else None
 
 
 def write_state(settings: Settings, state: dict) -> None:

@@ -7,12 +7,10 @@ own. Every home is private (never the shared /tmp/coursedb-<uid>) and stopped af
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +26,16 @@ from tests.helpers import (
     assert_one_line_error,
     cleanup,
     cli,
+    database_names,
     dbname,
     end_owner,
     env_for,
+    fetch,
     free_port,
     leftovers,
     make_home,
     postmasters,
+    run,
     settings_for,
     start_owner,
 )
@@ -66,24 +67,6 @@ def home():
     path = make_home()
     yield path
     cleanup(path)
-
-
-def run(coro):
-    """Run ``coro`` on a loop of its own in a thread: never disturbs pytest-asyncio's loop."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-async def fetch(url: str, sql: str, *args):
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def database_names(admin_url: str) -> set[str]:
-    return {r["datname"] for r in await fetch(admin_url, "SELECT datname FROM pg_database")}
 
 
 # --- one server, shared -------------------------------------------------------------------

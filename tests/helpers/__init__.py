@@ -9,14 +9,17 @@ itself, or PostgreSQL processes working in its own private home.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 from coursedb import Settings
@@ -191,3 +194,21 @@ def end_owner(proc: subprocess.Popen, kill: bool = False) -> None:
 
 def dbname(url: str) -> str:
     return url.split("/")[3].split("?")[0]
+
+
+def run(coro):
+    """Run ``coro`` on a loop of its own in a thread: never disturbs pytest-asyncio's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def fetch(url: str, sql: str, *args) -> list:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def database_names(admin_url: str) -> set[str]:
+    return {r["datname"] for r in await fetch(admin_url, "SELECT datname FROM pg_database")}

@@ -1,0 +1,43 @@
+"""Fault injection against real, private PostgreSQL servers (issue 7).
+
+Every test here breaks something on purpose: it kills processes, corrupts state, fills
+disks. So none of them touches the shared server in /tmp/coursedb-<uid>: each works on a
+private COURSEDB_HOME (``home``: fresh per test; ``srv``: one per module, for faults the
+server survives), kills only processes it started or that work in that private home, and
+stops and deletes the home in a finalizer, even when the test fails. Each test is bounded
+by pytest-timeout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cleanup, cli, make_home
+
+
+@dataclass
+class Server:
+    home: Path
+    admin_url: str
+
+
+@pytest.fixture
+def home():
+    path = make_home()
+    yield path
+    cleanup(path)
+
+
+@pytest.fixture(scope="module")
+def srv():
+    path = make_home()
+    try:
+        result = cli(path, "start")
+        assert result.returncode == 0, result.stderr
+        yield Server(path, json.loads((path / "state.json").read_text())["admin_url"])
+    finally:
+        cleanup(path)
