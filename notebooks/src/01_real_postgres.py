@@ -91,7 +91,7 @@ mistakes = {
 }
 for mistake, sql in mistakes.items():
     try:
-        async with conn.transaction():  # whatever happens, nothing is kept
+        async with conn.transaction():  # the error rolls this transaction back
             await conn.execute(sql)
     except asyncpg.PostgresError as exc:
         print(f"{mistake:<30} -> {type(exc).__name__}")
