@@ -1,0 +1,436 @@
+# %% [markdown]
+# # 07 · Putting it together
+#
+# **You will learn**
+# - how to build a test suite for a real module: fixtures layered on `db_conn`, factories, `parametrize`;
+# - how to apply migrations from async code, and why `asyncio.run()` inside a running loop fails;
+# - how `pytest-xdist` runs tests in parallel with a database per worker;
+# - how CI tests the notebooks themselves with nbval.
+#
+# *About 20 minutes.*
+
+# %% [markdown]
+# ## The idea
+#
+# A good database test suite is a stack of layers, each made once at the cheapest level that keeps tests apart:
+#
+# | layer | made | by |
+# |---|---|---|
+# | PostgreSQL server | once per machine | `coursedb` (embedded, Docker or your URL) |
+# | a database | once per process: each notebook kernel, each pytest-xdist worker | `coursedb.database_url()`, cloned from a template |
+# | the schema | once, in the template | migrations, applied async-safely |
+# | a transaction | once per test | the `db_conn` fixture, always rolled back |
+# | the test's data | per test | your fixtures and factories, on top of `db_conn` |
+#
+# This notebook walks up that stack with the course's example app, `shop`.
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %%
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import coursedb
+import shop
+
+REPO = Path.cwd().parent
+shop.__all__
+
+# %% [markdown]
+# ## Fixtures in layers, and a factory
+#
+# Tests of `shop` need a user, and most need orders. Instead of repeating the inserts, build small
+# fixtures on top of each other. Each one asks for the layer below by name:
+#
+# - `user` needs `db_conn`: one user, inside the test's transaction;
+# - `make_order` needs `db_conn` and `user`: a **factory**. It returns a function, so each test places
+#   exactly the orders it is about, with the totals and statuses it needs.
+
+# %%
+@pytest.fixture
+async def user(db_conn) -> int:
+    """One user, created in the test's transaction (so rolled back with it)."""
+    return await shop.create_user(db_conn, "ada@example.com", "Ada")
+
+
+@pytest.fixture
+def make_order(db_conn, user):
+    """Factory: `await make_order("9.99", status="paid")` places an order for `user` (or for `user_id`)."""
+
+    async def make(total: str = "10.00", status: str = "pending", user_id: int | None = None) -> int:
+        return await shop.place_order(db_conn, user if user_id is None else user_id, total, status)
+
+    return make
+
+# %% [markdown]
+# Now the tests read like the rules they check. `parametrize` turns one test into one test per case,
+# each with its own id and its own transaction (`-rA` lists every test that ran, with its id):
+
+# %%
+# %%ipytest -rA
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [("pending", True), ("paid", True), ("shipped", True), ("cancelled", False)],
+)
+async def test_order_total_counts_every_status_but_cancelled(db_conn, user, make_order, status, counted):
+    await make_order("10.00")
+    await make_order("2.50", status=status)
+    assert await shop.order_total(db_conn, user) == (Decimal("12.50") if counted else Decimal("10.00"))
+
+
+async def test_order_total_is_per_user(db_conn, user, make_order):
+    other = await shop.create_user(db_conn, "bo@example.com", "Bo")
+    await make_order("10.00")
+    await make_order("99.00", user_id=other)
+    assert await shop.order_total(db_conn, user) == Decimal("10.00")
+
+
+async def test_a_user_without_orders_totals_zero(db_conn, user):
+    assert await shop.order_total(db_conn, user) == 0
+
+
+@pytest.mark.parametrize("email", ["ADA@example.com", "ada@EXAMPLE.COM", "Ada@Example.Com"])
+async def test_emails_are_unique_whatever_their_case(db_conn, user, email):
+    with pytest.raises(shop.EmailTaken):
+        async with db_conn.transaction():  # a savepoint: the failed INSERT doesn't spoil the test's transaction
+            await shop.create_user(db_conn, email, "Ada again")
+
+# %% [markdown]
+# Nine tests, and none of them sees another's rows: every one starts from the same empty tables
+# (the `user` fixture inserts `ada@example.com` nine times without a `UniqueViolation`).
+
+# %% [markdown]
+# ### Pitfall: a wider scope on top of a narrower one
+#
+# Creating the user once for the whole session sounds faster. But a session-scoped fixture
+# outlives `db_conn`'s transaction, which is function-scoped, so pytest refuses to build it:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+@pytest.fixture(scope="session")
+async def shared_user(db_conn) -> int:
+    return await shop.create_user(db_conn, "shared@example.com", "Shared")
+
+
+async def test_with_a_shared_user(db_conn, shared_user):
+    assert await shop.order_total(db_conn, shared_user) == 0
+
+# %% [markdown]
+# `ScopeMismatch`: a fixture may only use fixtures that live at least as long as it does. If you
+# really need shared rows, make them part of the template (the schema layer), or commit them in a
+# session fixture with `db_committed`-style cleanup. Per-test data in per-test fixtures is simpler.
+
+# %% [markdown]
+# ## Migrations, async-safely
+#
+# The course database is built by **migrations**: ordered SQL files applied once each
+# (`coursedb/migrations/*.sql`). A popular article runs Alembic migrations inside an async pytest fixture:
+#
+# ```python
+# async with pool.acquire() as conn:
+#     command.upgrade(alembic_cfg, "head")   # don't: see below
+# ```
+#
+# `command.upgrade` is a plain sync function. With Alembic's async template, its `env.py` ends in
+# `asyncio.run(run_async_migrations())`: it starts an event loop of its own. Inside an async fixture
+# an event loop is already running, and `asyncio.run()` refuses to start a second one in the same thread.
+#
+# We don't need Alembic to see it. `apply_migrations` applies the course's migrations into a schema of
+# our choice; `upgrade_head` wraps it exactly the way Alembic's `env.py` does:
+
+# %%
+async def apply_migrations(schema: str) -> list[str]:
+    """Apply the course migrations into `schema` on a connection of its own; return what was applied."""
+    conn = await asyncpg.connect(db_url, server_settings={"search_path": schema})
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return await coursedb.migrate(conn)
+    finally:
+        await conn.close()
+
+
+def upgrade_head(schema: str) -> list[str]:
+    """Sync outside, asyncio.run() inside: the shape of Alembic's command.upgrade with the async env.py."""
+    migration = apply_migrations(schema)
+    try:
+        return asyncio.run(migration)
+    finally:
+        migration.close()  # if asyncio.run refused, close the coroutine (else: "never awaited" warning)
+
+
+conn = await asyncpg.connect(db_url)
+await conn.execute("DROP SCHEMA IF EXISTS migration_demo CASCADE")
+
+# %% [markdown]
+# A notebook cell runs inside the kernel's event loop, just like an async fixture runs inside pytest-asyncio's:
+
+# %% tags=["raises-exception"]
+upgrade_head("migration_demo")
+
+# %% [markdown]
+# Three ways that work:
+#
+# 1. **Run the sync function in a worker thread.** A thread has no running loop, so `asyncio.run()` is allowed there,
+#    and `asyncio.to_thread` lets the event loop wait for it without blocking:
+
+# %%
+await asyncio.to_thread(upgrade_head, "migration_demo")
+
+# %% [markdown]
+# 2. **Stay async all the way.** If the migration code is yours, await it on the loop you are on. `coursedb.migrate(conn)`
+#    does exactly that with asyncpg: each file in a transaction of its own, each recorded in `schema_migrations`.
+#    Applying again finds nothing left to do:
+
+# %%
+await apply_migrations("migration_demo")
+
+# %%
+await conn.fetch("SELECT name FROM migration_demo.schema_migrations ORDER BY name")
+
+# %% [markdown]
+# 3. **With SQLAlchemy and Alembic, share an async connection.** Alembic's cookbook recipe: `env.py` uses a connection
+#    passed in `config.attributes` when there is one (and only calls `asyncio.run` when there isn't), and the fixture
+#    hands the sync Alembic command to `run_sync`, which runs it on the async engine's connection:
+#
+# ```python
+# def run_upgrade(connection, cfg):
+#     cfg.attributes["connection"] = connection
+#     command.upgrade(cfg, "head")
+#
+# async with engine.begin() as connection:          # engine = create_async_engine("postgresql+asyncpg://...")
+#     await connection.run_sync(run_upgrade, alembic_cfg)
+# ```
+#
+# (Not run here: the course doesn't install SQLAlchemy or Alembic. The failure and fixes 1 and 2 above are the same mechanism.)
+
+# %%
+await conn.execute("DROP SCHEMA migration_demo CASCADE")
+
+# %% [markdown]
+# Migrations deserve a test of their own: from an empty schema they must build every table, and a
+# second run must change nothing. DDL is transactional in PostgreSQL, so this runs inside `db_conn`'s
+# transaction too; `SET LOCAL` points it at an empty schema until the rollback:
+
+# %%
+# %%ipytest
+
+from coursedb.migrate import migration_files
+
+
+async def test_migrations_build_the_schema_from_nothing(db_conn):
+    await db_conn.execute("CREATE SCHEMA empty")
+    await db_conn.execute("SET LOCAL search_path TO empty")
+    assert await coursedb.migrate(db_conn) == [name for name, _ in migration_files()]
+    assert await coursedb.migrate(db_conn) == []  # idempotent
+    tables = await db_conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'empty' ORDER BY tablename")
+    assert [t["tablename"] for t in tables] == ["events", "orders", "schema_migrations", "users"]
+
+# %% [markdown]
+# ## Parallel tests: a database per worker
+#
+# `pytest -n 2` (from pytest-xdist) starts two **worker processes** and hands each a share of the tests.
+# Each worker is a full pytest session: session fixtures such as `db_url` and `db_pool` run once *per worker*.
+# Two workers writing to the same tables at once would see each other's committed rows, so each needs a
+# database of its own. `coursedb.database_url()` gives one to every process, so `db_url` already does the right thing.
+#
+# Let's check, not trust. A tiny pytest plugin records, before every test, which worker runs it and
+# which database its connection is on. Then we run the repository's real `tests/test_shop.py` on two workers:
+
+# %%
+PROBE = '''
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+async def record_database(db_pool):
+    database = await db_pool.fetchval("SELECT current_database()")
+    with open(os.environ["PROBE_LOG"], "a") as log:
+        log.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + " " + database + "\\n")
+'''
+
+probe_dir = Path(tempfile.mkdtemp(prefix="xdist_probe_"))
+(probe_dir / "probe.py").write_text(PROBE)
+log_file = probe_dir / "databases.log"
+
+# The subprocess is a pytest run of its own: drop xdist's variables in case this notebook runs under xdist (CI).
+env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+env.update(PYTHONPATH=str(probe_dir), PROBE_LOG=str(log_file))
+command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "probe", "-q", "--color=no", "tests/test_shop.py"]
+command += ["-p", "no:nbval"]  # no notebooks in this run: spare each worker the import of Jupyter's machinery
+run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+print(run.stdout.strip().splitlines()[-1])
+
+# %%
+records = [line.split() for line in log_file.read_text().splitlines()]
+databases_of = {}
+for worker, database in records:
+    databases_of.setdefault(worker, set()).add(database)
+my_database = db_url.rsplit("/", 1)[1].split("?")[0]
+every_database = set().union(*databases_of.values())
+
+print("tests recorded:        ", len(records))
+print("workers:               ", sorted(databases_of))
+print("databases per worker:  ", [len(databases_of[w]) for w in sorted(databases_of)])
+print("distinct databases:    ", len(every_database))
+print("this notebook's among them:", my_database in every_database)
+shutil.rmtree(probe_dir)
+
+# %% [markdown]
+# Every test on a worker used that worker's database, and the two workers never shared one; nor did they
+# touch this notebook's. (The names look like `coursedb_<pid>_<random>`: the owner's process id is part of the name.)
+#
+# Did the workers clean up? Each worker drops its database when its process exits:
+
+# %%
+left_over = await conn.fetchval(
+    "SELECT count(*) FROM pg_database WHERE datname = ANY($1::text[])", sorted(every_database)
+)
+print("worker databases still on the server:", left_over)
+
+# %% [markdown]
+# The course's full command runs like this, with one more detail: `--dist loadfile` sends all tests of one
+# file (or one notebook) to the same worker, because a notebook's cells share one kernel and must run in order.
+
+# %% [markdown]
+# ## The notebooks are tests too: nbval
+#
+# Every notebook in this course runs in CI with [nbval](https://nbval.readthedocs.io):
+# `pytest --nbval` opens a fresh kernel per notebook, runs the cells in order, and compares each cell's
+# output with the output **saved in the `.ipynb`**. A cell whose output changed fails, like a failed assert.
+# Here is the course's exact command, read from `course.py`:
+
+# %%
+import importlib.util
+
+spec = importlib.util.spec_from_file_location("course", REPO / "course.py")
+course = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(course)
+print("python -m pytest", " ".join(course.TEST_ARGS))
+
+# %% [markdown]
+# The pieces that make a strict comparison workable:
+#
+# | piece | what it does |
+# |---|---|
+# | `--nbval` | every code cell becomes a test item: run it, compare its outputs |
+# | `--nbval-sanitize-with notebooks/sanitize.cfg` | regexes applied to both outputs first: only the volatile *part* is replaced |
+# | the `raises-exception` cell tag | this cell is *meant* to fail (the pitfalls above): an error is expected, the output still compared |
+# | `--dist loadfile` | one notebook per worker, cells in order, one kernel |
+# | no timings, no ordering without `ORDER BY` | the output must be the same on every machine and PostgreSQL version |
+#
+# A sanitize rule at work: two runs of the same measurement differ, sanitized they are equal. This uses
+# the `[milliseconds]` rule of the real `sanitize.cfg`:
+
+# %%
+import configparser
+import re
+import time
+
+rules = configparser.ConfigParser()
+rules.read(REPO / "notebooks" / "sanitize.cfg")
+milliseconds = rules["milliseconds"]
+
+
+def sanitize(text: str) -> str:
+    return re.sub(milliseconds["regex"], milliseconds["replace"], text)
+
+
+outputs = []
+for _ in range(2):
+    started = time.perf_counter()
+    await conn.fetchval("SELECT count(*) FROM users")
+    outputs.append(f"query took {(time.perf_counter() - started) * 1000} ms")
+
+print("raw outputs equal:      ", outputs[0] == outputs[1])
+print("sanitized outputs equal:", sanitize(outputs[0]) == sanitize(outputs[1]))
+print("what nbval compares:    ", sanitize(outputs[0]))
+
+# %% [markdown]
+# Rules to keep a notebook green in CI:
+#
+# - print what is **stable**: counts, booleans, plan node types, ratios in a sanitizable format; never raw timings;
+# - sort whatever you print (`ORDER BY`, `sorted`);
+# - make every cell safe to run twice: temp tables, `IF NOT EXISTS`, clean up committed rows and schemas;
+# - tag intended failures `raises-exception`, and nothing else;
+# - check locally with `python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks/07_*.ipynb`.
+#
+# The exercises are checked twice by `tests/test_exercises.py`: the starting cell must fail its checker with a hint,
+# and the solution in `notebooks/solutions/` must pass it.
+
+# %% [markdown]
+# ## Exercise 7.1: cancel an order
+#
+# Write `cancel_order(conn, order_id)`. A **pending** or **paid** order becomes `cancelled`, and the function returns
+# `True`. A shipped order, an order already cancelled, or an id that doesn't exist is left alone, and it returns `False`.
+#
+# Try to do it in **one** SQL statement: then two concurrent cancels can't both "succeed".
+
+# %% tags=["exercise"]
+# Exercise 7.1: cancel an order
+async def cancel_order(conn, order_id: int) -> bool:
+    raise NotImplementedError(
+        "Exercise 7.1: UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN (...) RETURNING id; "
+        "return whether a row came back"
+    )
+
+# %% tags=["checker", "raises-exception"]
+# %%ipytest
+
+async def test_cancelling_a_pending_order(db_conn, user, make_order):
+    order = await make_order("10.00")
+    assert await cancel_order(db_conn, order) is True
+    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order) == "cancelled"
+    assert await shop.order_total(db_conn, user) == 0
+
+
+@pytest.mark.parametrize(("status", "cancellable"), [("paid", True), ("shipped", False), ("cancelled", False)])
+async def test_which_orders_can_be_cancelled(db_conn, make_order, status, cancellable):
+    order = await make_order("10.00", status=status)
+    assert await cancel_order(db_conn, order) is cancellable
+    expected = "cancelled" if cancellable else status
+    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order) == expected
+
+
+async def test_cancelling_touches_only_that_order(db_conn, user, make_order):
+    keep = await make_order("5.00")
+    await cancel_order(db_conn, await make_order("7.00"))
+    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", keep) == "pending"
+    assert await shop.order_total(db_conn, user) == Decimal("5.00")
+
+
+async def test_cancelling_an_unknown_order(db_conn):
+    assert await cancel_order(db_conn, 999_999) is False
+
+# %% [markdown]
+# The solution is in [`solutions/07_putting_it_together.py`](solutions/07_putting_it_together.py). Try first!
+
+# %%
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - Layer fixtures: `db_conn` → `user` → `make_order`. Factories let each test create exactly the data it is about.
+# - `parametrize` gives one test per case, each in its own rolled-back transaction.
+# - A fixture can only use fixtures with the same or a longer lifetime (`ScopeMismatch` otherwise).
+# - Never call `asyncio.run()` (or a sync API that does, like Alembic's async `env.py`) from async code:
+#   `await asyncio.to_thread(...)`, stay async (`await coursedb.migrate(conn)`), or share a connection via `run_sync`.
+# - Test migrations: from an empty schema, then again to prove they are idempotent; DDL rolls back with `db_conn`.
+# - Under pytest-xdist each worker is its own session: give each worker its own database, and check that it did.
+# - nbval runs notebooks as tests: strict outputs, narrow sanitize rules, `raises-exception` for intended failures.
