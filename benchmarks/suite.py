@@ -1,6 +1,6 @@
 """The course's own speed: all notebooks under strict nbval, the reference suite, all of tests/, cold.
 
-    .venv/bin/python benchmarks/suite.py             # 3 runs of each, median (10+ minutes)
+    .venv/bin/python benchmarks/suite.py             # 3 runs each (1 of all tests/), median; 10+ minutes
     .venv/bin/python benchmarks/suite.py --quick     # 1 run of each
     .venv/bin/python benchmarks/suite.py --only notebooks reference
     .venv/bin/python benchmarks/suite.py --dry-run   # print the commands, run nothing
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="cold runs of each command")
     parser.add_argument("--quick", action="store_true", help="one run of each")
     parser.add_argument("--only", choices=sorted(COMMANDS), nargs="+", help="measure only these")
+    parser.add_argument("--tests-runs", type=int, default=1, help="cold runs of all of tests/ (it takes minutes)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run nothing")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/suite.json")
     args = parser.parse_args(argv)
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i in range(runs):  # alternate, so background load hits each alike
         for what in whats:
+            if what == "tests" and i >= args.tests_runs:
+                continue
             result = timed_run(what)
             result["run"] = i + 1
             results.append(result)
