@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "00_start_here.ipynb"
 BROWSER = os.environ.get("COURSE_BROWSER", "/usr/bin/chromium")
 DRIVER = os.environ.get("COURSE_CHROMEDRIVER", "/usr/bin/chromedriver")
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
 RUN_TIMEOUT = 240  # a first start of the embedded server plus every cell, on a busy 2-core machine
 
 missing = [p for p in (BROWSER, DRIVER) if not os.access(p, os.X_OK)]
@@ -183,7 +184,7 @@ def accept_kernel_dialog(driver) -> None:
             if dialog.is_displayed() and "Select Kernel" in dialog.text:
                 dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept").click()
                 return
-        names = driver.find_elements(By.CSS_SELECTOR, ".jp-Toolbar-kernelName")
+        names = driver.find_elements(By.CSS_SELECTOR, f"{PANEL} .jp-Toolbar-kernelName")
         if any("Python" in n.text for n in names) and kernel_idle(driver):
             return  # the kernel started without asking
         time.sleep(0.2)
@@ -192,53 +193,99 @@ def accept_kernel_dialog(driver) -> None:
 def cell_states(driver) -> list[str]:
     # The prompt of each code cell: "[ ]:" not run, "[*]:" queued or running, "[3]:" done.
     return driver.execute_script(
-        "return Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt'))"
+        f"return Array.from(document.querySelectorAll('{PANEL} .jp-Notebook .jp-CodeCell .jp-InputPrompt'))"
         ".map(p => p.textContent.trim());"
     )
 
 
 def kernel_idle(driver) -> bool:
     return driver.execute_script(
-        "const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+        f"const s = document.querySelector('{PANEL} .jp-Notebook-ExecutionIndicator');"
         "return s !== null && s.getAttribute('data-status') === 'idle';"
     )
 
 
-def test_run_all_in_jupyterlab_in_chromium():
+def wait_for_run_all(driver, shot: Path) -> list[str]:
+    """Wait until nothing is queued, some cell ran, and the kernel stayed idle for 2 s."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    quiet_since = None
+    while True:
+        states = cell_states(driver)
+        done = "[*]:" not in states and any(s[1:-2].isdigit() for s in states) and kernel_idle(driver)
+        if not done:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 2:
+            return states
+        if time.monotonic() > deadline:
+            driver.save_screenshot(str(shot))
+            pytest.fail(f"Run All did not finish in {RUN_TIMEOUT} s; prompts {states}; screenshot {shot}")
+        time.sleep(0.25)
+
+
+class Session:
+    """One JupyterLab server and one browser, shared by the tests in this module."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="course-browser-"))
+        self.root = workspace(self.tmp)
+        self.lab = Lab(self.root, self.tmp)
+        self.driver = None
+
+    def open(self, notebook: str) -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver.get(f"{self.lab.url}/lab/tree/notebooks/{notebook}?token={self.lab.token}")
+        wait = WebDriverWait(self.driver, 90)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")))
+        accept_kernel_dialog(self.driver)
+        wait.until(lambda d: kernel_idle(d))
+
+    def run_all(self, shot: Path) -> list[str]:
+        click_menu(self.driver, "Run", "runmenu:run-all")  # Run → Run All Cells
+        return wait_for_run_all(self.driver, shot)
+
+    def close(self) -> None:
+        try:
+            if self.driver is not None:
+                self.driver.quit()
+        finally:
+            self.lab.shutdown()
+            shutil.rmtree(self.root, ignore_errors=True)  # keep the screenshots and logs
+
+
+@pytest.fixture(scope="module")
+def session():
+    s = Session()
+    try:
+        s.lab.wait_ready()
+        s.driver = chromium(s.tmp)
+        yield s
+    finally:
+        s.close()
+
+
+def test_run_all_in_jupyterlab_in_chromium(session):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     committed = ROOT / "notebooks" / NOTEBOOK
     before = digest(committed)
-    tmp = Path(tempfile.mkdtemp(prefix="course-browser-"))
-    root = workspace(tmp)
-    copy = root / "notebooks" / NOTEBOOK
-    shot = tmp / "00_start_here.png"
+    copy = session.root / "notebooks" / NOTEBOOK
+    shot = session.tmp / "00_start_here.png"
+    driver = session.driver
     begin = time.monotonic()
-    lab = Lab(root, tmp)
-    driver = None
     try:
-        lab.wait_ready()
-        driver = chromium(tmp)
-        driver.get(f"{lab.url}/lab/tree/notebooks/{NOTEBOOK}?token={lab.token}")
-        wait = WebDriverWait(driver, 90)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")))
-        accept_kernel_dialog(driver)
-        wait.until(lambda d: kernel_idle(d))
-        click_menu(driver, "Run", "runmenu:run-all")  # Run → Run All Cells
+        session.open(NOTEBOOK)
+        states = session.run_all(shot)
+        # JupyterLab sends every cell at once; a failing cell makes the kernel skip the rest
+        # unless the cell is tagged raises-exception. Unrun prompts mean Run All stopped early.
+        assert "[ ]:" not in states, f"Run All stopped early; prompts {states}"
 
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while True:
-            states = cell_states(driver)
-            if states and all(s not in ("[ ]:", "[*]:") for s in states) and kernel_idle(driver):
-                break
-            if time.monotonic() > deadline:
-                driver.save_screenshot(str(shot))
-                pytest.fail(f"Run All did not finish in {RUN_TIMEOUT} s; prompts {states}; screenshot {shot}")
-            time.sleep(0.5)
-
-        page = driver.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
+        page = driver.find_element(By.CSS_SELECTOR, f"{PANEL} .jp-Notebook").text
         assert "backend:" in page, "the setup check printed nothing visible"
         assert "Ready: this notebook has its own database" in page
 
@@ -251,17 +298,13 @@ def test_run_all_in_jupyterlab_in_chromium():
             "const out = Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
             ".find(o => o.textContent.includes('backend:')); if (out) out.scrollIntoView({block: 'center'});"
         )
-        driver.save_screenshot(str(shot))
     finally:
-        if driver is not None:
-            if not shot.exists():
-                try:
-                    driver.save_screenshot(str(shot))
-                except Exception:
-                    pass
-            driver.quit()
-        lab.shutdown()
-        print(f"\nbrowser check: {time.monotonic() - begin:.1f} s; screenshot {shot}; JupyterLab log {lab.log.name}")
+        try:
+            driver.save_screenshot(str(shot))
+        except Exception:
+            pass
+        took = time.monotonic() - begin
+        print(f"\nbrowser check: {took:.1f} s; screenshot {shot}; JupyterLab log {session.lab.log.name}")
 
     nb = nbformat.read(copy, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -281,4 +324,22 @@ def test_run_all_in_jupyterlab_in_chromium():
     text = "\n".join(o.get("text", "") for c in code for o in c.outputs)
     assert "backend:" in text and "Ready: this notebook has its own database" in text
     assert digest(committed) == before, "the committed notebook changed"
-    shutil.rmtree(tmp / "course", ignore_errors=True)
+
+
+def test_run_all_goes_on_past_raises_exception_and_stops_at_other_errors(session):
+    """The course's contract with JupyterLab, checked on a small notebook of its own."""
+    cells = [
+        nbformat.v4.new_code_cell("print('first')"),
+        nbformat.v4.new_code_cell("raise ValueError('the lesson')", metadata={"tags": ["raises-exception"]}),
+        nbformat.v4.new_code_cell("print('after the lesson')"),
+        nbformat.v4.new_code_cell("raise ValueError('a real mistake')"),
+        nbformat.v4.new_code_cell("print('never')"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, session.root / "notebooks" / "run_all_probe.ipynb")
+    session.open("run_all_probe.ipynb")
+    shot = session.tmp / "run_all_probe.png"
+    states = session.run_all(shot)
+    session.driver.save_screenshot(str(shot))
+    assert states == ["[1]:", "[2]:", "[3]:", "[4]:", "[ ]:"], states
