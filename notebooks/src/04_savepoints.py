@@ -249,6 +249,32 @@ async def test_failed_registration_keeps_the_callers_earlier_work(db_conn):
 # The third test is the one that proves a *savepoint* was used: after Bob's failure, the test's
 # own transaction still works and still holds Ada. Without the savepoint the first query after
 # the error would raise `InFailedSQLTransactionError`, as in the pitfall above.
+#
+# Can these tests fail? Here is the bug they exist to catch: the same two statements, but no
+# transaction around them.
+
+# %%
+from shop import place_order
+
+
+async def register_without_a_transaction(conn, email, name, total):
+    user_id = await create_user(conn, email, name)
+    await place_order(conn, user_id, total)  # if this fails, the user is already written
+    return user_id
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_broken_version_leaves_no_user(db_conn):
+    with pytest.raises(asyncpg.CheckViolationError):
+        await register_without_a_transaction(db_conn, "bob@example.com", "Bob", "-1.00")
+    assert await db_conn.fetchval("SELECT count(*) FROM users WHERE email = 'bob@example.com'") == 0
+
+# %% [markdown]
+# Red, as it should be, though not with "Bob exists". The last line of the report says why: inside
+# the test's transaction the failed order aborted the *whole* transaction, so the test's next query
+# was refused (the lines above it are asyncpg's own code, on the way to that error).
 
 # %% [markdown]
 # ## Testing a rollback-on-error path
