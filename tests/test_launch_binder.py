@@ -8,6 +8,7 @@ embedded server up in the background; postBuild must start and stop a server and
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -191,9 +192,12 @@ def test_start_never_blocks_the_launch_even_if_the_server_cannot_start(runner):
 
 
 def test_post_build_starts_and_stops_a_server_and_leaves_nothing(runner):
-    result = runner.run([str(BINDER / "postBuild")], timeout=120)
+    lab = runner.workdir / "lab"  # JupyterLab's app directory for this run, not the venv's
+    result = runner.run([str(BINDER / "postBuild")], timeout=120, JUPYTERLAB_DIR=str(lab))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "coursedb server running (embedded)" in result.stdout
     assert "backend:   embedded" in result.stdout
-    leftovers = [p.name for p in runner.workdir.iterdir() if p.name not in ("home", "venv")]
+    overrides = json.loads((lab / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    leftovers = [p.name for p in runner.workdir.iterdir() if p.name not in ("home", "venv", "lab")]
     assert leftovers == [], f"postBuild left {leftovers} behind in TMPDIR"
