@@ -120,7 +120,8 @@ print("decoded:     ", repr(stored["decoded"]), "a", type(stored["decoded"]).__n
 
 # %% [markdown]
 # The server holds a string with quotes inside, not an object, and the decoder faithfully hands
-# back a `str`. The article's test, run as written against the course's pool (which has the codec):
+# back a `str`. Here is the article's test. Its `set_type_codec` call is left out because the course's
+# pool already registers the same codec on every connection:
 
 # %% tags=["raises-exception"]
 # %%ipytest
