@@ -274,7 +274,8 @@ env.update(PYTHONPATH=str(probe_dir), PROBE_LOG=str(log_file))
 command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "probe", "-q", "--color=no", "tests/test_shop.py"]
 command += ["-p", "no:nbval"]  # no notebooks in this run: spare each worker the import of Jupyter's machinery
 run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-print(run.stdout.strip().splitlines()[-1])
+summary = run.stdout.strip().splitlines()[-1]  # e.g. "7 passed in 4.2s"
+print("pytest exit code:", run.returncode, "(0: every test passed)")
 
 # %%
 records = [line.split() for line in log_file.read_text().splitlines()]
@@ -284,16 +285,17 @@ for worker, database in records:
 my_database = db_url.rsplit("/", 1)[1].split("?")[0]
 every_database = set().union(*databases_of.values())
 
-print("tests recorded:        ", len(records))
-print("workers:               ", sorted(databases_of))
-print("databases per worker:  ", [len(databases_of[w]) for w in sorted(databases_of)])
-print("distinct databases:    ", len(every_database))
+print("every test recorded:       ", f"{len(records)} passed" in summary)
+print("workers:                   ", sorted(databases_of))
+print("databases per worker:      ", [len(databases_of[w]) for w in sorted(databases_of)])
+print("distinct databases:        ", sorted(every_database))
 print("this notebook's among them:", my_database in every_database)
 shutil.rmtree(probe_dir)
 
 # %% [markdown]
 # Every test on a worker used that worker's database, and the two workers never shared one; nor did they
-# touch this notebook's. (The names look like `coursedb_<pid>_<random>`: the owner's process id is part of the name.)
+# touch this notebook's. (A name is `coursedb_<pid>_<random>`, the owner's process id included; the course's
+# sanitize rules show them as `coursedb_PID_XXXXXX`, because they change on every run.)
 #
 # Did the workers clean up? Each worker drops its database when its process exits:
 
