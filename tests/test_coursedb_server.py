@@ -18,7 +18,6 @@ import asyncpg
 import psutil
 import pytest
 
-import coursedb
 from coursedb import CourseDBError, databases, embedded, server
 from tests.helpers import (
     PYTHON,
@@ -249,52 +248,6 @@ def test_two_processes_starting_at_the_same_moment_share_one_server(home):
     assert len(postmasters(home)) == 1
 
 
-def test_stop_leaves_nothing_behind(home):
-    assert cli(home, "start").returncode == 0
-    owner, _ = start_owner(home)  # a connected client does not keep the server alive
-    try:
-        result = cli(home, "stop")
-    finally:
-        end_owner(owner, kill=True)
-    assert result.returncode == 0, result.stderr
-    assert "stopped the server and removed its files" in result.stdout
-    assert leftovers(home) == []
-    assert not home.exists()
-    assert cli(home, "stop").stdout.strip() == "nothing to stop"
-
-
-def test_database_url_survives_a_server_restart_and_a_full_stop(home):
-    settings = settings_for(home)
-    try:
-        url = coursedb.database_url(settings)
-        embedded.kill(settings)  # the server goes away, its data stays
-        assert not postmasters(home)
-        assert coursedb.database_url(settings) == url  # restarted; the database is still there
-        server.stop(settings)  # data gone too
-        fresh = coursedb.database_url(settings)
-        assert dbname(fresh) != dbname(url)
-        assert run(fetch(fresh, "SELECT count(*) AS n FROM users"))[0]["n"] == 0
-    finally:
-        coursedb.stop(settings)
-
-
-def test_a_failing_server_start_names_the_log_and_leaves_no_process(home):
-    """Simulated with a corrupt postgresql.conf in the private data directory."""
-    settings = settings_for(home)
-    assert cli(home, "start").returncode == 0
-    embedded.kill(settings)
-    conf = home / "data" / "postgresql.conf"
-    original = conf.read_text()
-    conf.write_text(original + "\nthis is not a setting\n")
-    result = cli(home, "start")
-    assert_one_line_error(result, "The embedded PostgreSQL server did not start", f"Full log: {home}/server.log")
-    assert f'FATAL:  configuration file "{home}/data/postgresql.conf" contains errors' in result.stderr
-    assert not postmasters(home)
-    conf.write_text(original)  # fixed: the next start works
-    assert cli(home, "start").returncode == 0
-    assert len(postmasters(home)) == 1
-
-
 def test_a_busy_port_is_named(srv, home):
     result = cli(home, "start", COURSEDB_PORT=str(srv.port))
     assert_one_line_error(result, f"Port {srv.port} (COURSEDB_PORT) is already in use")
@@ -378,3 +331,38 @@ def test_as_root_a_home_the_server_user_cannot_enter_is_named_not_opened(home):
     result = cli(inner, "start")
     assert_one_line_error(result, f"{inner} is closed to it", f"chmod o+x {inner}")
     assert inner.stat().st_mode & 0o777 == 0o700  # we said so; we did not open it ourselves
+
+
+# --- last: these restart and finally stop the module's server -----------------------------------
+
+
+def test_a_failing_server_start_names_the_log_and_leaves_no_process(srv):
+    """Simulated with a corrupt postgresql.conf in the data directory."""
+    port = {"COURSEDB_PORT": str(srv.port)}
+    embedded.kill(settings_for(srv.home, **port))
+    conf = srv.home / "data" / "postgresql.conf"
+    original = conf.read_text()
+    conf.write_text(original + "\nthis is not a setting\n")
+    try:
+        result = cli(srv.home, "start", **port)
+    finally:
+        conf.write_text(original)
+    assert_one_line_error(result, "The embedded PostgreSQL server did not start", f"Full log: {srv.home}/server.log")
+    assert f'FATAL:  configuration file "{srv.home}/data/postgresql.conf" contains errors' in result.stderr
+    assert not postmasters(srv.home)
+    assert cli(srv.home, "start", **port).returncode == 0  # fixed: the next start works
+    assert len(postmasters(srv.home)) == 1
+
+
+def test_stop_leaves_nothing_behind(srv):
+    """No process, no data directory, no socket, no state, no home: even with a client connected."""
+    owner, _ = start_owner(srv.home)
+    try:
+        result = cli(srv.home, "stop")
+    finally:
+        end_owner(owner, kill=True)
+    assert result.returncode == 0, result.stderr
+    assert "stopped the server and removed its files" in result.stdout
+    assert leftovers(srv.home) == []
+    assert not srv.home.exists()
+    assert cli(srv.home, "stop").stdout.strip() == "nothing to stop"
