@@ -132,7 +132,8 @@ async def test_with_a_shared_user(db_conn, shared_user):
 # %% [markdown]
 # `ScopeMismatch`: a fixture may only use fixtures that live at least as long as it does. If you
 # really need shared rows, make them part of the template (the schema layer), or commit them in a
-# session fixture with `db_committed`-style cleanup. Per-test data in per-test fixtures is simpler.
+# session-scoped fixture built on `db_pool` that deletes them at teardown. Per-test data in per-test
+# fixtures is simpler, and the rollback cleans it up for free.
 
 # %% [markdown]
 # ## Migrations, async-safely
@@ -145,7 +146,8 @@ async def test_with_a_shared_user(db_conn, shared_user):
 #     command.upgrade(alembic_cfg, "head")   # don't: see below
 # ```
 #
-# `command.upgrade` is a plain sync function. With Alembic's async template, its `env.py` ends in
+# Two things are wrong. `conn` is never used: Alembic opens its own connection, to whatever URL `alembic.ini`
+# names, which is not necessarily the test database. And `command.upgrade` is a plain sync function. With Alembic's async template, its `env.py` ends in
 # `asyncio.run(run_async_migrations())`: it starts an event loop of its own. Inside an async fixture
 # an event loop is already running, and `asyncio.run()` refuses to start a second one in the same thread.
 #
@@ -185,7 +187,8 @@ upgrade_head("migration_demo")
 # Three ways that work:
 #
 # 1. **Run the sync function in a worker thread.** A thread has no running loop, so `asyncio.run()` is allowed there,
-#    and `asyncio.to_thread` lets the event loop wait for it without blocking:
+#    and `asyncio.to_thread` lets the event loop wait for it without blocking. In a fixture that is
+#    `await asyncio.to_thread(command.upgrade, alembic_cfg, "head")`; here, with our stand-in:
 
 # %%
 await asyncio.to_thread(upgrade_head, "migration_demo")
