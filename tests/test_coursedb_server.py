@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -253,6 +254,16 @@ def test_a_busy_port_is_named(srv, home):
     assert_one_line_error(result, f"Port {srv.port} (COURSEDB_PORT) is already in use")
     assert not postmasters(home)
     assert not (home / "data").exists()
+
+
+def test_a_port_taken_by_another_program_is_named(home):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        result = cli(home, "start", COURSEDB_PORT=str(port))
+    assert_one_line_error(result, f"Port {port} (COURSEDB_PORT) is already in use", "unset COURSEDB_PORT")
+    assert not postmasters(home)
 
 
 @pytest.mark.parametrize("phase", ["initdb", "server-up"])

@@ -27,6 +27,7 @@ from tests.helpers import (
     dbname,
     end_owner,
     fetch,
+    leftovers,
     postmasters,
     run,
     settings_for,
@@ -256,3 +257,14 @@ def test_a_full_disk_is_one_sentence_before_and_after_start(small_disk):
     url = coursedb.database_url(settings)  # room again: works
     assert run(fetch(url, "SELECT count(*) AS n FROM users"))[0]["n"] == 0
     coursedb.stop(settings)
+
+
+# --- last: stops the module's server --------------------------------------------------------------
+
+
+def test_stop_with_the_pid_file_gone_still_stops_everything(srv):
+    """The server is found by its data directory, not by its PID file."""
+    (srv.home / "data" / "postmaster.pid").unlink()
+    result = cli(srv.home, "stop")
+    assert result.returncode == 0, result.stderr
+    assert leftovers(srv.home) == []
