@@ -432,13 +432,15 @@ if results_file.exists():
     setups = sorted({(r["tables"], r["rows"]) for r in records})
     width = 0.8 / len(strategies)
     for i, strategy in enumerate(strategies):
-        median = {(r["tables"], r["rows"]): r["median_ms"] for r in records if r["strategy"] == strategy}
-        xs = [j + i * width for j, setup_ in enumerate(setups) if setup_ in median]
-        ax.bar(xs, [median[s] for s in setups if s in median], width, label=strategy)
+        mine = {(r["tables"], r["rows"]): r for r in records if r["strategy"] == strategy}
+        xs = [j + i * width for j, setup_ in enumerate(setups) if setup_ in mine]
+        medians_ms = [mine[s]["median_ms"] for s in setups if s in mine]
+        to_p95 = [mine[s]["p95_ms"] - mine[s]["median_ms"] for s in setups if s in mine]
+        ax.bar(xs, medians_ms, width, yerr=[[0] * len(xs), to_p95], capsize=2, label=strategy)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(setups))])
     ax.set_xticklabels([f"{tables} tables\n{rows} rows" for tables, rows in setups])
     ax.set_yscale("log")
-    ax.set_ylabel("median overhead per test, ms (log)")
+    ax.set_ylabel("overhead per test, ms (log)\nbar: median, whisker: p95")
     machine = saved.get("machine", {})
     ax.set_title(
         f"Isolation per test: {machine.get('cpus', '?')} CPUs, load {machine.get('load_avg_1m', '?')},"
@@ -446,10 +448,11 @@ if results_file.exists():
     )
     ax.legend(ncol=4, fontsize="small")
 else:
-    ax.text(0.5, 0.5, "No results yet.\nRun: python benchmarks/isolation.py", ha="center", va="center", fontsize=14)
+    message = "No results yet.\nRun: .venv/bin/python benchmarks/isolation.py"
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14)
     ax.set_axis_off()
 plt.show()
-print("The chart shows benchmarks/results/isolation.json; `python benchmarks/isolation.py` measures it again.")
+print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benchmarks/isolation.py` measures again.")
 
 # %% [markdown]
 # Read it as ratios between bars measured in the same run, not as promises about your CI machine: the title
