@@ -184,6 +184,17 @@ await conn.execute("DROP SCHEMA IF EXISTS migration_demo CASCADE")
 upgrade_head("migration_demo")
 
 # %% [markdown]
+# The same happens inside pytest: async fixtures and async tests run in pytest-asyncio's loop. A test
+# can pin the trap down (and would fail the day the behaviour changed):
+
+# %%
+# %%ipytest
+
+async def test_a_sync_upgrade_inside_a_running_loop_fails():
+    with pytest.raises(RuntimeError, match="cannot be called from a running event loop"):
+        upgrade_head("migration_demo")  # what command.upgrade(alembic_cfg, "head") does in an async fixture
+
+# %% [markdown]
 # Three ways that work:
 #
 # 1. **Run the sync function in a worker thread.** A thread has no running loop, so `asyncio.run()` is allowed there,
