@@ -103,10 +103,13 @@ def markdown(data: dict[str, dict]) -> str:
             add("All of `tests/` (not slow), cold", f"{s['tests_cold_s']:.1f} s", "", "suite")
     when = sorted({d["machine"]["measured_at"] for d in data.values() if d.get("machine")})
     cpus = {d["machine"]["cpus"] for d in data.values() if d.get("machine")}
+    machines = [d["machine"] for d in data.values() if d.get("machine")]
+    loads = [m[k] for m in machines for k in ("load_avg_1m_start", "load_avg_1m") if k in m]
     if when:
+        busy = f", 1-minute load average {min(loads):g}–{max(loads):g} while measuring" if loads else ""
         lines.append("")
         lines.append(
-            f"Measured {when[0][:10]} on {'/'.join(map(str, sorted(cpus)))} cores; "
+            f"Measured {when[0][:10]} on {'/'.join(map(str, sorted(cpus)))} cores{busy}; "
             "regenerate with `.venv/bin/python benchmarks/report.py`."
         )
     return "\n".join(lines)
