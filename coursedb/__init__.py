@@ -18,8 +18,6 @@ import atexit
 import os
 import threading
 
-import asyncpg
-
 from . import databases, server
 from ._aio import run_sync
 from .codecs import init_connection
@@ -67,7 +65,7 @@ def database_url(settings: Settings | None = None) -> str:
                 return databases.url_for(admin_url, mine[1])
             run_sync(databases.drop_stale(admin_url))  # leftovers of killed kernels and runs
             name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except databases.DB_ERRORS as exc:
             raise CourseDBError(
                 f"The {state['backend']} server is running but creating your database on it failed: {exc}"
             ) from None

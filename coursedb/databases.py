@@ -25,6 +25,9 @@ from .settings import DB_PREFIX
 
 TEMPLATE = DB_PREFIX + "template"
 CONNECT_TIMEOUT = 10
+# What talking to a server can raise. asyncio.TimeoutError is listed for Python 3.10, where it
+# is not yet the builtin TimeoutError (an OSError) that asyncpg's connect timeout raises on 3.11+.
+DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def url_for(admin_url: str, dbname: str) -> str:

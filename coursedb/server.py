@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -97,7 +97,7 @@ async def _check_url(url: str) -> None:
     shown = describe_url(url)
     try:
         conn = await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, socket.gaierror) as exc:
+    except (OSError, asyncio.TimeoutError) as exc:  # gaierror is an OSError
         raise CourseDBError(
             f"Cannot reach the PostgreSQL server at {shown} ({exc.__class__.__name__}: {exc}). "
             "Check host and port in COURSEDB_URL, or unset it to use the embedded server."
@@ -153,7 +153,7 @@ def ensure(settings: Settings | None = None) -> dict:
             try:
                 run_sync(databases.ensure_template(state["admin_url"]))
                 run_sync(databases.drop_stale(state["admin_url"]))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except databases.DB_ERRORS as exc:
                 raise CourseDBError(
                     f"The {backend} server started but setting up the course schema failed: {exc}"
                 ) from None
@@ -181,7 +181,7 @@ def drop_stale(state: dict) -> list[str]:
     """Drop the databases of owners that are gone; return their names."""
     try:
         return run_sync(databases.drop_stale(state["admin_url"]))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except databases.DB_ERRORS as exc:
         raise CourseDBError(f"Dropping the databases of ended processes failed: {exc}") from None
 
 
@@ -206,7 +206,7 @@ def stop(settings: Settings | None = None) -> list[str]:
                 done.append(f"dropped {len(dropped)} coursedb database(s) on {describe_url(state['admin_url'])}")
                 if refused:
                     done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except databases.DB_ERRORS as exc:
                 done.append(f"could not drop coursedb databases on {describe_url(state['admin_url'])}: {exc}")
         if docker.engine_problem() is None:
             docker.stop(settings)
@@ -233,7 +233,7 @@ def status(settings: Settings | None = None) -> dict:
     try:
         info["version"] = run_sync(_server_version(state["admin_url"]))
         info["databases"] = run_sync(databases.list_owned(state["admin_url"]))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except databases.DB_ERRORS as exc:
         info["error"] = str(exc)
     return info
 

@@ -43,7 +43,7 @@ async def until(predicate, limit: float = 10.0) -> None:
 async def test_exhausted_pool_times_out_instead_of_hanging(small_pool):
     held = [await small_pool.acquire(), await small_pool.acquire()]
     try:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await small_pool.acquire(timeout=0.2)
     finally:
         for conn in held:
@@ -116,7 +116,7 @@ async def test_statement_timeout_fails_the_query_not_the_connection(db_url):
 async def test_client_side_command_timeout_cancels_the_query(small_pool):
     async with small_pool.acquire() as conn:
         pid = conn.get_server_pid()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await conn.execute("SELECT pg_sleep(30)", timeout=0.2)
         assert await conn.fetchval("SELECT 1") == 1
         assert conn.get_server_pid() == pid  # the query was cancelled, the connection kept
