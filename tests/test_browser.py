@@ -238,11 +238,18 @@ class Session:
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver.get(f"{self.lab.url}/lab/tree/notebooks/{notebook}?token={self.lab.token}")
+        # A workspace of its own per notebook: the page shows this notebook's tab and no other.
+        workspace = notebook.removesuffix(".ipynb").replace("_", "-")
+        self.driver.get(f"{self.lab.url}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={self.lab.token}")
         wait = WebDriverWait(self.driver, 90)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")))
         accept_kernel_dialog(self.driver)
         wait.until(lambda d: kernel_idle(d))
+        # Menu commands act on the current notebook: make sure it is this one, and focused,
+        # or Run All may run the notebook of the previous tab.
+        current = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
+        wait.until(lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, current)] == [notebook])
+        self.driver.find_element(By.CSS_SELECTOR, f"{PANEL} .jp-Cell .jp-InputPrompt").click()
 
     def run_all(self, shot: Path) -> list[str]:
         click_menu(self.driver, "Run", "runmenu:run-all")  # Run → Run All Cells
