@@ -169,9 +169,17 @@ def postmaster_pid(data: Path) -> int | None:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
+        # And it must be working in this data directory (a postmaster chdirs there).
+        if proc.cwd() not in _spellings(data):
+            return None
         return pid
     except (OSError, IndexError, ValueError, psutil.Error):
         return None
+
+
+def _spellings(data: Path) -> set[str]:
+    """``data`` as given and with symlinks resolved (macOS: /tmp is /private/tmp)."""
+    return {str(data), os.path.realpath(data)}
 
 
 def _port_free(port: int) -> bool:
@@ -362,7 +370,7 @@ def server_processes(data: Path) -> list[psutil.Process]:
             continue  # a zombie is dead already; only its parent (or init) can reap it
         cmd = proc.info["cmdline"] or []
         try:
-            here = str(data) in cmd or proc.cwd().removesuffix(" (deleted)") == str(data)
+            here = str(data) in cmd or proc.cwd().removesuffix(" (deleted)") in _spellings(data)
         except psutil.Error:
             continue
         if here:
