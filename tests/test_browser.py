@@ -261,7 +261,11 @@ class Session:
                 self.driver.quit()
         finally:
             self.lab.shutdown()
-            shutil.rmtree(self.root, ignore_errors=True)  # keep the screenshots and logs
+            for path in self.tmp.iterdir():  # keep only the screenshots and logs
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.suffix not in (".png", ".log"):
+                    path.unlink()
 
 
 @pytest.fixture(scope="module")
