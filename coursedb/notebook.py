@@ -7,8 +7,19 @@ import sys
 from . import database_url, server
 from .errors import CourseDBError
 
-# -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
-IPYTEST_ARGS = ["-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "no:randomly"]
+# -q: short reports; --color=no: nbval compares text, and colour codes are noise there;
+# --force-short-summary: with CI=true pytest stops shortening summary lines, which would
+# make the committed outputs differ on CI only.
+IPYTEST_ARGS = [
+    "-q",
+    "--tb=short",
+    "--color=no",
+    "--force-short-summary",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+]
 
 
 def _show_course_error(shell, etype, value, tb, tb_offset=None):  # IPython's custom_exc signature
