@@ -169,27 +169,6 @@ def click_menu(driver, menu: str, command: str) -> None:
     wait.until(ec.element_to_be_clickable(entry)).click()
 
 
-def accept_kernel_dialog(driver) -> None:
-    """Click "Select" if JupyterLab asks which kernel to start (Python 3 is preselected).
-
-    It asks when the notebook is opened through Jupytext's pairing with notebooks/src/*.py
-    (pyproject.toml's [tool.jupytext]); without the pairing it starts the notebook's kernel
-    by itself. A learner sees the same dialog and the same one click.
-    """
-    from selenium.webdriver.common.by import By
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
-            if dialog.is_displayed() and "Select Kernel" in dialog.text:
-                dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept").click()
-                return
-        names = driver.find_elements(By.CSS_SELECTOR, f"{PANEL} .jp-Toolbar-kernelName")
-        if any("Python" in n.text for n in names) and kernel_idle(driver):
-            return  # the kernel started without asking
-        time.sleep(0.2)
-
-
 def cell_states(driver) -> list[str]:
     # The prompt of each code cell: "[ ]:" not run, "[*]:" queued or running, "[3]:" done.
     return driver.execute_script(
@@ -243,13 +222,14 @@ class Session:
         self.driver.get(f"{self.lab.url}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={self.lab.token}")
         wait = WebDriverWait(self.driver, 90)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")))
-        accept_kernel_dialog(self.driver)
         wait.until(lambda d: kernel_idle(d))
         # Menu commands act on the current notebook: make sure it is this one, and focused,
         # or Run All may run the notebook of the previous tab.
         current = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
         wait.until(lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, current)] == [notebook])
-        self.driver.find_element(By.CSS_SELECTOR, f"{PANEL} .jp-Cell .jp-InputPrompt").click()
+        # The prompt exists before it is laid out; clicking too early is "not interactable".
+        prompt = (By.CSS_SELECTOR, f"{PANEL} .jp-Cell .jp-InputPrompt")
+        wait.until(ec.element_to_be_clickable(prompt)).click()
 
     def run_all(self, shot: Path) -> list[str]:
         click_menu(self.driver, "Run", "runmenu:run-all")  # Run → Run All Cells

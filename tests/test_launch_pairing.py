@@ -1,8 +1,8 @@
 """Every notebooks/*.ipynb has its source notebooks/src/*.py, and their cells are the same.
 
-Reviewers read the diff of the percent-format .py; this makes that diff trustworthy. A
-mismatch also breaks JupyterLab: Jupytext's pairing (pyproject.toml) refuses to open an .ipynb
-that is newer than its differing .py. Fix with ``python3 course.py build NN`` (src -> ipynb).
+Reviewers read the diff of the percent-format .py; this makes that diff trustworthy.
+The pair is kept by ``python3 course.py build NN`` (src -> ipynb), not by Jupytext's
+JupyterLab pairing, so learners' edits never touch notebooks/src/.
 """
 
 from __future__ import annotations
