@@ -232,7 +232,16 @@ class Session:
         wait.until(ec.element_to_be_clickable(prompt)).click()
 
     def run_all(self, shot: Path) -> list[str]:
-        click_menu(self.driver, "Run", "runmenu:run-all")  # Run → Run All Cells
+        # Run → Run All Cells. On a loaded machine a menu click can land before the page
+        # handles it; if no cell has started after a while, click again (Run All on an
+        # untouched notebook is idempotent).
+        for _ in range(3):
+            click_menu(self.driver, "Run", "runmenu:run-all")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if any(s != "[ ]:" for s in cell_states(self.driver)):
+                    return wait_for_run_all(self.driver, shot)
+                time.sleep(0.25)
         return wait_for_run_all(self.driver, shot)
 
     def close(self) -> None:

@@ -278,6 +278,10 @@ def test_ctrl_c_during_start_leaves_nothing_half_started(home, phase):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background by a non-interactive shell (as CI may be) inherits
+        # SIGINT ignored, and Python then never raises KeyboardInterrupt: restore what a
+        # terminal's Ctrl-C meets.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         while proc.poll() is None:

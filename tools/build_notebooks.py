@@ -31,8 +31,9 @@ def build(source: Path) -> Path:
         record_timing=False,
     )  # fmt: skip
     client.execute()
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         cell.metadata.pop("execution", None)
+        cell.id = f"c{index:03d}"  # stable ids: a rebuild's diff shows only real changes
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     nbformat.write(nb, target)
     return target

@@ -290,6 +290,8 @@ command += ["-p", "no:nbval"]  # no notebooks in this run: spare each worker the
 run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
 summary = run.stdout.strip().splitlines()[-1]  # e.g. "7 passed in 4.2s"
 print("pytest exit code:", run.returncode, "(0: every test passed)")
+if run.returncode != 0:  # show why, instead of a bare number
+    print(run.stdout[-3000:], run.stderr[-2000:], sep="\n")
 
 # %%
 records = [line.split() for line in log_file.read_text().splitlines()]
