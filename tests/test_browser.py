@@ -154,19 +154,35 @@ def chromium(tmp: Path):
     return webdriver.Chrome(service=service, options=options)
 
 
-def click_menu(driver, menu: str, command: str) -> None:
-    """Click a main-menu entry, as a learner would; ``command`` is the entry's data-command."""
-    from selenium.webdriver.common.by import By
+def click_when_ready(driver, locator: tuple[str, str], timeout: float = 30) -> None:
+    """Click the element at ``locator`` once it is clickable.
+
+    JupyterLab re-renders cells and menus while it settles; an element found a moment ago
+    can be replaced (stale) or not laid out yet. Both are retried until ``timeout``.
+    """
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            WebDriverWait(driver, timeout).until(ec.element_to_be_clickable(locator)).click()
+            return
+        except (StaleElementReferenceException, ElementNotInteractableException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def click_menu(driver, menu: str, command: str) -> None:
+    """Click a main-menu entry, as a learner would; ``command`` is the entry's data-command."""
+    from selenium.webdriver.common.by import By
+
     dialogs = [d.text for d in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog") if d.is_displayed()]
     assert not dialogs, f"JupyterLab shows a dialog instead of the notebook: {dialogs}"
-    wait = WebDriverWait(driver, 30)
-    label = (By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and text()='{menu}']")
-    wait.until(ec.element_to_be_clickable(label)).click()
-    entry = (By.CSS_SELECTOR, f"li.lm-Menu-item[data-command='{command}']")
-    wait.until(ec.element_to_be_clickable(entry)).click()
+    click_when_ready(driver, (By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and text()='{menu}']"))
+    click_when_ready(driver, (By.CSS_SELECTOR, f"li.lm-Menu-item[data-command='{command}']"))
 
 
 def cell_states(driver) -> list[str]:
@@ -227,9 +243,7 @@ class Session:
         # or Run All may run the notebook of the previous tab.
         current = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
         wait.until(lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, current)] == [notebook])
-        # The prompt exists before it is laid out; clicking too early is "not interactable".
-        prompt = (By.CSS_SELECTOR, f"{PANEL} .jp-Cell .jp-InputPrompt")
-        wait.until(ec.element_to_be_clickable(prompt)).click()
+        click_when_ready(self.driver, (By.CSS_SELECTOR, f"{PANEL} .jp-Cell .jp-InputPrompt"))
 
     def run_all(self, shot: Path) -> list[str]:
         # Run → Run All Cells. On a loaded machine a menu click can land before the page
