@@ -91,7 +91,8 @@ def test_devcontainer_installs_the_requirements_and_has_docker():
     config = json.loads((ROOT / ".devcontainer" / "devcontainer.json").read_text())
     assert re.search(r"python:\d*-?3\.1[0-3]", config["image"]), config["image"]
     assert any("docker-in-docker" in feature for feature in config["features"])
-    assert "requirements.txt" in config["postCreateCommand"]
+    # course.py setup creates .venv and installs requirements.txt, as `course.py lab` would.
+    assert config["postCreateCommand"] == "python3 course.py setup"
 
 
 def pins() -> dict[str, str]:
