@@ -167,9 +167,21 @@ async def list_owned(admin_url: str) -> list[dict]:
         except ValueError:
             owner = None
         entry = {"name": row["datname"], "owner": owner, "connections": row["connections"]}
-        entry["alive"] = True if row["datname"] == TEMPLATE else bool(owner) and owner_alive(owner)
+        if row["datname"] == TEMPLATE:
+            entry["alive"] = True
+        elif owner:
+            entry["alive"] = owner_alive(owner)
+        else:
+            # No owner record yet: CREATE DATABASE and its COMMENT are two statements, and
+            # another process may look in between. The name carries the creator's PID.
+            entry["alive"] = _creator_alive(row["datname"])
         out.append(entry)
     return out
+
+
+def _creator_alive(name: str) -> bool:
+    pid = name.removeprefix(DB_PREFIX).split("_", 1)[0]
+    return pid.isdigit() and psutil.pid_exists(int(pid))
 
 
 async def drop(admin_url: str, name: str) -> None:

@@ -8,6 +8,7 @@ own. Every home is private (never the shared /tmp/coursedb-<uid>) and stopped af
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -138,6 +139,27 @@ async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
         assert dbname(survivor_url) in names
     finally:
         end_owner(survivor)
+
+
+async def test_a_database_being_created_is_not_swept_before_its_owner_record(srv):
+    """CREATE DATABASE and its COMMENT are two statements; a sweep in between must keep the
+    database of a live creator (seen as 14 failed cells when 8 kernels started at once)."""
+    dead = subprocess.Popen([PYTHON, "-c", "pass"])
+    dead.wait()
+    being_made = f"coursedb_{os.getpid()}_cafe01"
+    orphan = f"coursedb_{dead.pid}_cafe02"
+    conn = await databases.connect_admin(srv.admin_url)
+    try:
+        for name in (being_made, orphan):
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.TEMPLATE}")
+        dropped = await databases.drop_stale(srv.admin_url)
+        names = await database_names(srv.admin_url)
+        assert being_made in names
+        assert orphan not in names and orphan in dropped
+    finally:
+        await conn.execute(f"DROP DATABASE IF EXISTS {being_made}")
+        await conn.execute(f"DROP DATABASE IF EXISTS {orphan}")
+        await conn.close()
 
 
 def test_switching_backend_while_a_server_runs_is_refused_with_the_fix(srv):
