@@ -226,7 +226,20 @@ class Savepoint(Strategy):
         await self.conn.close()
 
 
-class Truncate(PooledStrategy):
+class CleanupStrategy(PooledStrategy):
+    """Let the test commit, then undo its work with ``self.cleanup`` (set by ``start``)."""
+
+    cleanup: str
+
+    async def one(self) -> None:
+        async with self.pool.acquire() as conn:
+            try:
+                await work(conn)
+            finally:
+                await conn.execute(self.cleanup)
+
+
+class Truncate(CleanupStrategy):
     name, db = "truncate", "truncate"
 
     async def start(self) -> None:
@@ -234,15 +247,8 @@ class Truncate(PooledStrategy):
         names = ", ".join(table_names(self.cell.tables))
         self.cleanup = f"TRUNCATE {names} RESTART IDENTITY CASCADE; {seed_sql(self.cell.rows)}"
 
-    async def one(self) -> None:
-        async with self.pool.acquire() as conn:
-            try:
-                await work(conn)
-            finally:
-                await conn.execute(self.cleanup)
 
-
-class Delete(PooledStrategy):
+class Delete(CleanupStrategy):
     name, db = "delete", "delete"
 
     async def start(self) -> None:
@@ -250,15 +256,8 @@ class Delete(PooledStrategy):
         children_first = reversed(table_names(self.cell.tables))
         self.cleanup = " ".join(f"DELETE FROM {t};" for t in children_first) + seed_sql(self.cell.rows)
 
-    async def one(self) -> None:
-        async with self.pool.acquire() as conn:
-            try:
-                await work(conn)
-            finally:
-                await conn.execute(self.cleanup)
 
-
-class DropSchema(PooledStrategy):
+class DropSchema(CleanupStrategy):
     name, db = "drop_schema", "schema"
 
     async def start(self) -> None:
@@ -268,13 +267,6 @@ class DropSchema(PooledStrategy):
             + schema_sql(self.cell.tables)
             + seed_sql(self.cell.rows)
         )
-
-    async def one(self) -> None:
-        async with self.pool.acquire() as conn:
-            try:
-                await work(conn)
-            finally:
-                await conn.execute(self.cleanup)
 
 
 class TemplateJanitor(Strategy):
