@@ -49,12 +49,18 @@ def owner_record(kind: str) -> dict:
     me = psutil.Process()
     return {
         "host": socket.gethostname(),
+        "uid": os.getuid(),
         "pid": me.pid,
         "started": round(me.create_time(), 2),
         "kind": kind,
         "cwd": os.getcwd(),
         "created": round(time.time()),
     }
+
+
+def owned_here(owner: dict | None) -> bool:
+    """Made by this user on this machine (records without a uid predate it: assume ours)."""
+    return bool(owner) and owner.get("host") == socket.gethostname() and owner.get("uid", os.getuid()) == os.getuid()
 
 
 def owner_alive(owner: dict) -> bool:

@@ -16,7 +16,9 @@ from ._aio import run_sync
 from .errors import CourseDBError
 from .settings import Settings, secure_dir
 
-LOCK_TIMEOUT = 180  # a first Docker image pull can take a while
+# Long enough for a first Docker image pull by the holder; shorter than pytest-timeout (120 s)
+# so a waiting test gets this sentence instead of a timeout traceback.
+LOCK_TIMEOUT = 100
 
 
 def state_file(settings: Settings) -> Path:
@@ -195,7 +197,15 @@ def stop(settings: Settings | None = None) -> list[str]:
         state = read_state(settings)
         if state is not None and state.get("backend") == "url":
             try:
-                names = [d["name"] for d in run_sync(databases.list_owned(state["admin_url"]))]
+                # A server named in COURSEDB_URL may serve a whole room: drop this user's
+                # databases and dead owners' ones, never a database another live owner uses.
+                entries = [
+                    d for d in run_sync(databases.list_owned(state["admin_url"])) if d["name"] != databases.TEMPLATE
+                ]
+                names = [d["name"] for d in entries if not d["alive"] or databases.owned_here(d["owner"])]
+                in_use = [d["name"] for d in entries if d["name"] not in names]
+                if not in_use:
+                    names.append(databases.TEMPLATE)  # last: nobody clones from it any more
                 dropped, refused = [], []
                 for name in names:
                     try:
@@ -206,6 +216,8 @@ def stop(settings: Settings | None = None) -> list[str]:
                 done.append(f"dropped {len(dropped)} coursedb database(s) on {describe_url(state['admin_url'])}")
                 if refused:
                     done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
+                if in_use:
+                    done.append(f"left {len(in_use)} in use by other users or machines: {', '.join(in_use)}")
             except databases.DB_ERRORS as exc:
                 done.append(f"could not drop coursedb databases on {describe_url(state['admin_url'])}: {exc}")
         if docker.engine_problem() is None:

@@ -246,6 +246,29 @@ async def test_url_backend_stop_drops_only_coursedb_databases(srv, roles, home):
         await _drop_template(srv.admin_url)  # the next user of srv rebuilds its own
 
 
+async def test_url_backend_stop_leaves_databases_other_machines_use(srv, roles, home):
+    """A server in COURSEDB_URL may serve a whole room: one learner's stop must not drop the
+    database of a live kernel on another machine, nor the template it may still clone."""
+    await _drop_template(srv.admin_url)
+    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"]}
+    owner, url = start_owner(home, **extra)
+    foreign = "coursedb_4242_abcdef"
+    record = json.dumps({"host": "another-laptop", "uid": 1000, "pid": 4242, "started": 1.0, "kind": "kernel"})
+    try:
+        await fetch(roles["teacher"], f"CREATE DATABASE {foreign} TEMPLATE coursedb_template")
+        await fetch(roles["teacher"], f"COMMENT ON DATABASE {foreign} IS '{record}'")
+        result = cli(home, "stop", **extra)
+        assert result.returncode == 0, result.stderr
+        assert f"left 1 in use by other users or machines: {foreign}" in result.stdout
+        names = await database_names(srv.admin_url)
+        assert dbname(url) not in names
+        assert {foreign, "coursedb_template"} <= names
+    finally:
+        end_owner(owner)
+        await fetch(srv.admin_url, f"DROP DATABASE IF EXISTS {foreign}")
+        await _drop_template(srv.admin_url)
+
+
 async def _drop_template(admin_url: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
