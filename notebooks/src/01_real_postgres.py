@@ -150,8 +150,8 @@ except AttributeError as exc:
 # %% [markdown]
 # ### What the URL looks like
 #
-# Testcontainers builds the URL from the container's host and mapped port. We have no Docker engine here,
-# but we can still run Testcontainers' real `get_connection_url()`: we stand in for the two answers
+# Testcontainers builds the URL from the container's host and mapped port. This notebook must also run
+# where there is no Docker engine, so we run Testcontainers' real `get_connection_url()` and stand in for the two answers
 # Docker would give (host `localhost`, port `55432`). Standing in for Docker is fine here, because
 # Docker is not what we are testing; the URL format is.
 
