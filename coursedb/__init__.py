@@ -63,8 +63,8 @@ def database_url(settings: Settings | None = None) -> str:
             mine = _own.get(key)
             if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
                 return databases.url_for(admin_url, mine[1])
-            run_sync(databases.drop_stale(admin_url))  # leftovers of killed kernels and runs
-            name = run_sync(databases.create_owned(admin_url, databases.owner_kind()))
+            # Leftovers of killed kernels and runs go first, on the same connection.
+            name = run_sync(databases.take_database(admin_url, databases.owner_kind()))
         except databases.DB_ERRORS as exc:
             raise CourseDBError(
                 f"The {state['backend']} server is running but creating your database on it failed: {exc}"

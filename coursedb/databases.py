@@ -133,20 +133,34 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
 
 async def create_owned(admin_url: str, kind: str) -> str:
     """Clone the template into a new database owned by this process; return its name."""
-    owner = owner_record(kind)
-    name = f"{DB_PREFIX}{owner['pid']}_{secrets.token_hex(3)}"
     conn = await connect_admin(admin_url)
     try:
-        try:
-            await _create_database(conn, name, TEMPLATE)
-        except asyncpg.InvalidCatalogNameError:
-            # Someone dropped the template while the server ran (a learner's DROP DATABASE,
-            # 'coursedb stop' of a url backend from another home): rebuild it, once.
-            await ensure_template(admin_url)
-            await _create_database(conn, name, TEMPLATE)
-        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner))}")
+        return await _create_owned(conn, admin_url, kind)
     finally:
         await conn.close()
+
+
+async def take_database(admin_url: str, kind: str) -> str:
+    """Drop the databases of ended owners, then clone one for this process: one connection."""
+    conn = await connect_admin(admin_url)
+    try:
+        await _drop_stale(conn)
+        return await _create_owned(conn, admin_url, kind)
+    finally:
+        await conn.close()
+
+
+async def _create_owned(conn: asyncpg.Connection, admin_url: str, kind: str) -> str:
+    owner = owner_record(kind)
+    name = f"{DB_PREFIX}{owner['pid']}_{secrets.token_hex(3)}"
+    try:
+        await _create_database(conn, name, TEMPLATE)
+    except asyncpg.InvalidCatalogNameError:
+        # Someone dropped the template while the server ran (a learner's DROP DATABASE,
+        # 'coursedb stop' of a url backend from another home): rebuild it, once.
+        await ensure_template(admin_url)
+        await _create_database(conn, name, TEMPLATE)
+    await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner))}")
     return name
 
 
@@ -158,14 +172,18 @@ async def list_owned(admin_url: str) -> list[dict]:
     """Every database coursedb made on this server, with its owner and whether it lives."""
     conn = await connect_admin(admin_url)
     try:
-        rows = await conn.fetch(
-            "SELECT datname, shobj_description(oid, 'pg_database') AS comment,"
-            " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
-            " FROM pg_database d WHERE starts_with(datname, $1) ORDER BY datname",
-            DB_PREFIX,
-        )
+        return await _list_owned(conn)
     finally:
         await conn.close()
+
+
+async def _list_owned(conn: asyncpg.Connection) -> list[dict]:
+    rows = await conn.fetch(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS comment,"
+        " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
+        " FROM pg_database d WHERE starts_with(datname, $1) ORDER BY datname",
+        DB_PREFIX,
+    )
     out = []
     for row in rows:
         try:
@@ -202,9 +220,17 @@ async def drop(admin_url: str, name: str) -> None:
 
 async def drop_stale(admin_url: str) -> list[str]:
     """Drop databases whose owner process is gone (a killed kernel, a crashed run)."""
-    stale = [d["name"] for d in await list_owned(admin_url) if not d["alive"]]
+    conn = await connect_admin(admin_url)
+    try:
+        return await _drop_stale(conn)
+    finally:
+        await conn.close()
+
+
+async def _drop_stale(conn: asyncpg.Connection) -> list[str]:
+    stale = [d["name"] for d in await _list_owned(conn) if not d["alive"]]
     for name in stale:
-        await drop(admin_url, name)
+        await _drop(conn, name)
     return stale
 
 
