@@ -135,8 +135,11 @@ def plot_isolation(iso: dict, out: Path, plt) -> Path:
     axes[0][0].set_ylabel("median ms per test (log scale)")
     axes[0][-1].legend()
     fig.suptitle("Per-test cost of isolation strategies (same work in every test)")
+    return save(fig, out / "isolation.png", plt)
+
+
+def save(fig, path: Path, plt) -> Path:
     fig.tight_layout()
-    path = out / "isolation.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -153,11 +156,7 @@ def plot_backends(be: dict, out: Path, plt) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("median ms (log scale)")
     ax.set_title("Getting a real PostgreSQL (embedded backend)")
-    fig.tight_layout()
-    path = out / "backends.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out / "backends.png", plt)
 
 
 def plot_pools(po: dict, out: Path, plt) -> Path:
@@ -178,11 +177,7 @@ def plot_pools(po: dict, out: Path, plt) -> Path:
     right.set_ylabel("acquire wait p95, ms (log)")
     right.set_title("Waiting for a connection")
     right.legend()
-    fig.tight_layout()
-    path = out / "pools.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, out / "pools.png", plt)
 
 
 def main(argv: list[str] | None = None) -> int:
