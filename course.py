@@ -60,6 +60,8 @@ def ensure_venv() -> None:
             venv.create(VENV, with_pip=True)
         except Exception as exc:
             fail(f"could not create {VENV} ({exc}); on Debian/Ubuntu install python3-venv first.")
+        # The pip bundled with an older Python may not know today's wheels and markers.
+        subprocess.run([str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--upgrade", "pip"])
     wanted = requirements_hash()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
