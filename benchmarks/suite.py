@@ -45,7 +45,7 @@ REFERENCE = [
 
 
 def reference_files() -> list[str]:
-    found = {p for pattern in REFERENCE for p in (ROOT / "tests").glob(pattern)}
+    found = {p for pattern in REFERENCE for p in (ROOT / "tests").rglob(pattern)}
     return [str(p.relative_to(ROOT)) for p in sorted(found)]
 
 
@@ -53,7 +53,7 @@ COMMANDS = {
     "notebooks": [*PYTEST, "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "notebooks/",
                   "-n", "auto", "--dist", "loadfile"],
     "reference": [*PYTEST, *reference_files(), "-n", "auto"],
-    "tests": [*PYTEST, "tests/", "-n", "auto", "-m", "not slow", "--ignore=tests/test_benchmarks_smoke.py"],
+    "tests": [*PYTEST, "tests/", "-n", "auto", "-m", "not slow", "--ignore=tests/benchmarks"],
 }  # fmt: skip
 DURATION_LINE = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+([^:\s]+)::")
 TARGETS_S = {"notebooks": 60.0, "reference": 15.0, "tests": None}

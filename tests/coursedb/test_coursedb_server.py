@@ -63,13 +63,6 @@ def srv():
         cleanup(home)
 
 
-@pytest.fixture
-def home():
-    path = make_home()
-    yield path
-    cleanup(path)
-
-
 # --- one server, shared -------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_suite_fails_when_db_conn_commits(tmp_path):
@@ -14,7 +14,7 @@ def test_suite_fails_when_db_conn_commits(tmp_path):
     assert conftest.count(rollback) == 1, "conftest.py changed: update this mutation test"
     (tmp_path / "conftest.py").write_text(conftest.replace(rollback, "await transaction.commit()"))
     for name in ("test_isolation.py", "test_seed_examples.py"):
-        (tmp_path / name).write_text((ROOT / "tests" / name).read_text())
+        (tmp_path / name).write_text((ROOT / "tests" / "reference" / name).read_text())
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = session\n"
         "asyncio_default_test_loop_scope = session\n"

@@ -39,7 +39,7 @@ PLUGINS = ["-p", "xdist.plugin", "-p", "pytest_timeout"]
 
 
 @pytest.fixture(scope="module")
-def home():
+def home():  # one home for the whole module: its tests run in order on it
     path = make_home()
     yield path
     cleanup(path)

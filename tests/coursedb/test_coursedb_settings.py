@@ -12,14 +12,7 @@ import threading
 import pytest
 
 from coursedb import CourseDBError, Settings, docker, server
-from tests.helpers import assert_one_line_error, cleanup, cli, make_home
-
-
-@pytest.fixture
-def home():
-    path = make_home()
-    yield path
-    cleanup(path)  # nothing should run there; if a bug started a server anyway, it goes
+from tests.helpers import assert_one_line_error, cli
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "00_start_here.ipynb"
 BROWSER = os.environ.get("COURSE_BROWSER", "/usr/bin/chromium")
 DRIVER = os.environ.get("COURSE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -65,7 +65,7 @@ def workspace(tmp: Path) -> Path:
 
     Files get fresh modification times, as in a new clone (copy2 would keep them). Jupytext's
     pairing compares the times of notebooks/src/*.py and the .ipynb; whether the pair is in
-    sync is tests/test_launch_pairing.py's job.
+    sync is tests/course/test_pairing.py's job.
     """
     root = tmp / "course"
     ignore = shutil.ignore_patterns(".*", "__pycache__")

@@ -25,13 +25,6 @@ class Server:
     admin_url: str
 
 
-@pytest.fixture
-def home():
-    path = make_home()
-    yield path
-    cleanup(path)
-
-
 @pytest.fixture(scope="module")
 def srv():
     path = make_home()
