@@ -32,8 +32,9 @@ import _common
 import psutil
 from _common import ROOT, coursedb
 
-from coursedb import databases, docker
+from coursedb import databases
 from coursedb._aio import run_sync
+from coursedb.backends import docker
 
 # Runs in a fresh interpreter; prints its own timings as JSON on the last line.
 PROBE = """
@@ -74,8 +75,8 @@ def probe(env: dict[str, str]) -> dict:
 
 def kill_server(settings: _common.Settings) -> None:
     """Let the server die the way a reboot would: data directory kept, state file stale."""
-    state = coursedb.status(settings)
-    proc = psutil.Process(state["pid"])
+    state = coursedb.status(settings).state
+    proc = psutil.Process(state.pid)
     proc.send_signal(signal.SIGINT)  # fast shutdown
     proc.wait(timeout=30)
 
@@ -109,7 +110,7 @@ def measure_embedded(cold_n: int, reuse_n: int, clone_n: int) -> list[dict]:
             reuse_import.append(t["import_s"])
             reuse_server.append(t["server_s"])
             reuse_db.append(t["database_s"])
-        admin_url = coursedb.ensure_server(settings)["admin_url"]
+        admin_url = coursedb.ensure_server(settings).admin_url
         for _ in range(clone_n):
             t0 = time.perf_counter()
             name = run_sync(databases.create_owned(admin_url, "benchmark"))

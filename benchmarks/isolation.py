@@ -417,11 +417,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.shared:
         state = coursedb.ensure_server()
-        results, server = go(state["admin_url"], state["backend"])
+        results, server = go(state.admin_url, state.backend)
     else:
         with _common.private_home() as (settings, _env):
             state = coursedb.ensure_server(settings)
-            results, server = go(state["admin_url"], "embedded (private)")
+            results, server = go(state.admin_url, "embedded (private)")
 
     print("\nPer-test cost of each isolation strategy (ms; whole cycle: setup + the same work + teardown)")
     print(f"server: PostgreSQL {server['server_version']}, {server['backend']}; template peer: "

@@ -17,9 +17,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from dataclasses import dataclass
 
 from . import databases, server
 from ._aio import run_sync
+from .backends import ServerState
 from .codecs import init_connection
 from .errors import CourseDBError
 from .migrate import empty_tables, migrate
@@ -27,6 +29,7 @@ from .settings import Settings
 
 __all__ = [
     "CourseDBError",
+    "ServerState",
     "Settings",
     "database_url",
     "empty_tables",
@@ -37,12 +40,21 @@ __all__ = [
     "stop",
 ]
 
+
+@dataclass(frozen=True)
+class _Owned:
+    """A database this process made, on the server at ``admin_url``."""
+
+    admin_url: str
+    name: str
+
+
 _lock = threading.Lock()
-# (pid, home) -> (admin_url, database name). Keyed by pid too: a forked child is a new owner.
-_own: dict[tuple[int, str], tuple[str, str]] = {}
+# (pid, home) -> what that process owns there. Keyed by pid too: a forked child is a new owner.
+_own: dict[tuple[int, str], _Owned] = {}
 
 
-def ensure_server(settings: Settings | None = None) -> dict:
+def ensure_server(settings: Settings | None = None) -> ServerState:
     """Start the shared server if it is not running, and return its state."""
     return server.ensure(settings)
 
@@ -57,34 +69,35 @@ def database_url(settings: Settings | None = None) -> str:
     settings = settings or Settings.from_env()
     with _lock:
         state = server.ensure(settings)
-        admin_url = state["admin_url"]
+        admin_url = state.admin_url
         key = (os.getpid(), str(settings.home))
         try:
             mine = _own.get(key)
-            if mine is not None and mine[0] == admin_url and run_sync(databases.exists(admin_url, mine[1])):
-                return databases.url_for(admin_url, mine[1])
+            if mine is not None and mine.admin_url == admin_url and run_sync(databases.exists(admin_url, mine.name)):
+                return databases.url_for(admin_url, mine.name)
             # Leftovers of killed kernels and runs go first, on the same connection.
             name = run_sync(databases.take_database(admin_url, databases.owner_kind()))
         except databases.DB_ERRORS as exc:
             raise CourseDBError(
-                f"The {state['backend']} server is running but creating your database on it failed: {exc}"
+                f"The {state.backend} server is running but creating your database on it failed: {exc}"
             ) from None
         if not _own:
             atexit.register(_drop_own)
-        _own[key] = (admin_url, name)
+        _own[key] = _Owned(admin_url, name)
         return databases.url_for(admin_url, name)
 
 
 def _drop_own() -> None:
     for key in [k for k in _own if k[0] == os.getpid()]:
         try:
-            run_sync(databases.drop(*_own.pop(key)))
+            mine = _own.pop(key)
+            run_sync(databases.drop(mine.admin_url, mine.name))
         except Exception:
             pass  # the next process that takes a database drops it as stale
 
 
-def status(settings: Settings | None = None) -> dict:
-    """The shared server's state and databases, or ``{"running": False}``."""
+def status(settings: Settings | None = None) -> server.Status:
+    """The shared server's state and databases (``.running`` is False when none runs)."""
     return server.status(settings)
 
 

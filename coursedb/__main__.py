@@ -5,31 +5,29 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import server
+from . import backends, server
 from .errors import CourseDBError
+from .settings import describe_url
 
 
-def _print_status(info: dict) -> None:
-    if not info["running"]:
-        print(f"No coursedb server is running (state in {info['home']}). Start one: python -m coursedb start")
+def _print_status(info: server.Status) -> None:
+    state = info.state
+    if state is None:
+        print(f"No coursedb server is running (state in {info.home}). Start one: python -m coursedb start")
         return
-    print(f"backend:   {info['backend']}")
-    print(f"version:   PostgreSQL {info.get('version', '?')}")
-    print(f"url:       {server.describe_url(info['admin_url'])}")
-    if "tcp_url" in info:
-        print(f"tcp url:   {server.describe_url(info['tcp_url'])}  (password in {info['home']}/password)")
-    for key in ("data", "log", "container", "image"):
-        if key in info:
-            print(f"{key + ':':<10} {info[key]}")
-    if "error" in info:
-        print(f"error:     {info['error']}")
-    dbs = info.get("databases", [])
-    print(f"databases: {len(dbs)}")
-    for db in dbs:
-        owner = db["owner"] or {}
+    print(f"backend:   {state.backend}")
+    print(f"version:   PostgreSQL {info.version or '?'}")
+    print(f"url:       {describe_url(state.admin_url)}")
+    for label, value in backends.get(state.backend).describe(state):
+        print(f"{label + ':':<10} {value}")
+    if info.error is not None:
+        print(f"error:     {info.error}")
+    print(f"databases: {len(info.databases)}")
+    for db in info.databases:
+        owner = db.owner or {}
         who = "course schema template" if not owner else f"{owner.get('kind')} pid {owner.get('pid')}"
-        state = "" if db["alive"] else "  (owner gone: dropped on next start)"
-        print(f"  {db['name']:<28} {who}, {db['connections']} connection(s){state}")
+        gone = "" if db.alive else "  (owner gone: dropped on next start)"
+        print(f"  {db.name:<28} {who}, {db.connections} connection(s){gone}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             state = server.ensure()
-            print(f"coursedb server running ({state['backend']}): {server.describe_url(state['admin_url'])}")
-            stale = server.drop_stale(state)  # killed kernels' databases, if the server was already up
+            print(f"coursedb server running ({state.backend}): {describe_url(state.admin_url)}")
+            stale = server.sweep(state)  # killed kernels' databases, if the server was already up
             if stale:
                 print(f"dropped {len(stale)} database(s) whose owner process is gone: {', '.join(stale)}")
         elif args.command == "status":

@@ -3,6 +3,7 @@
 An owner is a process that needs a database of its own: a notebook kernel, a pytest
 session, a pytest-xdist worker. Who owns a database is written in its COMMENT, so the
 server itself knows, and any later start can drop the databases of owners that died.
+Every admin connection is opened by ``admin_connection()`` and closed by it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import secrets
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -30,6 +34,16 @@ CONNECT_TIMEOUT = 10
 DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+@dataclass(frozen=True)
+class OwnedDatabase:
+    """A ``coursedb_*`` database on the server, as ``coursedb status`` shows it."""
+
+    name: str
+    owner: dict | None  # the owner record from its COMMENT; None for the template or a bare one
+    connections: int
+    alive: bool
+
+
 def url_for(admin_url: str, dbname: str) -> str:
     """The same server and credentials, another database."""
     parts = urlsplit(admin_url)
@@ -40,9 +54,22 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def connect_admin(admin_url: str, database: str | None = None) -> asyncpg.Connection:
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@asynccontextmanager
+async def admin_connection(admin_url: str, database: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the server's admin database (or ``database``), always closed afterwards."""
     url = admin_url if database is None else url_for(admin_url, database)
-    return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# --- owners ---------------------------------------------------------------------------------
 
 
 def owner_record(kind: str) -> dict:
@@ -73,11 +100,31 @@ def owner_alive(owner: dict) -> bool:
         return False
 
 
+def _creator_alive(name: str) -> bool:
+    pid = name.removeprefix(DB_PREFIX).split("_", 1)[0]
+    return pid.isdigit() and psutil.pid_exists(int(pid))
+
+
+def owner_kind() -> str:
+    """What kind of owner this process is, for `coursedb status`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return f"xdist {worker}"
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell":
+        return "kernel"
+    if "pytest" in sys.modules or "_pytest" in sys.modules:
+        return "pytest"
+    return "python"
+
+
+# --- the template ---------------------------------------------------------------------------
+
+
 async def ensure_template(admin_url: str) -> None:
     """Create (or rebuild, if the migrations changed) the template database."""
     fingerprint = schema_fingerprint()
-    conn = await connect_admin(admin_url)
-    try:
+    async with admin_connection(admin_url) as conn:
         row = await conn.fetchrow(
             "SELECT shobj_description(oid, 'pg_database') AS comment, datistemplate FROM pg_database"
             " WHERE datname = $1",
@@ -85,30 +132,14 @@ async def ensure_template(admin_url: str) -> None:
         )
         if row is not None and row["comment"] == f"schema {fingerprint}" and row["datistemplate"]:
             return
-        await _drop(conn, TEMPLATE)
+        await drop_database(conn, TEMPLATE)
         await _create_database(conn, TEMPLATE, template="template0")
-    finally:
-        await conn.close()
-    tconn = await connect_admin(admin_url, TEMPLATE)
-    try:
-        await migrate(tconn)
-    finally:
-        await tconn.close()
-    conn = await connect_admin(admin_url)
-    try:
+        async with admin_connection(admin_url, TEMPLATE) as tconn:
+            await migrate(tconn)
         await conn.execute(f"COMMENT ON DATABASE {quote_ident(TEMPLATE)} IS 'schema {fingerprint}'")
         # Marked as a template, any role with CREATEDB may clone it, not only its owner: on a
         # shared COURSEDB_URL server, the second user's first clone works too.
         await conn.execute(f"ALTER DATABASE {quote_ident(TEMPLATE)} IS_TEMPLATE true")
-    finally:
-        await conn.close()
-
-
-async def _drop(conn: asyncpg.Connection, name: str) -> None:
-    exists_as_template = await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
-    if exists_as_template:
-        await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE false")  # templates cannot be dropped
-    await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
 async def _create_database(conn: asyncpg.Connection, name: str, template: str) -> None:
@@ -131,23 +162,20 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
             ) from None
 
 
+# --- owners' databases ----------------------------------------------------------------------
+
+
 async def create_owned(admin_url: str, kind: str) -> str:
     """Clone the template into a new database owned by this process; return its name."""
-    conn = await connect_admin(admin_url)
-    try:
+    async with admin_connection(admin_url) as conn:
         return await _create_owned(conn, admin_url, kind)
-    finally:
-        await conn.close()
 
 
 async def take_database(admin_url: str, kind: str) -> str:
     """Drop the databases of ended owners, then clone one for this process: one connection."""
-    conn = await connect_admin(admin_url)
-    try:
-        await _drop_stale(conn)
+    async with admin_connection(admin_url) as conn:
+        await drop_stale(conn)
         return await _create_owned(conn, admin_url, kind)
-    finally:
-        await conn.close()
 
 
 async def _create_owned(conn: asyncpg.Connection, admin_url: str, kind: str) -> str:
@@ -164,20 +192,8 @@ async def _create_owned(conn: asyncpg.Connection, admin_url: str, kind: str) -> 
     return name
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-async def list_owned(admin_url: str) -> list[dict]:
+async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
     """Every database coursedb made on this server, with its owner and whether it lives."""
-    conn = await connect_admin(admin_url)
-    try:
-        return await _list_owned(conn)
-    finally:
-        await conn.close()
-
-
-async def _list_owned(conn: asyncpg.Connection) -> list[dict]:
     rows = await conn.fetch(
         "SELECT datname, shobj_description(oid, 'pg_database') AS comment,"
         " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
@@ -190,66 +206,46 @@ async def _list_owned(conn: asyncpg.Connection) -> list[dict]:
             owner = json.loads(row["comment"] or "")
         except ValueError:
             owner = None
-        entry = {"name": row["datname"], "owner": owner, "connections": row["connections"]}
+        if not isinstance(owner, dict):
+            owner = None
         if row["datname"] == TEMPLATE:
-            entry["alive"] = True
+            alive = True
         elif owner:
-            entry["alive"] = owner_alive(owner)
+            alive = owner_alive(owner)
         else:
             # No owner record yet: CREATE DATABASE and its COMMENT are two statements, and
             # another process may look in between. The name carries the creator's PID.
-            entry["alive"] = _creator_alive(row["datname"])
-        out.append(entry)
+            alive = _creator_alive(row["datname"])
+        out.append(OwnedDatabase(row["datname"], owner, row["connections"], alive))
     return out
 
 
-def _creator_alive(name: str) -> bool:
-    pid = name.removeprefix(DB_PREFIX).split("_", 1)[0]
-    return pid.isdigit() and psutil.pid_exists(int(pid))
+async def drop_database(conn: asyncpg.Connection, name: str) -> None:
+    """DROP DATABASE ... WITH (FORCE), even a template; only ever a ``coursedb_*`` one."""
+    if not name.startswith(DB_PREFIX):
+        raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
+    exists_as_template = await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
+    if exists_as_template:
+        await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE false")  # templates cannot be dropped
+    await conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
 
 async def drop(admin_url: str, name: str) -> None:
+    """Drop one ``coursedb_*`` database over a connection of its own."""
     if not name.startswith(DB_PREFIX):
         raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
-    conn = await connect_admin(admin_url)
-    try:
-        await _drop(conn, name)
-    finally:
-        await conn.close()
+    async with admin_connection(admin_url) as conn:
+        await drop_database(conn, name)
 
 
-async def drop_stale(admin_url: str) -> list[str]:
-    """Drop databases whose owner process is gone (a killed kernel, a crashed run)."""
-    conn = await connect_admin(admin_url)
-    try:
-        return await _drop_stale(conn)
-    finally:
-        await conn.close()
-
-
-async def _drop_stale(conn: asyncpg.Connection) -> list[str]:
-    stale = [d["name"] for d in await _list_owned(conn) if not d["alive"]]
+async def drop_stale(conn: asyncpg.Connection) -> list[str]:
+    """Drop databases whose owner process is gone (a killed kernel, a crashed run); return their names."""
+    stale = [d.name for d in await list_owned(conn) if not d.alive]
     for name in stale:
-        await _drop(conn, name)
+        await drop_database(conn, name)
     return stale
 
 
 async def exists(admin_url: str, name: str) -> bool:
-    conn = await connect_admin(admin_url)
-    try:
+    async with admin_connection(admin_url) as conn:
         return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
-    finally:
-        await conn.close()
-
-
-def owner_kind() -> str:
-    """What kind of owner this process is, for `coursedb status`."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        return f"xdist {worker}"
-    ipython = sys.modules.get("IPython")
-    if ipython is not None and type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell":
-        return "kernel"
-    if "pytest" in sys.modules or "_pytest" in sys.modules:
-        return "pytest"
-    return "python"

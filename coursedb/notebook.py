@@ -49,7 +49,7 @@ def describe() -> dict:
     mine = database_url()
     name = mine.split("/")[3].split("?")[0]
     return {
-        "backend": info.get("backend"),
-        "server": f"PostgreSQL {info.get('version')}",
+        "backend": info.state.backend if info.state else None,
+        "server": f"PostgreSQL {info.version}",
         "database": name,
     }

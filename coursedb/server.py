@@ -1,24 +1,41 @@
-"""One shared server per machine and user, found through a state file and a lock."""
+"""One shared server per machine and user, found through a state file and a lock.
+
+Which server it is (url, docker, embedded) is the backend's business: this module only
+records it, checks it still runs, and sets up the course template on it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import asyncpg
 import filelock
 
-from . import databases, docker, embedded
+from . import backends, databases
 from ._aio import run_sync
+from .backends import ServerState
 from .errors import CourseDBError
 from .settings import Settings, secure_dir
 
 # Long enough for a first Docker image pull by the holder; shorter than pytest-timeout (120 s)
 # so a waiting test gets this sentence instead of a timeout traceback.
 LOCK_TIMEOUT = 100
+
+
+@dataclass
+class Status:
+    """What ``coursedb status`` shows; ``state`` is None when no server runs."""
+
+    home: str
+    state: ServerState | None = None
+    version: str | None = None
+    databases: list[databases.OwnedDatabase] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state is not None
 
 
 def state_file(settings: Settings) -> Path:
@@ -47,142 +64,83 @@ class _Locked:
         self.lock.release()
 
 
-def read_state(settings: Settings) -> dict | None:
+def read_state(settings: Settings) -> ServerState | None:
     try:
-        state = json.loads(state_file(settings).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None  # a torn or garbled file: treat as no server, it is rewritten on start
-    if not isinstance(state, dict) or not isinstance(state.get("admin_url"), str):
-        return None
-    needs = {"embedded": "data", "docker": "container", "url": "admin_url"}.get(state.get("backend"))
-    return state if needs is not None and isinstance(state.get(needs), str) else None
+        return ServerState.from_json(state_file(settings).read_text())
+    except OSError:
+        return None  # no file, or one we cannot read: treat as no server, it is rewritten on start
 
 
-def write_state(settings: Settings, state: dict) -> None:
+def write_state(settings: Settings, state: ServerState) -> None:
     tmp = state_file(settings).with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=2)
+        f.write(state.to_json())
     os.replace(tmp, state_file(settings))  # atomic: readers see the old or the new, never half
 
 
-def _alive(state: dict) -> bool:
-    backend = state.get("backend")
-    if backend == "embedded":
-        return embedded.alive(state)
-    if backend == "docker":
-        return docker.alive(state)
-    # url: not ours to start or stop; connecting tells the truth.
-    return backend == "url"
+def _alive(state: ServerState) -> bool:
+    return backends.get(state.backend).alive(state)
 
 
 def choose_backend(settings: Settings) -> str:
-    if settings.backend != "auto":
-        return settings.backend
-    if settings.url:
-        return "url"
-    return "docker" if docker.engine_problem() is None else "embedded"
+    """The name of the backend ``settings`` lead to (url, docker or embedded)."""
+    return backends.choose(settings).NAME
 
 
-def describe_url(url: str) -> str:
-    """A DSN with the password hidden, safe to print."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
-
-
-async def _check_url(url: str) -> None:
-    shown = describe_url(url)
-    try:
-        conn = await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError) as exc:  # gaierror is an OSError
-        raise CourseDBError(
-            f"Cannot reach the PostgreSQL server at {shown} ({exc.__class__.__name__}: {exc}). "
-            "Check host and port in COURSEDB_URL, or unset it to use the embedded server."
-        ) from None
-    except asyncpg.InvalidAuthorizationSpecificationError as exc:
-        raise CourseDBError(f"The server at {shown} refused the login ({exc}); check user and password.") from None
-    except asyncpg.InvalidCatalogNameError as exc:
-        raise CourseDBError(f"The server at {shown} has no such database ({exc}); check COURSEDB_URL.") from None
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
-    try:
-        can_create = await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
-    finally:
-        await conn.close()
-    if not can_create:
-        raise CourseDBError(
-            f"The user in COURSEDB_URL ({shown}) may not create databases; "
-            "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
-        )
-
-
-def _start(settings: Settings, backend: str) -> dict:
-    if backend == "embedded":
-        return embedded.start(settings)
-    if backend == "docker":
-        return docker.start(settings)
-    assert settings.url is not None
-    run_sync(_check_url(settings.url))
-    return {"backend": "url", "admin_url": settings.url}
-
-
-def ensure(settings: Settings | None = None) -> dict:
+def ensure(settings: Settings | None = None) -> ServerState:
     """Return the running shared server's state, starting it first if needed."""
     settings = settings or Settings.from_env()
     with _Locked(settings):
         state = read_state(settings)
         if state is not None and _alive(state):
             wanted = settings.backend if settings.backend != "auto" else ("url" if settings.url else None)
-            same_url = state["backend"] != "url" or state["admin_url"] == settings.url
-            if (wanted is None or wanted == state["backend"]) and same_url:
+            same_url = state.backend != "url" or state.admin_url == settings.url
+            if (wanted is None or wanted == state.backend) and same_url:
                 return state
-            if state["backend"] != "url":
-                article = "An" if state["backend"][0] in "aeiou" else "A"
+            if state.backend != "url":
+                article = "An" if state.backend[0] in "aeiou" else "A"
                 raise CourseDBError(
-                    f"{article} {state['backend']} server is already running for this user; "
+                    f"{article} {state.backend} server is already running for this user; "
                     f"run 'python -m coursedb stop' before switching to {wanted}."
                 )
-        backend = choose_backend(settings)
-        adopted = backend == "embedded" and embedded.postmaster_pid(embedded.paths(settings.home)["data"]) is not None
-        state = _start(settings, backend)
-        state["home"] = str(settings.home)
+        backend = backends.choose(settings)
+        state = backend.start(settings)
         try:
             try:
-                run_sync(databases.ensure_template(state["admin_url"]))
-                run_sync(databases.drop_stale(state["admin_url"]))
+                run_sync(_prepare(state.admin_url))
             except databases.DB_ERRORS as exc:
                 raise CourseDBError(
-                    f"The {backend} server started but setting up the course schema failed: {exc}"
+                    f"The {backend.NAME} server started but setting up the course schema failed: {exc}"
                 ) from None
             write_state(settings, state)
         except BaseException:
             # Ctrl-C or a failure before the state file was written: a server nobody recorded
             # is half-started. Stop what this call started (never a server it merely adopted).
-            if not adopted:
-                _discard(settings, backend)
+            if not state.adopted:
+                try:
+                    backend.stop(settings, state, keep_files=True)
+                except Exception:
+                    pass  # the next start finds and ends leftovers of this home
             raise
         return state
 
 
-def _discard(settings: Settings, backend: str) -> None:
-    try:
-        if backend == "embedded":
-            embedded.kill(settings)
-        elif backend == "docker":
-            docker.stop(settings)
-    except Exception:
-        pass  # the next start finds and ends leftovers of this home
+async def _prepare(admin_url: str) -> None:
+    await databases.ensure_template(admin_url)
+    async with databases.admin_connection(admin_url) as conn:
+        await databases.drop_stale(conn)
 
 
-def drop_stale(state: dict) -> list[str]:
+def sweep(state: ServerState) -> list[str]:
     """Drop the databases of owners that are gone; return their names."""
+
+    async def run() -> list[str]:
+        async with databases.admin_connection(state.admin_url) as conn:
+            return await databases.drop_stale(conn)
+
     try:
-        return run_sync(databases.drop_stale(state["admin_url"]))
+        return run_sync(run())
     except databases.DB_ERRORS as exc:
         raise CourseDBError(f"Dropping the databases of ended processes failed: {exc}") from None
 
@@ -195,35 +153,9 @@ def stop(settings: Settings | None = None) -> list[str]:
     done = []
     with _Locked(settings):
         state = read_state(settings)
-        if state is not None and state.get("backend") == "url":
-            try:
-                # A server named in COURSEDB_URL may serve a whole room: drop this user's
-                # databases and dead owners' ones, never a database another live owner uses.
-                entries = [
-                    d for d in run_sync(databases.list_owned(state["admin_url"])) if d["name"] != databases.TEMPLATE
-                ]
-                names = [d["name"] for d in entries if not d["alive"] or databases.owned_here(d["owner"])]
-                in_use = [d["name"] for d in entries if d["name"] not in names]
-                if not in_use:
-                    names.append(databases.TEMPLATE)  # last: nobody clones from it any more
-                dropped, refused = [], []
-                for name in names:
-                    try:
-                        run_sync(databases.drop(state["admin_url"], name))
-                        dropped.append(name)
-                    except asyncpg.InsufficientPrivilegeError:
-                        refused.append(name)  # another role's database on a shared server
-                done.append(f"dropped {len(dropped)} coursedb database(s) on {describe_url(state['admin_url'])}")
-                if refused:
-                    done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
-                if in_use:
-                    done.append(f"left {len(in_use)} in use by other users or machines: {', '.join(in_use)}")
-            except databases.DB_ERRORS as exc:
-                done.append(f"could not drop coursedb databases on {describe_url(state['admin_url'])}: {exc}")
-        if docker.engine_problem() is None:
-            docker.stop(settings)
-            done.append("removed coursedb containers")
-        embedded.stop(settings)
+        # Every backend, not only the recorded one: leftovers of an earlier backend go too.
+        for backend in backends.ALL.values():
+            done += backend.stop(settings, state)
         state_file(settings).unlink(missing_ok=True)
         done.append("stopped the server and removed its files")
     for leftover in ("lock", "state.tmp"):
@@ -235,24 +167,21 @@ def stop(settings: Settings | None = None) -> list[str]:
     return done
 
 
-def status(settings: Settings | None = None) -> dict:
+def status(settings: Settings | None = None) -> Status:
     """What is running, without starting anything."""
     settings = settings or Settings.from_env()
     state = read_state(settings) if settings.home.exists() else None
     if state is None or not _alive(state):
-        return {"running": False, "home": str(settings.home)}
-    info = dict(state, running=True)
+        return Status(home=str(settings.home))
+    info = Status(home=str(settings.home), state=state)
+
+    async def look() -> None:
+        async with databases.admin_connection(state.admin_url) as conn:
+            info.version = await conn.fetchval("SHOW server_version")
+            info.databases = await databases.list_owned(conn)
+
     try:
-        info["version"] = run_sync(_server_version(state["admin_url"]))
-        info["databases"] = run_sync(databases.list_owned(state["admin_url"]))
+        run_sync(look())
     except databases.DB_ERRORS as exc:
-        info["error"] = str(exc)
+        info.error = str(exc)
     return info
-
-
-async def _server_version(admin_url: str) -> str:
-    conn = await databases.connect_admin(admin_url)
-    try:
-        return await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()

@@ -35,7 +35,7 @@ class Settings:
             )
         url = env.get("COURSEDB_URL", "").strip() or None
         if url is not None:
-            check_url(url)
+            check_url_syntax(url)
         if backend == "url" and url is None:
             raise CourseDBError(
                 "COURSEDB_BACKEND=url needs COURSEDB_URL, e.g. postgresql://user:password@localhost:5432/postgres."
@@ -57,8 +57,17 @@ def default_home() -> Path:
     return Path(tempfile.gettempdir()) / f"coursedb-{os.getuid()}"
 
 
-def check_url(url: str) -> None:
-    """Reject DSNs asyncpg cannot use, before anything tries to connect."""
+def describe_url(url: str) -> str:
+    """A DSN with the password hidden, safe to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def check_url_syntax(url: str) -> None:
+    """Reject DSNs asyncpg cannot use, before anything tries to connect (no network)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port

@@ -144,7 +144,7 @@ except AttributeError as exc:
 # ```
 #
 # This course's `coursedb` does the same when Docker is available (see
-# [`coursedb/docker.py`](../coursedb/docker.py)), except that its container outlives a single run,
+# [`coursedb/backends/docker.py`](../coursedb/backends/docker.py)), except that its container outlives a single run,
 # so notebooks and test runs can share it.
 
 # %% [markdown]

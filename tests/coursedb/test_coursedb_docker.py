@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 import pytest
 
-from coursedb import docker
+from coursedb.backends import docker
 from tests.helpers import cleanup, cli, dbname, end_owner, make_home, start_owner
 
 PROBLEM = docker.engine_problem()

@@ -20,7 +20,8 @@ import asyncpg
 import psutil
 import pytest
 
-from coursedb import CourseDBError, databases, embedded, server
+from coursedb import CourseDBError, databases, server
+from coursedb.backends import embedded
 from tests.helpers import (
     PYTHON,
     ROOT,
@@ -35,6 +36,7 @@ from tests.helpers import (
     free_port,
     leftovers,
     make_home,
+    owned,
     postmasters,
     run,
     settings_for,
@@ -108,7 +110,7 @@ async def test_each_process_gets_its_own_database_dropped_when_it_exits(srv):
         # Each has the course schema, and neither sees the other's uncommitted row.
         for url in (first_url, second_url):
             assert (await fetch(url, "SELECT count(*) AS n FROM users"))[0]["n"] == 0
-        owners = {d["name"]: d["owner"] for d in await databases.list_owned(srv.admin_url)}
+        owners = {d.name: d.owner for d in await owned(srv.admin_url)}
         assert owners[dbname(first_url)]["pid"] == first.pid
         assert owners[dbname(second_url)]["kind"] == "python"
     finally:
@@ -122,8 +124,8 @@ async def test_each_process_gets_its_own_database_dropped_when_it_exits(srv):
 async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
     victim, victim_url = start_owner(srv.home)
     end_owner(victim, kill=True)  # SIGKILL: no atexit, the database stays behind...
-    listed = {d["name"]: d for d in await databases.list_owned(srv.admin_url)}
-    assert listed[dbname(victim_url)]["alive"] is False
+    listed = {d.name: d for d in await owned(srv.admin_url)}
+    assert listed[dbname(victim_url)].alive is False
     assert "(owner gone: dropped on next start)" in cli(srv.home, "status").stdout
     survivor, survivor_url = start_owner(srv.home)  # ...until the next process takes a database
     try:
@@ -141,18 +143,17 @@ async def test_a_database_being_created_is_not_swept_before_its_owner_record(srv
     dead.wait()
     being_made = f"coursedb_{os.getpid()}_cafe01"
     orphan = f"coursedb_{dead.pid}_cafe02"
-    conn = await databases.connect_admin(srv.admin_url)
-    try:
-        for name in (being_made, orphan):
-            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.TEMPLATE}")
-        dropped = await databases.drop_stale(srv.admin_url)
-        names = await database_names(srv.admin_url)
-        assert being_made in names
-        assert orphan not in names and orphan in dropped
-    finally:
-        await conn.execute(f"DROP DATABASE IF EXISTS {being_made}")
-        await conn.execute(f"DROP DATABASE IF EXISTS {orphan}")
-        await conn.close()
+    async with databases.admin_connection(srv.admin_url) as conn:
+        try:
+            for name in (being_made, orphan):
+                await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.TEMPLATE}")
+            dropped = await databases.drop_stale(conn)
+            names = await database_names(srv.admin_url)
+            assert being_made in names
+            assert orphan not in names and orphan in dropped
+        finally:
+            await conn.execute(f"DROP DATABASE IF EXISTS {being_made}")
+            await conn.execute(f"DROP DATABASE IF EXISTS {orphan}")
 
 
 def test_switching_backend_while_a_server_runs_is_refused_with_the_fix(srv):

@@ -11,7 +11,9 @@ import threading
 
 import pytest
 
-from coursedb import CourseDBError, Settings, docker, server
+from coursedb import CourseDBError, Settings, server
+from coursedb.backends import docker
+from coursedb.settings import describe_url
 from tests.helpers import assert_one_line_error, cli
 
 
@@ -107,8 +109,8 @@ def test_bad_port_is_named(port):
 
 
 def test_passwords_are_hidden_when_printed():
-    assert server.describe_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
-    assert server.describe_url("postgresql://u@/db?host=/tmp/x") == "postgresql://u@/db?host=/tmp/x"
+    assert describe_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert describe_url("postgresql://u@/db?host=/tmp/x") == "postgresql://u@/db?host=/tmp/x"
 
 
 # --- the CLI turns every one of these into one line --------------------------------------

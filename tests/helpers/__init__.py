@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from coursedb import Settings
+from coursedb import Settings, databases
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -208,6 +208,12 @@ async def fetch(url: str, sql: str, *args) -> list:
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
+
+
+async def owned(admin_url: str) -> list:
+    """coursedb's own view of the databases it made on the server at ``admin_url``."""
+    async with databases.admin_connection(admin_url) as conn:
+        return await databases.list_owned(conn)
 
 
 async def database_names(admin_url: str) -> set[str]:

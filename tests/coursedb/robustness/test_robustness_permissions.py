@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from coursedb import embedded
+from coursedb.backends import embedded
 from tests.helpers import cleanup, cli, end_owner, make_home, start_owner
 
 pytestmark = pytest.mark.timeout(60)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from coursedb import databases, embedded, server
+from coursedb import databases, server
+from coursedb.backends import embedded
 from tests.helpers import (
     PYTHON,
     cleanup,
@@ -25,6 +26,7 @@ from tests.helpers import (
     env_for,
     leftovers,
     make_home,
+    owned,
     postmasters,
     run,
     settings_for,
@@ -90,8 +92,8 @@ def test_kernels_starting_at_the_same_instant_share_exactly_one_server(home):
             racer.wait(timeout=30)
             racer.stdout.close()
     # The racers exited normally: their databases went with them.
-    owned = run(databases.list_owned(admin_url(home)))
-    assert [d["name"] for d in owned] == [databases.TEMPLATE]
+    left = run(owned(admin_url(home)))
+    assert [d.name for d in left] == [databases.TEMPLATE]
 
 
 TINY_TEST = """
@@ -136,8 +138,8 @@ def test_two_pytest_runs_started_together_share_one_server(home, workdir):
     assert len(seen) == 2 and seen[0][0] != seen[1][0], outs
     assert {kind for _, kind in seen} == {"pytest"}
     assert len(postmasters(home)) == 1
-    owned = run(databases.list_owned(admin_url(home)))
-    assert [d["name"] for d in owned] == [databases.TEMPLATE]  # both dropped at exit
+    left = run(owned(admin_url(home)))
+    assert [d.name for d in left] == [databases.TEMPLATE]  # both dropped at exit
 
 
 XDIST_TEST = """

@@ -12,8 +12,11 @@ import os
 import secrets
 import warnings
 
-from .errors import CourseDBError
-from .settings import Settings
+from ..errors import CourseDBError
+from ..settings import Settings
+from .base import ServerState
+
+NAME = "docker"
 
 LABEL = "coursedb.home"
 PROBE_TIMEOUT = 2  # seconds; an endpoint that accepts and never answers must not hang us
@@ -58,7 +61,7 @@ def _client():
     return docker.from_env(timeout=PROBE_TIMEOUT * 30)
 
 
-def start(settings: Settings) -> dict:
+def start(settings: Settings) -> ServerState:
     problem = engine_problem()
     if problem is not None:
         raise CourseDBError(
@@ -88,31 +91,38 @@ def start(settings: Settings) -> dict:
         if isinstance(exc, Exception):
             raise CourseDBError(f"Starting the {settings.image} container failed: {_short(exc)}") from None
         raise
-    return {
-        "backend": "docker",
-        "admin_url": container.get_connection_url(driver=None),
-        "container": container.get_wrapped_container().id,
-        "image": settings.image,
-    }
+    return ServerState(
+        backend=NAME,
+        admin_url=container.get_connection_url(driver=None),
+        home=str(settings.home),
+        container=container.get_wrapped_container().id,
+        image=settings.image,
+    )
 
 
-def alive(record: dict) -> bool:
+def alive(state: ServerState) -> bool:
     try:
         client = _client()
         try:
-            return client.containers.get(record["container"]).status == "running"
+            return client.containers.get(state.container).status == "running"
         finally:
             client.close()
     except Exception:
         return False
 
 
-def stop(settings: Settings) -> None:
+def stop(settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]:
+    """Remove this home's containers (found by label), whatever the state file says."""
     if engine_problem() is not None:
-        return
+        return []
     client = _client()
     try:
         for c in client.containers.list(all=True, filters={"label": f"{LABEL}={settings.home}"}):
             c.remove(force=True, v=True)
     finally:
         client.close()
+    return ["removed coursedb containers"]
+
+
+def describe(state: ServerState) -> list[tuple[str, str]]:
+    return [("container", state.container or "?"), ("image", state.image or "?")]

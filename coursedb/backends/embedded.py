@@ -24,8 +24,11 @@ from urllib.parse import quote
 
 import psutil
 
-from .errors import CourseDBError
-from .settings import Settings
+from ..errors import CourseDBError
+from ..settings import Settings, describe_url
+from .base import ServerState
+
+NAME = "embedded"
 
 SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it as this user.
 SUPERUSER = "postgres"
@@ -214,7 +217,7 @@ def tcp_url(home: Path, port: int) -> str:
     return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
 
 
-def start(settings: Settings) -> dict:
+def start(settings: Settings) -> ServerState:
     """Start (or adopt) the server for ``settings.home``; return its state record."""
     home = settings.home
     p = paths(home)
@@ -222,7 +225,7 @@ def start(settings: Settings) -> dict:
     data = p["data"]
     pid = postmaster_pid(data)
     if pid is not None:
-        return _record(settings, pid)
+        return _record(settings, pid, adopted=True)
     # No valid PID file, yet processes may still run on this data directory: a postmaster whose
     # postmaster.pid was deleted, or backends orphaned by a killed postmaster. They hold the
     # shared memory a new server needs, and no client can reach them any more: end them.
@@ -331,18 +334,19 @@ def _pg_ctl_start(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
         raise CourseDBError(f"The embedded PostgreSQL server did not start: {tail}. Full log: {p['log']}")
 
 
-def _record(settings: Settings, pid: int) -> dict:
-    port, tcp = _listening(paths(settings.home)["data"])
-    record = {
-        "backend": "embedded",
-        "admin_url": admin_url(settings.home, port),
-        "pid": pid,
-        "data": str(paths(settings.home)["data"]),
-        "log": str(paths(settings.home)["log"]),
-    }
-    if tcp:
-        record["tcp_url"] = tcp_url(settings.home, port)
-    return record
+def _record(settings: Settings, pid: int, adopted: bool = False) -> ServerState:
+    p = paths(settings.home)
+    port, tcp = _listening(p["data"])
+    return ServerState(
+        backend=NAME,
+        admin_url=admin_url(settings.home, port),
+        home=str(settings.home),
+        pid=pid,
+        data=str(p["data"]),
+        log=str(p["log"]),
+        tcp_url=tcp_url(settings.home, port) if tcp else None,
+        adopted=adopted,
+    )
 
 
 def _listening(data: Path) -> tuple[int, bool]:
@@ -354,8 +358,8 @@ def _listening(data: Path) -> tuple[int, bool]:
         return SOCKET_PORT, False
 
 
-def alive(record: dict) -> bool:
-    return postmaster_pid(Path(record["data"])) is not None
+def alive(state: ServerState) -> bool:
+    return state.data is not None and postmaster_pid(Path(state.data)) is not None
 
 
 def server_processes(data: Path) -> list[psutil.Process]:
@@ -427,11 +431,20 @@ def kill(settings: Settings) -> None:
     _kill(paths(settings.home)["data"])
 
 
-def stop(settings: Settings) -> None:
-    """Stop the server and remove everything it wrote: data, socket, log, binaries."""
+def stop(settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]:
+    """Stop the server; unless ``keep_files``, remove everything it wrote: data, socket, log, binaries."""
     p = paths(settings.home)
     _kill(p["data"])
-    for key in ("data", "socket", "install"):
-        shutil.rmtree(p[key], ignore_errors=True)
-    for key in ("log", "password"):
-        p[key].unlink(missing_ok=True)
+    if not keep_files:
+        for key in ("data", "socket", "install"):
+            shutil.rmtree(p[key], ignore_errors=True)
+        for key in ("log", "password"):
+            p[key].unlink(missing_ok=True)
+    return []
+
+
+def describe(state: ServerState) -> list[tuple[str, str]]:
+    lines = [("data", state.data or "?"), ("log", state.log or "?")]
+    if state.tcp_url:
+        lines.insert(0, ("tcp url", f"{describe_url(state.tcp_url)}  (password in {state.home}/password)"))
+    return lines
