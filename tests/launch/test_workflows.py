@@ -2,8 +2,9 @@
 
 The workflow is validated against GitHub's workflow schema (check-jsonschema ships it, no
 network), and with actionlint when it is on PATH. The structure checks below are the course's
-own rules: every job ends in ``python3 course.py test`` (directly or through .ci/run), the
-Docker job covers PostgreSQL 14-18, the embedded job Python 3.10-3.13, pip is cached.
+own rules: every job runs ``python3 course.py test`` (directly or through .ci/run), the
+Docker job covers PostgreSQL 14-18, the embedded job Python 3.10-3.13, the laptops job macOS
+(Apple silicon) and Windows, pip is cached.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def run_lines(job: dict) -> list[str]:
 
 def test_every_job_runs_the_readme_test_command():
     ci_run = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln.strip()]
-    assert ci_run[-1] == README_TEST, ".ci/run must end with the README's test command"
+    assert README_TEST in ci_run, ".ci/run must run the README's test command, exactly, on a line of its own"
     for workflow in WORKFLOWS:
         for name, job in load(workflow)["jobs"].items():
             lines = run_lines(job)
@@ -77,6 +78,26 @@ def test_embedded_job_covers_every_supported_python():
     assert job["strategy"]["matrix"]["python"] == ["3.10", "3.11", "3.12", "3.13"]
     assert job["env"]["COURSEDB_BACKEND"] == "embedded"
     assert "bash .ci/run" in run_lines(job)
+
+
+def test_laptops_job_runs_the_embedded_backend_on_macos_and_windows():
+    job = load(ROOT / ".github" / "workflows" / "ci.yml")["jobs"]["laptops"]
+    assert job["strategy"]["matrix"]["os"] == ["macos-14", "windows-latest"]
+    assert job["runs-on"] == "${{ matrix.os }}"
+    assert job["env"]["COURSEDB_BACKEND"] == "embedded"
+    assert README_TEST in run_lines(job)
+
+
+def test_ci_runs_the_docker_path_when_the_shared_engine_is_there():
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    readme_at = ci_run.index("\n" + README_TEST + "\n")
+    docker_pass = ci_run[readme_at:]
+    # After the README's command, unchanged: the Docker tests and every notebook on the docker backend,
+    # with DOCKER_HOST from the engine tool only in that pass.
+    assert "docker-engine.sh" in ci_run[:readme_at]
+    assert 'eval "$engine_env"' in docker_pass
+    assert "COURSEDB_BACKEND=docker" in docker_pass
+    assert f"{README_TEST} tests/coursedb/test_coursedb_docker.py" in docker_pass and " notebooks" in docker_pass
 
 
 def test_every_job_caches_pip_by_requirements():
