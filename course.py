@@ -19,6 +19,8 @@ import sys
 import venv
 from pathlib import Path
 
+from coursebook.model import NBVAL_ARGS  # standard library only: safe before the venv exists
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
@@ -28,10 +30,8 @@ FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 # The committed notebook outputs were recorded on this Python. Tracebacks differ a little
 # between Python versions, so elsewhere nbval checks that every cell runs, not its text.
 REFERENCE_PYTHON = (3, 11)
-TEST_ARGS = [
-    "-n", "auto", "--dist", "loadfile",  # one notebook per worker: its cells share a kernel
-    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", "300",
-]  # fmt: skip
+# One notebook per worker: its cells share a kernel.
+TEST_ARGS = ["-n", "auto", "--dist", "loadfile", *NBVAL_ARGS]
 
 
 def say(message: str) -> None:
@@ -93,9 +93,9 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run([str(PY), "-m", "pytest", *TEST_ARGS, *nbval_mode(), *rest])
     if command == "build":
-        return run([str(PY), "tools/build_notebooks.py", *rest])
+        return run([str(PY), "-m", "coursebook", "build", *rest])
     if command == "learners":
-        return run([str(PY), "tools/learner_copies.py", *rest])
+        return run([str(PY), "-m", "coursebook", "learners", *rest])
     if run([str(PY), "-m", "coursedb", "start"]) != 0:
         return 2
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers

@@ -34,6 +34,8 @@ import time
 import _common
 from _common import ROOT
 
+from coursebook import NBVAL_ARGS, iter_notebooks
+
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=0"]
 REFERENCE = [
     "test_seed_examples.py",
@@ -50,8 +52,7 @@ def reference_files() -> list[str]:
 
 
 COMMANDS = {
-    "notebooks": [*PYTEST, "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "notebooks/",
-                  "-n", "auto", "--dist", "loadfile"],
+    "notebooks": [*PYTEST, *NBVAL_ARGS, "notebooks/", "-n", "auto", "--dist", "loadfile"],
     "reference": [*PYTEST, *reference_files(), "-n", "auto"],
     "tests": [*PYTEST, "tests/", "-n", "auto", "-m", "not slow", "--ignore=tests/benchmarks"],
 }  # fmt: skip
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = 1 if args.quick else args.runs
     whats = args.only or list(COMMANDS)
-    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [n.book_path.name for n in iter_notebooks()]
 
     if args.dry_run:
         for what in whats:

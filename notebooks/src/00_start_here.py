@@ -138,12 +138,16 @@ async def test_arithmetic_is_broken(db_conn):
 # Write `count_users(conn)` so that it returns how many rows the `users` table has, as an `int`.
 # Run the cell, then run the checker below it. The checker stays red until your function works.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="0.1"
 # Exercise 0.1: count the users
 async def count_users(conn) -> int:
     raise NotImplementedError("Exercise 0.1: return the number of rows in users (hint: conn.fetchval)")
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="0.1"
+async def count_users(conn) -> int:
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+# %% tags=["checker", "raises-exception"] exercise="0.1"
 # %%ipytest
 
 async def test_count_users_on_an_empty_table(db_conn):
@@ -157,7 +161,7 @@ async def test_count_users_counts_new_rows(db_conn):
     assert isinstance(result, int)
 
 # %% [markdown]
-# The solution is in [`solutions/00_start_here.py`](solutions/00_start_here.py). Try first!
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %% [markdown]
 # ## Resetting

@@ -269,12 +269,17 @@ except ValueError as exc:
 # `postgresql://` and `postgres://` URLs as they are. Everything after the scheme (user, password,
 # host, port, database, query) must stay exactly the same.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="1.1"
 # Exercise 1.1: a URL asyncpg accepts
 def asyncpg_dsn(url: str) -> str:
     raise NotImplementedError("Exercise 1.1: keep only the part of the scheme before '+' (hint: url.partition('://'))")
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="1.1"
+def asyncpg_dsn(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    return scheme.split("+", 1)[0] + separator + rest
+
+# %% tags=["checker", "raises-exception"] exercise="1.1"
 # %%ipytest
 import pytest
 
@@ -306,7 +311,7 @@ async def test_asyncpg_connects_with_the_result(db_url):
         await connection.close()
 
 # %% [markdown]
-# The solution is in [`solutions/01_real_postgres.py`](solutions/01_real_postgres.py).
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

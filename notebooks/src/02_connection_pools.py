@@ -200,12 +200,17 @@ async def test_in_use_count_check_catches_the_leak(lazy_pool):
 # Write `find_email(pool, user_id)`: the email of the user with that id, or `None` if there is none.
 # Any error must reach the caller, and the connection must go back to the pool in every case.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="2.1"
 # Exercise 2.1: look up an email without leaking
 async def find_email(pool, user_id):
     raise NotImplementedError("Exercise 2.1: borrow the connection with 'async with pool.acquire() as conn:'")
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="2.1"
+async def find_email(pool, user_id):
+    async with pool.acquire() as conn:  # released on return and on any exception
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+
+# %% tags=["checker", "raises-exception"] exercise="2.1"
 # %%ipytest
 
 
@@ -315,12 +320,18 @@ for label, options in hooks.items():
 # Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
 # not just the first, has `statement_timeout` set to `'500ms'`.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="2.2"
 # Exercise 2.2: a pool whose queries can never run away
 async def create_guarded_pool(dsn):
     raise NotImplementedError("Exercise 2.2: init= is undone by the reset; try server_settings= or setup=")
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="2.2"
+async def create_guarded_pool(dsn):
+    # server_settings become the connection's defaults, so RESET ALL on release keeps them.
+    # (setup= with "SET statement_timeout = '500ms'" also works, at one extra query per acquire.)
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms"})
+
+# %% tags=["checker", "raises-exception"] exercise="2.2"
 # %%ipytest
 
 

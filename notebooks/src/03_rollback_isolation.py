@@ -247,7 +247,7 @@ async def test_db_committed_left_nothing_behind(db_conn):
 # without closing or releasing it. With it, `UserService(pool_sharing(db_conn))` runs inside the test's
 # transaction, and the rollback undoes its work too.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="3.1"
 # Exercise 3.1: let the service join the test's transaction
 def pool_sharing(conn):
     raise NotImplementedError(
@@ -255,7 +255,19 @@ def pool_sharing(conn):
         "(hint: contextlib.asynccontextmanager)"
     )
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="3.1"
+import contextlib
+import types
+
+
+def pool_sharing(conn):
+    @contextlib.asynccontextmanager
+    async def acquire():
+        yield conn  # the test's connection: never released, never closed here
+
+    return types.SimpleNamespace(acquire=acquire)
+
+# %% tags=["checker", "raises-exception"] exercise="3.1"
 # %%ipytest
 
 
@@ -283,7 +295,7 @@ async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
 
 # %% [markdown]
-# The solution is in [`solutions/03_rollback_isolation.py`](solutions/03_rollback_isolation.py).
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await coursedb.empty_tables(conn)

@@ -321,7 +321,7 @@ async def test_order_batch_rolls_back_on_a_foreign_key_violation(db_conn):
 # emails you skipped, in order. It must work inside a transaction (the checker uses `db_conn`),
 # which is exactly where the pitfall above bites.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="4.1"
 # Exercise 4.1: import users, skipping duplicates
 from shop import EmailTaken, create_user
 
@@ -332,7 +332,21 @@ async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
         "'async with conn.transaction():' and collect the emails that raise EmailTaken"
     )
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="4.1"
+from shop import EmailTaken, create_user
+
+
+async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes this person only
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+# %% tags=["checker", "raises-exception"] exercise="4.1"
 # %%ipytest
 from shop import create_user
 
@@ -352,7 +366,7 @@ async def test_import_skips_taken_emails_and_keeps_the_rest(db_conn):
     assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
 
 # %% [markdown]
-# The solution is in [`solutions/04_savepoints.py`](solutions/04_savepoints.py). Try first!
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

@@ -346,14 +346,22 @@ except asyncpg.DataError as exc:
 # connection must decode `jsonb` to Python objects (as `coursedb.init_connection` does) **and**
 # `order_status` to `OrderStatus`. The checker tests a single connection, then every connection of a pool.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="5.1"
 # Exercise 5.1: an init hook with both codecs
 async def init_shop_connection(conn) -> None:
     raise NotImplementedError(
         "Exercise 5.1: await coursedb.init_connection(conn), then await register_order_status(conn)"
     )
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="5.1"
+import coursedb
+
+
+async def init_shop_connection(conn) -> None:
+    await coursedb.init_connection(conn)  # json and jsonb
+    await register_order_status(conn)
+
+# %% tags=["checker", "raises-exception"] exercise="5.1"
 # %%ipytest
 import asyncpg
 
@@ -378,7 +386,7 @@ async def test_init_gives_every_pooled_connection_both_codecs(db_url):
         await pool.close()
 
 # %% [markdown]
-# The solution is in [`solutions/05_type_codecs.py`](solutions/05_type_codecs.py). Try first!
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await plain.close()

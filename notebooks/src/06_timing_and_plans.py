@@ -470,7 +470,7 @@ print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benc
 # Write `scan_of(plan, table)`: given the parsed JSON of `EXPLAIN (FORMAT JSON)`, return the `"Node Type"`
 # of the node whose `"Relation Name"` is `table`, searching the whole tree; return `None` if no node reads it.
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="6.1"
 # Exercise 6.1: find the node that reads a table
 def scan_of(plan: list, table: str) -> str | None:
     raise NotImplementedError(
@@ -478,7 +478,17 @@ def scan_of(plan: list, table: str) -> str | None:
         "return node['Node Type'] where node.get('Relation Name') == table"
     )
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="6.1"
+def scan_of(plan: list, table: str) -> str | None:
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        to_visit.extend(node.get("Plans", []))
+    return None
+
+# %% tags=["checker", "raises-exception"] exercise="6.1"
 # %%ipytest
 
 ORDER_TOTAL = "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
@@ -509,7 +519,7 @@ async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
     assert scan_of(plan, "events") is None
 
 # %% [markdown]
-# The solution is in [`solutions/06_timing_and_plans.py`](solutions/06_timing_and_plans.py). Try first!
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

@@ -262,7 +262,7 @@ async def test_migrations_build_the_schema_from_nothing(db_conn):
 # database of its own. `coursedb.database_url()` gives one to every process, so `db_url` already does the right thing.
 #
 # Let's check, not trust. A tiny pytest plugin records, before every test, which worker runs it and
-# which database its connection is on. Then we run the repository's real `tests/test_shop.py` on two workers:
+# which database its connection is on. Then we run the repository's real `tests/reference/test_shop.py` on two workers:
 
 # %%
 PROBE = '''
@@ -285,7 +285,7 @@ log_file = probe_dir / "databases.log"
 # The subprocess is a pytest run of its own: drop xdist's variables in case this notebook runs under xdist (CI).
 env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
 env.update(PYTHONPATH=str(probe_dir), PROBE_LOG=str(log_file))
-command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "probe", "-q", "--color=no", "tests/test_shop.py"]
+command = [sys.executable, "-m", "pytest", "-n", "2", "-p", "probe", "-q", "--color=no", "tests/reference/test_shop.py"]
 command += ["-p", "no:nbval"]  # no notebooks in this run: spare each worker the import of Jupyter's machinery
 run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
 summary = run.stdout.strip().splitlines()[-1]  # e.g. "7 passed in 4.2s"
@@ -388,8 +388,9 @@ print("what nbval compares:    ", sanitize(outputs[0]))
 # - tag intended failures `raises-exception`, and nothing else;
 # - check locally with `python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks/07_*.ipynb`.
 #
-# The exercises are checked twice by `tests/test_exercises.py`: the starting cell must fail its checker with a hint,
-# and the solution in `notebooks/solutions/` must pass it.
+# The exercises are checked twice by `tests/course/test_exercises.py`: the starting cell must fail its checker with a
+# hint, and the model answer (a cell tagged `solution` in `notebooks/src/`, left out of every notebook you open) must
+# pass it.
 
 # %% [markdown]
 # ## Exercise 7.1: cancel an order
@@ -399,7 +400,7 @@ print("what nbval compares:    ", sanitize(outputs[0]))
 #
 # Try to do it in **one** SQL statement: then two concurrent cancels can't both "succeed".
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] exercise="7.1"
 # Exercise 7.1: cancel an order
 async def cancel_order(conn, order_id: int) -> bool:
     raise NotImplementedError(
@@ -407,7 +408,17 @@ async def cancel_order(conn, order_id: int) -> bool:
         "return whether a row came back"
     )
 
-# %% tags=["checker", "raises-exception"]
+# %% tags=["solution"] exercise="7.1"
+async def cancel_order(conn, order_id: int) -> bool:
+    # One statement: the row is checked and changed together, so two concurrent cancels
+    # can't both see 'pending' and both return True (the second waits, then matches nothing).
+    cancelled = await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+        order_id,
+    )
+    return cancelled is not None
+
+# %% tags=["checker", "raises-exception"] exercise="7.1"
 # %%ipytest
 
 async def test_cancelling_a_pending_order(db_conn, user, make_order):
@@ -436,7 +447,7 @@ async def test_cancelling_an_unknown_order(db_conn):
     assert await cancel_order(db_conn, 999_999) is False
 
 # %% [markdown]
-# The solution is in [`solutions/07_putting_it_together.py`](solutions/07_putting_it_together.py). Try first!
+# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

@@ -1,69 +1,52 @@
-"""Every exercise is checked both ways: the starting cell fails its checker with a hint,
-and the solution in notebooks/solutions/ passes it."""
+"""Every exercise is checked both ways: the untouched stub fails its checker with a hint, and the
+model answer (the cell tagged ``solution`` in notebooks/src/) passes it."""
 
-import re
-from pathlib import Path
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-EXERCISE_ID = re.compile(r"^# Exercise (\d+\.\d+)", re.MULTILINE)
+from coursebook import RAISES, find_exercises, iter_notebooks, notebook_client, tags
 
-
-def tags(cell) -> list[str]:
-    return cell.metadata.get("tags", [])
-
-
-def exercises(nb) -> list[tuple[int, str]]:
-    found = []
-    for index, cell in enumerate(nb.cells):
-        if "exercise" in tags(cell):
-            match = EXERCISE_ID.search(cell.source)
-            assert match, f"exercise cell {index} must start with '# Exercise N.M'"
-            found.append((index, match.group(1)))
-    return found
-
-
-def solutions(notebook: Path) -> dict[str, str]:
-    path = NOTEBOOKS_DIR / "solutions" / (notebook.stem + ".py")
-    parts = re.split(r"^# %% Exercise (\d+\.\d+)\s*$", path.read_text(), flags=re.MULTILINE)
-    return {ex_id: body.strip() + "\n" for ex_id, body in zip(parts[1::2], parts[2::2], strict=True)}
+NOTEBOOKS = list(iter_notebooks())
 
 
 def output_text(cell) -> str:
     return "".join(o.get("text", "") + o.get("evalue", "") for o in cell.get("outputs", []))
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_starting_cells_fail_their_checkers_with_a_hint(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    found = exercises(nb)
-    assert found, f"{notebook.name} has no exercise"
-    for index, ex_id in found:
-        checker = nb.cells[index + 1]
-        assert "checker" in tags(checker), f"Exercise {ex_id}: the cell after it must be tagged 'checker'"
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
+def test_every_exercise_has_a_stub_a_solution_and_a_checker(notebook):
+    assert notebook.exercises, f"{notebook.stem} has no exercise"
+    for ex_id, ex in notebook.exercises.items():
+        assert ex.solution is not None, f"Exercise {ex_id} has no cell tagged 'solution'"
+        assert ex.checker is not None, f"Exercise {ex_id} has no cell tagged 'checker'"
+        assert ex.stub < ex.solution < ex.checker, f"Exercise {ex_id}: keep stub, solution, checker in this order"
+        checker = notebook.cells[ex.checker]
         assert checker.source.lstrip().startswith("%%ipytest"), f"Exercise {ex_id}: the checker runs real tests"
-        assert "raises-exception" in tags(checker)
-        text = output_text(checker)
+        assert RAISES in tags(checker), f"Exercise {ex_id}: the checker fails on the stub, so tag it {RAISES}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
+def test_starting_cells_fail_their_checkers_with_a_hint(notebook):
+    cells = notebook.read_book().cells
+    found = find_exercises(cells)
+    assert list(found) == list(notebook.exercises), "rebuild: python3 course.py build " + notebook.stem[:2]
+    for ex_id, ex in found.items():
+        assert ex.solution is None, f"Exercise {ex_id}: the built notebook holds its solution"
+        text = output_text(cells[ex.checker])
         assert "failed" in text, f"Exercise {ex_id}: the committed checker output shows no failing test"
         assert f"Exercise {ex_id}" in text, f"Exercise {ex_id}: the failure does not name the exercise"
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
 def test_solutions_pass_their_checkers(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    answers = solutions(notebook)
-    for index, ex_id in exercises(nb):
-        assert ex_id in answers, f"no solution for Exercise {ex_id} in solutions/{notebook.stem}.py"
-        nb.cells[index].source = f"# Exercise {ex_id} (solution)\n" + answers[ex_id]
-        checker = nb.cells[index + 1]
-        checker.metadata["tags"] = [t for t in tags(checker) if t != "raises-exception"]
-    resources = {"metadata": {"path": str(NOTEBOOKS_DIR)}}
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources=resources)
-    client.execute()  # raises CellExecutionError if any checker (or any untagged cell) fails
-    for index, _ in exercises(nb):
-        assert "passed" in output_text(nb.cells[index + 1])
+    import copy
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=copy.deepcopy(notebook.cells))
+    for ex in notebook.exercises.values():
+        checker = nb.cells[ex.checker]
+        checker.metadata["tags"] = [t for t in tags(checker) if t != RAISES]
+    notebook_client(nb, notebook.book_path.parent).execute()  # CellExecutionError if a checker fails
+    for ex in notebook.exercises.values():
+        assert "passed" in output_text(nb.cells[ex.checker])

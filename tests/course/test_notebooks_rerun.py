@@ -5,16 +5,14 @@ nbval runs each notebook once in a fresh kernel; learners press "Run All" again 
 
 import copy
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbval.plugin import get_sanitize_patterns
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-PATTERNS = get_sanitize_patterns((NOTEBOOKS_DIR / "sanitize.cfg").read_text())
+from coursebook import BOOK_DIR, iter_notebooks, notebook_client
+
+NOTEBOOKS = list(iter_notebooks())
+PATTERNS = get_sanitize_patterns((BOOK_DIR / "sanitize.cfg").read_text())
 
 
 def sanitize(text: str) -> str:
@@ -37,11 +35,10 @@ def visible_text(cell) -> str:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
 def test_run_all_twice_in_one_kernel(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    resources = {"metadata": {"path": str(NOTEBOOKS_DIR)}}
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources=resources)
+    nb = notebook.read_book()
+    client = notebook_client(nb, notebook.book_path.parent)
     passes = []
     with client.setup_kernel():
         for _ in range(2):

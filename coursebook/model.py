@@ -1,0 +1,157 @@
+"""Notebook, Exercise and iter_notebooks(): each notebook's source parsed once, by cell tags."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_DIR = ROOT / "notebooks"  # the executed notebooks with committed outputs
+SOURCE_DIR = BOOK_DIR / "src"  # their percent-format sources, the truth reviewers read
+SOURCE_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.py$")
+KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+CELL_TIMEOUT_S = 300
+# Strict nbval over the committed outputs: every argument, in one place (course.py, timings, benchmarks).
+NBVAL_ARGS = [
+    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", str(CELL_TIMEOUT_S),
+]  # fmt: skip
+STATED_TIME = re.compile(r"\*About (\d+) minutes\.\*")
+
+# Cell tags of the exercise convention (docs/maintainers.md); the `exercise` metadata key says which one.
+EXERCISE, SOLUTION, CHECKER, HINT = "exercise", "solution", "checker", "hint"
+RAISES = "raises-exception"
+
+
+def tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+@dataclass
+class Exercise:
+    """Where one exercise's cells are, as indices into the cell list it was found in."""
+
+    id: str
+    stub: int
+    solution: int | None = None
+    checker: int | None = None
+    hints: list[int] = field(default_factory=list)
+
+
+def find_exercises(cells: list[Any]) -> dict[str, Exercise]:
+    """Exercises by id ("2.1"), in notebook order, from the tags and `exercise` key of any cell list
+    (a source, a built book without solutions, a learner copy). Malformed tagging raises ValueError."""
+    found: dict[str, Exercise] = {}
+    pending: dict[str, dict[str, Any]] = {}
+    for index, cell in enumerate(cells):
+        cell_tags = tags(cell)
+        roles = [t for t in (EXERCISE, SOLUTION, CHECKER, HINT) if t in cell_tags]
+        if not roles:
+            continue
+        ex_id = cell.get("metadata", {}).get("exercise")
+        if not isinstance(ex_id, str) or not re.fullmatch(r"\d+\.\d+", ex_id):
+            raise ValueError(f'cell {index} is tagged {roles[0]!r} but has no exercise="N.M" in its header')
+        if len(roles) > 1:
+            raise ValueError(f"cell {index} of exercise {ex_id} has two roles: {roles}")
+        role = roles[0]
+        slot = pending.setdefault(ex_id, {"hints": []})
+        if role == HINT:
+            slot["hints"].append(index)
+        elif role in slot:
+            raise ValueError(f"exercise {ex_id} has two {role} cells ({slot[role]} and {index})")
+        else:
+            slot[role] = index
+    for ex_id, slot in pending.items():
+        if EXERCISE not in slot:
+            raise ValueError(f"exercise {ex_id} has no cell tagged 'exercise'")
+        found[ex_id] = Exercise(
+            ex_id, slot[EXERCISE], slot.get(SOLUTION), slot.get(CHECKER), slot["hints"]
+        )  # fmt: skip
+    return found
+
+
+@dataclass
+class Notebook:
+    """One course notebook: its percent source notebooks/src/NN_*.py and its built book notebooks/NN_*.ipynb."""
+
+    source_path: Path
+
+    @property
+    def stem(self) -> str:
+        return self.source_path.stem
+
+    @property
+    def number(self) -> int:
+        return int(self.stem[:2])
+
+    @property
+    def book_path(self) -> Path:
+        return BOOK_DIR / f"{self.stem}.ipynb"
+
+    @cached_property
+    def source(self) -> Any:
+        """The source as an nbformat notebook (jupytext), solution cells included."""
+        import jupytext
+
+        return jupytext.read(self.source_path, fmt="py:percent")
+
+    @property
+    def cells(self) -> list[Any]:
+        return self.source.cells
+
+    @cached_property
+    def exercises(self) -> dict[str, Exercise]:
+        """Exercises of the source (indices into .cells)."""
+        return find_exercises(self.cells)
+
+    @property
+    def title(self) -> str:
+        """The first heading, without its number: "Connection pools"."""
+        for cell in self.cells:
+            if cell.cell_type == "markdown":
+                match = re.search(r"^# (?:\d\d · )?(.+)$", cell.source, flags=re.MULTILINE)
+                if match:
+                    return match.group(1).strip()
+        return self.stem
+
+    @property
+    def stated_minutes(self) -> int | None:
+        """The "*About N minutes.*" the notebook states in its introduction."""
+        for cell in self.cells:
+            if cell.cell_type == "markdown" and (match := STATED_TIME.search(cell.source)):
+                return int(match.group(1))
+        return None
+
+    def read_book(self) -> Any:
+        """The committed, executed notebook (no solution cells)."""
+        import nbformat
+
+        return nbformat.read(self.book_path, as_version=4)
+
+    def book_cells(self) -> list[Any]:
+        """The source's cells as the built book has them: solution cells dropped."""
+        import copy
+
+        return [copy.deepcopy(c) for c in self.cells if SOLUTION not in tags(c)]
+
+
+def iter_notebooks(prefixes: Iterable[str] = ()) -> Iterator[Notebook]:
+    """Every course notebook in order, or only those whose name starts with one of `prefixes`."""
+    prefixes = tuple(prefixes)
+    for path in sorted(SOURCE_DIR.iterdir()):
+        if SOURCE_NAME.match(path.name) and (not prefixes or path.name.startswith(prefixes)):
+            yield Notebook(path)
+
+
+def notebook_client(nb: Any, cwd: Path, timeout: int = CELL_TIMEOUT_S, **options: Any) -> Any:
+    """An nbclient NotebookClient on the course kernel, running in `cwd` (a notebook's folder).
+
+    Like Jupyter's Run All: a failing cell raises CellExecutionError unless tagged raises-exception."""
+    from nbclient import NotebookClient
+
+    return NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, **options
+    )  # fmt: skip
