@@ -3,9 +3,11 @@
 
     python3 course.py lab       create .venv, start the database server, open JupyterLab
     python3 course.py test      run every test: coursedb, the reference suite, all notebooks
+    python3 course.py test --quick   the same without the launch checks and benchmark smoke (for authors)
     python3 course.py setup     only create .venv and install (devcontainers, Binder-like images)
     python3 course.py learners  write learner copies of the notebooks (no outputs, no solutions) to learner/
     python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
+    python3 course.py check     the built notebooks match notebooks/src/ cell by cell (fast; the pre-commit hook)
 
 Extra arguments go to the tool: ``python3 course.py test -k pools``, ``python3 course.py lab --no-browser``.
 """
@@ -32,6 +34,8 @@ FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 REFERENCE_PYTHON = (3, 11)
 # One notebook per worker: its cells share a kernel.
 TEST_ARGS = ["-n", "auto", "--dist", "loadfile", *NBVAL_ARGS]
+# --quick: what an author re-runs after editing a notebook; CI and `test` keep these.
+QUICK_SKIPS = ["--ignore=tests/launch", "--ignore=tests/benchmarks"]
 
 
 def say(message: str) -> None:
@@ -84,18 +88,18 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("lab", "test", "build", "setup", "learners"):
-        fail(f"unknown command {command!r}; use lab, test, setup, learners or build.")
+    if command not in ("lab", "test", "build", "check", "setup", "learners"):
+        fail(f"unknown command {command!r}; use lab, test, setup, learners, build or check.")
     ensure_venv()
     if command == "setup":
         say(f"ready: {VENV}")
         return 0
     if command == "test":
-        return run([str(PY), "-m", "pytest", *TEST_ARGS, *nbval_mode(), *rest])
-    if command == "build":
-        return run([str(PY), "-m", "coursebook", "build", *rest])
-    if command == "learners":
-        return run([str(PY), "-m", "coursebook", "learners", *rest])
+        quick = QUICK_SKIPS if "--quick" in rest else []
+        rest = [arg for arg in rest if arg != "--quick"]
+        return run([str(PY), "-m", "pytest", *TEST_ARGS, *quick, *nbval_mode(), *rest])
+    if command in ("build", "check", "learners"):
+        return run([str(PY), "-m", "coursebook", command, *rest])
     if run([str(PY), "-m", "coursedb", "start"]) != 0:
         return 2
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers

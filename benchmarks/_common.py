@@ -13,19 +13,16 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import coursedb  # installed into the course's .venv (requirements.txt: -e .)
+from coursedb.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `python benchmarks/x.py` puts benchmarks/, not the repo, on sys.path
-
-import coursedb  # noqa: E402
-from coursedb.settings import Settings  # noqa: E402
 
 # Other work on the machine inflates every number: the load when the run began and ended says how much.
 LOAD_AT_START = round(os.getloadavg()[0], 2)
@@ -82,11 +79,6 @@ def finish(name: str, document: dict, summary: dict, write: bool = True) -> None
         path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nwrote {path.relative_to(ROOT)}")
     print(json.dumps(summary), flush=True)
-
-
-def shared_settings() -> Settings:
-    """The settings the rest of the course uses (COURSEDB_HOME etc. from the environment)."""
-    return Settings.from_env()
 
 
 # As root the server runs as the 'coursedb' system user, which must traverse the home.

@@ -1,8 +1,10 @@
-"""python -m coursebook build|learners|timings [NN ...]   (from the repository root; course.py calls it)
+"""python -m coursebook COMMAND [NN ...]   (from the repository root; course.py calls it)
 
 build [NN ...]                 execute notebooks/src/NN_*.py into notebooks/NN_*.ipynb (all, or these)
+check [NN ...]                 the built notebooks match their sources cell by cell (fast: nothing runs)
 learners [--out DIR] [NN ...]  learner copies (no outputs, no solutions) into DIR (default learner/)
 timings [NN ...]               per-notebook Run All timings, as a Markdown table
+list [NN ...]                  the notebooks' stems, one a line
 """
 
 from __future__ import annotations
@@ -13,20 +15,32 @@ from pathlib import Path
 
 from coursebook.model import ROOT, iter_notebooks
 
+COMMANDS = ["build", "check", "learners", "timings", "list"]
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coursebook", description=__doc__.split("\n\n")[1])
-    parser.add_argument("command", choices=["build", "learners", "timings"])
+    parser = argparse.ArgumentParser(
+        prog="python -m coursebook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("prefixes", nargs="*", help="only notebooks whose name starts with one of these")
     parser.add_argument("--out", type=Path, default=ROOT / "learner", help="learners: output directory")
     args = parser.parse_args(argv)
+    notebooks = list(iter_notebooks(args.prefixes))
+    if not notebooks:
+        print(f"coursebook: no notebook in notebooks/src/ matches {args.prefixes}.", file=sys.stderr)
+        return 2
+    if args.command == "list":
+        print("\n".join(n.stem for n in notebooks))
+        return 0
+    if args.command == "check":
+        problems = [p for p in (n.pairing_problem() for n in notebooks) if p]
+        for problem in problems:
+            print(f"coursebook: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     if args.command == "build":
         from coursebook.build import build
 
-        notebooks = list(iter_notebooks(args.prefixes))
-        if not notebooks:
-            print(f"coursebook: no notebook source matches {args.prefixes}", file=sys.stderr)
-            return 2
         for notebook in notebooks:
             print(f"build: {notebook.source_path.relative_to(ROOT)}", flush=True)
             build(notebook)

@@ -137,6 +137,32 @@ class Notebook:
 
         return [copy.deepcopy(c) for c in self.cells if SOLUTION not in tags(c)]
 
+    def pairing_problem(self) -> str | None:
+        """Why the committed book does not match its source cell by cell (type, text, tags, exercise), or None."""
+        import difflib
+
+        if not self.book_path.exists():
+            return f"{self.source_path.name} is not built: python3 course.py build {self.stem[:2]}"
+
+        def key(c: Any) -> tuple:
+            return c.cell_type, c.source, tags(c), c.metadata.get("exercise")
+
+        built, written = [key(c) for c in self.read_book().cells], [key(c) for c in self.book_cells()]
+        rebuild = f"Rebuild: python3 course.py build {self.stem[:2]}"
+        for index, (a, b) in enumerate(zip(built, written, strict=False)):
+            if a != b:
+                diff = difflib.unified_diff(b[1].splitlines(), a[1].splitlines(), "src", "ipynb", lineterm="")
+                return (
+                    f"cell {index} of {self.book_path.name} differs from notebooks/src/{self.source_path.name} "
+                    f"(type/tags/exercise {b[0]}/{b[2]}/{b[3]} vs {a[0]}/{a[2]}/{a[3]}):\n"
+                    + "\n".join(diff)
+                    + f"\n{rebuild}"
+                )
+        if len(built) != len(written):
+            counts = f"{len(built)} cells, its source {len(written)} (without solutions)"
+            return f"{self.book_path.name} has {counts}. {rebuild}"
+        return None
+
 
 def iter_notebooks(prefixes: Iterable[str] = ()) -> Iterator[Notebook]:
     """Every course notebook in order, or only those whose name starts with one of `prefixes`."""

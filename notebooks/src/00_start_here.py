@@ -81,12 +81,14 @@ row["answer"], row[1]
 # %%
 # %%ipytest
 
+
 async def test_the_server_answers(db_conn):
     assert await db_conn.fetchval("SELECT 1 + 1") == 2
 
 
 async def test_my_database_starts_empty(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
+
 
 # %% [markdown]
 # A dot per passing test, then a summary. If a test fails, the whole cell fails (you will see
@@ -107,8 +109,10 @@ _ = ipytest.config(raise_on_error=False, coverage=False)
 # %%
 # %%ipytest
 
+
 async def test_arithmetic_is_broken(db_conn):
     assert await db_conn.fetchval("SELECT 2 + 2") == 5
+
 
 # %% [markdown]
 # An `F` and `1 failed`, yet the cell has no error marker: nothing would stop. Now switch the
@@ -120,8 +124,10 @@ _ = ipytest.config(raise_on_error=True, coverage=False)
 # %% tags=["raises-exception"]
 # %%ipytest
 
+
 async def test_arithmetic_is_broken(db_conn):
     assert await db_conn.fetchval("SELECT 2 + 2") == 5
+
 
 # %% [markdown]
 # This time the cell fails, so "Run All", nbval and CI all notice. (This cell carries the tag
@@ -138,17 +144,21 @@ async def test_arithmetic_is_broken(db_conn):
 # Write `count_users(conn)` so that it returns how many rows the `users` table has, as an `int`.
 # Run the cell, then run the checker below it. The checker stays red until your function works.
 
+
 # %% tags=["exercise"] exercise="0.1"
 # Exercise 0.1: count the users
 async def count_users(conn) -> int:
     raise NotImplementedError("Exercise 0.1: return the number of rows in users (hint: conn.fetchval)")
 
+
 # %% tags=["solution"] exercise="0.1"
 async def count_users(conn) -> int:
     return await conn.fetchval("SELECT count(*) FROM users")
 
+
 # %% tags=["checker", "raises-exception"] exercise="0.1"
 # %%ipytest
+
 
 async def test_count_users_on_an_empty_table(db_conn):
     assert await count_users(db_conn) == 0
@@ -159,6 +169,7 @@ async def test_count_users_counts_new_rows(db_conn):
     result = await count_users(db_conn)
     assert result == 2
     assert isinstance(result, int)
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

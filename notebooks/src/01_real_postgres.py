@@ -24,10 +24,12 @@ db_url = setup()
 # Here is a small piece of "application code". A web handler takes `user_id` from the URL path,
 # so it arrives as a `str`:
 
+
 # %%
 async def get_user_email(conn, user_id):
     row = await conn.fetchrow("SELECT email FROM users WHERE id = $1", user_id)
     return row["email"] if row else None
+
 
 # %% [markdown]
 # A test with a mock: `unittest.mock.AsyncMock` makes every method awaitable, and we tell
@@ -45,6 +47,7 @@ async def test_get_user_email_with_a_mock():
     assert await get_user_email(fake_conn, "42") == "ada@example.com"
     fake_conn.fetchrow.assert_awaited_once()
 
+
 # %% [markdown]
 # Green. But all the test checked is that the code returns what the mock returned.
 #
@@ -60,6 +63,7 @@ async def test_get_user_email_on_the_real_server(db_conn):
     await db_conn.execute("INSERT INTO users (id, email, name) VALUES (42, 'ada@example.com', 'Ada')")
 
     assert await get_user_email(db_conn, "42") == "ada@example.com"
+
 
 # %% [markdown]
 # `DataError`: the `id` column is an `integer`, and asyncpg will not send a `str` for it.
@@ -269,15 +273,18 @@ except ValueError as exc:
 # `postgresql://` and `postgres://` URLs as they are. Everything after the scheme (user, password,
 # host, port, database, query) must stay exactly the same.
 
+
 # %% tags=["exercise"] exercise="1.1"
 # Exercise 1.1: a URL asyncpg accepts
 def asyncpg_dsn(url: str) -> str:
     raise NotImplementedError("Exercise 1.1: keep only the part of the scheme before '+' (hint: url.partition('://'))")
 
+
 # %% tags=["solution"] exercise="1.1"
 def asyncpg_dsn(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     return scheme.split("+", 1)[0] + separator + rest
+
 
 # %% tags=["checker", "raises-exception"] exercise="1.1"
 # %%ipytest
@@ -309,6 +316,7 @@ async def test_asyncpg_connects_with_the_result(db_url):
         assert await connection.fetchval("SELECT 1") == 1
     finally:
         await connection.close()
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

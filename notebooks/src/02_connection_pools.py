@@ -54,6 +54,7 @@ print("after the block, in use:", in_use(pool))
 # Each "request" borrows a connection, does a little work (`pg_sleep`) and reports which server
 # process served it: `pg_backend_pid()` is different for every connection.
 
+
 # %%
 async def handle_request(pool) -> int:
     async with pool.acquire() as conn:
@@ -78,12 +79,14 @@ async def test_20_requests_share_at_most_max_size_connections(db_pool):
     assert len(pids) == 20
     assert 1 < len(set(pids)) <= db_pool.get_max_size()
 
+
 # %% [markdown]
 # ## Pitfall: a request that needs two connections
 #
 # When every connection is lent out, `acquire()` waits. By default it waits **forever**. That turns
 # one common pattern into a deadlock: a function that holds a connection and calls a helper that
 # acquires another one from the same pool.
+
 
 # %%
 async def write_audit_log(pool, message):
@@ -144,6 +147,7 @@ async def test_exhausted_pool_times_out_instead_of_hanging(tiny_pool):
             await tiny_pool.acquire(timeout=0.1)
     assert in_use(tiny_pool) == 0
 
+
 # %% [markdown]
 # Why a fixture and not `pool_of_one`? A `%%ipytest` cell runs its async tests on an event loop of its own,
 # and an asyncpg pool belongs to the loop that created it. Tests get their pools from fixtures.
@@ -153,12 +157,14 @@ async def test_exhausted_pool_times_out_instead_of_hanging(tiny_pool):
 # A connection that is borrowed and never returned is a **leak**: after `max_size` leaks every request waits.
 # Here is code that leaks on errors, because its `release()` is skipped when the query raises:
 
+
 # %%
 async def leaky_find_email(pool, user_id):
     conn = await pool.acquire()
     email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
     await pool.release(conn)  # never reached when the query raises
     return email
+
 
 # %% [markdown]
 # A popular check compares the number of **idle** connections before and after. Idle counts also move
@@ -190,6 +196,7 @@ async def test_in_use_count_check_catches_the_leak(lazy_pool):
         await leaky_find_email(lazy_pool, "42")
     assert in_use(lazy_pool) == in_use_before
 
+
 # %% [markdown]
 # The idle check passed (`.`) even though a connection leaked; the in-use check failed (`F`): `1 == 0`.
 # A test is only worth having if it can fail when the code is wrong.
@@ -200,15 +207,18 @@ async def test_in_use_count_check_catches_the_leak(lazy_pool):
 # Write `find_email(pool, user_id)`: the email of the user with that id, or `None` if there is none.
 # Any error must reach the caller, and the connection must go back to the pool in every case.
 
+
 # %% tags=["exercise"] exercise="2.1"
 # Exercise 2.1: look up an email without leaking
 async def find_email(pool, user_id):
     raise NotImplementedError("Exercise 2.1: borrow the connection with 'async with pool.acquire() as conn:'")
 
+
 # %% tags=["solution"] exercise="2.1"
 async def find_email(pool, user_id):
     async with pool.acquire() as conn:  # released on return and on any exception
         return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+
 
 # %% tags=["checker", "raises-exception"] exercise="2.1"
 # %%ipytest
@@ -227,6 +237,7 @@ async def test_find_email_returns_the_connection_after_an_error(db_pool):
     with pytest.raises(asyncpg.DataError):
         await find_email(db_pool, "42")
     assert in_use(db_pool) == in_use_before
+
 
 # %% [markdown]
 # ## What a connection keeps between borrowers
@@ -287,6 +298,7 @@ for state, still_there in survived.items():
 #
 # The reset makes one mistake easy: putting a `SET` in `init=`. It holds for the first borrower only:
 
+
 # %%
 async def set_timeout(conn):
     await conn.execute("SET statement_timeout = '2s'")
@@ -320,16 +332,19 @@ for label, options in hooks.items():
 # Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
 # not just the first, has `statement_timeout` set to `'500ms'`.
 
+
 # %% tags=["exercise"] exercise="2.2"
 # Exercise 2.2: a pool whose queries can never run away
 async def create_guarded_pool(dsn):
     raise NotImplementedError("Exercise 2.2: init= is undone by the reset; try server_settings= or setup=")
+
 
 # %% tags=["solution"] exercise="2.2"
 async def create_guarded_pool(dsn):
     # server_settings become the connection's defaults, so RESET ALL on release keeps them.
     # (setup= with "SET statement_timeout = '500ms'" also works, at one extra query per acquire.)
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms"})
+
 
 # %% tags=["checker", "raises-exception"] exercise="2.2"
 # %%ipytest
@@ -347,6 +362,7 @@ async def test_every_borrower_has_the_statement_timeout(db_url):
                 await conn.execute("SELECT pg_sleep(5)")
     finally:
         await guarded.close()
+
 
 # %% [markdown]
 # ## Closing a pool: `close()` waits, `terminate()` does not

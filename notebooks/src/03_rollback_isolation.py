@@ -62,6 +62,7 @@ async def test_every_test_starts_with_empty_tables(db_conn, run):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
     await db_conn.execute("INSERT INTO users (email, name) VALUES ('same@example.com', $1)", f"run {run}")
 
+
 # %% [markdown]
 # ## Pitfall: "tests can even call COMMIT, the rollback undoes it"
 #
@@ -91,6 +92,7 @@ async def test_a_commits(naive_conn):
 
 async def test_b_expects_empty_tables(naive_conn):
     assert await naive_conn.fetchval("SELECT count(*) FROM users") == 0
+
 
 # %% [markdown]
 # `test_a_commits` passed and **broke a different test**: `test_b_expects_empty_tables` fails, though its own
@@ -135,6 +137,7 @@ async def test_a_commits(db_conn):
 async def test_b_expects_empty_tables(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
 
+
 # %% [markdown]
 # Now the failure points at the culprit (`ERROR at teardown of test_a_commits`), and `test_b` passes.
 # Code that needs a transaction of its own should use `async with conn.transaction():`; inside the test's
@@ -149,6 +152,7 @@ async def test_b_expects_empty_tables(db_conn):
 #
 # `SERIAL` ids come from a sequence, and a sequence never goes back: that is what lets concurrent
 # transactions take ids without waiting for each other. Two inserts, each rolled back:
+
 
 # %%
 async def insert_and_roll_back(conn) -> int:
@@ -198,6 +202,7 @@ async def test_rows_inserted_in_one_test_share_created_at(db_conn):
     stamps = await db_conn.fetch("SELECT DISTINCT created_at FROM users")
     assert len(stamps) == 1
 
+
 # %% [markdown]
 # ## App code with its own connections cannot see the test's rows
 #
@@ -214,6 +219,7 @@ async def test_service_counts_the_user_the_test_created(db_conn, db_pool):
     await shop.create_user(db_conn, "ada@example.com", "Ada")
     service = shop.UserService(db_pool)
     assert await service.count_users() == 1
+
 
 # %% [markdown]
 # `assert 0 == 1`: the service looked from another connection. There are two ways out:
@@ -239,6 +245,7 @@ async def test_service_sign_up_is_visible_to_everyone(db_committed):
 async def test_db_committed_left_nothing_behind(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 0
 
+
 # %% [markdown]
 # ## Exercise 3.1: let the service join the test's transaction
 #
@@ -247,6 +254,7 @@ async def test_db_committed_left_nothing_behind(db_conn):
 # without closing or releasing it. With it, `UserService(pool_sharing(db_conn))` runs inside the test's
 # transaction, and the rollback undoes its work too.
 
+
 # %% tags=["exercise"] exercise="3.1"
 # Exercise 3.1: let the service join the test's transaction
 def pool_sharing(conn):
@@ -254,6 +262,7 @@ def pool_sharing(conn):
         "Exercise 3.1: return an object with an acquire() method usable in 'async with' "
         "(hint: contextlib.asynccontextmanager)"
     )
+
 
 # %% tags=["solution"] exercise="3.1"
 import contextlib
@@ -266,6 +275,7 @@ def pool_sharing(conn):
         yield conn  # the test's connection: never released, never closed here
 
     return types.SimpleNamespace(acquire=acquire)
+
 
 # %% tags=["checker", "raises-exception"] exercise="3.1"
 # %%ipytest
@@ -293,6 +303,7 @@ async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
     with pytest.raises(shop.EmailTaken):
         await service.sign_up("CAROL@example.com", "Carol again")
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

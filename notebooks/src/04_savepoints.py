@@ -55,6 +55,7 @@ def show_sent():
     lesson = ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "INSERT")
     print(*[query for query in sent if query.startswith(lesson)], sep="\n")
 
+
 # %% [markdown]
 # An outer transaction, one inner block that succeeds and one that fails on a duplicate email
 # (`users.email` is `UNIQUE`). We start the outer transaction by hand so that we can roll it back
@@ -245,6 +246,7 @@ async def test_failed_registration_keeps_the_callers_earlier_work(db_conn):
     assert (await find_user_by_email(db_conn, "ada@example.com"))["id"] == ada_id
     assert await order_total(db_conn, ada_id) == Decimal("10.00")
 
+
 # %% [markdown]
 # The third test is the one that proves a *savepoint* was used: after Bob's failure, the test's
 # own transaction still works and still holds Ada. Without the savepoint the first query after
@@ -262,6 +264,7 @@ async def register_without_a_transaction(conn, email, name, total):
     await place_order(conn, user_id, total)  # if this fails, the user is already written
     return user_id
 
+
 # %% tags=["raises-exception"]
 # %%ipytest
 
@@ -270,6 +273,7 @@ async def test_broken_version_leaves_no_user(db_conn):
     with pytest.raises(asyncpg.CheckViolationError):
         await register_without_a_transaction(db_conn, "bob@example.com", "Bob", "-1.00")
     assert await db_conn.fetchval("SELECT count(*) FROM users WHERE email = 'bob@example.com'") == 0
+
 
 # %% [markdown]
 # Red, as it should be, though not with "Bob exists". The last line of the report says why: inside
@@ -313,6 +317,7 @@ async def test_order_batch_rolls_back_on_a_foreign_key_violation(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id) == 0
     assert (await find_user_by_email(db_conn, "tx@example.com"))["id"] == user_id
 
+
 # %% [markdown]
 # ## Exercise 4.1: import users, skipping the ones that exist
 #
@@ -332,6 +337,7 @@ async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
         "'async with conn.transaction():' and collect the emails that raise EmailTaken"
     )
 
+
 # %% tags=["solution"] exercise="4.1"
 from shop import EmailTaken, create_user
 
@@ -345,6 +351,7 @@ async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
         except EmailTaken:
             skipped.append(email)
     return skipped
+
 
 # %% tags=["checker", "raises-exception"] exercise="4.1"
 # %%ipytest
@@ -364,6 +371,7 @@ async def test_import_skips_taken_emails_and_keeps_the_rest(db_conn):
     assert skipped == ["ADA@example.com"]
     emails = [row["email"] for row in await db_conn.fetch("SELECT email FROM users ORDER BY email")]
     assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

@@ -55,7 +55,7 @@ for column, value in sample.items():
 import uuid
 from decimal import Decimal
 
-print('numeric == 19.99:           ', sample["numeric"] == 19.99)
+print("numeric == 19.99:           ", sample["numeric"] == 19.99)
 print('numeric == Decimal("19.99"):', sample["numeric"] == Decimal("19.99"))
 print("uuid == its text:           ", sample["uuid"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
 print("uuid == uuid.UUID(its text):", sample["uuid"] == uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))
@@ -133,6 +133,7 @@ async def test_custom_json_codec_as_the_article_wrote_it(db_conn):
     row = await db_conn.fetchrow("SELECT data FROM json_test")
     assert isinstance(row["data"], dict)
 
+
 # %% [markdown]
 # **The right way:** with a json codec registered, pass Python objects (`dict`, `list`, numbers) and
 # let the codec encode them once. `shop.record_event` does exactly that:
@@ -150,6 +151,7 @@ async def test_jsonb_round_trips_a_dict(db_conn):
     row = await db_conn.fetchrow("SELECT jsonb_typeof(payload) AS kind, payload FROM events WHERE id = $1", event_id)
     assert row["kind"] == "object"
     assert row["payload"] == {"plan": "pro", "seats": 3}
+
 
 # %% [markdown]
 # ## A codec belongs to one connection
@@ -207,6 +209,7 @@ async def jsonb_on_every_connection(pool) -> dict:
             for conn in conns
         }
 
+
 # %%
 # %%ipytest
 
@@ -215,6 +218,7 @@ async def test_every_connection_of_db_pool_decodes_jsonb(db_pool):
     decoded = await jsonb_on_every_connection(db_pool)
     assert len(decoded) == db_pool.get_max_size()  # really every connection, each counted once
     assert [value for value in decoded.values() if value != {"ok": True}] == []
+
 
 # %% [markdown]
 # Can this test fail? Point it at a pool set up the article's way: codec registered on the one
@@ -240,6 +244,7 @@ async def seed_style_pool(db_url):
 async def test_every_connection_of_the_seed_style_pool_decodes_jsonb(seed_style_pool):
     decoded = await jsonb_on_every_connection(seed_style_pool)
     assert [value for value in decoded.values() if value != {"ok": True}] == []
+
 
 # %% [markdown]
 # One connection decodes, the other two return `str`. That is the bug, caught.
@@ -346,12 +351,14 @@ except asyncpg.DataError as exc:
 # connection must decode `jsonb` to Python objects (as `coursedb.init_connection` does) **and**
 # `order_status` to `OrderStatus`. The checker tests a single connection, then every connection of a pool.
 
+
 # %% tags=["exercise"] exercise="5.1"
 # Exercise 5.1: an init hook with both codecs
 async def init_shop_connection(conn) -> None:
     raise NotImplementedError(
         "Exercise 5.1: await coursedb.init_connection(conn), then await register_order_status(conn)"
     )
+
 
 # %% tags=["solution"] exercise="5.1"
 import coursedb
@@ -360,6 +367,7 @@ import coursedb
 async def init_shop_connection(conn) -> None:
     await coursedb.init_connection(conn)  # json and jsonb
     await register_order_status(conn)
+
 
 # %% tags=["checker", "raises-exception"] exercise="5.1"
 # %%ipytest
@@ -384,6 +392,7 @@ async def test_init_gives_every_pooled_connection_both_codecs(db_url):
             assert await conn.fetchval("SELECT $1::order_status", OrderStatus.PAID) is OrderStatus.PAID
     finally:
         await pool.close()
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

@@ -101,6 +101,7 @@ for table in ("people", "people_indexed"):
 # Now time one query, the same one, 300 times in a row. Each number below is a ratio measured in
 # this run (your numbers will differ; that is the point):
 
+
 # %%
 async def time_calls(call, repeats: int) -> list[float]:
     """Seconds per call, one entry per repeat."""
@@ -125,9 +126,11 @@ print(f"slowest call / median call:  {max(per_call) / statistics.median(per_call
 # is busy: a CI runner shares its cores with other jobs. Here we keep the server busy with two
 # CPU-heavy queries on other connections while the loop runs again:
 
+
 # %%
 async def busy_server(seconds: float) -> None:
     """Two connections that keep the server's CPUs busy for about `seconds`."""
+
     async def spin():
         other = await asyncpg.connect(db_url)
         try:
@@ -202,14 +205,17 @@ async def top_node(conn, sql: str, *args) -> str:
     plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
     return plan[0]["Plan"]["Node Type"]
 
+
 # %% [markdown]
 # First the test as it should be written. It fails, and that is the point: it found the missing index.
 
 # %% tags=["raises-exception"]
 # %%ipytest
 
+
 async def test_orders_of_a_user_are_found_by_index(db_conn, many_orders):
     assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) in INDEX_SCANS
+
 
 # %% [markdown]
 # `'Seq Scan' in {...}` is false: to find one user's 20 orders the server reads all 20,000.
@@ -221,11 +227,13 @@ async def test_orders_of_a_user_are_found_by_index(db_conn, many_orders):
 # %%
 # %%ipytest
 
+
 async def test_an_index_on_user_id_changes_the_plan(db_conn, many_orders):
     assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) == "Seq Scan"
     await db_conn.execute("CREATE INDEX orders_user_id_idx ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     assert await top_node(db_conn, LOOKUP_ORDERS, many_orders) in INDEX_SCANS
+
 
 # %% [markdown]
 # Green, and for the right reason. The index was rolled back with the test's transaction:
@@ -255,6 +263,7 @@ await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'orders' OR
 # | use `time.perf_counter()` | a monotonic, high-resolution clock (`time.time()` can jump) |
 #
 # How much does the first call cost? A statement text the connection has never seen:
+
 
 # %%
 async def measure(call, repeats: int = 50, warmup: int = 5) -> dict[str, float]:
@@ -370,6 +379,7 @@ def test_benchmark_user_lookup(benchmark):
         loop.close()
     assert row is None
 
+
 # %% [markdown]
 # A benchmark run is a pytest command of its own, never part of the test suite's run. So we write the
 # function above to a file and run pytest on it in a subprocess, with the project's settings.
@@ -383,6 +393,8 @@ import subprocess
 import sys
 import tempfile
 
+from coursedb.paths import course_root
+
 bench_dir = Path(tempfile.mkdtemp(prefix="benchmark_"))
 test_file = bench_dir / "test_lookup_benchmark.py"
 imports = "import asyncio\nimport os\n\nimport asyncpg\n\n\n"
@@ -393,7 +405,8 @@ report = bench_dir / "report.json"
 # and pytest-benchmark switches itself off inside xdist workers. A benchmark run is no worker: drop it.
 env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
 env["BENCHMARK_DB_URL"] = db_url
-project = ["-c", "../pyproject.toml", "--rootdir", ".."]  # the project's pytest settings
+root = course_root()  # the course's repository, wherever this notebook runs from
+project = ["-c", str(root / "pyproject.toml"), "--rootdir", str(root)]  # the project's pytest settings
 command = [sys.executable, "-m", "pytest", "-q", "--color=no", *project, str(test_file)]
 command += ["--benchmark-quiet", f"--benchmark-json={report}"]
 command += ["-p", "no:nbval"]  # no notebooks in this run: spare it the import of Jupyter's machinery
@@ -423,7 +436,9 @@ shutil.rmtree(bench_dir)
 # `benchmarks/results/isolation.json`. If that file exists, here is the chart; if not, the chart says how to make it.
 
 # %%
-results_file = Path.cwd().parent / "benchmarks" / "results" / "isolation.json"
+from coursedb.paths import benchmark_results
+
+results_file = benchmark_results("isolation")  # in the course's repository, wherever this notebook runs
 fig, ax = plt.subplots(figsize=(10, 4.5))
 if results_file.exists():
     saved = json.loads(results_file.read_text())
@@ -470,6 +485,7 @@ print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benc
 # Write `scan_of(plan, table)`: given the parsed JSON of `EXPLAIN (FORMAT JSON)`, return the `"Node Type"`
 # of the node whose `"Relation Name"` is `table`, searching the whole tree; return `None` if no node reads it.
 
+
 # %% tags=["exercise"] exercise="6.1"
 # Exercise 6.1: find the node that reads a table
 def scan_of(plan: list, table: str) -> str | None:
@@ -477,6 +493,7 @@ def scan_of(plan: list, table: str) -> str | None:
         "Exercise 6.1: start at plan[0]['Plan'] and visit every node and its node.get('Plans', []); "
         "return node['Node Type'] where node.get('Relation Name') == table"
     )
+
 
 # %% tags=["solution"] exercise="6.1"
 def scan_of(plan: list, table: str) -> str | None:
@@ -487,6 +504,7 @@ def scan_of(plan: list, table: str) -> str | None:
             return node["Node Type"]
         to_visit.extend(node.get("Plans", []))
     return None
+
 
 # %% tags=["checker", "raises-exception"] exercise="6.1"
 # %%ipytest
@@ -517,6 +535,7 @@ async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
     assert scan_of(plan, "users") in INDEX_SCANS  # the primary key
     assert scan_of(plan, "orders") == "Seq Scan"
     assert scan_of(plan, "events") is None
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

@@ -44,8 +44,9 @@ import pytest
 
 import coursedb
 import shop
+from coursedb.paths import course_root
 
-REPO = Path.cwd().parent
+REPO = course_root()  # the course's repository (tests/, course.py), wherever this notebook runs
 shop.__all__
 
 # %% [markdown]
@@ -57,6 +58,7 @@ shop.__all__
 # - `user` needs `db_conn`: one user, inside the test's transaction;
 # - `make_order` needs `db_conn` and `user`: a **factory**. It returns a function, so each test places
 #   exactly the orders it is about, with the totals and statuses it needs.
+
 
 # %%
 @pytest.fixture
@@ -74,12 +76,14 @@ def make_order(db_conn, user):
 
     return make
 
+
 # %% [markdown]
 # Now the tests read like the rules they check. `parametrize` turns one test into one test per case,
 # each with its own id and its own transaction (`-rA` lists every test that ran, with its id):
 
 # %%
 # %%ipytest -rA
+
 
 @pytest.mark.parametrize(
     ("status", "counted"),
@@ -108,6 +112,7 @@ async def test_emails_are_unique_whatever_their_case(db_conn, user, email):
         async with db_conn.transaction():  # a savepoint: the failed INSERT doesn't spoil the test's transaction
             await shop.create_user(db_conn, email, "Ada again")
 
+
 # %% [markdown]
 # Nine tests, and none of them sees another's rows: every one starts from the same empty tables
 # (the `user` fixture inserts `ada@example.com` nine times without a `UniqueViolation`).
@@ -121,6 +126,7 @@ async def test_emails_are_unique_whatever_their_case(db_conn, user, email):
 # %% tags=["raises-exception"]
 # %%ipytest
 
+
 @pytest.fixture(scope="session")
 async def shared_user(db_conn) -> int:
     return await shop.create_user(db_conn, "shared@example.com", "Shared")
@@ -128,6 +134,7 @@ async def shared_user(db_conn) -> int:
 
 async def test_with_a_shared_user(db_conn, shared_user):
     assert await shop.order_total(db_conn, shared_user) == 0
+
 
 # %% [markdown]
 # `ScopeMismatch`: a fixture may only use fixtures that live at least as long as it does. If you
@@ -153,6 +160,7 @@ async def test_with_a_shared_user(db_conn, shared_user):
 #
 # We don't need Alembic to see it. `apply_migrations` applies the course's migrations into a schema of
 # our choice; `upgrade_head` wraps it exactly the way Alembic's `env.py` does:
+
 
 # %%
 async def apply_migrations(schema: str) -> list[str]:
@@ -190,9 +198,11 @@ upgrade_head("migration_demo")
 # %%
 # %%ipytest
 
+
 async def test_a_sync_upgrade_inside_a_running_loop_fails():
     with pytest.raises(RuntimeError, match="cannot be called from a running event loop"):
         upgrade_head("migration_demo")  # what command.upgrade(alembic_cfg, "head") does in an async fixture
+
 
 # %% [markdown]
 # Three ways that work:
@@ -253,6 +263,7 @@ async def test_migrations_build_the_schema_from_nothing(db_conn):
     tables = await db_conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'empty' ORDER BY tablename")
     assert [t["tablename"] for t in tables] == ["events", "orders", "schema_migrations", "users"]
 
+
 # %% [markdown]
 # ## Parallel tests: a database per worker
 #
@@ -265,7 +276,7 @@ async def test_migrations_build_the_schema_from_nothing(db_conn):
 # which database its connection is on. Then we run the repository's real `tests/reference/test_shop.py` on two workers:
 
 # %%
-PROBE = '''
+PROBE = """
 import os
 
 import pytest
@@ -276,7 +287,7 @@ async def record_database(db_pool):
     database = await db_pool.fetchval("SELECT current_database()")
     with open(os.environ["PROBE_LOG"], "a") as log:
         log.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + " " + database + "\\n")
-'''
+"""
 
 probe_dir = Path(tempfile.mkdtemp(prefix="xdist_probe_"))
 (probe_dir / "probe.py").write_text(PROBE)
@@ -400,6 +411,7 @@ print("what nbval compares:    ", sanitize(outputs[0]))
 #
 # Try to do it in **one** SQL statement: then two concurrent cancels can't both "succeed".
 
+
 # %% tags=["exercise"] exercise="7.1"
 # Exercise 7.1: cancel an order
 async def cancel_order(conn, order_id: int) -> bool:
@@ -407,6 +419,7 @@ async def cancel_order(conn, order_id: int) -> bool:
         "Exercise 7.1: UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN (...) RETURNING id; "
         "return whether a row came back"
     )
+
 
 # %% tags=["solution"] exercise="7.1"
 async def cancel_order(conn, order_id: int) -> bool:
@@ -418,8 +431,10 @@ async def cancel_order(conn, order_id: int) -> bool:
     )
     return cancelled is not None
 
+
 # %% tags=["checker", "raises-exception"] exercise="7.1"
 # %%ipytest
+
 
 async def test_cancelling_a_pending_order(db_conn, user, make_order):
     order = await make_order("10.00")
@@ -445,6 +460,7 @@ async def test_cancelling_touches_only_that_order(db_conn, user, make_order):
 
 async def test_cancelling_an_unknown_order(db_conn):
     assert await cancel_order(db_conn, 999_999) is False
+
 
 # %% [markdown]
 # The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.

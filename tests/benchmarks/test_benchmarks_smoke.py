@@ -47,7 +47,6 @@ def run_benchmark(name: str, args: str) -> dict:
     return json.loads(last)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_runs_and_prints_json(name):
     args, keys = CASES[name]

@@ -133,4 +133,4 @@ def test_pre_commit_hooks_use_the_pinned_tools():
     ids = {hook["id"] for hook in ruff["hooks"]}
     assert {"ruff-check", "ruff-format"} <= ids or {"ruff", "ruff-format"} <= ids
     local = [hook for repo in config["repos"] if repo["repo"] == "local" for hook in repo["hooks"]]
-    assert any("test_pairing.py" in hook["entry"] for hook in local), "no hook checks the jupytext pairs"
+    assert any("course.py check" in hook["entry"] for hook in local), "no hook checks the jupytext pairs"
