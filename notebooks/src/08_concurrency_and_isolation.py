@@ -1,0 +1,577 @@
+# %% [markdown]
+# # 08 · Concurrency and isolation levels
+#
+# **You will learn**
+# - why no test on `db_conn` can show a race, and what to test races with instead;
+# - how to interleave two transactions step by step, so a race happens the same way every run;
+# - the lost update of read-then-write code, and two fixes: one statement, or `SELECT … FOR UPDATE`;
+# - `FOR UPDATE SKIP LOCKED` for job queues, and a real deadlock with `DeadlockDetectedError`;
+# - READ COMMITTED, REPEATABLE READ and SERIALIZABLE on the same two anomalies;
+# - a retry loop for `SerializationError`, and a test that proves the retry works.
+#
+# *About 20 minutes.*
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## The idea
+#
+# Rollback isolation (notebook 03) gives every test **one connection and one transaction**. A race
+# needs **two transactions at once**: two requests cancelling the same order, two workers taking
+# the same job. On one connection that cannot happen, so every bug of this kind passes every
+# `db_conn` test.
+#
+# Two connections, then. But a race that you *hope* shows up (start two tasks, maybe sleep a little)
+# passes on a quiet laptop and fails on a busy CI runner, or the other way round. The cure is to
+# **drive both transactions yourself, one statement at a time**: A reads, B reads, A writes, and
+# so on. When a statement has to wait for a lock, start it as a task and ask the *server* when it
+# is waiting (`pg_blocking_pids`), with a time limit. No sleeps, no luck.
+#
+# `Session` below is a connection with a name that prints each statement it runs, so an interleaving
+# reads like a timeline. `two_sessions()` opens two and always closes them.
+
+# %%
+import asyncio
+import contextlib
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+import coursedb
+import shop
+
+
+class Session:
+    """A connection that prints what it runs: the timeline of an interleaving."""
+
+    def __init__(self, name: str, conn: asyncpg.Connection, verbose: bool = True) -> None:
+        self.name, self.conn, self.verbose = name, conn, verbose
+
+    async def run(self, sql: str, *args):
+        value = await self.conn.fetchval(sql, *args)
+        if self.verbose:
+            print(f"{self.name}: {sql}" + ("" if value is None else f"  -> {value}"))
+        return value
+
+    def start(self, sql: str, *args) -> asyncio.Task:
+        """Send a statement that may have to wait for a lock; finish() collects its result."""
+        if self.verbose:
+            print(f"{self.name}: {sql}  ...")
+        return asyncio.create_task(self.conn.fetchval(sql, *args))
+
+    async def finish(self, task: asyncio.Task):
+        value = await asyncio.wait_for(task, 5)
+        if self.verbose:
+            print(f"{self.name}:   ... -> {value}")
+        return value
+
+
+@contextlib.asynccontextmanager
+async def two_sessions(verbose: bool = True):
+    a, b = await asyncpg.connect(db_url), await asyncpg.connect(db_url)
+    try:
+        yield Session("A", a, verbose), Session("B", b, verbose)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def wait_until_blocked(observer: asyncpg.Connection, pid: int, task: asyncio.Task | None = None) -> None:
+    """Return once backend `pid` waits for a lock (or `task` finished). Fails after 5 s, never hangs."""
+    for _ in range(500):
+        if task is not None and task.done():
+            return
+        if await observer.fetchval("SELECT cardinality(pg_blocking_pids($1)) > 0", pid):
+            return
+        await asyncio.sleep(0.01)  # polling the server, not hoping for an order
+    raise AssertionError(f"backend {pid} did not wait for a lock within 5 s")
+
+
+conn = await asyncpg.connect(db_url)  # this notebook's own connection, for setting up rows
+
+
+async def fresh_order(total: str = "10.00", status: str = "pending") -> int:
+    """Empty tables, one user, one committed order: every demo starts the same way."""
+    await coursedb.empty_tables(conn)
+    user_id = await shop.create_user(conn, "ada@example.com", "Ada")
+    return await shop.place_order(conn, user_id, total, status)
+
+# %% [markdown]
+# ## A lost update, step by step
+#
+# Two requests each add 5.00 to the same order's total, with code that reads the total, adds in
+# Python, and writes it back. Each request is correct on its own. Interleaved like this, one
+# addition disappears:
+
+# %%
+order_id = await fresh_order("10.00")
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    total_a = await a.run("SELECT total FROM orders WHERE id = $1", order_id)
+    total_b = await b.run("SELECT total FROM orders WHERE id = $1", order_id)
+    await a.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_a + 5)
+    await a.run("COMMIT")
+    await b.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_b + 5)
+    await b.run("COMMIT")
+print("total now:", await conn.fetchval("SELECT total FROM orders WHERE id = $1", order_id))
+
+# %% [markdown]
+# Two additions of 5.00 to 10.00 give 15.00: no error, no warning, money gone. Both writes
+# succeeded because each wrote what it had read, and the server has no idea the second one was
+# based on a stale value.
+#
+# **Fix 1: one statement.** `UPDATE orders SET total = total + 5` reads and writes the row
+# together; a second one waits for the first one's row lock, then adds to the *new* total.
+# **Fix 2: lock what you read.** `SELECT … FOR UPDATE` takes the row lock at the read, so B's read
+# waits until A commits, and then sees A's total. Here B's locking read must wait, so it runs as a
+# task, and the cell asks the server when B is waiting:
+
+# %%
+order_id = await fresh_order("10.00")
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    total_a = await a.run("SELECT total FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    read_b = b.start("SELECT total FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    await wait_until_blocked(a.conn, b.conn.get_server_pid(), read_b)
+    print("   (the server says: B waits for A's row lock)")
+    await a.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_a + 5)
+    await a.run("COMMIT")
+    total_b = await b.finish(read_b)
+    await b.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_b + 5)
+    await b.run("COMMIT")
+print("total now:", await conn.fetchval("SELECT total FROM orders WHERE id = $1", order_id))
+
+# %% [markdown]
+# ## The same anomalies at three isolation levels
+#
+# PostgreSQL runs every transaction at **READ COMMITTED** unless told otherwise: each *statement*
+# sees what was committed before it began. **REPEATABLE READ** gives the whole transaction one
+# snapshot, and refuses to write a row that someone else changed since. **SERIALIZABLE** adds a check
+# that the transactions could have run one after the other, and aborts one when they couldn't.
+#
+# Two scenarios, each at each level, the same interleaving every time:
+#
+# - **lost update**: the read-then-write above;
+# - **write skew**: a rule that spans rows. "A user has at most one pending order": A and B each
+#   count the user's pending orders (zero), each inserts one. No row is written twice, so no row
+#   lock ever meets another.
+#
+# A refused transaction gets `asyncpg.SerializationError` (SQLSTATE `40001`), at the statement or
+# at the `COMMIT`; the scenarios catch it and report which session got it.
+
+# %%
+async def lost_update(level: str) -> str:
+    order_id = await fresh_order("10.00")
+    async with two_sessions(verbose=False) as (a, b):
+        await a.run(f"BEGIN ISOLATION LEVEL {level}")
+        await b.run(f"BEGIN ISOLATION LEVEL {level}")
+        total_a = await a.run("SELECT total FROM orders WHERE id = $1", order_id)
+        total_b = await b.run("SELECT total FROM orders WHERE id = $1", order_id)
+        await a.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_a + 5)
+        await a.run("COMMIT")
+        try:
+            await b.run("UPDATE orders SET total = $2 WHERE id = $1", order_id, total_b + 5)
+            await b.run("COMMIT")
+        except asyncpg.SerializationError:
+            return "B: SerializationError"
+    total = await conn.fetchval("SELECT total FROM orders WHERE id = $1", order_id)
+    return f"both committed, total {total}" + (" (lost update)" if total != Decimal("20.00") else "")
+
+
+async def write_skew(level: str) -> str:
+    await fresh_order(status="shipped")
+    user_id = await conn.fetchval("SELECT id FROM users")
+    count_pending = "SELECT count(*) FROM orders WHERE user_id = $1 AND status = 'pending'"
+    add_pending = "INSERT INTO orders (user_id, total) VALUES ($1, 1)"
+    async with two_sessions(verbose=False) as (a, b):
+        await a.run(f"BEGIN ISOLATION LEVEL {level}")
+        await b.run(f"BEGIN ISOLATION LEVEL {level}")
+        assert await a.run(count_pending, user_id) == 0
+        assert await b.run(count_pending, user_id) == 0
+        await a.run(add_pending, user_id)
+        await a.run("COMMIT")
+        try:
+            await b.run(add_pending, user_id)
+            await b.run("COMMIT")
+        except asyncpg.SerializationError:
+            return "B: SerializationError"
+    pending = await conn.fetchval(count_pending, user_id)
+    return f"both committed, {pending} pending orders" + (" (rule broken)" if pending > 1 else "")
+
+
+print(f"{'':16}  {'lost update':42}  write skew")
+for level in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"):
+    lost, skew = await lost_update(level), await write_skew(level)
+    print(f"{level:16}  {lost:42}  {skew}")
+
+# %% [markdown]
+# Read the table as a menu:
+#
+# - READ COMMITTED never refuses: both anomalies go through silently. Fix them in the SQL
+#   (one statement, `FOR UPDATE`, or a constraint such as a unique partial index).
+# - REPEATABLE READ catches the lost update but not the write skew.
+# - SERIALIZABLE catches both, and in exchange **any** transaction may be refused. Code that uses it
+#   must retry the whole transaction, and tests must prove that the retry works (further below).
+#
+# ## A real deadlock
+#
+# A updates order 1 then order 2; B updates order 2 then order 1. Each ends up waiting for the
+# other. PostgreSQL checks for such a cycle when a lock wait lasts longer than `deadlock_timeout`
+# (1 s by default), then aborts one of the two with `DeadlockDetectedError`; the other goes on.
+# B's first update must be issued once A is really waiting, so the cell asks the server again:
+
+# %%
+first_id = await fresh_order()
+user_id = await conn.fetchval("SELECT id FROM users")
+second_id = await shop.place_order(conn, user_id, "20.00")
+bump_first = "UPDATE orders SET total = total + 1 WHERE id = 1"
+bump_second = "UPDATE orders SET total = total + 1 WHERE id = 2"
+assert (first_id, second_id) == (1, 2)  # empty_tables restarted the ids
+
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    await a.run(bump_first)
+    await b.run(bump_second)
+    a_waits = a.start(bump_second)
+    await wait_until_blocked(b.conn, a.conn.get_server_pid(), a_waits)
+    print("   (the server says: A waits for B)")
+    b_waits = b.start(bump_first)
+    outcomes = await asyncio.wait_for(asyncio.gather(a_waits, b_waits, return_exceptions=True), 10)
+    aborted = [f"{type(error).__name__}: {error.message}" for error in outcomes if isinstance(error, Exception)]
+    print("aborted:", aborted)
+    print("the other one's update went through:", len(aborted) == 1)
+
+# %% [markdown]
+# Deadlocks come from taking the same locks in different orders. The fix is one order for everyone:
+# lock all the rows a transaction needs up front, sorted (`SELECT … WHERE id = ANY($1) ORDER BY id
+# FOR UPDATE`). Then B waits for A at its first lock, and never holds what A needs.
+#
+# ## Job queues: `FOR UPDATE SKIP LOCKED`
+#
+# Workers that take jobs from a table must not take the same job twice. `FOR UPDATE` alone makes
+# the second worker *wait* for the first (and then find the job taken); `SKIP LOCKED` makes it
+# pass over locked rows and take the next free one. Three paid orders to ship, two workers.
+# `lock_timeout` turns "waits for ever" into an error after 200 ms, so the blocked version shows up
+# as an error instead of a hang:
+
+# %%
+await fresh_order(status="paid")
+user_id = await conn.fetchval("SELECT id FROM users")
+for _ in range(2):
+    await shop.place_order(conn, user_id, "10.00", "paid")
+next_paid = "SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE"
+
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    await b.run("SET LOCAL lock_timeout = '200ms'")
+    await a.run(next_paid)
+    try:
+        await b.run(next_paid)
+    except asyncpg.LockNotAvailableError as exc:
+        print("B without SKIP LOCKED:", type(exc).__name__, "-", exc)
+    await b.run("ROLLBACK")
+    await b.run("BEGIN")
+    await b.run(next_paid + " SKIP LOCKED")
+    await a.run("COMMIT")
+    await b.run("COMMIT")
+
+# %% [markdown]
+# ## Testing it: two pool connections, committed rows
+#
+# None of this is visible to a test on `db_conn`. The obvious attempt, two cancels at once on the
+# test's connection, does not even run: one asyncpg connection carries one query at a time.
+#
+# First the code under test. `cancel_order_check_then_act` is how many people first write
+# Exercise 7.1: read the status, decide in Python, write.
+
+# %%
+await coursedb.empty_tables(conn)  # the demos committed rows; the tests start from empty tables
+
+
+async def cancel_order_check_then_act(conn: asyncpg.Connection, order_id: int) -> bool:
+    status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if status not in ("pending", "paid"):
+        return False
+    await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return True
+
+
+async def cancel_order_one_statement(conn: asyncpg.Connection, order_id: int) -> bool:
+    cancelled = await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+        order_id,
+    )
+    return cancelled is not None
+
+# %% [markdown]
+# ### Pitfall: a concurrent test on one connection
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_two_cancels_at_once_on_db_conn(db_conn):
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+    order_id = await shop.place_order(db_conn, user_id, "10.00")
+    results = await asyncio.gather(
+        cancel_order_check_then_act(db_conn, order_id),
+        cancel_order_check_then_act(db_conn, order_id),
+        return_exceptions=True,
+    )
+    assert results == [True, False]
+
+# %% [markdown]
+# `InterfaceError: another operation is in progress`. And even run one after the other, the two
+# cancels share one transaction, so the second simply sees the first's `cancelled`: every
+# sequential test of the check-then-act version passes.
+#
+# ### A concurrent test that cannot be lucky
+#
+# `cancel_twice` runs two cancels of one order in **two transactions on two pool connections**, in
+# the order that hurts check-then-act code: A cancels and keeps its transaction open; B starts its
+# cancel; once B waits for A's row lock (or is done), A commits; B finishes. The rows must be
+# committed for the second connection to see them, so the tests use `db_committed`, which empties
+# the tables afterwards. Two connections from the pool, both given back.
+
+# %%
+async def committed_order(pool: asyncpg.Pool, status: str = "pending") -> int:
+    """A committed order of a new user (db_committed empties the tables after the test)."""
+    async with pool.acquire() as conn:
+        user_id = await shop.create_user(conn, f"{uuid.uuid4()}@example.com", "Buyer")
+        return await shop.place_order(conn, user_id, "10.00", status)
+
+
+async def cancel_twice(pool: asyncpg.Pool, cancel, order_id: int) -> tuple[bool, bool]:
+    """A cancels and holds its transaction; B cancels meanwhile; A commits; B finishes. Returns (A, B)."""
+    async with pool.acquire() as a, pool.acquire() as b:
+        transaction_b = b.transaction()
+        async with a.transaction():
+            first = await cancel(a, order_id)
+            await transaction_b.start()
+            second = asyncio.create_task(cancel(b, order_id))
+            try:
+                await wait_until_blocked(a, b.get_server_pid(), second)
+            except BaseException:
+                second.cancel()
+                raise
+        try:  # A has committed: B goes on
+            result = await asyncio.wait_for(second, 5)
+        except BaseException:
+            await transaction_b.rollback()
+            raise
+        await transaction_b.commit()
+        return first, result
+
+# %% [markdown]
+# The correct, one-statement cancel: B waits for A's lock, then re-checks the row, finds it
+# cancelled, and reports `False`.
+
+# %%
+# %%ipytest
+
+
+async def test_one_statement_cancel_succeeds_once(db_committed):
+    order_id = await committed_order(db_committed)
+    assert await cancel_twice(db_committed, cancel_order_one_statement, order_id) == (True, False)
+
+# %% [markdown]
+# ### Pitfall: the check-then-act cancel, tested concurrently
+#
+# The same test, on the version that passes every sequential test:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_check_then_act_cancel_succeeds_once(db_committed):
+    order_id = await committed_order(db_committed)
+    assert await cancel_twice(db_committed, cancel_order_check_then_act, order_id) == (True, False)
+
+# %% [markdown]
+# `(True, True)`: both requests were told "cancelled", so both would refund the order. B read
+# `pending` (A had not committed yet), then waited for A's lock, and under READ COMMITTED its
+# `UPDATE … WHERE id = $1` still matched. The fix is in the SQL, not in the test.
+
+# %% [markdown]
+# ## Retrying serialization failures, and testing the retry
+#
+# At SERIALIZABLE (or REPEATABLE READ) a transaction can be refused, and the only correct reaction is
+# to run **the whole transaction again**, on fresh data. Not the failed statement: after an error
+# the transaction is aborted. A small wrapper does it:
+
+# %%
+RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+async def run_serializable(pool: asyncpg.Pool, work, attempts: int = 3):
+    """Run `work(conn)` in a SERIALIZABLE transaction; run it again if the server refuses it."""
+    for attempt in range(1, attempts + 1):
+        async with pool.acquire() as conn:
+            try:
+                async with conn.transaction(isolation="serializable"):
+                    return await work(conn)
+            except RETRYABLE:
+                if attempt == attempts:
+                    raise
+
+# %% [markdown]
+# A retry that is never exercised is a retry that doesn't work. The test makes the first attempt
+# fail *on purpose and every time*: after the first attempt has read the total, another connection
+# commits a change to the same row. The second attempt reads the new total.
+
+# %%
+# %%ipytest
+
+
+async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
+    order_id = await committed_order(db_committed)
+    attempts = []
+
+    async def add_five(conn):
+        attempts.append(len(attempts) + 1)
+        total = await conn.fetchval("SELECT total FROM orders WHERE id = $1", order_id)
+        if len(attempts) == 1:  # someone else commits between our read and our write
+            async with db_committed.acquire() as other:
+                await other.execute("UPDATE orders SET total = total + 100 WHERE id = $1", order_id)
+        await conn.execute("UPDATE orders SET total = $2 WHERE id = $1", order_id, total + 5)
+
+    await run_serializable(db_committed, add_five)
+    assert attempts == [1, 2]
+    assert await db_committed.fetchval("SELECT total FROM orders WHERE id = $1", order_id) == Decimal("115.00")
+
+# %% [markdown]
+# ## Exercise 8.1: a cancel that records its event exactly once
+#
+# Write `cancel_order(conn, order_id)`: a pending or paid order becomes cancelled and the function
+# returns `True`, **and** it records one event `("order_cancelled", {"order_id": order_id})` with
+# `shop.record_event`, in the same transaction. Anything else: `False`, and no event. Two concurrent
+# cancels of one order must give one `True` and **one** event (`cancel_twice` checks that).
+
+# %% tags=["exercise"] exercise="8.1"
+# Exercise 8.1: a cancel that records its event exactly once
+async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
+    raise NotImplementedError(
+        "Exercise 8.1: in conn.transaction(), let one UPDATE ... RETURNING decide; record the event only if it did"
+    )
+
+# %% tags=["solution"] exercise="8.1"
+async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
+    # The UPDATE checks and changes the row under its lock; a concurrent cancel waits, re-checks
+    # the status, matches nothing and records nothing.
+    async with conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        if cancelled is None:
+            return False
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+# %% tags=["checker", "raises-exception"] exercise="8.1"
+# %%ipytest
+CANCEL_EVENTS = "SELECT count(*) FROM events WHERE kind = 'order_cancelled' AND payload = $1"
+
+
+@pytest.mark.parametrize(("status", "cancellable"), [("pending", True), ("paid", True), ("shipped", False)])
+async def test_cancel_and_its_event(db_conn, status, cancellable):
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+    order_id = await shop.place_order(db_conn, user_id, "10.00", status)
+    assert await cancel_order(db_conn, order_id) is cancellable, f"a {status} order"
+    events = await db_conn.fetchval(CANCEL_EVENTS, {"order_id": order_id})
+    assert events == int(cancellable), f"{events} order_cancelled events for a {status} order"
+    assert await cancel_order(db_conn, order_id) is False, "the second cancel of one order"
+    events = await db_conn.fetchval(CANCEL_EVENTS, {"order_id": order_id})
+    assert events == int(cancellable), f"{events} order_cancelled events after cancelling twice"
+
+
+async def test_cancelling_an_unknown_order(db_conn):
+    assert await cancel_order(db_conn, 999_999) is False, "an order that does not exist"
+    assert await db_conn.fetchval("SELECT count(*) FROM events") == 0, "an event for an order that does not exist"
+
+
+async def test_two_concurrent_cancels_one_success_one_event(db_committed):
+    order_id = await committed_order(db_committed)
+    results = await cancel_twice(db_committed, cancel_order, order_id)
+    assert results == (True, False), f"two concurrent cancels returned {results}"
+    events = await db_committed.fetchval(CANCEL_EVENTS, {"order_id": order_id})
+    assert events == 1, f"{events} order_cancelled events after two concurrent cancels"
+
+# %% [markdown]
+# ## Exercise 8.2: a job queue that never hands out a job twice
+#
+# Write `claim_next_shipment(conn)`: inside the caller's transaction, take the **oldest** (lowest id)
+# `paid` order that no other transaction has claimed, set it to `shipped`, and return its id; return
+# `None` when there is none. Two workers with open transactions must get different orders, and the
+# second must not wait for the first (the checker gives waiting a `lock_timeout` of 1 s).
+
+# %% tags=["exercise"] exercise="8.2"
+# Exercise 8.2: a job queue that never hands out a job twice
+async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
+    raise NotImplementedError(
+        "Exercise 8.2: UPDATE orders SET status = 'shipped' WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+
+# %% tags=["solution"] exercise="8.2"
+async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
+    # SKIP LOCKED: a row another worker holds is passed over instead of waited for.
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'shipped'
+        WHERE id = (SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+        """
+    )
+
+# %% tags=["checker", "raises-exception"] exercise="8.2"
+# %%ipytest
+
+
+async def test_claims_the_oldest_paid_order_once(db_conn):
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+    await shop.place_order(db_conn, user_id, "1.00", "pending")
+    first = await shop.place_order(db_conn, user_id, "2.00", "paid")
+    second = await shop.place_order(db_conn, user_id, "3.00", "paid")
+    assert await claim_next_shipment(db_conn) == first, "the oldest paid order comes first"
+    assert await claim_next_shipment(db_conn) == second, "the next claim takes the next paid order"
+    assert await claim_next_shipment(db_conn) is None, "no paid order left: None"
+    statuses = [row["status"] for row in await db_conn.fetch("SELECT status::text FROM orders ORDER BY id")]
+    assert statuses == ["pending", "shipped", "shipped"], "claimed orders are shipped, the pending one untouched"
+
+
+async def test_two_workers_get_different_orders_without_waiting(db_committed):
+    first = await committed_order(db_committed, "paid")
+    second = await committed_order(db_committed, "paid")
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        async with a.transaction(), b.transaction():
+            await b.execute("SET LOCAL lock_timeout = '1s'")
+            assert await claim_next_shipment(a) == first, "worker A takes the oldest paid order"
+            assert await claim_next_shipment(b) == second, "worker B takes the next one, without waiting"
+            assert await claim_next_shipment(b) is None, "nothing left for worker B"
+
+# %%
+await coursedb.empty_tables(conn)
+await conn.close()
+
+# %% [markdown]
+# ## Key points
+#
+# - `db_conn` is one connection in one transaction: no test on it can show a race. Use two pool
+#   connections with committed rows (`db_committed`), and give both connections back.
+# - Make races deterministic: drive both transactions statement by statement; when one must wait,
+#   run it as a task and ask the server (`pg_blocking_pids`) with a time limit. Never sleep and hope.
+# - Read-then-write loses updates and double-cancels at READ COMMITTED. Check and change in one
+#   statement, or lock what you read with `SELECT … FOR UPDATE`.
+# - Job queues: `FOR UPDATE SKIP LOCKED`. Deadlocks: lock rows in one order for everyone.
+# - REPEATABLE READ stops lost updates, only SERIALIZABLE stops write skew; both can refuse a
+#   transaction with `SerializationError`. Retry the whole transaction, and test the retry by
+#   forcing the conflict on the first attempt.
