@@ -460,7 +460,7 @@ async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
 # Exercise 8.1: a cancel that records its event exactly once
 async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
     raise NotImplementedError(
-        "Exercise 8.1: in conn.transaction(), let one UPDATE ... RETURNING decide; record the event only if it did"
+        "Exercise 8.1: check and change the row in one statement; record the event only when it cancelled something"
     )
 
 # %% tags=["solution"] exercise="8.1"
@@ -518,7 +518,7 @@ async def test_two_concurrent_cancels_one_success_one_event(db_committed):
 # Exercise 8.2: a job queue that never hands out a job twice
 async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
     raise NotImplementedError(
-        "Exercise 8.2: UPDATE orders SET status = 'shipped' WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id"
+        "Exercise 8.2: lock the order you pick, pass over the ones other workers hold (the job-queue section)"
     )
 
 # %% tags=["solution"] exercise="8.2"
@@ -551,12 +551,11 @@ async def test_claims_the_oldest_paid_order_once(db_conn):
 async def test_two_workers_get_different_orders_without_waiting(db_committed):
     first = await committed_order(db_committed, "paid")
     second = await committed_order(db_committed, "paid")
-    async with db_committed.acquire() as a, db_committed.acquire() as b:
-        async with a.transaction(), b.transaction():
-            await b.execute("SET LOCAL lock_timeout = '1s'")
-            assert await claim_next_shipment(a) == first, "worker A takes the oldest paid order"
-            assert await claim_next_shipment(b) == second, "worker B takes the next one, without waiting"
-            assert await claim_next_shipment(b) is None, "nothing left for worker B"
+    async with db_committed.acquire() as a, db_committed.acquire() as b, a.transaction(), b.transaction():
+        await b.execute("SET LOCAL lock_timeout = '1s'")
+        assert await claim_next_shipment(a) == first, "worker A takes the oldest paid order"
+        assert await claim_next_shipment(b) == second, "worker B takes the next one, without waiting"
+        assert await claim_next_shipment(b) is None, "nothing left for worker B"
 
 # %%
 await coursedb.empty_tables(conn)

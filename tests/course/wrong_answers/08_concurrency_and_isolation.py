@@ -95,9 +95,7 @@ async def claim_next_shipment_nowait(conn) -> int | None:
 @wrong("8.2", hint="the next claim takes the next paid order")
 async def claim_next_shipment_only_locks(conn) -> int | None:
     """Locks the order but never marks it shipped: the same transaction claims it again."""
-    return await conn.fetchval(
-        "SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-    )
+    return await conn.fetchval("SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
 
 
 @wrong("8.2", hint="the oldest paid order comes first")
