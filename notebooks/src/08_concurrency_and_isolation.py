@@ -101,6 +101,7 @@ async def fresh_order(total: str = "10.00", status: str = "pending") -> int:
     user_id = await shop.create_user(conn, "ada@example.com", "Ada")
     return await shop.place_order(conn, user_id, total, status)
 
+
 # %% [markdown]
 # ## A lost update, step by step
 #
@@ -165,6 +166,7 @@ print("total now:", await conn.fetchval("SELECT total FROM orders WHERE id = $1"
 #
 # A refused transaction gets `asyncpg.SerializationError` (SQLSTATE `40001`), at the statement or
 # at the `COMMIT`; the scenarios catch it and report which session got it.
+
 
 # %%
 async def lost_update(level: str) -> str:
@@ -312,6 +314,7 @@ async def cancel_order_one_statement(conn: asyncpg.Connection, order_id: int) ->
     )
     return cancelled is not None
 
+
 # %% [markdown]
 # ### Pitfall: a concurrent test on one connection
 
@@ -329,6 +332,7 @@ async def test_two_cancels_at_once_on_db_conn(db_conn):
     )
     assert results == [True, False]
 
+
 # %% [markdown]
 # `InterfaceError: another operation is in progress`. And even run one after the other, the two
 # cancels share one transaction, so the second simply sees the first's `cancelled`: every
@@ -341,6 +345,7 @@ async def test_two_cancels_at_once_on_db_conn(db_conn):
 # cancel; once B waits for A's row lock (or is done), A commits; B finishes. The rows must be
 # committed for the second connection to see them, so the tests use `db_committed`, which empties
 # the tables afterwards. Two connections from the pool, both given back.
+
 
 # %%
 async def committed_order(pool: asyncpg.Pool, status: str = "pending") -> int:
@@ -371,6 +376,7 @@ async def cancel_twice(pool: asyncpg.Pool, cancel, order_id: int) -> tuple[bool,
         await transaction_b.commit()
         return first, result
 
+
 # %% [markdown]
 # The correct, one-statement cancel: B waits for A's lock, then re-checks the row, finds it
 # cancelled, and reports `False`.
@@ -382,6 +388,7 @@ async def cancel_twice(pool: asyncpg.Pool, cancel, order_id: int) -> tuple[bool,
 async def test_one_statement_cancel_succeeds_once(db_committed):
     order_id = await committed_order(db_committed)
     assert await cancel_twice(db_committed, cancel_order_one_statement, order_id) == (True, False)
+
 
 # %% [markdown]
 # ### Pitfall: the check-then-act cancel, tested concurrently
@@ -395,6 +402,7 @@ async def test_one_statement_cancel_succeeds_once(db_committed):
 async def test_check_then_act_cancel_succeeds_once(db_committed):
     order_id = await committed_order(db_committed)
     assert await cancel_twice(db_committed, cancel_order_check_then_act, order_id) == (True, False)
+
 
 # %% [markdown]
 # `(True, True)`: both requests were told "cancelled", so both would refund the order. B read
@@ -423,6 +431,7 @@ async def run_serializable(pool: asyncpg.Pool, work, attempts: int = 3):
                 if attempt == attempts:
                     raise
 
+
 # %% [markdown]
 # A retry that is never exercised is a retry that doesn't work. The test makes the first attempt
 # fail *on purpose and every time*: after the first attempt has read the total, another connection
@@ -448,6 +457,7 @@ async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
     assert attempts == [1, 2]
     assert await db_committed.fetchval("SELECT total FROM orders WHERE id = $1", order_id) == Decimal("115.00")
 
+
 # %% [markdown]
 # ## Exercise 8.1: a cancel that records its event exactly once
 #
@@ -456,12 +466,14 @@ async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
 # `shop.record_event`, in the same transaction. Anything else: `False`, and no event. Two concurrent
 # cancels of one order must give one `True` and **one** event (`cancel_twice` checks that).
 
+
 # %% tags=["exercise"] exercise="8.1"
 # Exercise 8.1: a cancel that records its event exactly once
 async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
     raise NotImplementedError(
         "Exercise 8.1: check and change the row in one statement; record the event only when it cancelled something"
     )
+
 
 # %% tags=["solution"] exercise="8.1"
 async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
@@ -476,6 +488,7 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
             return False
         await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
         return True
+
 
 # %% tags=["checker", "raises-exception"] exercise="8.1"
 # %%ipytest
@@ -506,6 +519,7 @@ async def test_two_concurrent_cancels_one_success_one_event(db_committed):
     events = await db_committed.fetchval(CANCEL_EVENTS, {"order_id": order_id})
     assert events == 1, f"{events} order_cancelled events after two concurrent cancels"
 
+
 # %% [markdown]
 # ## Exercise 8.2: a job queue that never hands out a job twice
 #
@@ -514,12 +528,14 @@ async def test_two_concurrent_cancels_one_success_one_event(db_committed):
 # `None` when there is none. Two workers with open transactions must get different orders, and the
 # second must not wait for the first (the checker gives waiting a `lock_timeout` of 1 s).
 
+
 # %% tags=["exercise"] exercise="8.2"
 # Exercise 8.2: a job queue that never hands out a job twice
 async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
     raise NotImplementedError(
         "Exercise 8.2: lock the order you pick, pass over the ones other workers hold (the job-queue section)"
     )
+
 
 # %% tags=["solution"] exercise="8.2"
 async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
@@ -531,6 +547,7 @@ async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
         RETURNING id
         """
     )
+
 
 # %% tags=["checker", "raises-exception"] exercise="8.2"
 # %%ipytest
@@ -556,6 +573,7 @@ async def test_two_workers_get_different_orders_without_waiting(db_committed):
         assert await claim_next_shipment(a) == first, "worker A takes the oldest paid order"
         assert await claim_next_shipment(b) == second, "worker B takes the next one, without waiting"
         assert await claim_next_shipment(b) is None, "nothing left for worker B"
+
 
 # %%
 await coursedb.empty_tables(conn)
