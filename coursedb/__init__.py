@@ -19,11 +19,13 @@ import os
 import threading
 from dataclasses import dataclass
 
+import asyncpg
+
 from . import databases, server
-from ._aio import run_sync
 from .backends import ServerState
 from .codecs import init_connection
-from .errors import CourseDBError
+from .errors import CourseDBError, reason
+from .keeper import Keeper
 from .migrate import empty_tables, migrate
 from .settings import Settings
 
@@ -52,6 +54,11 @@ class _Owned:
 _lock = threading.Lock()
 # (pid, home) -> what that process owns there. Keyed by pid too: a forked child is a new owner.
 _own: dict[tuple[int, str], _Owned] = {}
+# admin_url -> this process's one session on that server (see keeper).
+_keepers: dict[str, Keeper] = {}
+_abandoned: list[Keeper] = []  # a forked child's copies of its parent's keepers (see _after_fork)
+# A bound on database_url(): a frozen server gives a sentence, not a hung cell.
+TAKE_TIMEOUT = databases.BUILD_WAIT + 2 * databases.CONNECT_TIMEOUT
 
 
 def ensure_server(settings: Settings | None = None) -> ServerState:
@@ -63,37 +70,99 @@ def database_url(settings: Settings | None = None) -> str:
     """DSN of a database that belongs to this process alone, cloned from the course template.
 
     The first call creates it; later calls return it again (re-creating it if the server was
-    restarted meanwhile). It is dropped when the process exits, or, if the process is killed,
-    by the next process that takes a database.
+    restarted meanwhile, or the template changed). It lives while this process does: a session
+    the process keeps open vouches for it. It is dropped when the process exits, or, if the
+    process is killed, by the next process that takes a database.
     """
     settings = settings or Settings.from_env()
     with _lock:
         state = server.ensure(settings)
         admin_url = state.admin_url
         key = (os.getpid(), str(settings.home))
+        mine = _own.get(key)
+        keeper = _keeper(admin_url)
+        kind = databases.owner_kind()
+
+        async def take() -> str:
+            async with keeper.lock:
+                conn = await keeper.session()
+                if mine is not None and mine.admin_url == admin_url:
+                    if await databases.exists(conn, mine.name):
+                        return mine.name
+                    await keeper.release(mine.name)  # 'coursedb stop' dropped it: take a new one
+                while True:
+                    name = await keeper.reserve(os.getpid())
+                    try:
+                        await databases.take_database(conn, admin_url, name, kind)
+                        return name
+                    except asyncpg.DuplicateDatabaseError:
+                        await keeper.release(name)  # a stale one of the same name (1 in 16 million)
+                    except BaseException:
+                        await keeper.release(name)
+                        raise
+
         try:
-            mine = _own.get(key)
-            if mine is not None and mine.admin_url == admin_url and run_sync(databases.exists(admin_url, mine.name)):
-                return databases.url_for(admin_url, mine.name)
-            # Leftovers of killed kernels and runs go first, on the same connection.
-            name = run_sync(databases.take_database(admin_url, databases.owner_kind()))
+            name = keeper.call(take(), TAKE_TIMEOUT)
         except databases.DB_ERRORS as exc:
             raise CourseDBError(
-                f"The {state.backend} server is running but creating your database on it failed: {exc}"
+                f"The {state.backend} server is running but creating your database on it failed: {reason(exc)}"
             ) from None
         if not _own:
             atexit.register(_drop_own)
         _own[key] = _Owned(admin_url, name)
+        for url in [u for u in _keepers if u not in {o.admin_url for o in _own.values()}]:
+            _keepers.pop(url).close()  # a server this process no longer uses: one session per owner
         return databases.url_for(admin_url, name)
 
 
+def _keeper(admin_url: str) -> Keeper:
+    keeper = _keepers.get(admin_url)
+    if keeper is None:
+        keeper = _keepers[admin_url] = Keeper(admin_url, f"coursedb {databases.owner_kind()} {os.getpid()}")
+    return keeper
+
+
 def _drop_own() -> None:
+    """At exit: drop this process's databases, end its sessions; bounded, never blocks exit."""
     for key in [k for k in _own if k[0] == os.getpid()]:
+        mine = _own.pop(key)
+        keeper = _keepers.get(mine.admin_url)
+        if keeper is None:
+            continue
+
+        async def drop(keeper: Keeper = keeper, name: str = mine.name) -> None:
+            async with keeper.lock:
+                if keeper.conn is not None and not keeper.conn.is_closed():
+                    await databases.drop_database(keeper.conn, name)
+                await keeper.release(name)
+
         try:
-            mine = _own.pop(key)
-            run_sync(databases.drop(mine.admin_url, mine.name))
+            keeper.call(drop(), 5)
         except Exception:
-            pass  # the next process that takes a database drops it as stale
+            pass  # the server is gone or frozen: the next owner's sweep drops it (no lock is held)
+    for keeper in list(_keepers.values()):
+        keeper.close()
+    _keepers.clear()
+
+
+def _after_fork() -> None:
+    """In a forked child: the parent's sessions are the parent's. Forget them, close our copy
+    of their sockets (the parent's stay open), and keep the objects so nothing ever finalizes
+    them onto a file descriptor number that gets reused."""
+    global _lock
+    _lock = threading.Lock()
+    for keeper in _keepers.values():
+        _abandoned.append(keeper)
+        try:
+            sock = keeper.conn._transport.get_extra_info("socket") if keeper.conn is not None else None
+            if sock is not None:
+                os.close(sock.fileno())
+        except Exception:
+            pass
+    _keepers.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def status(settings: Settings | None = None) -> server.Status:

@@ -1,9 +1,11 @@
-"""Databases on the shared server: one template with the course schema, one clone per owner.
+"""Databases on the shared server: a template per schema version, one clone per owner.
 
 An owner is a process that needs a database of its own: a notebook kernel, a pytest
-session, a pytest-xdist worker. Who owns a database is written in its COMMENT, so the
-server itself knows, and any later start can drop the databases of owners that died.
-Every admin connection is opened by ``admin_connection()`` and closed by it.
+session, a pytest-xdist worker. Its database is alive exactly while a session holds the
+advisory lock its name encodes (see ``keeper``); the COMMENT only says who made it, for
+``coursedb status``. Templates are named after the migrations' fingerprint, so a new or
+changed migration gets a new template while running owners keep their clones.
+Every short-lived admin connection is opened by ``admin_connection()`` and closed by it.
 """
 
 from __future__ import annotations
@@ -11,27 +13,40 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import psutil
 
 from .errors import CourseDBError
+from .keeper import OWNER_LOCKS, TEMPLATE_BUILD, lock_key
 from .migrate import migrate, schema_fingerprint
 from .settings import DB_PREFIX
 
-TEMPLATE = DB_PREFIX + "template"
+TEMPLATE_PREFIX = DB_PREFIX + "template"
 CONNECT_TIMEOUT = 10
+COMMAND_TIMEOUT = 60  # a frozen server must not hang a start, a status or a sweep for ever
+BUILD_WAIT = 100  # how long to wait for another process that builds the template
+# After a server (re)start the owners' sessions need a moment to come back and take their locks
+# again; until then their databases look unlocked. Measured by the server's own clock: a step
+# backwards only makes the pause longer.
+RESTART_GRACE = 5
 # What talking to a server can raise. asyncio.TimeoutError is listed for Python 3.10, where it
 # is not yet the builtin TimeoutError (an OSError) that asyncpg's connect timeout raises on 3.11+.
-DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: e.g. target_session_attrs (PGTARGETSESSIONATTRS) not matched.
+DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+# What a sweep may meet on a database that is not its to drop.
+NOT_OURS = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError, asyncpg.ObjectInUseError)
+
+
+def template_name(fingerprint: str | None = None) -> str:
+    """The template for the migrations as they are on disk now."""
+    return f"{TEMPLATE_PREFIX}_{fingerprint or schema_fingerprint()}"
 
 
 @dataclass(frozen=True)
@@ -39,9 +54,25 @@ class OwnedDatabase:
     """A ``coursedb_*`` database on the server, as ``coursedb status`` shows it."""
 
     name: str
-    owner: dict | None  # the owner record from its COMMENT; None for the template or a bare one
+    kind: str  # "owner", "template" (current), "old template", or "not coursedb's"
+    owner: dict | None  # who made it (kind, pid, host), from its COMMENT: for people, not for liveness
+    role: str  # the role that owns it
     connections: int
-    alive: bool
+    locked: bool  # owner databases: a live session holds its lock
+    may_drop: bool  # this session's role may drop it
+
+    @property
+    def alive(self) -> bool:
+        return self.kind != "owner" or self.locked
+
+
+@dataclass
+class Sweep:
+    """What a sweep did: dropped, left alone (with the reason), or postponed after a restart."""
+
+    dropped: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    postponed: list[str] = field(default_factory=list)
 
 
 def url_for(admin_url: str, dbname: str) -> str:
@@ -62,47 +93,29 @@ def _literal(text: str) -> str:
 async def admin_connection(admin_url: str, database: str | None = None) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the server's admin database (or ``database``), always closed afterwards."""
     url = admin_url if database is None else url_for(admin_url, database)
-    conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
     try:
         yield conn
     finally:
-        await conn.close()
+        try:
+            await asyncio.wait_for(conn.close(), 5)
+        except Exception:
+            conn.terminate()
 
 
 # --- owners ---------------------------------------------------------------------------------
 
 
 def owner_record(kind: str) -> dict:
-    me = psutil.Process()
+    """Who made a database, for people reading ``coursedb status``; liveness never reads it."""
     return {
+        "kind": kind,
+        "pid": os.getpid(),
         "host": socket.gethostname(),
         "uid": os.getuid(),
-        "pid": me.pid,
-        "started": round(me.create_time(), 2),
-        "kind": kind,
         "cwd": os.getcwd(),
         "created": round(time.time()),
     }
-
-
-def owned_here(owner: dict | None) -> bool:
-    """Made by this user on this machine (records without a uid predate it: assume ours)."""
-    return bool(owner) and owner.get("host") == socket.gethostname() and owner.get("uid", os.getuid()) == os.getuid()
-
-
-def owner_alive(owner: dict) -> bool:
-    if owner.get("host") != socket.gethostname():
-        return True  # another machine's: not ours to judge
-    try:
-        proc = psutil.Process(int(owner["pid"]))
-        return abs(proc.create_time() - float(owner["started"])) < 1.0
-    except (psutil.Error, KeyError, ValueError, TypeError):
-        return False
-
-
-def _creator_alive(name: str) -> bool:
-    pid = name.removeprefix(DB_PREFIX).split("_", 1)[0]
-    return pid.isdigit() and psutil.pid_exists(int(pid))
 
 
 def owner_kind() -> str:
@@ -121,25 +134,43 @@ def owner_kind() -> str:
 # --- the template ---------------------------------------------------------------------------
 
 
-async def ensure_template(admin_url: str) -> None:
-    """Create (or rebuild, if the migrations changed) the template database."""
-    fingerprint = schema_fingerprint()
-    async with admin_connection(admin_url) as conn:
-        row = await conn.fetchrow(
-            "SELECT shobj_description(oid, 'pg_database') AS comment, datistemplate FROM pg_database"
-            " WHERE datname = $1",
-            TEMPLATE,
-        )
-        if row is not None and row["comment"] == f"schema {fingerprint}" and row["datistemplate"]:
-            return
-        await drop_database(conn, TEMPLATE)
-        await _create_database(conn, TEMPLATE, template="template0")
-        async with admin_connection(admin_url, TEMPLATE) as tconn:
+async def _template_ready(conn: asyncpg.Connection, name: str) -> bool:
+    # IS_TEMPLATE is set last: a template a killed builder left half-made is not ready.
+    return bool(await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name))
+
+
+async def ensure_template(conn: asyncpg.Connection, admin_url: str) -> str:
+    """The template for the current migrations, built first if missing; return its name.
+
+    One process builds at a time (an advisory lock); the others wait and then clone it.
+    Older templates stay until a sweep finds them unused: running owners never notice.
+    """
+    name = template_name()
+    if await _template_ready(conn, name):
+        return name
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUILD_WAIT
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *TEMPLATE_BUILD):
+        if loop.time() > deadline:
+            raise CourseDBError(
+                f"Another process has been building the course template {name} for {BUILD_WAIT} s; "
+                "check 'python -m coursedb status', or stop it with 'python -m coursedb stop'."
+            )
+        await asyncio.sleep(0.1)
+    try:
+        if await _template_ready(conn, name):
+            return name
+        await drop_database(conn, name)  # half-made by a builder that was killed
+        await _create_database(conn, name, template="template0")
+        async with admin_connection(admin_url, name) as tconn:
             await migrate(tconn)
-        await conn.execute(f"COMMENT ON DATABASE {quote_ident(TEMPLATE)} IS 'schema {fingerprint}'")
+        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS 'schema {name.rpartition('_')[2]}'")
         # Marked as a template, any role with CREATEDB may clone it, not only its owner: on a
         # shared COURSEDB_URL server, the second user's first clone works too.
-        await conn.execute(f"ALTER DATABASE {quote_ident(TEMPLATE)} IS_TEMPLATE true")
+        await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE true")
+    finally:
+        await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *TEMPLATE_BUILD)
+    return name
 
 
 async def _create_database(conn: asyncpg.Connection, name: str, template: str) -> None:
@@ -165,58 +196,81 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
 # --- owners' databases ----------------------------------------------------------------------
 
 
-async def create_owned(admin_url: str, kind: str) -> str:
-    """Clone the template into a new database owned by this process; return its name."""
-    async with admin_connection(admin_url) as conn:
-        return await _create_owned(conn, admin_url, kind)
-
-
-async def take_database(admin_url: str, kind: str) -> str:
-    """Drop the databases of ended owners, then clone one for this process: one connection."""
-    async with admin_connection(admin_url) as conn:
-        await drop_stale(conn)
-        return await _create_owned(conn, admin_url, kind)
-
-
-async def _create_owned(conn: asyncpg.Connection, admin_url: str, kind: str) -> str:
-    owner = owner_record(kind)
-    name = f"{DB_PREFIX}{owner['pid']}_{secrets.token_hex(3)}"
+async def take_database(conn: asyncpg.Connection, admin_url: str, name: str, kind: str) -> Sweep:
+    """Sweep, then clone the current template into ``name`` (whose lock ``conn``'s session holds)."""
+    sweep = await drop_stale(conn)
+    template = await ensure_template(conn, admin_url)
     try:
-        await _create_database(conn, name, TEMPLATE)
+        await _create_database(conn, name, template)
     except asyncpg.InvalidCatalogNameError:
-        # Someone dropped the template while the server ran (a learner's DROP DATABASE,
-        # 'coursedb stop' of a url backend from another home): rebuild it, once.
-        await ensure_template(admin_url)
-        await _create_database(conn, name, TEMPLATE)
-    await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner))}")
-    return name
+        # Someone dropped the template between our check and the clone (a learner's DROP
+        # DATABASE, a sweep of another course version): build it again, once.
+        template = await ensure_template(conn, admin_url)
+        await _create_database(conn, name, template)
+    await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner_record(kind)))}")
+    return sweep
+
+
+async def create_owned(admin_url: str, kind: str) -> str:
+    """Clone the current template into a new database with no session vouching for it.
+
+    For measurements only (benchmarks): nothing holds its lock, so any sweep drops it.
+    """
+    async with admin_connection(admin_url) as conn:
+        template = await ensure_template(conn, admin_url)
+        name = f"{DB_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
+        await _create_database(conn, name, template)
+        return name
 
 
 async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
-    """Every database coursedb made on this server, with its owner and whether it lives."""
+    """Every ``coursedb_*`` database on this server: what it is, whose, and whether it lives."""
     rows = await conn.fetch(
-        "SELECT datname, shobj_description(oid, 'pg_database') AS comment,"
+        "SELECT d.datname, shobj_description(d.oid, 'pg_database') AS comment,"
+        " pg_get_userbyid(d.datdba) AS role,"
+        " pg_has_role(current_user, d.datdba, 'MEMBER')"
+        "   AND current_setting('default_transaction_read_only') = 'off' AS may_drop,"
         " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
-        " FROM pg_database d WHERE starts_with(datname, $1) ORDER BY datname",
+        " FROM pg_database d WHERE starts_with(d.datname, $1) ORDER BY d.datname",
         DB_PREFIX,
     )
+    held = {
+        r["objid"]
+        for r in await conn.fetch(
+            "SELECT objid::int8 AS objid FROM pg_locks"
+            " WHERE locktype = 'advisory' AND classid = $1::int8::oid AND objsubid = 2 AND granted",
+            OWNER_LOCKS,
+        )
+    }
+    current = template_name()
     out = []
     for row in rows:
+        name = row["datname"]
+        key = lock_key(name)
         try:
             owner = json.loads(row["comment"] or "")
         except ValueError:
             owner = None
-        if not isinstance(owner, dict):
-            owner = None
-        if row["datname"] == TEMPLATE:
-            alive = True
-        elif owner:
-            alive = owner_alive(owner)
+        if name == current:
+            kind = "template"
+        elif name == TEMPLATE_PREFIX or name.startswith(TEMPLATE_PREFIX + "_"):
+            kind = "old template"
+        elif key is not None:
+            kind = "owner"
         else:
-            # No owner record yet: CREATE DATABASE and its COMMENT are two statements, and
-            # another process may look in between. The name carries the creator's PID.
-            alive = _creator_alive(row["datname"])
-        out.append(OwnedDatabase(row["datname"], owner, row["connections"], alive))
+            kind = "not coursedb's"
+        locked = key is not None and key in held
+        out.append(
+            OwnedDatabase(
+                name=name,
+                kind=kind,
+                owner=owner if isinstance(owner, dict) else None,
+                role=row["role"],
+                connections=row["connections"],
+                locked=locked,
+                may_drop=row["may_drop"],
+            )
+        )
     return out
 
 
@@ -238,14 +292,46 @@ async def drop(admin_url: str, name: str) -> None:
         await drop_database(conn, name)
 
 
-async def drop_stale(conn: asyncpg.Connection) -> list[str]:
-    """Drop databases whose owner process is gone (a killed kernel, a crashed run); return their names."""
-    stale = [d.name for d in await list_owned(conn) if not d.alive]
-    for name in stale:
-        await drop_database(conn, name)
-    return stale
+async def just_restarted(conn: asyncpg.Connection) -> bool:
+    """True for RESTART_GRACE seconds after the server started (or if its clock went back)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT now() - pg_postmaster_start_time() < make_interval(secs => $1)", float(RESTART_GRACE)
+        )
+    )
 
 
-async def exists(admin_url: str, name: str) -> bool:
-    async with admin_connection(admin_url) as conn:
-        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+async def drop_stale(conn: asyncpg.Connection) -> Sweep:
+    """Drop the databases no session vouches for, and old templates nobody uses.
+
+    Leaves alone, and says why: databases this role may not drop (another learner's on a
+    room server, a read-only session), and any ``coursedb_*`` database coursedb did not make.
+    Never fails because of one of them.
+    """
+    sweep = Sweep()
+    entries = await list_owned(conn)
+    stale = [d for d in entries if d.kind == "owner" and not d.locked]
+    if stale and await just_restarted(conn):
+        sweep.postponed = [d.name for d in stale]
+        stale = []
+    old = [d for d in entries if d.kind == "old template" and d.connections == 0]
+    for d in stale + old:
+        if not d.may_drop:
+            sweep.skipped.append((d.name, f"owned by role {d.role}"))
+            continue
+        # An old template: not while someone builds one (it may be this one, for another version).
+        if d.kind == "old template" and not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *TEMPLATE_BUILD):
+            continue
+        try:
+            await drop_database(conn, d.name)
+            sweep.dropped.append(d.name)
+        except NOT_OURS as exc:
+            sweep.skipped.append((d.name, str(exc)))
+        finally:
+            if d.kind == "old template":
+                await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *TEMPLATE_BUILD)
+    return sweep
+
+
+async def exists(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from . import database_url, server
+from asyncpg import InvalidCatalogNameError
+
+from . import database_url, hints, server
 from .errors import CourseDBError
 
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
@@ -17,7 +20,10 @@ CI_VARIABLES = ("CI", "BUILD_NUMBER")
 
 def _show_course_error(shell, etype, value, tb, tb_offset=None):  # IPython's custom_exc signature
     # One readable sentence instead of a traceback through coursedb's internals.
-    print(f"coursedb: {value}", file=sys.stderr)
+    message = str(value) if isinstance(value, CourseDBError) else hints.missing_database(value)
+    if message is None:
+        return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+    print(f"coursedb: {message}", file=sys.stderr)
     return None
 
 
@@ -37,9 +43,12 @@ def setup() -> str:
     ipytest.autoconfig(run_in_thread=True, raise_on_error=True, addopts=IPYTEST_ARGS, coverage=False)
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((CourseDBError,), _show_course_error)
+        shell.set_custom_exc((CourseDBError, InvalidCatalogNameError), _show_course_error)
     url = database_url()
     print("Ready: this notebook has its own database on the course's PostgreSQL server.")
+    problem = hints.course_fixtures_problem(Path.cwd())
+    if problem:
+        print(f"coursedb: {problem}", file=sys.stderr)
     return url
 
 

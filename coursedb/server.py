@@ -15,7 +15,7 @@ import filelock
 from . import backends, databases
 from ._aio import run_sync
 from .backends import ServerState
-from .errors import CourseDBError
+from .errors import CourseDBError, reason
 from .settings import Settings, secure_dir
 
 # Long enough for a first Docker image pull by the holder; shorter than pytest-timeout (120 s)
@@ -32,6 +32,7 @@ class Status:
     version: str | None = None
     databases: list[databases.OwnedDatabase] = field(default_factory=list)
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -127,37 +128,53 @@ def ensure(settings: Settings | None = None) -> ServerState:
 
 
 async def _prepare(admin_url: str) -> None:
-    await databases.ensure_template(admin_url)
     async with databases.admin_connection(admin_url) as conn:
-        await databases.drop_stale(conn)
+        await databases.ensure_template(conn, admin_url)
 
 
-def sweep(state: ServerState) -> list[str]:
-    """Drop the databases of owners that are gone; return their names."""
+def sweep(state: ServerState) -> databases.Sweep:
+    """Drop the databases no owner's session vouches for; say what was left and why."""
 
-    async def run() -> list[str]:
+    async def run() -> databases.Sweep:
         async with databases.admin_connection(state.admin_url) as conn:
             return await databases.drop_stale(conn)
 
     try:
         return run_sync(run())
     except databases.DB_ERRORS as exc:
-        raise CourseDBError(f"Dropping the databases of ended processes failed: {exc}") from None
+        raise CourseDBError(f"Dropping the databases of ended processes failed: {reason(exc)}") from None
+
+
+def mismatch(settings: Settings, state: ServerState) -> str | None:
+    """A setting the running server does not follow (it was set after the server started)."""
+    if state.backend == "embedded" and settings.port is not None and settings.port != state.port:
+        now = f"on port {state.port}" if state.port else "on its Unix socket only"
+        return (
+            f"COURSEDB_PORT={settings.port} was set after the embedded server started, which listens {now}; "
+            "run 'python -m coursedb stop' and start again for it to take effect."
+        )
+    return None
 
 
 def stop(settings: Settings | None = None) -> list[str]:
     """Stop the server and remove what coursedb made; return what was done, for printing."""
     settings = settings or Settings.from_env()
-    if not settings.home.exists():
+    url_named = settings.url is not None and settings.backend in ("auto", "url")
+    if not settings.home.exists() and not url_named:
         return ["nothing to stop"]
     done = []
     with _Locked(settings):
         state = read_state(settings)
+        if state is None and url_named:
+            # A room server's stale databases can be cleared from any machine, state file or not.
+            assert settings.url is not None
+            state = ServerState(backend="url", admin_url=settings.url, home=str(settings.home))
         # Every backend, not only the recorded one: leftovers of an earlier backend go too.
         for backend in backends.ALL.values():
             done += backend.stop(settings, state)
         state_file(settings).unlink(missing_ok=True)
-        done.append("stopped the server and removed its files")
+        if not done:
+            done.append(f"no server was running; removed coursedb's files in {settings.home}")
     for leftover in ("lock", "state.tmp"):
         (settings.home / leftover).unlink(missing_ok=True)
     try:
@@ -174,14 +191,20 @@ def status(settings: Settings | None = None) -> Status:
     if state is None or not _alive(state):
         return Status(home=str(settings.home))
     info = Status(home=str(settings.home), state=state)
+    note = mismatch(settings, state)
+    if note:
+        info.notes.append(note)
 
     async def look() -> None:
         async with databases.admin_connection(state.admin_url) as conn:
             info.version = await conn.fetchval("SHOW server_version")
             info.databases = await databases.list_owned(conn)
+            stale = [d for d in info.databases if d.kind == "owner" and not d.locked]
+            if stale and await databases.just_restarted(conn):
+                info.notes.append("the server restarted moments ago: unlocked databases wait for their owners")
 
     try:
         run_sync(look())
     except databases.DB_ERRORS as exc:
-        info.error = str(exc)
+        info.error = reason(exc)
     return info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -46,10 +47,28 @@ class Settings:
         return cls(
             backend=backend,
             url=url,
-            home=Path(env.get("COURSEDB_HOME") or default_home()),
+            home=resolve_home(env.get("COURSEDB_HOME", "").strip()),
             image=env.get("COURSEDB_IMAGE", DEFAULT_IMAGE),
             port=int(port) if port else None,
         )
+
+
+def resolve_home(value: str) -> Path:
+    """COURSEDB_HOME as one absolute path, the same for kernels (cwd notebooks/) and the CLI.
+
+    ``~`` is expanded; a relative path is taken from the course folder, not from whichever
+    directory a process happens to run in (else each would start a server of its own).
+    """
+    if not value:
+        return default_home()
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = COURSE_ROOT / path
+    return Path(os.path.abspath(path))
+
+
+# The folder that holds the coursedb package: the course checkout.
+COURSE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_home() -> Path:
@@ -68,6 +87,13 @@ def describe_url(url: str) -> str:
 
 def check_url_syntax(url: str) -> None:
     """Reject DSNs asyncpg cannot use, before anything tries to connect (no network)."""
+    unencoded = _unencoded_in_userinfo(url)
+    if unencoded:
+        raise CourseDBError(
+            f"The password (or user) in COURSEDB_URL contains {' '.join(unencoded)}, which must be percent-encoded "
+            '(@ as %40, : as %3A, / as %2F, # as %23, ? as %3F); e.g. python -c "import urllib.parse; '
+            "print(urllib.parse.quote('your-password', safe=''))\"."
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -78,6 +104,24 @@ def check_url_syntax(url: str) -> None:
         if "+" in parts.scheme:
             hint = " Drop the SQLAlchemy driver part (e.g. '+psycopg2'): asyncpg wants a plain DSN."
         raise CourseDBError(f"COURSEDB_URL must start with postgresql:// (got {parts.scheme or 'no scheme'!r})." + hint)
+
+
+def _unencoded_in_userinfo(url: str) -> list[str]:
+    """Characters the user or password holds unencoded, if the URL reads as such a mistake.
+
+    ``postgresql://u:p@ss@host/db`` splits at the first '@' (host 'ss@host');
+    ``postgresql://u:pa/ss@host/db`` ends the host part at '/' (port 'pa'). A ':' is fine.
+    """
+    rest = url.partition("://")[2]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if netloc.count("@") > 1:
+        return ["'@'"]
+    if "@" in netloc or "@" not in rest[len(netloc) :] or len(netloc) == len(rest):
+        return []
+    _, colon, port = netloc.rpartition(":")
+    if colon and port and not port.isdigit():  # 'u:pa' followed by the rest of the password
+        return [repr(rest[len(netloc)])]
+    return []
 
 
 def secure_dir(path: Path, mode: int = 0o700) -> Path:

@@ -26,6 +26,7 @@ class ServerState:
     home: str = ""
     # embedded
     pid: int | None = None
+    port: int | None = None  # the TCP port it listens on (None: Unix socket only)
     data: str | None = None
     log: str | None = None
     tcp_url: str | None = None

@@ -93,7 +93,8 @@ def start(settings: Settings) -> ServerState:
         raise
     return ServerState(
         backend=NAME,
-        admin_url=container.get_connection_url(driver=None),
+        # No SSL in the image, and a primary: the user's PGSSLMODE / PGTARGETSESSIONATTRS are not for it.
+        admin_url=container.get_connection_url(driver=None) + "?sslmode=disable&target_session_attrs=any",
         home=str(settings.home),
         container=container.get_wrapped_container().id,
         image=settings.image,

@@ -33,6 +33,7 @@ NAME = "embedded"
 SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it as this user.
 SUPERUSER = "postgres"
 SOCKET_PORT = 5432  # only names the Unix socket file unless COURSEDB_PORT is set
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes, its NUL included
 START_TIMEOUT = 30
 SERVER_OPTIONS = {
     # A throwaway test server: durability buys nothing and costs time.
@@ -160,20 +161,21 @@ def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float) -> sub
 
 
 def postmaster_pid(data: Path) -> int | None:
-    """PID of the server running on ``data``, or None. A reused PID is not our server."""
+    """PID of the server running on ``data``, or None. A reused PID is not our server.
+
+    No start times: they come from the wall clock (boot time plus ticks), so a clock step
+    would make a live server look gone. A recycled PID is told apart by what the process
+    is: a postgres (not a zombie: where nothing reaps orphans a killed postmaster lingers as
+    one) whose command line names ``data`` (only the postmaster's does: its backends retitle
+    themselves) and which works in ``data`` (a postmaster chdirs there).
+    """
     try:
-        lines = (data / "postmaster.pid").read_text().splitlines()
-        pid, started = int(lines[0]), int(lines[2])
+        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         proc = psutil.Process(pid)
-        # The PID file records the start time: a different process with a recycled PID
-        # started at another moment, so we never attach to it. A killed postmaster may
-        # linger as a zombie where nothing reaps orphans (a container without an init).
-        if abs(proc.create_time() - started) > 2 or proc.name() != "postgres":
+        if proc.name() != "postgres" or proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        # And it must be working in this data directory (a postmaster chdirs there).
-        if proc.cwd() not in _spellings(data):
+        spellings = _spellings(data)
+        if not spellings & set(proc.cmdline()) or proc.cwd() not in spellings:
             return None
         return pid
     except (OSError, IndexError, ValueError, psutil.Error):
@@ -206,15 +208,38 @@ def _log_tail(log: Path) -> str:
     return re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", last)
 
 
+# This server has no SSL and is a primary: say so in every DSN, so PGSSLMODE=verify-full or
+# PGTARGETSESSIONATTRS=read-only in the user's shell (meant for another server) cannot break it.
+CLIENT_OPTIONS = "sslmode=disable&target_session_attrs=any"
+
+
 def admin_url(home: Path, port: int | None = None) -> str:
     """The superuser's DSN over the Unix socket; ``port`` names the socket file (.s.PGSQL.<port>)."""
     socket_dir = paths(home)["socket"]
-    return f"postgresql://{SUPERUSER}@/postgres?host={quote(str(socket_dir))}&port={port or SOCKET_PORT}"
+    return (
+        f"postgresql://{SUPERUSER}@/postgres?host={quote(str(socket_dir))}&port={port or SOCKET_PORT}&{CLIENT_OPTIONS}"
+    )
 
 
 def tcp_url(home: Path, port: int) -> str:
     password = paths(home)["password"].read_text().strip()
-    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
+    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres?{CLIENT_OPTIONS}"
+
+
+def check_home(home: Path) -> None:
+    """Say what is wrong with a home PostgreSQL cannot use, before initdb or pg_ctl trip on it."""
+    if any(c in str(home) for c in "'\"\\\n"):
+        raise CourseDBError(
+            f"COURSEDB_HOME={str(home)!r} contains a quote, backslash or newline, which PostgreSQL's "
+            "settings cannot carry; choose a path without them."
+        )
+    sock = paths(home)["socket"] / ".s.PGSQL.65535"
+    size = len(os.fsencode(str(sock)))
+    if size > MAX_SOCKET_PATH:
+        raise CourseDBError(
+            f"COURSEDB_HOME={home} is too long: the server's Unix socket path would be {size} bytes, and the "
+            f"limit is {MAX_SOCKET_PATH}; set a shorter one, e.g. /tmp/coursedb-{os.getuid()}."
+        )
 
 
 def start(settings: Settings) -> ServerState:
@@ -234,6 +259,7 @@ def start(settings: Settings) -> ServerState:
         raise CourseDBError(
             f"Port {settings.port} (COURSEDB_PORT) is already in use; pick another port or unset COURSEDB_PORT."
         )
+    check_home(home)
     check_reachable(home, user)
     try:
         bin_dir = install(home, user)
@@ -342,6 +368,7 @@ def _record(settings: Settings, pid: int, adopted: bool = False) -> ServerState:
         admin_url=admin_url(settings.home, port),
         home=str(settings.home),
         pid=pid,
+        port=port if tcp else None,
         data=str(p["data"]),
         log=str(p["log"]),
         tcp_url=tcp_url(settings.home, port) if tcp else None,
@@ -434,13 +461,15 @@ def kill(settings: Settings) -> None:
 def stop(settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]:
     """Stop the server; unless ``keep_files``, remove everything it wrote: data, socket, log, binaries."""
     p = paths(settings.home)
+    ran = bool(server_processes(p["data"])) or p["data"].exists()
     _kill(p["data"])
-    if not keep_files:
-        for key in ("data", "socket", "install"):
-            shutil.rmtree(p[key], ignore_errors=True)
-        for key in ("log", "password"):
-            p[key].unlink(missing_ok=True)
-    return []
+    if keep_files:
+        return []
+    for key in ("data", "socket", "install"):
+        shutil.rmtree(p[key], ignore_errors=True)
+    for key in ("log", "password"):
+        p[key].unlink(missing_ok=True)
+    return ["stopped the server and removed its files"] if ran else []
 
 
 def describe(state: ServerState) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ import asyncpg
 
 from .. import databases
 from .._aio import run_sync
-from ..errors import CourseDBError
+from ..errors import CourseDBError, reason
 from ..settings import Settings, describe_url
 from .base import ServerState
 
@@ -25,6 +25,11 @@ async def check_access(url: str) -> None:
     try:
         conn = await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT)
     except (OSError, asyncio.TimeoutError) as exc:  # gaierror is an OSError
+        if "SSL" in str(exc) and "sslmode" in url:
+            raise CourseDBError(
+                f"The server at {shown} does not offer SSL, which the sslmode in COURSEDB_URL requires ({exc}); "
+                "remove sslmode=require from COURSEDB_URL (or use sslmode=prefer), or enable SSL on the server."
+            ) from None
         raise CourseDBError(
             f"Cannot reach the PostgreSQL server at {shown} ({exc.__class__.__name__}: {exc}). "
             "Check host and port in COURSEDB_URL, or unset it to use the embedded server."
@@ -33,6 +38,11 @@ async def check_access(url: str) -> None:
         raise CourseDBError(f"The server at {shown} refused the login ({exc}); check user and password.") from None
     except asyncpg.InvalidCatalogNameError as exc:
         raise CourseDBError(f"The server at {shown} has no such database ({exc}); check COURSEDB_URL.") from None
+    except asyncpg.InternalClientError as exc:  # e.g. PGTARGETSESSIONATTRS=read-only against a primary
+        raise CourseDBError(
+            f"Cannot use COURSEDB_URL={shown}: {exc}. A PG* variable in your environment (PGTARGETSESSIONATTRS, "
+            "PGSSLMODE...) may be meant for another server; unset it or override it in COURSEDB_URL."
+        ) from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
     try:
@@ -57,34 +67,40 @@ def alive(state: ServerState) -> bool:
 
 
 def stop(settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]:
+    """Drop the stale databases (and, once no owner lives, the templates); the server keeps running."""
     if state is None or state.backend != NAME or keep_files:
         return []
     shown = describe_url(state.admin_url)
     try:
-        return run_sync(_drop_ours(state.admin_url, shown))
+        done = run_sync(_drop_unused(state.admin_url, shown))
     except databases.DB_ERRORS as exc:
-        return [f"could not drop coursedb databases on {shown}: {exc}"]
+        done = [f"could not drop coursedb databases on {shown}: {reason(exc)}"]
+    return [*done, f"left the server at {shown} running: coursedb did not start it, so it does not stop it"]
 
 
-async def _drop_ours(admin_url: str, shown: str) -> list[str]:
+async def _drop_unused(admin_url: str, shown: str) -> list[str]:
+    """Never a database whose lock a live owner holds, here or on another machine."""
     async with databases.admin_connection(admin_url) as conn:
-        entries = [d for d in await databases.list_owned(conn) if d.name != databases.TEMPLATE]
-        names = [d.name for d in entries if not d.alive or databases.owned_here(d.owner)]
-        in_use = [d.name for d in entries if d.name not in names]
-        if not in_use:
-            names.append(databases.TEMPLATE)  # last: nobody clones from it any more
+        entries = await databases.list_owned(conn)
+        live = [d.name for d in entries if d.kind == "owner" and d.locked]
+        names = [d.name for d in entries if d.kind == "owner" and not d.locked]
+        if not live:  # last: nobody clones from a template any more
+            names += [d.name for d in entries if d.kind in ("template", "old template")]
+        foreign = [d.name for d in entries if d.kind == "not coursedb's"]
         dropped, refused = [], []
         for name in names:
             try:
                 await databases.drop_database(conn, name)
                 dropped.append(name)
-            except asyncpg.InsufficientPrivilegeError:
+            except databases.NOT_OURS:
                 refused.append(name)  # another role's database on a shared server
     done = [f"dropped {len(dropped)} coursedb database(s) on {shown}"]
     if refused:
         done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
-    if in_use:
-        done.append(f"left {len(in_use)} in use by other users or machines: {', '.join(in_use)}")
+    if live:
+        done.append(f"left {len(live)} in use by live owners (here or on other machines): {', '.join(live)}")
+    if foreign:
+        done.append(f"left {len(foreign)} not made by coursedb: {', '.join(foreign)}")
     return done
 
 

@@ -35,12 +35,14 @@ from tests.helpers import (
     fetch,
     free_port,
     leftovers,
+    lock_and_create,
     make_home,
     owned,
     postmasters,
     run,
     settings_for,
     start_owner,
+    wait_past_restart_grace,
 )
 
 
@@ -60,6 +62,7 @@ def srv():
         result = cli(home, "start", COURSEDB_PORT=str(port))
         assert result.returncode == 0, result.stderr
         state = json.loads((home / "state.json").read_text())
+        wait_past_restart_grace(state["admin_url"])
         yield Server(home, port, state["admin_url"], (home / "password").read_text().strip())
     finally:
         cleanup(home)
@@ -84,7 +87,7 @@ def test_status_shows_backend_version_urls_and_databases_without_the_password(sr
     assert "version:   PostgreSQL " in out
     assert f"tcp url:   postgresql://postgres:***@127.0.0.1:{srv.port}/postgres" in out
     assert srv.password not in out
-    assert "coursedb_template            course schema template" in out
+    assert f"{databases.template_name()}   course schema template" in out
 
 
 def test_status_when_nothing_runs_says_how_to_start(home):
@@ -126,7 +129,7 @@ async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
     end_owner(victim, kill=True)  # SIGKILL: no atexit, the database stays behind...
     listed = {d.name: d for d in await owned(srv.admin_url)}
     assert listed[dbname(victim_url)].alive is False
-    assert "(owner gone: dropped on next start)" in cli(srv.home, "status").stdout
+    assert "stale (no session holds its lock): dropped on next start" in cli(srv.home, "status").stdout
     survivor, survivor_url = start_owner(srv.home)  # ...until the next process takes a database
     try:
         names = await database_names(srv.admin_url)
@@ -136,24 +139,26 @@ async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
         end_owner(survivor)
 
 
-async def test_a_database_being_created_is_not_swept_before_its_owner_record(srv):
-    """CREATE DATABASE and its COMMENT are two statements; a sweep in between must keep the
-    database of a live creator (seen as 14 failed cells when 8 kernels started at once)."""
-    dead = subprocess.Popen([PYTHON, "-c", "pass"])
-    dead.wait()
-    being_made = f"coursedb_{os.getpid()}_cafe01"
-    orphan = f"coursedb_{dead.pid}_cafe02"
-    async with databases.admin_connection(srv.admin_url) as conn:
+async def test_a_sweep_drops_exactly_the_databases_no_session_holds_the_lock_of(srv):
+    """The owner takes its lock before CREATE DATABASE (and writes its COMMENT after), so a
+    sweep at any moment keeps a live creator's database (seen as 14 failed cells when 8 kernels
+    started at once), whatever the name's PID says; a hand-made coursedb_* database is never
+    touched."""
+    held = "coursedb_1_cafe01"  # PID 1 in the name: it is the lock that counts
+    orphan = "coursedb_1_cafe02"
+    hand_made = "coursedb_my_copy"
+    async with databases.admin_connection(srv.admin_url) as owner, databases.admin_connection(srv.admin_url) as conn:
         try:
-            for name in (being_made, orphan):
-                await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.TEMPLATE}")
-            dropped = await databases.drop_stale(conn)
+            await lock_and_create(owner, held)
+            await conn.execute(f"CREATE DATABASE {orphan} TEMPLATE {databases.template_name()}")
+            await conn.execute(f"CREATE DATABASE {hand_made}")
+            sweep = await databases.drop_stale(conn)
             names = await database_names(srv.admin_url)
-            assert being_made in names
-            assert orphan not in names and orphan in dropped
+            assert {held, hand_made} <= names
+            assert orphan not in names and sweep.dropped == [orphan]
         finally:
-            await conn.execute(f"DROP DATABASE IF EXISTS {being_made}")
-            await conn.execute(f"DROP DATABASE IF EXISTS {orphan}")
+            for name in (held, orphan, hand_made):
+                await conn.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def test_switching_backend_while_a_server_runs_is_refused_with_the_fix(srv):
@@ -164,10 +169,11 @@ def test_switching_backend_while_a_server_runs_is_refused_with_the_fix(srv):
 def test_a_dropped_template_is_rebuilt(srv):
     """The template is marked IS_TEMPLATE, so a stray DROP DATABASE fails; if someone drops it
     anyway, the next process that needs a database rebuilds it instead of failing."""
+    template = databases.template_name()
     with pytest.raises(asyncpg.WrongObjectTypeError, match="cannot drop a template database"):
-        run(fetch(srv.admin_url, "DROP DATABASE coursedb_template"))
-    run(fetch(srv.admin_url, "ALTER DATABASE coursedb_template IS_TEMPLATE false"))
-    run(fetch(srv.admin_url, "DROP DATABASE coursedb_template"))
+        run(fetch(srv.admin_url, f"DROP DATABASE {template}"))
+    run(fetch(srv.admin_url, f"ALTER DATABASE {template} IS_TEMPLATE false"))
+    run(fetch(srv.admin_url, f"DROP DATABASE {template}"))
     owner, url = start_owner(srv.home)
     try:
         assert run(fetch(url, "SELECT count(*) AS n FROM orders"))[0]["n"] == 0
@@ -215,61 +221,48 @@ def test_url_backend_errors_are_one_line(home, roles, which, fragments):
     assert not (home / "state.json").exists()
 
 
-async def test_url_backend_stop_drops_only_coursedb_databases(srv, roles, home):
-    """The url backend on a server shared with other roles: the teacher builds its own template
-    (objects in a template belong to whoever built it), stop drops the teacher's coursedb_*
-    databases, reports the ones it may not drop, and touches nothing else."""
-    await _drop_template(srv.admin_url)
+async def test_url_backend_stop_never_touches_a_live_owners_database_nor_the_server(srv, roles, home):
+    """The url backend on a server shared with other roles and machines: stop drops the stale
+    coursedb databases it may drop, never one whose lock a live owner holds (nor the template
+    while such an owner lives), never a hand-made coursedb_* one, and does not claim to have
+    stopped a server it never started."""
+    await _drop_templates(srv.admin_url)
     extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"]}
-    owner, url = start_owner(home, **extra)
+    live, live_url = start_owner(home, **extra)
+    killed, killed_url = start_owner(home, **extra)
+    end_owner(killed, kill=True)
     try:
-        assert url.startswith(f"postgresql://teacher:teacher-pw@127.0.0.1:{srv.port}/coursedb_")
+        assert live_url.startswith(f"postgresql://teacher:teacher-pw@127.0.0.1:{srv.port}/coursedb_")
         assert "backend:   url" in cli(home, "status", **extra).stdout
-        await fetch(srv.admin_url, "CREATE DATABASE coursedb_someone_else")  # the superuser's
+        await fetch(srv.admin_url, "CREATE DATABASE coursedb_someone_else")  # hand-made, the superuser's
         result = cli(home, "stop", **extra)
         assert result.returncode == 0, result.stderr
-        assert "dropped 2 coursedb database(s)" in result.stdout and "teacher:***@" in result.stdout
-        assert "left 1 owned by other users: coursedb_someone_else" in result.stdout
+        out = result.stdout
+        assert "dropped 1 coursedb database(s)" in out and "teacher:***@" in out
+        assert f"left 1 in use by live owners (here or on other machines): {dbname(live_url)}" in out
+        assert "left 1 not made by coursedb: coursedb_someone_else" in out
+        assert "stopped the server" not in out and "running: coursedb did not start it" in out
         names = await database_names(srv.admin_url)
-        assert {n for n in names if n.startswith("coursedb_")} == {"coursedb_someone_else"}
+        assert dbname(killed_url) not in names
+        assert {dbname(live_url), databases.template_name(), "coursedb_someone_else"} <= names
         assert {"postgres", "keep_me", "template1"} <= names
         assert postmasters(srv.home), "the url backend's stop must not stop the server it points at"
-    finally:
-        end_owner(owner)
-        await fetch(srv.admin_url, "DROP DATABASE IF EXISTS coursedb_someone_else")
-        await _drop_template(srv.admin_url)  # the next user of srv rebuilds its own
-
-
-async def test_url_backend_stop_leaves_databases_other_machines_use(srv, roles, home):
-    """A server in COURSEDB_URL may serve a whole room: one learner's stop must not drop the
-    database of a live kernel on another machine, nor the template it may still clone."""
-    await _drop_template(srv.admin_url)
-    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"]}
-    owner, url = start_owner(home, **extra)
-    foreign = "coursedb_4242_abcdef"
-    record = json.dumps({"host": "another-laptop", "uid": 1000, "pid": 4242, "started": 1.0, "kind": "kernel"})
-    try:
-        await fetch(roles["teacher"], f"CREATE DATABASE {foreign} TEMPLATE coursedb_template")
-        await fetch(roles["teacher"], f"COMMENT ON DATABASE {foreign} IS '{record}'")
+        end_owner(live)  # its database goes with it; now the template is unused
         result = cli(home, "stop", **extra)
-        assert result.returncode == 0, result.stderr
-        assert f"left 1 in use by other users or machines: {foreign}" in result.stdout
-        names = await database_names(srv.admin_url)
-        assert dbname(url) not in names
-        assert {foreign, "coursedb_template"} <= names
+        assert "dropped 1 coursedb database(s)" in result.stdout, result.stdout
+        assert databases.template_name() not in await database_names(srv.admin_url)
     finally:
-        end_owner(owner)
-        await fetch(srv.admin_url, f"DROP DATABASE IF EXISTS {foreign}")
-        await _drop_template(srv.admin_url)
+        if live.poll() is None:
+            end_owner(live)
+        await fetch(srv.admin_url, "DROP DATABASE IF EXISTS coursedb_someone_else")
+        await _drop_templates(srv.admin_url)  # the next user of srv rebuilds its own
 
 
-async def _drop_template(admin_url: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("UPDATE pg_database SET datistemplate = false WHERE datname = 'coursedb_template'")
-        await conn.execute("DROP DATABASE IF EXISTS coursedb_template WITH (FORCE)")
-    finally:
-        await conn.close()
+async def _drop_templates(admin_url: str) -> None:
+    """Every course template on the server (they may belong to another role than the next test's)."""
+    async with databases.admin_connection(admin_url) as conn:
+        for row in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'coursedb\\_template%'"):
+            await databases.drop_database(conn, row["datname"])
 
 
 # --- starting and stopping -------------------------------------------------------------------
@@ -372,7 +365,6 @@ def test_a_home_others_may_write_is_refused(home):
 
 @pytest.mark.skipif(psutil.Process().uids().effective != 0, reason="only root can give a directory to another user")
 def test_a_home_owned_by_someone_else_is_refused(home):
-    import os
 
     os.chown(home, 65534, 65534)  # nobody
     assert_one_line_error(cli(home, "start"), "is not a directory owned by you")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -214,6 +215,28 @@ async def owned(admin_url: str) -> list:
     """coursedb's own view of the databases it made on the server at ``admin_url``."""
     async with databases.admin_connection(admin_url) as conn:
         return await databases.list_owned(conn)
+
+
+def wait_past_restart_grace(admin_url: str, limit: float = 30) -> None:
+    """Wait until sweeps act on this server: for a few seconds after a (re)start they leave
+    unlocked databases alone, while the owners' sessions come back (databases.RESTART_GRACE)."""
+
+    async def restarted() -> bool:
+        async with databases.admin_connection(admin_url) as conn:
+            return await databases.just_restarted(conn)
+
+    deadline = time.monotonic() + limit
+    while run(restarted()):
+        assert time.monotonic() < deadline, "the server stayed 'just restarted'"
+        time.sleep(0.2)
+
+
+async def lock_and_create(conn: asyncpg.Connection, name: str) -> None:
+    """What an owner does: take the lock its database's name encodes, then create it."""
+    from coursedb.keeper import OWNER_LOCKS, lock_key
+
+    assert await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, lock_key(name))
+    await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.template_name()}")
 
 
 async def database_names(admin_url: str) -> set[str]:

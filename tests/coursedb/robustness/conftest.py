@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cleanup, cli, make_home
+from tests.helpers import cleanup, cli, make_home, wait_past_restart_grace
 
 
 @dataclass
@@ -31,6 +31,8 @@ def srv():
     try:
         result = cli(path, "start")
         assert result.returncode == 0, result.stderr
-        yield Server(path, json.loads((path / "state.json").read_text())["admin_url"])
+        admin_url = json.loads((path / "state.json").read_text())["admin_url"]
+        wait_past_restart_grace(admin_url)
+        yield Server(path, admin_url)
     finally:
         cleanup(path)

@@ -93,7 +93,7 @@ def test_kernels_starting_at_the_same_instant_share_exactly_one_server(home):
             racer.stdout.close()
     # The racers exited normally: their databases went with them.
     left = run(owned(admin_url(home)))
-    assert [d.name for d in left] == [databases.TEMPLATE]
+    assert [d.name for d in left] == [databases.template_name()]
 
 
 TINY_TEST = """
@@ -139,7 +139,7 @@ def test_two_pytest_runs_started_together_share_one_server(home, workdir):
     assert {kind for _, kind in seen} == {"pytest"}
     assert len(postmasters(home)) == 1
     left = run(owned(admin_url(home)))
-    assert [d.name for d in left] == [databases.TEMPLATE]  # both dropped at exit
+    assert [d.name for d in left] == [databases.template_name()]  # both dropped at exit
 
 
 XDIST_TEST = """
