@@ -1,0 +1,496 @@
+# %% [markdown]
+# # 09 · Testing a web API on asyncpg
+#
+# **You will learn**
+# - how a web app owns its asyncpg pool: created in the app's *lifespan*, closed at shutdown;
+# - how to test it through HTTP with `httpx.AsyncClient` and `ASGITransport`: no server process, no port;
+# - how to hand the app the test's transaction, so every request sees the test's rows and all of it rolls back;
+# - what changes when the app really commits, and when you want that;
+# - how database errors should look to a client: a unique violation is a `409`, not a `500`;
+# - two ways to break all of this: a pool made on another event loop, and a request that commits.
+#
+# *About 20 minutes.*
+
+# %%
+from coursedb.notebook import setup
+
+db_url = setup()
+
+# %% [markdown]
+# ## The idea
+#
+# A web app on asyncpg creates **one pool when it starts** and lends a connection to each request. In
+# [Starlette](https://www.starlette.io) (and FastAPI, which is built on it) that happens in the
+# **lifespan**: code that runs once before the first request and once after the last.
+#
+# A test does not need a running server for that app. An ASGI app is an async function; httpx's
+# `ASGITransport` calls it directly, so `httpx.AsyncClient` speaks HTTP to the app in the same process and
+# on the same event loop as the test. The test runs the lifespan itself.
+#
+# The app below is the course's `shop` behind three routes. It reads its pool from `app.state.pool`,
+# and `create_app` either makes that pool in the lifespan (production) or takes one it is given (tests).
+
+# %%
+import asyncio
+import contextlib
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import coursedb
+import shop
+
+
+async def sign_up(request: Request) -> Response:
+    body = await request.json()
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        user_id = await shop.create_user(conn, body["email"], body["name"])
+    return JSONResponse({"id": user_id, "email": body["email"].lower()}, status_code=201)
+
+
+async def get_user(request: Request) -> Response:
+    async with request.app.state.pool.acquire() as conn:
+        user = await conn.fetchrow("SELECT id, email, name FROM users WHERE id = $1", request.path_params["user_id"])
+    if user is None:
+        return JSONResponse({"error": "no such user"}, status_code=404)
+    return JSONResponse(dict(user))
+
+
+async def count_users(request: Request) -> Response:
+    async with request.app.state.pool.acquire() as conn:
+        return JSONResponse({"users": await conn.fetchval("SELECT count(*) FROM users")})
+
+
+async def email_taken(request: Request, exc: shop.EmailTaken) -> Response:
+    return JSONResponse({"error": "email taken", "email": str(exc)}, status_code=409)
+
+
+ROUTES = [
+    Route("/users", sign_up, methods=["POST"]),
+    Route("/users/count", count_users),
+    Route("/users/{user_id:int}", get_user),
+]
+ERROR_HANDLERS = {shop.EmailTaken: email_taken}
+
+
+def create_app(dsn: str | None = None, *, pool=None, routes=(), exception_handlers=None) -> Starlette:
+    """The shop API. With `pool`, the app uses it and leaves it open (a test owns it); else the lifespan
+    creates a pool from `dsn` and closes it at shutdown. `routes` come first, before the shop's own."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if pool is not None:
+            app.state.pool = pool
+            yield
+            return
+        app.state.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=coursedb.init_connection)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    handlers = ERROR_HANDLERS if exception_handlers is None else exception_handlers
+    return Starlette(routes=[*routes, *ROUTES], exception_handlers=handlers, lifespan=lifespan)
+
+
+@contextlib.asynccontextmanager
+async def client_for(app: Starlette, raise_app_exceptions: bool = False):
+    """Run the app's lifespan, then talk HTTP to it in-process. Like a real server, an unhandled
+    exception becomes a 500 response, unless raise_app_exceptions lets it escape into the test."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            yield client
+
+
+# %% [markdown]
+# ## Live: the app with its own pool
+#
+# The production way: the lifespan creates the pool, the requests commit, shutdown closes the pool.
+# Three requests, then we look at what the server kept:
+
+# %%
+async with client_for(create_app(db_url)) as client:
+    created = await client.post("/users", json={"email": "Ada@Example.com", "name": "Ada"})
+    again = await client.post("/users", json={"email": "ada@example.com", "name": "Ada again"})
+    fetched = await client.get(f"/users/{created.json()['id']}")
+
+for response in (created, again, fetched):
+    print(response.request.method, response.request.url.path.replace(str(created.json()["id"]), "ID"),
+          "->", response.status_code, {k: v for k, v in response.json().items() if k != "id"})  # fmt: skip
+
+# %% [markdown]
+# A duplicate email is the client's mistake, so the API says `409 Conflict` with a body that says why.
+# That takes one exception handler: `shop.create_user` turns asyncpg's `UniqueViolationError` into
+# `shop.EmailTaken`, and `email_taken` turns that into the response.
+#
+# Everything was **committed**: the user is still there after the app shut down. Tests written like
+# this leave rows behind, so we remove them:
+
+# %%
+conn = await asyncpg.connect(db_url)
+print("users left behind:", await conn.fetchval("SELECT count(*) FROM users"))
+await coursedb.empty_tables(conn)
+await conn.close()
+
+# %% [markdown]
+# ## Tests: the app inside the test's transaction
+#
+# The app only ever calls `pool.acquire()`. Hand it an object whose `acquire()` lends the test's
+# own `db_conn` (notebook 03's Exercise 3.1), and every request runs inside the test's transaction:
+# it sees the rows the test made, the test sees the rows it made, and the rollback removes all of it.
+# The handler's `conn.transaction()` becomes a savepoint, so even a failing request leaves the test's
+# transaction usable.
+
+
+# %%
+class SharedConnection:
+    """Pool-shaped: acquire() lends the same connection every time and never closes it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        yield self.conn
+
+
+@pytest.fixture
+async def api(db_conn):
+    async with client_for(create_app(pool=SharedConnection(db_conn))) as client:
+        yield client
+
+
+# %%
+# %%ipytest
+
+
+async def test_sign_up_then_read_back(api, db_conn):
+    response = await api.post("/users", json={"email": "Ada@Example.com", "name": "Ada"})
+    assert response.status_code == 201
+    user_id = response.json()["id"]
+    assert await db_conn.fetchval("SELECT email FROM users WHERE id = $1", user_id) == "ada@example.com"
+    response = await api.get(f"/users/{user_id}")
+    assert response.json() == {"id": user_id, "email": "ada@example.com", "name": "Ada"}
+
+
+async def test_the_app_sees_rows_the_test_made(api, db_conn):
+    await shop.create_user(db_conn, "grace@example.com", "Grace")
+    assert (await api.get("/users/count")).json() == {"users": 1}
+
+
+async def test_a_duplicate_email_is_409_and_the_transaction_goes_on(api, db_conn):
+    await shop.create_user(db_conn, "ada@example.com", "Ada")
+    response = await api.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert response.status_code == 409
+    assert response.json() == {"error": "email taken", "email": "ADA@example.com"}
+    assert (await api.get("/users/count")).json() == {"users": 1}  # the savepoint kept the test usable
+
+
+async def test_nothing_was_left_behind(api):
+    assert (await api.get("/users/count")).json() == {"users": 0}
+
+
+# %% [markdown]
+# ### Pitfall: a unique violation that becomes a 500
+#
+# Without the exception handler, the duplicate sign-up is an unhandled exception: the client gets
+# `500 Internal Server Error`, monitoring pages someone, and the client cannot tell "your mistake"
+# from "our outage". The same test against the app without `ERROR_HANDLERS`:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_a_duplicate_email_without_a_handler(db_conn):
+    await shop.create_user(db_conn, "ada@example.com", "Ada")
+    async with client_for(create_app(pool=SharedConnection(db_conn), exception_handlers={})) as api:
+        response = await api.post("/users", json={"email": "ada@example.com", "name": "Ada again"})
+    assert response.status_code == 409
+
+
+# %% [markdown]
+# `assert 500 == 409`. Test the error paths through HTTP, with the status code *and* the body: that is
+# the contract a client relies on.
+#
+# ### Pitfall: a request that commits inside the test's transaction
+#
+# Older code sometimes manages its transaction with raw SQL. On its own connection that works. Inside the
+# test's transaction, `BEGIN` is only a warning (notebook 04) and `COMMIT` ends the **test's** transaction:
+# the rows become permanent. `db_conn` notices and fails the test:
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def sign_up_with_raw_sql(request: Request) -> Response:
+    body = await request.json()
+    async with request.app.state.pool.acquire() as conn:
+        await conn.execute("BEGIN")
+        user_id = await shop.create_user(conn, body["email"], body["name"])
+        await conn.execute("COMMIT")
+    return JSONResponse({"id": user_id}, status_code=201)
+
+
+async def test_sign_up_with_raw_sql(db_conn):
+    legacy = Route("/users", sign_up_with_raw_sql, methods=["POST"])
+    async with client_for(create_app(pool=SharedConnection(db_conn), routes=[legacy])) as api:
+        response = await api.post("/users", json={"email": "leak@example.com", "name": "Leak"})
+    assert response.status_code == 201
+
+
+# %% [markdown]
+# The test itself passed; the **teardown** failed, with the message `db_conn` gives when a test ended its
+# transaction. Use `async with conn.transaction():` in application code: a real transaction on a
+# connection of its own, a savepoint inside a test's.
+#
+# ## When the app must really commit: `db_committed`
+#
+# Some behaviour exists only after a real `COMMIT`: another connection seeing the row, two requests racing
+# (notebook 08), a notification being delivered (notebook 10). Then give the app the real pool through
+# `db_committed`; it empties the tables after the test. Slower (a `TRUNCATE` per test), so use it for
+# what needs it.
+
+# %%
+# %%ipytest
+
+
+async def test_a_committed_sign_up_is_visible_to_another_connection(db_committed):
+    async with client_for(create_app(pool=db_committed)) as api:
+        response = await api.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert response.status_code == 201
+    async with db_committed.acquire() as other:
+        assert await other.fetchval("SELECT name FROM users WHERE email = 'ada@example.com'") == "Ada"
+
+
+# %% [markdown]
+# ### Pitfall: the app's pool made on a different event loop
+#
+# An asyncpg connection belongs to the event loop it was opened on. A pool made in one place and used from
+# another loop breaks: an app started at import time, a pool in a session fixture with a different
+# loop scope than the tests, or, here, an app whose lifespan ran in this notebook's loop while
+# `%%ipytest` runs tests on a loop of its own (in another thread):
+
+# %%
+app_started_here = create_app(db_url)
+running_here = contextlib.AsyncExitStack()
+# The lifespan runs now, on the notebook's loop: the app's pool lives there.
+await running_here.enter_async_context(app_started_here.router.lifespan_context(app_started_here))
+
+# %% tags=["raises-exception"]
+# %%ipytest
+
+
+async def test_the_app_started_in_the_notebook():
+    transport = httpx.ASGITransport(app=app_started_here, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as api:
+        response = await api.get("/users/count")
+    assert response.status_code == 200
+
+
+# %% [markdown]
+# A `500`, and a connection the pool can no longer use. To see what the app hit, start a fresh one the same
+# way and send the same request from a new event loop in another thread, as `%%ipytest` does, this time
+# letting the exception out:
+
+
+# %%
+await running_here.aclose()  # shut the broken app down: its pool closes
+
+
+async def count_over_http(app: Starlette) -> int:
+    transport = httpx.ASGITransport(app=app)  # the app's exception escapes instead of a 500
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as api:
+        return (await api.get("/users/count")).status_code
+
+
+fresh_app = create_app(db_url)
+async with fresh_app.router.lifespan_context(fresh_app):  # the pool is made on the notebook's loop
+    try:
+        await asyncio.to_thread(asyncio.run, count_over_http(fresh_app))  # the request on a new loop
+    except (RuntimeError, asyncpg.InterfaceError) as exc:
+        while exc.__context__ is not None:  # the first error; giving the broken connection back fails too
+            exc = exc.__context__
+        print(type(exc).__name__, "... got Future ...", str(exc).rpartition("> ")[2])
+
+# %% [markdown]
+# Make the pool where the requests run: let the test run the lifespan (as `client_for` does) on the
+# test's loop, or hand the app a pool or connection from a fixture on that same loop.
+#
+# ## Exercise 9.1: an endpoint to cancel an order
+#
+# Write the handler `cancel_order_endpoint(request)` for `POST /orders/{order_id}/cancel`:
+#
+# | the order | status code | body |
+# |---|---|---|
+# | pending or paid: now cancelled | 200 | `{"id": <id>, "status": "cancelled"}` |
+# | shipped or already cancelled | 409 | `{"error": "order is shipped"}` (its status) |
+# | no such order | 404 | `{"error": "no such order"}` |
+#
+# The order id is `request.path_params["order_id"]`. Use the pool as the other handlers do, and no raw
+# `BEGIN`/`COMMIT`.
+
+
+# %% tags=["exercise"] exercise="9.1"
+# Exercise 9.1: an endpoint to cancel an order
+async def cancel_order_endpoint(request: Request) -> Response:
+    raise NotImplementedError("Exercise 9.1: try the UPDATE first; if it matched nothing, look up why (404 or 409)")
+
+
+# %% tags=["solution"] exercise="9.1"
+async def cancel_order_endpoint(request: Request) -> Response:
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        if cancelled is not None:
+            return JSONResponse({"id": order_id, "status": "cancelled"})
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+# %% tags=["checker", "raises-exception"] exercise="9.1"
+# %%ipytest
+
+
+@pytest.fixture
+async def orders_api(db_conn):
+    route = Route("/orders/{order_id:int}/cancel", cancel_order_endpoint, methods=["POST"])
+    app = create_app(pool=SharedConnection(db_conn), routes=[route])
+    async with client_for(app, raise_app_exceptions=True) as client:  # your exception, not a bare 500
+        yield client
+
+
+def answer(response: httpx.Response) -> tuple:
+    """Status code and body, the body parsed only if it is JSON."""
+    is_json = response.headers.get("content-type") == "application/json"
+    return response.status_code, response.json() if is_json else response.text
+
+
+@pytest.fixture
+async def place(db_conn):
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+
+    async def order_with(status: str) -> int:
+        return await shop.place_order(db_conn, user_id, "10.00", status)
+
+    return order_with
+
+
+@pytest.mark.parametrize("status", ["pending", "paid"])
+async def test_cancel_a_cancellable_order(orders_api, place, db_conn, status):
+    order_id = await place(status)
+    response = await orders_api.post(f"/orders/{order_id}/cancel")
+    assert answer(response) == (200, {"id": order_id, "status": "cancelled"})
+    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id) == "cancelled"
+
+
+@pytest.mark.parametrize("status", ["shipped", "cancelled"])
+async def test_an_order_that_cannot_be_cancelled_is_409(orders_api, place, db_conn, status):
+    order_id = await place(status)
+    response = await orders_api.post(f"/orders/{order_id}/cancel")
+    assert answer(response) == (409, {"error": f"order is {status}"})
+    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id) == status
+
+
+async def test_an_unknown_order_is_404(orders_api):
+    response = await orders_api.post("/orders/999999/cancel")
+    assert answer(response) == (404, {"error": "no such order"})
+
+
+async def test_cancelling_twice(orders_api, place):
+    order_id = await place("pending")
+    assert (await orders_api.post(f"/orders/{order_id}/cancel")).status_code == 200
+    assert (await orders_api.post(f"/orders/{order_id}/cancel")).status_code == 409
+
+
+# %% [markdown]
+# ## Exercise 9.2: a test that catches broken APIs
+#
+# Now the other side: write the test. `check_duplicate_sign_up(client)` gets an `httpx.AsyncClient` for an
+# app with **empty tables**. It must pass against the real app and fail (raise `AssertionError`) against
+# each broken one the checker builds: one that answers a duplicate with `500`, one that compares emails
+# case-sensitively, and one whose `409` has no JSON body saying `"email taken"`.
+# Sign up a user, then the same email with different capitals.
+
+
+# %% tags=["exercise"] exercise="9.2"
+# Exercise 9.2: a test that catches broken APIs
+async def check_duplicate_sign_up(client: httpx.AsyncClient) -> None:
+    raise NotImplementedError("Exercise 9.2: post two sign-ups, then assert on each status code and on the body")
+
+
+# %% tags=["solution"] exercise="9.2"
+async def check_duplicate_sign_up(client: httpx.AsyncClient) -> None:
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@Example.com", "name": "Ada again"})
+    assert second.status_code == 409
+    assert second.json()["error"] == "email taken"
+
+
+# %% tags=["checker", "raises-exception"] exercise="9.2"
+# %%ipytest
+
+
+async def sign_up_case_sensitive(request: Request) -> Response:
+    """Like sign_up, but stores the email as typed: ADA@example.com and ada@example.com both get in."""
+    body = await request.json()
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        try:
+            user_id = await conn.fetchval(
+                "INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", body["email"], body["name"]
+            )
+        except asyncpg.UniqueViolationError:
+            raise shop.EmailTaken(body["email"]) from None
+    return JSONResponse({"id": user_id, "email": body["email"]}, status_code=201)
+
+
+async def conflict_as_text(request: Request, exc: Exception) -> Response:
+    return Response("Conflict", status_code=409)
+
+
+BROKEN_APIS = {
+    "a duplicate answered with 500": {"exception_handlers": {}},
+    "emails compared case-sensitively": {"routes": [Route("/users", sign_up_case_sensitive, methods=["POST"])]},
+    "a 409 without the JSON error": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
+}
+
+
+async def test_passes_against_the_real_app(db_conn):
+    async with client_for(create_app(pool=SharedConnection(db_conn))) as client:
+        await check_duplicate_sign_up(client)
+
+
+@pytest.mark.parametrize("broken", BROKEN_APIS)
+async def test_fails_against_a_broken_app(db_conn, broken):
+    async with client_for(create_app(pool=SharedConnection(db_conn), **BROKEN_APIS[broken])) as client:
+        try:
+            await check_duplicate_sign_up(client)
+        except (AssertionError, ValueError):  # ValueError: a body that is not JSON
+            return
+    pytest.fail(f"check_duplicate_sign_up passed against an app with {broken}")
+
+
+# %% [markdown]
+# ## Key points
+#
+# - Create the app's pool in its lifespan, and let the test run the lifespan: everything on the test's loop.
+# - `httpx.AsyncClient(transport=httpx.ASGITransport(app=app))` tests the app through HTTP with no server.
+#   Set `raise_app_exceptions=False` to see what a client sees (a `500`), keep the default to see the exception.
+# - Hand the app the test's connection through a pool-shaped wrapper: requests see the test's rows, and the
+#   rollback removes theirs. Use `db_committed` only when the behaviour needs a real commit.
+# - Map database errors to status codes: a unique violation is the client's `409` with a body that says why, never a `500`.
+# - Application code opens transactions with `conn.transaction()`, never raw `BEGIN`/`COMMIT`: inside a test
+#   the raw `COMMIT` ends the test's transaction.
+# - A test of an API should fail against a broken API: check status codes *and* bodies, and the tricky input
+#   (here, an email in other capitals).
