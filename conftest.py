@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 import coursedb
+from coursedb.room import full_server_message
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,12 @@ def db_url() -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def db_pool(db_url):
-    pool = await asyncpg.create_pool(db_url, min_size=2, max_size=10, init=coursedb.init_connection)
+    # Two connections: enough to show concurrency and isolation, small enough for a room's shared
+    # server (coursedb/room.py: the budget per learner).
+    try:
+        pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2, init=coursedb.init_connection)
+    except asyncpg.TooManyConnectionsError as exc:
+        pytest.fail(f"coursedb: {full_server_message(exc)}", pytrace=False)
     yield pool
     await pool.close()
 

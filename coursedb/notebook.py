@@ -6,9 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from asyncpg import InvalidCatalogNameError
+from asyncpg import InvalidCatalogNameError, TooManyConnectionsError
 
-from . import database_url, hints, server
+from . import database_url, hints, room, server
 from .errors import CourseDBError
 
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
@@ -20,7 +20,12 @@ CI_VARIABLES = ("CI", "BUILD_NUMBER")
 
 def _show_course_error(shell, etype, value, tb, tb_offset=None):  # IPython's custom_exc signature
     # One readable sentence instead of a traceback through coursedb's internals.
-    message = str(value) if isinstance(value, CourseDBError) else hints.missing_database(value)
+    if isinstance(value, CourseDBError):
+        message = str(value)
+    elif room.full_server_error(value) is not None:  # a full room server: say so, whom to ask
+        message = room.full_server_message(value)
+    else:
+        message = hints.missing_database(value)
     if message is None:
         return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
     print(f"coursedb: {message}", file=sys.stderr)
@@ -43,7 +48,7 @@ def setup() -> str:
     ipytest.autoconfig(run_in_thread=True, raise_on_error=True, addopts=IPYTEST_ARGS, coverage=False)
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((CourseDBError, InvalidCatalogNameError), _show_course_error)
+        shell.set_custom_exc((CourseDBError, InvalidCatalogNameError, TooManyConnectionsError), _show_course_error)
     url = database_url()
     print("Ready: this notebook has its own database on the course's PostgreSQL server.")
     problem = hints.course_fixtures_problem(Path.cwd())

@@ -1,0 +1,225 @@
+"""A room on one server: the connection budget per learner, a full server that says so, sizing.
+
+A workshop room shares one PostgreSQL server (a ``COURSEDB_URL`` server, or one embedded server on a
+JupyterHub machine). Every learner's kernel costs that server connections, and the server has a fixed
+number of them (``max_connections``, 100 by default on PostgreSQL). So the course is built to a budget:
+
+    BUDGET = 4 connections per learner at any moment
+           = 1 session the kernel holds for as long as it lives (so the server can vouch for it)
+           + 1 the notebook's own demo connection or pool, between cells
+           + 2 a ``%%ipytest`` cell's ``db_pool`` (conftest.py: min_size=1, max_size=2)
+
+``tests/course/test_connection_budget.py`` runs every notebook in a real kernel and counts, from the
+server's own connection log, the most sessions that were open at once; ``benchmarks/room.py`` does
+the same for a room of N learners and stores the measured figures that ``python -m coursedb room N``
+turns into what a room needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+BUDGET = 4
+# db_pool in conftest.py: two connections are what a test needs to show concurrency and isolation.
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 2
+# Connections a room server needs beyond the learners': PostgreSQL's reserved superuser slots
+# (superuser_reserved_connections, 3 by default) and a few for the instructor's own sessions.
+SERVER_RESERVE = 3 + 5
+
+# SQLSTATE 53300: max_connections reached, a role's or a database's CONNECTION LIMIT reached,
+# or only the slots reserved for superusers are left. asyncpg raises TooManyConnectionsError.
+TOO_MANY_CONNECTIONS = "53300"
+
+RESULTS_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "room.json"
+
+
+# --- a full server says so ------------------------------------------------------------------
+
+
+def full_server_error(exc: BaseException | None) -> BaseException | None:
+    """The 'too many connections' error in ``exc`` or its causes, or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, asyncpg.TooManyConnectionsError) or getattr(exc, "sqlstate", None) == TOO_MANY_CONNECTIONS:
+            return exc
+        if isinstance(getattr(exc, "exceptions", None), (list, tuple)):  # an exception group (3.11+)
+            for inner in exc.exceptions:
+                found = full_server_error(inner)
+                if found is not None:
+                    return found
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def explain(exc: BaseException) -> str:
+    """What a notebook cell shows for a coursedb error or a refused connection: one sentence."""
+    return full_server_message(exc) if full_server_error(exc) is not None else str(exc)
+
+
+def full_server_message(exc: BaseException) -> str:
+    """One sentence for a refused connection: what happened, that it is the shared server, who can fix it."""
+    text = str(full_server_error(exc) or exc)
+    role = re.search(r'too many connections for role "([^"]+)"', text)
+    database = re.search(r'too many connections for database "([^"]+)"', text)
+    if role:
+        what = f"the role {role.group(1)} already has as many connections open as its CONNECTION LIMIT allows"
+        fix = f"ask the instructor to raise it (ALTER ROLE {role.group(1)} CONNECTION LIMIT ...)"
+    elif database:
+        what = f"the database {database.group(1)} already has as many connections open as its CONNECTION LIMIT allows"
+        fix = f"ask the instructor to raise it (ALTER DATABASE {database.group(1)} CONNECTION LIMIT ...)"
+    else:
+        what = "all of its connections are in use (max_connections is reached)"
+        fix = "ask the instructor to raise max_connections on that server or to shut down idle notebooks"
+    return (
+        f"The course's shared PostgreSQL server refused a new connection because {what}; "
+        f"this is the room's server, not your code: {fix}, then run this cell again."
+    )
+
+
+# --- counting connections from the server's own log -----------------------------------------
+
+# With log_connections and log_disconnections on, every session leaves two lines, in the order the
+# server saw them: "[pid] LOG:  connection authorized: user=... database=... application_name=..."
+# and "[pid] LOG:  disconnection: ...". Replaying them counts sessions exactly, however short.
+_AUTHORIZED = re.compile(r"\[(\d+)\][^\n]*?connection authorized: user=(\S+) database=(\S+)(?: application_name=(.*))?")
+_DISCONNECTED = re.compile(r"\[(\d+)\][^\n]*?disconnection: session time")
+LOG_SETTINGS = {"log_connections": "on", "log_disconnections": "on", "log_line_prefix": "'%m [%p] '"}
+
+
+async def enable_connection_log(admin_url: str) -> None:
+    """Make the server log every connection and disconnection (superuser; new sessions only)."""
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        for name, value in LOG_SETTINGS.items():
+            await conn.execute(f"ALTER SYSTEM SET {name} = {value}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+    # A session started after the postmaster re-read its configuration sees the new value.
+    for _ in range(100):
+        probe = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            if await probe.fetchval("SHOW log_disconnections") == "on":
+                return
+        finally:
+            await probe.close()
+    raise RuntimeError("the server did not pick up log_connections")
+
+
+@dataclass
+class Peaks:
+    """The most sessions open at once: on the whole server, and per group of databases."""
+
+    total: int = 0
+    groups: dict[str, int] = field(default_factory=dict)
+    sessions: int = 0  # sessions that started in the window
+    refused: int = 0  # connections refused with "too many clients" / CONNECTION LIMIT
+
+
+def connection_peaks(log_text: str, group_of=None) -> Peaks:
+    """Replay a server log; ``group_of(database, application_name)`` names a session's group (or None).
+
+    Sessions already open when the log text starts are not seen: start reading at a quiet moment.
+    """
+    open_now: dict[str, str | None] = {}
+    per_group: dict[str, int] = {}
+    peaks = Peaks()
+    for line in log_text.splitlines():
+        match = _AUTHORIZED.search(line)
+        if match:
+            pid, _user, database, app = match.groups()
+            group = group_of(database, (app or "").strip()) if group_of else None
+            open_now[pid] = group
+            peaks.sessions += 1
+            peaks.total = max(peaks.total, len(open_now))
+            if group is not None:
+                per_group[group] = per_group.get(group, 0) + 1
+                peaks.groups[group] = max(peaks.groups.get(group, 0), per_group[group])
+            continue
+        match = _DISCONNECTED.search(line)
+        if match and match.group(1) in open_now:
+            group = open_now.pop(match.group(1))
+            if group is not None:
+                per_group[group] -= 1
+            continue
+        if "too many clients already" in line or "too many connections for" in line or "slots are reserved" in line:
+            peaks.refused += 1
+    return peaks
+
+
+# --- the instructor's view ------------------------------------------------------------------
+
+
+async def headroom(admin_url: str) -> dict:
+    """max_connections, sessions in use, and how many more connections learners can open."""
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        max_connections = int(await conn.fetchval("SHOW max_connections"))
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+        used = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        per_db = await conn.fetch(
+            "SELECT datname, count(*) AS n FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND datname IS NOT NULL GROUP BY datname"
+        )
+    finally:
+        await conn.close()
+    return {
+        "max_connections": max_connections,
+        "reserved": reserved,
+        "used": int(used),
+        "headroom": max_connections - reserved - int(used),
+        "per_database": {row["datname"]: int(row["n"]) for row in per_db},
+    }
+
+
+def measured_figures(path: Path = RESULTS_FILE) -> dict:
+    """Per-learner figures from benchmarks/room.py's last run, or the course's design figures."""
+    figures = {"per_learner_connections": BUDGET, "per_learner_memory_mb": 40.0, "server_base_memory_mb": 150.0}
+    figures["source"] = "the course's design budget (run benchmarks/room.py for measured figures)"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return figures
+    measured = stored.get("figures") or {}
+    if measured.get("per_learner_connections"):
+        figures.update(measured)
+        figures["source"] = f"measured by benchmarks/room.py ({stored.get('measured', 'date unknown')})"
+    return figures
+
+
+def room_needs(learners: int, figures: dict | None = None) -> dict:
+    """Connections and memory a server needs for ``learners`` learners at once."""
+    figures = figures or measured_figures()
+    per_learner = max(int(figures["per_learner_connections"]), 1)
+    connections = learners * per_learner + SERVER_RESERVE
+    memory_mb = figures["server_base_memory_mb"] + learners * figures["per_learner_memory_mb"]
+    return {
+        "learners": learners,
+        "per_learner_connections": per_learner,
+        "connections": connections,
+        "max_connections": _round_up(connections, 10),
+        "memory_mb": round(memory_mb),
+        "source": figures["source"],
+    }
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def describe_needs(needs: dict) -> Iterable[str]:
+    yield (
+        f"A room of {needs['learners']} learners needs {needs['connections']} connections at most "
+        f"({needs['per_learner_connections']} per learner + {SERVER_RESERVE} reserved for superusers and you): "
+        f"set max_connections = {needs['max_connections']} or more."
+    )
+    yield f"Server memory: about {needs['memory_mb']} MB for PostgreSQL (shared buffers, one process per connection)."
+    yield f"Figures: {needs['source']}."

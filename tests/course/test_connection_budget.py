@@ -1,0 +1,89 @@
+"""Every notebook stays within the room's connection budget per learner (coursedb.room.BUDGET).
+
+Each notebook runs, solutions included, in a real kernel against a private server that logs every
+connection and disconnection; replaying that log counts the most sessions that were open at once,
+however briefly (counting, not sampling and not timing). The kernel is the only client of that
+server while it runs, so the server's peak is the learner's peak: its liveness session, the setup
+cell's admin connection, the notebook's own connections and every %%ipytest cell's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+import coursedb
+from coursedb import room
+from tests.helpers import cleanup, cli, env_for, make_home, settings_for
+
+try:
+    from coursebook import iter_notebooks
+except ImportError:  # before the notebook model lands: the built books
+    iter_notebooks = None
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def course_notebooks() -> list[tuple[str, object]]:
+    if iter_notebooks is not None:
+        return [(nb.stem, nb) for nb in iter_notebooks()]
+    return [(p.stem, p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+def full_notebook(notebook):
+    """The notebook as an instructor runs it: solutions included, so every checker opens its pools."""
+    if iter_notebooks is not None:
+        return notebook.source
+    import nbformat
+
+    return nbformat.read(notebook, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def logged_server():
+    """A private embedded server that logs every session: (home, admin_url, log path)."""
+    home = make_home()
+    try:
+        result = cli(home, "start")
+        assert result.returncode == 0, result.stderr
+        state = coursedb.status(settings_for(home))
+        asyncio.run(room.enable_connection_log(state["admin_url"]))
+        yield home, state["admin_url"], Path(state["log"])
+    finally:
+        cleanup(home)
+
+
+def run_and_count(home: Path, log: Path, nb) -> room.Peaks:
+    """Run `nb` in a fresh kernel on `home`'s server; the server's peak sessions while it ran."""
+    from nbclient import NotebookClient
+
+    start = log.stat().st_size
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    )
+    client.execute(env=env_for(home))  # raises CellExecutionError on any cell not tagged raises-exception
+    # The kernel drops its database as it exits: wait (bounded) until its last session has closed.
+    deadline = time.monotonic() + 20
+    while True:
+        text = log.read_bytes()[start:].decode(errors="replace")
+        peaks = room.connection_peaks(text)
+        still_open = text.count("connection authorized") - text.count("disconnection: session time")
+        if still_open <= 0 or time.monotonic() > deadline:
+            return peaks
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("notebook", [nb for _, nb in course_notebooks()], ids=[s for s, _ in course_notebooks()])
+def test_notebook_stays_within_the_connection_budget(logged_server, notebook):
+    home, _admin_url, log = logged_server
+    peaks = run_and_count(home, log, full_notebook(notebook))
+    print(f"peak connections: {peaks.total} ({peaks.sessions} sessions)")
+    assert peaks.sessions > 0, "the server logged no session: the count would prove nothing"
+    assert peaks.refused == 0
+    assert peaks.total <= room.BUDGET, (
+        f"this notebook had {peaks.total} connections open at once; the room budget is {room.BUDGET} per learner"
+    )

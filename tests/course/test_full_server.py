@@ -1,0 +1,84 @@
+"""A full room server says so: one sentence in the cell, never asyncpg's traceback.
+
+A stock PostgreSQL with a tiny max_connections plays the room's shared server; a real kernel
+runs notebook cells against it through COURSEDB_URL, as a learner in that room would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from coursedb import room
+from tests.helpers import ROOT, env_for
+from tests.helpers.system_postgres import available, system_postgres
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+SENTENCE = "The course's shared PostgreSQL server refused a new connection"
+
+
+def text_of(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append(output.get("text", ""))
+        parts.append(output.get("evalue", "") + "\n".join(output.get("traceback", [])))
+        parts.append(str(output.get("data", {}).get("text/plain", "")))
+    return "".join(parts)
+
+
+async def fill(url: str, keep: list) -> None:
+    """Open connections as the room's role until the server refuses one; keep them open."""
+    for _ in range(50):
+        try:
+            keep.append(await asyncpg.connect(url, timeout=10))
+        except asyncpg.TooManyConnectionsError:
+            return
+    raise AssertionError("the server never filled up")
+
+
+@pytest.mark.timeout(300)
+def test_a_full_server_is_one_sentence_in_plain_cells_and_in_ipytest(home):
+    cells = [
+        "from coursedb.notebook import setup\n\ndb_url = setup()",
+        "import asyncpg\n\nbig_pool = await asyncpg.create_pool(db_url, min_size=20, max_size=20)",
+        "conn = await asyncpg.connect(db_url)",  # run after the test filled every remaining slot
+        "%%ipytest\n\n\nasync def test_uses_the_pool(db_pool):\n    assert await db_pool.fetchval('SELECT 1') == 1",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    # 8 slots, 3 of them reserved for superusers: the room's role gets 5.
+    with system_postgres(max_connections=8) as pg:
+        env = env_for(home, COURSEDB_BACKEND="url", COURSEDB_URL=pg.room_url)
+        client = NotebookClient(
+            nb, timeout=120, kernel_name="python3", allow_errors=True,
+            resources={"metadata": {"path": str(ROOT / "notebooks")}},
+        )  # fmt: skip
+        held: list = []
+        loop = asyncio.new_event_loop()
+        try:
+            with client.setup_kernel(env=env):
+                client.execute_cell(nb.cells[0], 0)
+                assert "Ready" in text_of(nb.cells[0]), text_of(nb.cells[0])
+                client.execute_cell(nb.cells[1], 1)
+                loop.run_until_complete(fill(pg.room_url, held))
+                client.execute_cell(nb.cells[2], 2)
+                client.execute_cell(nb.cells[3], 3)
+        finally:
+            for conn in held:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(conn.close())
+            loop.close()
+    for index in (1, 2, 3):
+        text = text_of(nb.cells[index])
+        assert SENTENCE in text, (index, text)
+        assert "max_connections" in text and "instructor" in text, text
+        assert "asyncpg/" not in text and "asyncpg.exceptions" not in text, (index, text)  # no traceback through asyncpg
+    # Plain cells: only the sentence, as the custom exception handler prints it.
+    for index in (1, 2):
+        lines = [line for line in text_of(nb.cells[index]).splitlines() if line.strip()]
+        assert lines == [f"coursedb: {room.full_server_message(asyncpg.TooManyConnectionsError())}"], lines
