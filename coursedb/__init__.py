@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from . import databases, server
+from . import databases, room, server
 from .backends import ServerState
 from .codecs import init_connection
 from .errors import CourseDBError, reason
@@ -104,6 +104,8 @@ def database_url(settings: Settings | None = None) -> str:
         try:
             name = keeper.call(take(), TAKE_TIMEOUT)
         except databases.DB_ERRORS as exc:
+            if room.full_server_error(exc) is not None:
+                raise CourseDBError(room.full_server_message(exc)) from None
             raise CourseDBError(
                 f"The {state.backend} server is running but creating your database on it failed: {reason(exc)}"
             ) from None

@@ -1,11 +1,11 @@
-"""``python -m coursedb start|status|stop``."""
+"""``python -m coursedb start|status|stop``, and ``room N``: what a room of N learners needs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import backends, databases, server
+from . import backends, databases, room, server
 from .errors import CourseDBError
 from .settings import Settings, describe_url
 
@@ -24,6 +24,8 @@ def _print_status(info: server.Status) -> None:
     if info.error is not None:
         print(f"error:     could not list the databases: {info.error}")
         return
+    if info.connections is not None:
+        print(f"connections: {room.describe_headroom(info.connections)}")
     for note in info.notes:
         print(f"note:      {note}")
     print(f"databases: {len(info.databases)}")
@@ -54,7 +56,8 @@ def _describe(db: databases.OwnedDatabase) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursedb", description=__doc__)
-    parser.add_argument("command", choices=["start", "status", "stop"])
+    parser.add_argument("command", choices=["start", "status", "stop", "room"])
+    parser.add_argument("learners", nargs="?", type=int, default=30, help="room: how many learners (default 30)")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the server just restarted: {len(swept.postponed)} database(s) wait for their owners to return")
         elif args.command == "status":
             _print_status(server.status(Settings.from_env()))
+        elif args.command == "room":
+            for line in room.describe_needs(room.room_needs(args.learners)):
+                print(line)
         else:
             for line in server.stop():
                 print(line)

@@ -158,26 +158,28 @@ def connection_peaks(log_text: str, group_of=None) -> Peaks:
 # --- the instructor's view ------------------------------------------------------------------
 
 
-async def headroom(admin_url: str) -> dict:
+async def headroom(conn: asyncpg.Connection) -> dict:
     """max_connections, sessions in use, and how many more connections learners can open."""
-    conn = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        max_connections = int(await conn.fetchval("SHOW max_connections"))
-        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
-        used = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
-        per_db = await conn.fetch(
-            "SELECT datname, count(*) AS n FROM pg_stat_activity"
-            " WHERE backend_type = 'client backend' AND datname IS NOT NULL GROUP BY datname"
+    max_connections = int(await conn.fetchval("SHOW max_connections"))
+    reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+    used = int(  # every client session but the one asking
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
-    finally:
-        await conn.close()
+    )
     return {
         "max_connections": max_connections,
         "reserved": reserved,
-        "used": int(used),
-        "headroom": max_connections - reserved - int(used),
-        "per_database": {row["datname"]: int(row["n"]) for row in per_db},
+        "used": used,
+        "headroom": max(max_connections - reserved - used, 0),
     }
+
+
+def describe_headroom(info: dict) -> str:
+    return (
+        f"{info['used']} of max_connections {info['max_connections']} in use ({info['reserved']} reserved for "
+        f"superusers): room for {info['headroom']} more, about {info['headroom'] // BUDGET} more learners"
+    )
 
 
 def measured_figures(path: Path = RESULTS_FILE) -> dict:

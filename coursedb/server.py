@@ -12,7 +12,7 @@ from pathlib import Path
 
 import filelock
 
-from . import backends, databases
+from . import backends, databases, room
 from ._aio import run_sync
 from .backends import ServerState
 from .errors import CourseDBError, reason
@@ -33,6 +33,7 @@ class Status:
     databases: list[databases.OwnedDatabase] = field(default_factory=list)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    connections: dict | None = None  # coursedb.room.headroom(): max_connections, used, headroom
 
     @property
     def running(self) -> bool:
@@ -202,6 +203,7 @@ def status(settings: Settings | None = None) -> Status:
             stale = [d for d in info.databases if d.kind == "owner" and not d.locked]
             if stale and await databases.just_restarted(conn):
                 info.notes.append("the server restarted moments ago: unlocked databases wait for their owners")
+            info.connections = await room.headroom(conn)
 
     try:
         run_sync(look())

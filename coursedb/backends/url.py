@@ -10,7 +10,7 @@ import asyncio
 
 import asyncpg
 
-from .. import databases
+from .. import databases, room
 from .._aio import run_sync
 from ..errors import CourseDBError, reason
 from ..settings import Settings, describe_url
@@ -43,6 +43,8 @@ async def check_access(url: str) -> None:
             f"Cannot use COURSEDB_URL={shown}: {exc}. A PG* variable in your environment (PGTARGETSESSIONATTRS, "
             "PGSSLMODE...) may be meant for another server; unset it or override it in COURSEDB_URL."
         ) from None
+    except asyncpg.TooManyConnectionsError as exc:
+        raise CourseDBError(room.full_server_message(exc)) from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
     try:

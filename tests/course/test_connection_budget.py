@@ -49,9 +49,9 @@ def logged_server():
     try:
         result = cli(home, "start")
         assert result.returncode == 0, result.stderr
-        state = coursedb.status(settings_for(home))
-        asyncio.run(room.enable_connection_log(state["admin_url"]))
-        yield home, state["admin_url"], Path(state["log"])
+        state = coursedb.status(settings_for(home)).state
+        asyncio.run(room.enable_connection_log(state.admin_url))
+        yield home, state.admin_url, Path(state.log)
     finally:
         cleanup(home)
 
