@@ -33,7 +33,7 @@ import asyncio
 
 import asyncpg
 
-pool = await asyncpg.create_pool(db_url, min_size=2, max_size=5)
+pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
 
 
 def in_use(pool) -> int:
@@ -49,7 +49,7 @@ async with pool.acquire() as conn:
 print("after the block, in use:", in_use(pool))
 
 # %% [markdown]
-# ## 20 concurrent requests, at most 5 connections
+# ## 20 concurrent requests, at most 3 connections
 #
 # Each "request" borrows a connection, does a little work (`pg_sleep`) and reports which server
 # process served it: `pg_backend_pid()` is different for every connection.
@@ -66,8 +66,18 @@ pids = await asyncio.gather(*(handle_request(pool) for _ in range(20)))
 print(f"requests served: {len(pids)}, distinct connections: {len(set(pids))}, pool size now: {pool.get_size()}")
 
 # %% [markdown]
-# The pool grew from 2 to its maximum of 5 and the other 15 requests waited their turn.
-# As a test, with the course's `db_pool` fixture (`max_size=10`). The last assertion checks both bounds:
+# The pool grew from 1 to its maximum of 3 and the other 17 requests waited their turn.
+#
+# Every open connection is a process on the server, and a pool keeps what it opened until it is closed.
+# In a workshop the whole room shares one server (PostgreSQL allows 100 connections by default), so this
+# course keeps every learner within 4 connections at any moment, and closes a pool when it is done with it:
+
+# %%
+await pool.close()
+print("open after close():", pool.get_size())
+
+# %% [markdown]
+# As a test, with the course's `db_pool` fixture (`max_size=2`). The last assertion checks both bounds:
 # more than one connection (the requests really ran concurrently, not one by one) and no more than `max_size`.
 
 # %%
@@ -104,8 +114,9 @@ async def transfer(pool):
 # With a free connection to spare, this works:
 
 # %%
-await transfer(pool)
-print("transfer done, connections in use:", in_use(pool))
+async with asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool_of_two:
+    await transfer(pool_of_two)
+    print("transfer done, connections in use:", in_use(pool_of_two))
 
 # %% [markdown]
 # Now give it a pool with one connection (in production: `max_size` transfers at the same time).
@@ -246,7 +257,7 @@ async def test_find_email_returns_the_connection_after_an_error(db_pool):
 # transaction and runs a reset query. This is the query on this server:
 
 # %%
-async with pool.acquire() as conn:
+async with pool_of_one.acquire() as conn:
     print(conn.get_reset_query())
 
 # %% [markdown]
@@ -395,9 +406,6 @@ except asyncpg.InterfaceError as exc:
 # %% [markdown]
 # Use `close()` in normal teardown (wrapped in `asyncio.wait_for` if a leak must not hang you) and `terminate()`
 # when you know connections leaked, like the `lazy_pool` fixture above.
-
-# %%
-await pool.close()
 
 # %% [markdown]
 # ## Key points

@@ -10,36 +10,16 @@ cell's admin connection, the notebook's own connections and every %%ipytest cell
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from pathlib import Path
 
 import pytest
 
 import coursedb
+from coursebook import BOOK_DIR, iter_notebooks, notebook_client
 from coursedb import room
 from tests.helpers import cleanup, cli, env_for, make_home, settings_for
-
-try:
-    from coursebook import iter_notebooks
-except ImportError:  # before the notebook model lands: the built books
-    iter_notebooks = None
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def course_notebooks() -> list[tuple[str, object]]:
-    if iter_notebooks is not None:
-        return [(nb.stem, nb) for nb in iter_notebooks()]
-    return [(p.stem, p) for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-
-
-def full_notebook(notebook):
-    """The notebook as an instructor runs it: solutions included, so every checker opens its pools."""
-    if iter_notebooks is not None:
-        return notebook.source
-    import nbformat
-
-    return nbformat.read(notebook, as_version=4)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +38,8 @@ def logged_server():
 
 def run_and_count(home: Path, log: Path, nb) -> room.Peaks:
     """Run `nb` in a fresh kernel on `home`'s server; the server's peak sessions while it ran."""
-    from nbclient import NotebookClient
-
     start = log.stat().st_size
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    )
+    client = notebook_client(nb, cwd=BOOK_DIR)
     client.execute(env=env_for(home))  # raises CellExecutionError on any cell not tagged raises-exception
     # The kernel drops its database as it exits: wait (bounded) until its last session has closed.
     deadline = time.monotonic() + 20
@@ -77,10 +53,11 @@ def run_and_count(home: Path, log: Path, nb) -> room.Peaks:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("notebook", [nb for _, nb in course_notebooks()], ids=[s for s, _ in course_notebooks()])
+@pytest.mark.parametrize("notebook", list(iter_notebooks()), ids=lambda nb: nb.stem)
 def test_notebook_stays_within_the_connection_budget(logged_server, notebook):
     home, _admin_url, log = logged_server
-    peaks = run_and_count(home, log, full_notebook(notebook))
+    # The source, solutions included: a solved checker opens every pool it tests.
+    peaks = run_and_count(home, log, copy.deepcopy(notebook.source))
     print(f"peak connections: {peaks.total} ({peaks.sessions} sessions)")
     assert peaks.sessions > 0, "the server logged no session: the count would prove nothing"
     assert peaks.refused == 0
