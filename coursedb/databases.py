@@ -26,7 +26,7 @@ import asyncpg
 from .errors import CourseDBError
 from .keeper import OWNER_LOCKS, TEMPLATE_BUILD, lock_key
 from .migrate import migrate, schema_fingerprint
-from .settings import DB_PREFIX
+from .settings import DB_PREFIX, user_key
 
 TEMPLATE_PREFIX = DB_PREFIX + "template"
 CONNECT_TIMEOUT = 10
@@ -112,7 +112,7 @@ def owner_record(kind: str) -> dict:
         "kind": kind,
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "uid": os.getuid(),
+        "uid": user_key(),
         "cwd": os.getcwd(),
         "created": round(time.time()),
     }

@@ -49,7 +49,7 @@ class _Locked:
 
     def __init__(self, settings: Settings) -> None:
         # As root the server user must traverse home to reach data and binaries; nothing more.
-        secure_dir(settings.home, 0o711 if os.geteuid() == 0 else 0o700)
+        secure_dir(settings.home, 0o711 if hasattr(os, "geteuid") and os.geteuid() == 0 else 0o700)
         self.path = settings.home / "lock"
         self.lock = filelock.FileLock(self.path, timeout=LOCK_TIMEOUT, mode=0o600)
 
@@ -106,8 +106,7 @@ def ensure(settings: Settings | None = None) -> ServerState:
                     f"{article} {state.backend} server is already running for this user; "
                     f"run 'python -m coursedb stop' before switching to {wanted}."
                 )
-        backend = backends.choose(settings)
-        state = backend.start(settings)
+        backend, state = backends.start(settings)
         try:
             try:
                 run_sync(_prepare(state.admin_url))

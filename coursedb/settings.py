@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -13,6 +15,10 @@ from urllib.parse import urlsplit
 from .errors import CourseDBError
 
 BACKENDS = ("auto", "docker", "embedded", "url")
+# How clients reach the embedded server: a private Unix socket, or 127.0.0.1 with a password
+# (Windows has no Unix sockets for PostgreSQL; COURSEDB_TRANSPORT=tcp runs that path anywhere).
+TRANSPORTS = ("auto", "unix", "tcp")
+DEFAULT_PULL_TIMEOUT = 60.0  # seconds a first Docker image pull may take before auto uses the embedded server
 DEFAULT_IMAGE = "postgres:16-alpine"
 # Every database coursedb creates starts with this, so it never touches anything else.
 DB_PREFIX = "coursedb_"
@@ -25,6 +31,8 @@ class Settings:
     home: Path
     image: str
     port: int | None
+    transport: str = "unix"  # resolved: "unix" or "tcp"
+    pull_timeout: float = DEFAULT_PULL_TIMEOUT
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,12 +52,31 @@ class Settings:
         port = env.get("COURSEDB_PORT", "").strip() or None
         if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
             raise CourseDBError(f"COURSEDB_PORT={port!r} is not a TCP port number (1-65535).")
+        transport = env.get("COURSEDB_TRANSPORT", "auto").strip().lower() or "auto"
+        if transport not in TRANSPORTS:
+            raise CourseDBError(
+                f"COURSEDB_TRANSPORT={transport!r} is not one of {', '.join(TRANSPORTS)}; "
+                "unset it to let coursedb choose."
+            )
+        if transport == "auto":
+            transport = "unix" if unix_sockets() else "tcp"
+        elif transport == "unix" and not unix_sockets():
+            raise CourseDBError("COURSEDB_TRANSPORT=unix is not possible on Windows; unset it to use TCP on 127.0.0.1.")
+        pull = env.get("COURSEDB_PULL_TIMEOUT", "").strip() or None
+        try:
+            pull_timeout = float(pull) if pull is not None else DEFAULT_PULL_TIMEOUT
+        except ValueError:
+            pull_timeout = -1.0
+        if not 0 < pull_timeout < 86400:
+            raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={pull!r} is not a number of seconds (e.g. 60).")
         return cls(
             backend=backend,
             url=url,
             home=resolve_home(env.get("COURSEDB_HOME", "").strip()),
             image=env.get("COURSEDB_IMAGE", DEFAULT_IMAGE),
             port=int(port) if port else None,
+            transport=transport,
+            pull_timeout=pull_timeout,
         )
 
 
@@ -71,9 +98,50 @@ def resolve_home(value: str) -> Path:
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def unix_sockets() -> bool:
+    """Can clients reach PostgreSQL over a Unix socket here? Not on Windows."""
+    return os.name != "nt"
+
+
+def user_key() -> str:
+    """Who this user is on this machine: the uid where there is one, else the login name (Windows)."""
+    return str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+
+
 def default_home() -> Path:
     """One directory per machine and user: the shared server's state lives here."""
-    return Path(tempfile.gettempdir()) / f"coursedb-{os.getuid()}"
+    return Path(tempfile.gettempdir()) / f"coursedb-{user_key()}"
+
+
+def port_free(port: int) -> bool:
+    """Can a server listen on 127.0.0.1:``port``?"""
+    with socket.socket() as s:
+        if os.name != "nt":  # on Windows SO_REUSEADDR would let us bind a port someone else holds
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for a server that must not wait for COURSEDB_PORT."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_busy_message(port: int) -> str:
+    """The same sentence on every backend."""
+    return f"Port {port} (COURSEDB_PORT) is already in use; pick another port or unset COURSEDB_PORT."
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only this user may read (a password, for COURSEDB_PORT clients)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
 
 
 def describe_url(url: str) -> str:
@@ -127,6 +195,8 @@ def _unencoded_in_userinfo(url: str) -> list[str]:
 def secure_dir(path: Path, mode: int = 0o700) -> Path:
     """Create ``path`` owned by us with ``mode``; refuse one someone else could tamper with."""
     path.mkdir(mode=mode, parents=True, exist_ok=True)
+    if not hasattr(os, "getuid"):
+        return path  # Windows: the per-user temp directory is private already; no POSIX owner or mode bits
     st = path.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise CourseDBError(

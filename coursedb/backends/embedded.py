@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import pwd
 import re
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import psutil
 
 from ..errors import CourseDBError
-from ..settings import Settings, describe_url
+from ..settings import Settings, describe_url, free_port, port_busy_message, port_free, user_key, write_secret
 from .base import ServerState
+
+if TYPE_CHECKING:
+    import pwd  # POSIX only: imported where it is used, so coursedb imports on Windows
 
 NAME = "embedded"
 
@@ -34,6 +36,9 @@ SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it
 SUPERUSER = "postgres"
 SOCKET_PORT = 5432  # only names the Unix socket file unless COURSEDB_PORT is set
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes, its NUL included
+POSTGRES_NAMES = ("postgres", "postgres.exe")  # the server's process name on POSIX / Windows
+# PostgreSQL's fast shutdown; Windows has no SIGINT for other processes, SIGTERM ends it there.
+FAST_SHUTDOWN = signal.SIGTERM if os.name == "nt" else signal.SIGINT
 START_TIMEOUT = 30
 SERVER_OPTIONS = {
     # A throwaway test server: durability buys nothing and costs time.
@@ -94,8 +99,10 @@ def check_reachable(home: Path, user: pwd.struct_passwd | None) -> None:
 
 def run_as() -> pwd.struct_passwd | None:
     """The account the server runs as: None means 'as the current user'."""
-    if os.geteuid() != 0:
-        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None  # not root, or Windows (no root; PostgreSQL drops administrator rights itself)
+    import pwd
+
     try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
@@ -172,10 +179,13 @@ def postmaster_pid(data: Path) -> int | None:
     try:
         pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         proc = psutil.Process(pid)
-        if proc.name() != "postgres" or proc.status() == psutil.STATUS_ZOMBIE:
+        if proc.name() not in POSTGRES_NAMES or proc.status() == psutil.STATUS_ZOMBIE:
             return None
         spellings = _spellings(data)
-        if not spellings & set(proc.cmdline()) or proc.cwd() not in spellings:
+        if (
+            not spellings & {os.path.normcase(arg) for arg in proc.cmdline()}
+            or os.path.normcase(proc.cwd()) not in spellings
+        ):
             return None
         return pid
     except (OSError, IndexError, ValueError, psutil.Error):
@@ -183,18 +193,8 @@ def postmaster_pid(data: Path) -> int | None:
 
 
 def _spellings(data: Path) -> set[str]:
-    """``data`` as given and with symlinks resolved (macOS: /tmp is /private/tmp)."""
-    return {str(data), os.path.realpath(data)}
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    """``data`` as given and with symlinks resolved (macOS: /tmp is /private/tmp), in the case Windows compares."""
+    return {os.path.normcase(str(data)), os.path.normcase(os.path.realpath(data))}
 
 
 def _log_tail(log: Path) -> str:
@@ -223,11 +223,16 @@ def admin_url(home: Path, port: int | None = None) -> str:
 
 def tcp_url(home: Path, port: int) -> str:
     password = paths(home)["password"].read_text().strip()
-    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres?{CLIENT_OPTIONS}"
+    return f"postgresql://{SUPERUSER}:{quote(password, safe='')}@127.0.0.1:{port}/postgres?{CLIENT_OPTIONS}"
 
 
-def check_home(home: Path) -> None:
-    """Say what is wrong with a home PostgreSQL cannot use, before initdb or pg_ctl trip on it."""
+def check_home(home: Path, transport: str = "unix") -> None:
+    """Say what is wrong with a home PostgreSQL cannot use, before initdb or pg_ctl trip on it.
+
+    Only the Unix socket's directory goes into a server setting; TCP-only (Windows) needs neither check.
+    """
+    if transport != "unix":
+        return
     if any(c in str(home) for c in "'\"\\\n"):
         raise CourseDBError(
             f"COURSEDB_HOME={str(home)!r} contains a quote, backslash or newline, which PostgreSQL's "
@@ -238,7 +243,7 @@ def check_home(home: Path) -> None:
     if size > MAX_SOCKET_PATH:
         raise CourseDBError(
             f"COURSEDB_HOME={home} is too long: the server's Unix socket path would be {size} bytes, and the "
-            f"limit is {MAX_SOCKET_PATH}; set a shorter one, e.g. /tmp/coursedb-{os.getuid()}."
+            f"limit is {MAX_SOCKET_PATH}; set a shorter one, e.g. /tmp/coursedb-{user_key()}."
         )
 
 
@@ -255,11 +260,9 @@ def start(settings: Settings) -> ServerState:
     # postmaster.pid was deleted, or backends orphaned by a killed postmaster. They hold the
     # shared memory a new server needs, and no client can reach them any more: end them.
     _kill(data)
-    if settings.port is not None and not _port_free(settings.port):
-        raise CourseDBError(
-            f"Port {settings.port} (COURSEDB_PORT) is already in use; pick another port or unset COURSEDB_PORT."
-        )
-    check_home(home)
+    if settings.port is not None and not port_free(settings.port):
+        raise CourseDBError(port_busy_message(settings.port))
+    check_home(home, settings.transport)
     check_reachable(home, user)
     try:
         bin_dir = install(home, user)
@@ -275,7 +278,7 @@ def start(settings: Settings) -> ServerState:
             (data / "postmaster.pid").unlink(missing_ok=True)  # stale: postmaster_pid() said so
         _prepare_runtime(p, user)
         started = True
-        _pg_ctl_start(bin_dir, p, user, settings.port)
+        _pg_ctl_start(bin_dir, p, user, settings.port, settings.transport)
         pid = postmaster_pid(data)
         if pid is None:
             raise CourseDBError(
@@ -306,8 +309,7 @@ def _reason(exc: OSError) -> str:
 
 def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
     p["data"].mkdir(mode=0o700)
-    p["password"].write_text(secrets.token_urlsafe(18) + "\n")
-    p["password"].chmod(0o600)
+    write_secret(p["password"], secrets.token_urlsafe(18))
     pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: give it a copy it can read
     pwfile.write_text(p["password"].read_text())
     if user is not None:
@@ -339,10 +341,23 @@ def _prepare_runtime(p: dict[str, Path], user: pwd.struct_passwd | None) -> None
             os.chown(path, user.pw_uid, user.pw_gid)
 
 
-def _pg_ctl_start(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None, port: int | None) -> None:
+def _pg_ctl_start(
+    bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None, port: int | None, transport: str = "unix"
+) -> None:
+    if transport == "tcp" and port is None:
+        # TCP only (Windows, or COURSEDB_TRANSPORT=tcp): a free port now; a lost race is retried once.
+        try:
+            return _pg_ctl_start(bin_dir, p, user, free_port(), transport)
+        except _PortTaken:
+            return _pg_ctl_start(bin_dir, p, user, free_port(), transport)
     options = dict(SERVER_OPTIONS)
-    options["unix_socket_directories"] = f"'{p['socket']}'"
-    options["listen_addresses"] = "'127.0.0.1'" if port else "''"
+    if transport == "unix":
+        options["unix_socket_directories"] = _quoted(str(p["socket"]))
+        options["listen_addresses"] = "127.0.0.1" if port else _quoted("")
+    else:
+        options["listen_addresses"] = "127.0.0.1"
+        if os.name != "nt":  # Windows builds have no socket directory by default
+            options["unix_socket_directories"] = _quoted("")
     options["port"] = str(port or SOCKET_PORT)
     opts = " ".join(f"-c {k}={v}" for k, v in options.items())
     args = [str(bin_dir / "pg_ctl"), "-D", str(p["data"]), "-l", str(p["log"]), "-o", opts, "-w",
@@ -356,16 +371,29 @@ def _pg_ctl_start(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
     if result.returncode != 0:
         tail = _log_tail(p["log"])
         if "Address already in use" in tail or "could not bind" in tail:
-            raise CourseDBError(f"Port {port} is already in use; pick another COURSEDB_PORT or unset it.")
+            raise _PortTaken(port_busy_message(port or SOCKET_PORT))
         raise CourseDBError(f"The embedded PostgreSQL server did not start: {tail}. Full log: {p['log']}")
+
+
+class _PortTaken(CourseDBError):
+    """Someone took the port between our check and the server's bind."""
+
+
+def _quoted(value: str) -> str:
+    """A value inside pg_ctl's -o string: pg_ctl hands that string to /bin/sh, on Windows to cmd.exe."""
+    return f'"{value}"' if os.name == "nt" else "'" + value.replace("'", "'\\''") + "'"
 
 
 def _record(settings: Settings, pid: int, adopted: bool = False) -> ServerState:
     p = paths(settings.home)
-    port, tcp = _listening(p["data"])
+    port, unix, tcp = _listening(p["data"])
+    if not unix and not tcp:
+        raise CourseDBError(f"The embedded server in {p['data']} listens nowhere; run 'python -m coursedb stop'.")
+    # Over its Unix socket where it has one and we may use it; else 127.0.0.1 with the password.
+    use_unix = unix and (settings.transport == "unix" or not tcp)
     return ServerState(
         backend=NAME,
-        admin_url=admin_url(settings.home, port),
+        admin_url=admin_url(settings.home, port) if use_unix else tcp_url(settings.home, port),
         home=str(settings.home),
         pid=pid,
         port=port if tcp else None,
@@ -376,13 +404,14 @@ def _record(settings: Settings, pid: int, adopted: bool = False) -> ServerState:
     )
 
 
-def _listening(data: Path) -> tuple[int, bool]:
-    """(port, listens on TCP too) of the running server, from its PID file."""
+def _listening(data: Path) -> tuple[int, bool, bool]:
+    """(port, has a Unix socket, listens on TCP) of the running server, from its PID file."""
     try:
         lines = (data / "postmaster.pid").read_text().splitlines()
-        return int(lines[3]), bool(lines[5].strip())  # line 4: port, line 6: TCP listen address
+        # line 4: port, line 5: first socket directory, line 6: first TCP listen address
+        return int(lines[3]), bool(lines[4].strip()), bool(lines[5].strip())
     except (OSError, IndexError, ValueError):
-        return SOCKET_PORT, False
+        return SOCKET_PORT, True, False
 
 
 def alive(state: ServerState) -> bool:
@@ -397,11 +426,11 @@ def server_processes(data: Path) -> list[psutil.Process]:
     """
     found = []
     for proc in psutil.process_iter(["name", "cmdline", "status"]):
-        if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+        if proc.info["name"] not in POSTGRES_NAMES or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue  # a zombie is dead already; only its parent (or init) can reap it
         cmd = proc.info["cmdline"] or []
         try:
-            here = str(data) in cmd or proc.cwd().removesuffix(" (deleted)") in _spellings(data)
+            here = str(data) in cmd or os.path.normcase(proc.cwd().removesuffix(" (deleted)")) in _spellings(data)
         except psutil.Error:
             continue
         if here:
@@ -417,7 +446,7 @@ def _kill(data: Path, wait: float = 10.0) -> None:
         try:
             if proc.pid in postmasters:
                 procs.extend(c for c in proc.children(recursive=True) if c not in procs)
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(FAST_SHUTDOWN)
             elif proc.ppid() not in postmasters:
                 proc.send_signal(signal.SIGTERM)  # orphaned: its postmaster was killed
         except psutil.NoSuchProcess:
@@ -473,7 +502,9 @@ def stop(settings: Settings, state: ServerState | None, keep_files: bool = False
 
 
 def describe(state: ServerState) -> list[tuple[str, str]]:
-    lines = [("data", state.data or "?"), ("log", state.log or "?")]
-    if state.tcp_url:
-        lines.insert(0, ("tcp url", f"{describe_url(state.tcp_url)}  (password in {state.home}/password)"))
-    return lines
+    tcp = state.tcp_url or (state.admin_url if "@127.0.0.1:" in state.admin_url else None)
+    return [
+        ("server", f"pid {state.pid}, data in {state.data}"),
+        ("tcp url", f"{describe_url(tcp)}  (password in {state.home}/password)" if tcp else "none (set COURSEDB_PORT)"),
+        ("log", state.log or "?"),
+    ]

@@ -7,6 +7,7 @@ user's databases and those of ended owners, never one a live owner elsewhere use
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -107,4 +108,9 @@ async def _drop_unused(admin_url: str, shown: str) -> list[str]:
 
 
 def describe(state: ServerState) -> list[tuple[str, str]]:
-    return []
+    where = urlsplit(state.admin_url)
+    return [
+        ("server", f"{where.hostname or 'local socket'}:{where.port or 5432}, from COURSEDB_URL (its owner runs it)"),
+        ("tcp url", f"{describe_url(state.admin_url)}  (password in COURSEDB_URL)"),
+        ("log", "kept by whoever runs that server"),
+    ]
