@@ -1,0 +1,122 @@
+"""Every learner's laptop: what Windows and macOS need, run here on Linux.
+
+Windows has no ``pwd``, ``grp``, ``fcntl`` or ``os.getuid``, and PostgreSQL there has no Unix socket:
+coursedb must import without them and run the embedded server on 127.0.0.1 with a password.
+``COURSEDB_TRANSPORT=tcp`` selects that TCP-only path on any system, so it is tested here; GitHub
+Actions runs the whole course on macos-14 and windows-latest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT, assert_one_line_error, cli, env_for, fetch, run
+
+# Blocks what Windows lacks, then imports everything a kernel, the CLI and the fixtures import,
+# and reads the settings (the default home is per user there too, without os.getuid).
+WINDOWS_LIKE = r"""
+import os, sys
+
+class NotHere:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("pwd", "grp", "fcntl"):
+            raise ImportError(f"No module named {name!r} (as on Windows)")
+
+sys.meta_path.insert(0, NotHere())
+for name in ("pwd", "grp", "fcntl"):
+    sys.modules.pop(name, None)
+for name in ("getuid", "geteuid", "getgid"):
+    if hasattr(os, name):
+        delattr(os, name)
+
+import coursedb, coursedb.__main__, coursedb.notebook, coursedb.backends.embedded, coursedb.backends.docker
+from coursedb.settings import Settings
+home = Settings.from_env({"USER": "learner", "USERNAME": "learner"}).home
+print(home.name, sorted(m for m in ("pwd", "grp", "fcntl") if m in sys.modules))
+"""
+
+
+def test_coursedb_imports_without_pwd_grp_fcntl_or_getuid():
+    env = env_for(ROOT, USER="learner", LOGNAME="learner", COURSEDB_HOME=None)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", WINDOWS_LIKE], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["coursedb-learner", "[]"]
+
+
+def test_the_transport_setting_is_checked(home):
+    result = cli(home, "start", COURSEDB_TRANSPORT="pipe")
+    assert_one_line_error(result, "COURSEDB_TRANSPORT='pipe' is not one of auto, unix, tcp")
+    result = cli(home, "start", COURSEDB_PULL_TIMEOUT="soon")
+    assert_one_line_error(result, "COURSEDB_PULL_TIMEOUT='soon' is not a number of seconds")
+
+
+# A process of its own: its database lives as long as it does.
+COUNT_USERS = """
+import asyncio, asyncpg, coursedb
+async def main():
+    conn = await asyncpg.connect(coursedb.database_url())
+    print(await conn.fetchval("SELECT count(*) FROM users"))
+    await conn.close()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_a_home_with_spaces_in_its_path(home, transport):
+    spaced = home / "my course files"
+    spaced.mkdir(mode=0o711)
+    try:
+        result = cli(spaced, "start", COURSEDB_TRANSPORT=transport)
+        assert result.returncode == 0, result.stderr
+        query = subprocess.run(
+            [sys.executable, "-c", COUNT_USERS],
+            env=env_for(spaced, COURSEDB_TRANSPORT=transport),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert query.returncode == 0, query.stderr
+        assert query.stdout.strip() == "0"
+    finally:
+        assert cli(spaced, "stop").returncode == 0
+
+
+def test_tcp_only_mode_listens_on_loopback_with_a_password_and_no_socket(home):
+    result = cli(home, "start", COURSEDB_TRANSPORT="tcp")
+    assert result.returncode == 0, result.stderr
+    state = json.loads((home / "state.json").read_text())
+    password = (home / "password").read_text().strip()
+    assert state["admin_url"].startswith(f"postgresql://postgres:{password}@127.0.0.1:")
+    pidfile = (home / "data" / "postmaster.pid").read_text().splitlines()
+    assert pidfile[4].strip() == "" and pidfile[5].strip() == "127.0.0.1"  # no socket directory; TCP on loopback
+    assert list((home / "run").glob(".s.PGSQL.*")) == []
+    port = state["admin_url"].rsplit(":", 1)[1].split("/")[0]
+    with pytest.raises(Exception, match="password"):
+        run(fetch(f"postgresql://postgres@127.0.0.1:{port}/postgres", "SELECT 1"))
+    status = cli(home, "status", COURSEDB_TRANSPORT="tcp").stdout
+    assert f"tcp url:   postgresql://postgres:***@127.0.0.1:{port}/postgres  (password in {home}/password)" in status
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_reference_suite_passes_in_tcp_only_mode(home):
+    """The Windows code path end to end: the reference suite's fixtures on a TCP-only server."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval", "tests/reference"],
+        env={**env_for(home, COURSEDB_TRANSPORT="tcp"), "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "")},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout.strip().splitlines()[-1]
+    assert json.loads((home / "state.json").read_text())["admin_url"].startswith("postgresql://postgres:")
