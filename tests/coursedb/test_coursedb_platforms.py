@@ -105,7 +105,6 @@ def test_tcp_only_mode_listens_on_loopback_with_a_password_and_no_socket(home):
     assert f"tcp url:   postgresql://postgres:***@127.0.0.1:{port}/postgres  (password in {home}/password)" in status
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_reference_suite_passes_in_tcp_only_mode(home):
     """The Windows code path end to end: the reference suite's fixtures on a TCP-only server."""
