@@ -82,7 +82,7 @@ def finish(name: str, document: dict, summary: dict, write: bool = True) -> None
 
 
 # As root the server runs as the 'coursedb' system user, which must traverse the home.
-_HOME_MODE = 0o711 if os.geteuid() == 0 else 0o700
+_HOME_MODE = 0o711 if hasattr(os, "geteuid") and os.geteuid() == 0 else 0o700
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ def make_home() -> Path:
     0711: as root the server runs as the 'coursedb' system user, which must be able to
     enter the home (not list it), exactly as it can enter /tmp/coursedb-0.
     """
-    home = Path(tempfile.mkdtemp(prefix="cdb", dir="/tmp"))
+    home = Path(tempfile.mkdtemp(prefix="cdb", dir="/tmp" if os.path.isdir("/tmp") else None))  # Windows: %TEMP%
     home.chmod(0o711)
     return home
 

@@ -11,12 +11,25 @@ by pytest-timeout.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import cleanup, cli, make_home, wait_past_restart_grace
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The faults injected here are POSIX ones (SIGKILL/SIGSTOP, chmod, a root-run server user). On Windows
+    # the laptops job checks the course itself; these run on Linux and macOS.
+    if os.name != "nt":
+        return
+    here = Path(__file__).parent
+    skip = pytest.mark.skip(reason="POSIX fault injection (signals, file modes); runs on Linux and macOS")
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(skip)
 
 
 @dataclass
