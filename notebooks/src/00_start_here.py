@@ -139,7 +139,7 @@ async def test_arithmetic_is_broken(db_conn):
 # `Runner.run() cannot be called from a running event loop`.
 
 # %% [markdown]
-# ## Exercise 0.1: your first query function
+# ## Exercise 0.1: your first query function (warm-up)
 #
 # Write `count_users(conn)` so that it returns how many rows the `users` table has, as an `int`.
 # Run the cell, then run the checker below it. The checker stays red until your function works.
@@ -148,7 +148,7 @@ async def test_arithmetic_is_broken(db_conn):
 # %% tags=["exercise"] exercise="0.1"
 # Exercise 0.1: count the users
 async def count_users(conn) -> int:
-    raise NotImplementedError("Exercise 0.1: return the number of rows in users (hint: conn.fetchval)")
+    raise NotImplementedError("Exercise 0.1: return the number of rows in users")
 
 
 # %% tags=["solution"] exercise="0.1"
@@ -158,21 +158,112 @@ async def count_users(conn) -> int:
 
 # %% tags=["checker", "raises-exception"] exercise="0.1"
 # %%ipytest
+import inspect
+
+import pytest
+
+
+async def counted(conn) -> int:
+    result = await count_users(conn)
+    if inspect.iscoroutine(result):
+        result.close()
+        pytest.fail("count_users returned a coroutine: a query inside it was not awaited", pytrace=False)
+    assert isinstance(result, int), f"count_users returned {result!r}, not an int: which fetch method gives one value?"
+    return result
 
 
 async def test_count_users_on_an_empty_table(db_conn):
-    assert await count_users(db_conn) == 0
+    assert await counted(db_conn) == 0
 
 
 async def test_count_users_counts_new_rows(db_conn):
     await db_conn.execute("INSERT INTO users (email, name) VALUES ('a@example.com', 'A'), ('b@example.com', 'B')")
-    result = await count_users(db_conn)
-    assert result == 2
-    assert isinstance(result, int)
+    result = await counted(db_conn)
+    assert result == 2, f"with 2 users in the table, count_users returned {result}"
+
+
+# %% [markdown] tags=["hint"] exercise="0.1"
+# <details><summary>Hint 1</summary>
+#
+# `conn.fetchval(sql)` runs a query and returns one value: the first column of the first row.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# SQL counts rows with `SELECT count(*) FROM users`. Every query is a coroutine: `return await conn.fetchval(...)`.
+# </details>
 
 
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 0.2: add a user, whatever their name (a step further)
+#
+# asyncpg takes the values of a query as extra arguments, numbered `$1`, `$2`, … in the SQL:
+# `await conn.fetchval("SELECT $1::int + 1", 41)` returns `42`. Write `add_user(conn, email, name)`: it inserts a
+# user and returns the new row's `id`, which the server generates. People's names contain quotes
+# (`Miles O'Brien`), and that must work too.
+
+
+# %% tags=["exercise"] exercise="0.2"
+# Exercise 0.2: add a user, return the new id
+async def add_user(conn, email: str, name: str) -> int:
+    raise NotImplementedError("Exercise 0.2: insert the user and return the id the server gave the new row")
+
+
+# %% tags=["solution"] exercise="0.2"
+async def add_user(conn, email: str, name: str) -> int:
+    return await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name)
+
+
+# %% tags=["checker", "raises-exception"] exercise="0.2"
+# %%ipytest
+import asyncpg
+import pytest
+
+
+async def added(conn, email: str, name: str) -> int:
+    try:
+        user_id = await add_user(conn, email, name)
+    except asyncpg.PostgresSyntaxError:
+        hint = f"the name {name!r} broke the SQL: pass values as query arguments, never inside the SQL text"
+        pytest.fail(hint, pytrace=False)
+    assert isinstance(user_id, int), f"add_user returned {user_id!r}: return the new row's id, an int"
+    row_id = await conn.fetchval("SELECT id FROM users WHERE email = $1", email)
+    assert row_id is not None, f"add_user returned, but there is no user {email} in the table"
+    assert user_id == row_id, f"add_user returned {user_id}, but the new row's id is {row_id}"
+    return user_id
+
+
+async def test_add_user_returns_the_new_id(db_conn):
+    await added(db_conn, "ada@example.com", "Ada")
+
+
+async def test_two_users_get_two_ids(db_conn):
+    first = await added(db_conn, "ada@example.com", "Ada")
+    second = await added(db_conn, "alan@example.com", "Alan")
+    assert first != second
+
+
+async def test_a_name_with_a_quote(db_conn):
+    await added(db_conn, "miles@example.com", "Miles O'Brien")
+    assert await db_conn.fetchval("SELECT name FROM users WHERE email = 'miles@example.com'") == "Miles O'Brien"
+
+
+# %% [markdown] tags=["hint"] exercise="0.2"
+# <details><summary>Hint 1</summary>
+#
+# Never paste values into the SQL text (an f-string breaks on `O'Brien`, and worse). Write `$1` and `$2` where
+# the values go, and pass `email, name` after the SQL.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `INSERT … RETURNING id` makes an insert return the new row's id, so `fetchval` can hand it to you:
+# `INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id`.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %% [markdown]
 # ## Resetting

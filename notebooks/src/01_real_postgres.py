@@ -266,7 +266,7 @@ except ValueError as exc:
     print(exc)
 
 # %% [markdown]
-# ## Exercise 1.1: a URL asyncpg accepts
+# ## Exercise 1.1: a URL asyncpg accepts (warm-up)
 #
 # Settings often arrive in SQLAlchemy form: `postgresql+psycopg2://…`, `postgresql+asyncpg://…`.
 # Write `asyncpg_dsn(url)` that returns the same URL with the driver part removed, and leaves plain
@@ -277,7 +277,7 @@ except ValueError as exc:
 # %% tags=["exercise"] exercise="1.1"
 # Exercise 1.1: a URL asyncpg accepts
 def asyncpg_dsn(url: str) -> str:
-    raise NotImplementedError("Exercise 1.1: keep only the part of the scheme before '+' (hint: url.partition('://'))")
+    raise NotImplementedError("Exercise 1.1: return the URL without the '+driver' part of its scheme")
 
 
 # %% tags=["solution"] exercise="1.1"
@@ -290,19 +290,43 @@ def asyncpg_dsn(url: str) -> str:
 # %%ipytest
 import pytest
 
+CASES = {  # id: (url, what asyncpg_dsn must return, the rule this case checks)
+    "psycopg2": (
+        "postgresql+psycopg2://test:secret@localhost:55432/shop",
+        "postgresql://test:secret@localhost:55432/shop",
+        "drop '+psycopg2' and keep everything else",
+    ),
+    "asyncpg": (
+        "postgresql+asyncpg://app@db:5432/prod?sslmode=require",
+        "postgresql://app@db:5432/prod?sslmode=require",
+        "the rest stays as it is, the query string too",
+    ),
+    "psycopg3": (
+        "postgresql+psycopg://app@db/prod",
+        "postgresql://app@db/prod",
+        "any driver after '+', not only psycopg2 and asyncpg",
+    ),
+    "pg8000": (
+        "postgresql+pg8000://app@db/prod",
+        "postgresql://app@db/prod",
+        "any driver after '+', not only psycopg2 and asyncpg",
+    ),
+    "postgres-scheme": ("postgres://app@db/prod", "postgres://app@db/prod", "a URL without a driver stays as it is"),
+    "plus-in-password": (
+        "postgresql://u:p+q@h/d",
+        "postgresql://u:p+q@h/d",
+        "a '+' after '://' is part of the password, not of the scheme",
+    ),
+}
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("postgresql+psycopg2://test:secret@localhost:55432/shop", "postgresql://test:secret@localhost:55432/shop"),
-        ("postgresql+asyncpg://app@db:5432/prod?sslmode=require", "postgresql://app@db:5432/prod?sslmode=require"),
-        ("postgres://app@db/prod", "postgres://app@db/prod"),
-        ("postgresql://u:p+q@h/d", "postgresql://u:p+q@h/d"),
-    ],
-    ids=["psycopg2", "asyncpg", "postgres-scheme", "plus-in-password"],
-)
-def test_asyncpg_dsn_drops_only_the_driver(url, expected):
-    assert asyncpg_dsn(url) == expected
+
+@pytest.mark.parametrize(("url", "expected", "rule"), CASES.values(), ids=CASES.keys())
+def test_asyncpg_dsn_drops_only_the_driver(url, expected, rule):
+    got = asyncpg_dsn(url)
+    if got != expected:
+        shown = "it unchanged" if got == url else repr(got)
+        why = "the scheme is gone" if "://" not in str(got) else rule
+        pytest.fail(f"asyncpg_dsn({url!r}) returned {shown}, expected {expected!r}: {why}", pytrace=False)
 
 
 def test_asyncpg_dsn_of_a_container_url():
@@ -318,8 +342,103 @@ async def test_asyncpg_connects_with_the_result(db_url):
         await connection.close()
 
 
+# %% [markdown] tags=["hint"] exercise="1.1"
+# <details><summary>Hint 1</summary>
+#
+# Only the scheme, the part before `://`, has a driver in it. Split the URL there first, and leave the rest alone:
+# a password may contain a `+` too.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `url.partition("://")` gives `(scheme, "://", rest)`; `scheme.split("+")[0]` is the scheme without its driver.
+# </details>
+
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 1.2: the handler, fixed (stretch)
+#
+# `get_user_email` at the top of this notebook failed on the real server because the id from the URL path is a
+# `str`. Write `email_or_none(conn, user_id)` for that handler: `user_id` is the text from the path. Return the
+# user's email, or `None` when no user has that id. An id that no user can have, such as `"abc"`, `"4.2"` or
+# `"99999999999"`, also gives `None`. Any other error (a closed connection, say) must still reach the caller.
+
+
+# %% tags=["exercise"] exercise="1.2"
+# Exercise 1.2: the handler, fixed
+async def email_or_none(conn, user_id: str) -> str | None:
+    raise NotImplementedError("Exercise 1.2: turn the text into an id the server accepts, or give up with None")
+
+
+# %% tags=["solution"] exercise="1.2"
+INT4 = range(-(2**31), 2**31)  # the values an integer column can hold
+
+
+async def email_or_none(conn, user_id: str) -> str | None:
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if number not in INT4:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+# %% tags=["checker", "raises-exception"] exercise="1.2"
+# %%ipytest
+import asyncpg
+import pytest
+
+
+async def test_a_numeric_id_finds_the_user(db_conn):
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (42, 'ada@example.com', 'Ada')")
+    try:
+        email = await email_or_none(db_conn, "42")
+    except asyncpg.DataError:
+        hint = "the id arrives as the str '42' and the id column is an integer: convert it before the query"
+        pytest.fail(hint, pytrace=False)
+    assert email == "ada@example.com", f"email_or_none(conn, '42') returned {email!r}, expected 'ada@example.com'"
+    assert await email_or_none(db_conn, "43") is None, "no user has the id 43: expected None"
+
+
+@pytest.mark.parametrize("user_id", ["abc", "4.2", "", "99999999999", "-99999999999"])
+async def test_an_id_no_user_can_have_gives_none(db_conn, user_id):
+    try:
+        result = await email_or_none(db_conn, user_id)
+    except asyncpg.DataError as exc:  # a ValueError too, so it goes first
+        hint = f"{user_id!r} is outside the range of the integer id column, so asyncpg refused to send it ({exc})"
+        pytest.fail(hint + ": no user can have that id, return None", pytrace=False)
+    except ValueError:
+        pytest.fail(f"{user_id!r} is not a number: return None instead of raising ValueError", pytrace=False)
+    assert result is None, f"email_or_none(conn, {user_id!r}) returned {result!r}, expected None"
+
+
+async def test_other_errors_reach_the_caller(db_url):
+    closed = await asyncpg.connect(db_url)
+    await closed.close()
+    try:
+        result = await email_or_none(closed, "42")
+    except asyncpg.InterfaceError:
+        return
+    hint = f"on a closed connection email_or_none returned {result!r}: only an id no user can have means None"
+    pytest.fail(hint + "; other errors must reach the caller", pytrace=False)
+
+
+# %% [markdown] tags=["hint"] exercise="1.2"
+# <details><summary>Hint 1</summary>
+#
+# Two kinds of text cannot be an id: text that is not a whole number (`int()` raises `ValueError`), and numbers
+# too big or too small for the column. Which type does the server report for `$1`? (The `prepare` cell above.)
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `int4` holds `-2**31` up to `2**31 - 1`. Catch only `ValueError` around `int(user_id)`, return `None` outside
+# that range, and let the query's own errors through.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

@@ -213,7 +213,7 @@ async def test_in_use_count_check_catches_the_leak(lazy_pool):
 # A test is only worth having if it can fail when the code is wrong.
 
 # %% [markdown]
-# ## Exercise 2.1: look up an email without leaking
+# ## Exercise 2.1: look up an email without leaking (warm-up)
 #
 # Write `find_email(pool, user_id)`: the email of the user with that id, or `None` if there is none.
 # Any error must reach the caller, and the connection must go back to the pool in every case.
@@ -222,7 +222,7 @@ async def test_in_use_count_check_catches_the_leak(lazy_pool):
 # %% tags=["exercise"] exercise="2.1"
 # Exercise 2.1: look up an email without leaking
 async def find_email(pool, user_id):
-    raise NotImplementedError("Exercise 2.1: borrow the connection with 'async with pool.acquire() as conn:'")
+    raise NotImplementedError("Exercise 2.1: borrow a connection, query, and make sure it goes back in every case")
 
 
 # %% tags=["solution"] exercise="2.1"
@@ -233,21 +233,53 @@ async def find_email(pool, user_id):
 
 # %% tags=["checker", "raises-exception"] exercise="2.1"
 # %%ipytest
+import asyncpg
+import pytest
 
 
-async def test_find_email_finds_a_committed_user(db_committed):
-    async with db_committed.acquire() as conn:
+@pytest.fixture
+async def lending_pool(db_url):
+    pool = await asyncpg.create_pool(db_url, min_size=0, max_size=2)
+    yield pool
+    pool.terminate()  # close() would wait forever for a connection find_email never gave back
+    conn = await asyncpg.connect(db_url)
+    try:  # the user the first test committed
+        await conn.execute("DELETE FROM users WHERE email = 'ada@example.com'")
+    finally:
+        await conn.close()
+
+
+async def test_find_email_finds_a_committed_user(lending_pool):
+    async with lending_pool.acquire() as conn:  # committed, so that find_email's own connection sees it
         user_id = await conn.fetchval("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada') RETURNING id")
-    assert await find_email(db_committed, user_id) == "ada@example.com"
-    assert await find_email(db_committed, user_id + 1) is None
-    assert in_use(db_committed) == 0
+    email = await find_email(lending_pool, user_id)
+    assert email == "ada@example.com", f"find_email(pool, {user_id}) returned {email!r} for ada@example.com's id"
+    assert in_use(lending_pool) == 0, "find_email returned, but its connection is still lent out: give it back"
+    assert await find_email(lending_pool, user_id + 1) is None, "there is no user with that id: expected None"
 
 
-async def test_find_email_returns_the_connection_after_an_error(db_pool):
-    in_use_before = in_use(db_pool)
-    with pytest.raises(asyncpg.DataError):
-        await find_email(db_pool, "42")
-    assert in_use(db_pool) == in_use_before
+async def test_find_email_returns_the_connection_after_an_error(lending_pool):
+    try:
+        await find_email(lending_pool, "42")
+    except asyncpg.DataError:
+        pass
+    else:
+        hint = "find_email(pool, '42') must raise asyncpg.DataError (a str for an integer id), but it raised nothing"
+        pytest.fail(hint + ": let errors reach the caller", pytrace=False)
+    assert in_use(lending_pool) == 0, "after the query raised, the connection was not given back to the pool"
+
+
+# %% [markdown] tags=["hint"] exercise="2.1"
+# <details><summary>Hint 1</summary>
+#
+# `leaky_find_email` above is almost right: what happens to its `release()` when the query raises?
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `async with pool.acquire() as conn:` gives the connection back when the block ends, normally or by an exception.
+# Return the query's result from inside the block, and catch nothing.
+# </details>
 
 
 # %% [markdown]
@@ -338,7 +370,7 @@ for label, options in hooks.items():
 # that default itself, so it costs nothing per acquire; `setup=` works too, at one extra query per acquire.
 
 # %% [markdown]
-# ## Exercise 2.2: a pool whose queries can never run away
+# ## Exercise 2.2: a pool whose queries can never run away (stretch)
 #
 # Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
 # not just the first, has `statement_timeout` set to `'500ms'`.
@@ -347,7 +379,7 @@ for label, options in hooks.items():
 # %% tags=["exercise"] exercise="2.2"
 # Exercise 2.2: a pool whose queries can never run away
 async def create_guarded_pool(dsn):
-    raise NotImplementedError("Exercise 2.2: init= is undone by the reset; try server_settings= or setup=")
+    raise NotImplementedError("Exercise 2.2: which of the hooks above gives every borrower the setting?")
 
 
 # %% tags=["solution"] exercise="2.2"
@@ -359,21 +391,77 @@ async def create_guarded_pool(dsn):
 
 # %% tags=["checker", "raises-exception"] exercise="2.2"
 # %%ipytest
+import asyncpg
+import pytest
 
 
-async def test_every_borrower_has_the_statement_timeout(db_url):
+@pytest.fixture
+async def database_defaults(db_url):
+    yield
+    conn = await asyncpg.connect(db_url)
+    try:  # undo a default an answer may have changed for every connection
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
+        await conn.execute("ALTER ROLE CURRENT_USER RESET statement_timeout")
+    finally:
+        await conn.close()
+
+
+async def test_every_borrower_has_the_statement_timeout(db_url, database_defaults):
     guarded = await create_guarded_pool(db_url)
     try:
+        sizes = (guarded.get_min_size(), guarded.get_max_size())
+        assert sizes == (1, 2), f"the pool has (min_size, max_size) = {sizes}: expected min_size=1 and max_size=2"
+        seen = []
         for _ in range(3):
             async with guarded.acquire() as first, guarded.acquire() as second:
-                assert await first.fetchval("SHOW statement_timeout") == "500ms"
-                assert await second.fetchval("SHOW statement_timeout") == "500ms"
+                for conn in (first, second):
+                    seen.append(await conn.fetchval("SHOW statement_timeout"))
+        if set(seen) == {"0"}:
+            hint = "the server never got a statement_timeout (asyncpg's command_timeout is a client-side timer)"
+            pytest.fail(hint, pytrace=False)
+        assert seen == ["500ms"] * 6, (
+            f"statement_timeout of six borrowers in turn: {seen}. A setting that holds for the first borrower only "
+            "was undone by the reset on release"
+        )
         async with guarded.acquire() as conn:
             with pytest.raises(asyncpg.QueryCanceledError):
                 await conn.execute("SELECT pg_sleep(5)")
     finally:
         await guarded.close()
 
+
+async def test_the_timeout_belongs_to_the_pool_alone(db_url, database_defaults):
+    guarded = await create_guarded_pool(db_url)
+    try:
+        outsider = await asyncpg.connect(db_url)
+        try:
+            outside = await outsider.fetchval("SHOW statement_timeout")
+        finally:
+            await outsider.close()
+        assert outside == "0", (
+            f"a new connection outside the pool has statement_timeout {outside}: the answer changed the default "
+            "for everyone using this database, not just for this pool"
+        )
+    finally:
+        await guarded.close()
+
+
+# %% [markdown] tags=["hint"] exercise="2.2"
+# <details><summary>Hint 1</summary>
+#
+# Look at the table printed above: which hook's setting did the second borrower still see?
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={...})`: a setting given at connection start-up
+# becomes the connection's default, and the reset on release goes back to exactly that default.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %% [markdown]
 # ## Closing a pool: `close()` waits, `terminate()` does not
