@@ -10,7 +10,8 @@ nbclient against ONE PostgreSQL server:
 
 Connections are COUNTED, not sampled: the server logs every connection and disconnection, and
 replaying the log gives the most sessions open at once on the server and per learner (sessions on
-the learner's own database, coursedb_<kernel pid>_*). Server memory is sampled (PSS of the
+the learner's own database, coursedb_<kernel pid>_*, and its liveness session, application_name
+"coursedb kernel <pid>"). Server memory is sampled (PSS of the
 postmaster and its children, every 0.5 s). Wall time is reported against N = 1. Nothing here
 asserts; it prints what happened, failures included.
 
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,11 +35,14 @@ import psutil
 from _common import ROOT, coursedb, finish, machine, private_home, table  # puts the repository on sys.path
 
 from coursedb import room
+
+sys.path.insert(0, str(ROOT))  # tests/ is not installed: the full-server test's throwaway PostgreSQL
 from tests.helpers.system_postgres import available, system_postgres
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 900  # a cell of 30 concurrent kernels on 2 cores can be slow; never a hang
 OWN_DATABASE = re.compile(r"^coursedb_(\d+)_")
+KEEPER = re.compile(r"^coursedb \S+ (\d+)$")  # application_name of an owner's liveness session
 
 
 def book(prefix: str) -> Path:
@@ -135,8 +140,8 @@ def run_room(n: int, notebooks: list[Path], env: dict[str, str], log: Path, post
     text = wait_until_closed(log, offset)
     kernels = {str(pid) for pid in pids}
 
-    def learner_of(database: str, _app: str) -> str | None:
-        match = OWN_DATABASE.match(database)
+    def learner_of(database: str, app: str) -> str | None:
+        match = OWN_DATABASE.match(database) or KEEPER.match(app)
         return match.group(1) if match and match.group(1) in kernels else None
 
     peaks = room.connection_peaks(text, learner_of)
@@ -226,8 +231,8 @@ def main() -> None:
         for r in rows
     ]))  # fmt: skip
     figures = {
-        # With one learner the server's peak is exactly that learner's; with more, sessions on each
-        # learner's own database (setup and liveness sessions live elsewhere and are not attributed).
+        # With one learner the server's peak is exactly that learner's; with more, each learner's
+        # sessions (its database and its liveness session) counted apart.
         "per_learner_connections": max(
             [r["peak_connections"] for r in rows if r["n"] == 1] + [r["per_learner_peak"] for r in rows], default=0
         ),
