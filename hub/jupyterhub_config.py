@@ -1,0 +1,92 @@
+"""JupyterHub for a room that outgrows laptops: every learner's kernels get databases on ONE server.
+
+The whole course-specific part is the environment every user's server gets:
+
+    COURSEDB_URL      the room's shared PostgreSQL (one role for the room, with CREATEDB)
+    COURSEDB_BACKEND  url: nobody's kernel starts a server of its own
+    COURSEDB_HOME     per user: coursedb's small state folder (a lock and a state file)
+
+coursedb then gives every kernel (and every pytest run) a database of its own on that server, kept
+alive by one session per kernel and dropped when the kernel ends. The course's budget is 4
+connections per learner at any moment (coursedb/room.py); size max_connections with
+``python -m coursedb room N`` (docs/instructor-guide.md, "A room on one server").
+
+One shared role, not one role per learner: databases are already one per kernel, so learners never
+share tables, and liveness is proved by the server (advisory locks), not by who owns what. A role
+per learner would add a per-learner CONNECTION LIMIT and keep learners out of each other's databases,
+at the price of creating and granting a role per account; coursedb supports that too (each role
+needs CREATEDB; stale databases of other roles are left to their owners, and status says so).
+
+This file runs as it is for the course's test (tests/launch/test_jupyterhub.py): SimpleLocalProcessSpawner
+starts every user's server as the hub's own OS user, with a home folder per user, and a dummy
+authenticator; the test drives the hub through its REST API with a service token. For a real room
+keep the ``c.Spawner.environment`` block and use The Littlest JupyterHub (one machine, systemd
+spawner, real accounts) or Zero to JupyterHub (Kubernetes, KubeSpawner): see the instructor guide.
+
+Settings come from the environment, so the same file serves the test and a trial run:
+
+    COURSE_HUB_ROOM_URL    the shared server (required), e.g. postgresql://room:secret@db:5432/postgres
+    COURSE_HUB_STATE       folder for the hub's database, cookie secret and users' homes (default ./hub-state)
+    COURSE_HUB_PORT        public port of the proxy (default 8000)
+    COURSE_HUB_API_PORT, COURSE_HUB_HUB_PORT   the proxy's API and the hub's own port (8001, 8081)
+    COURSE_HUB_PROXY       the configurable-http-proxy executable (npm install configurable-http-proxy)
+    COURSE_HUB_SERVICE_TOKEN  if set, an admin service "course-admin" with this API token (for scripts and tests)
+"""
+
+import os
+import sys
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (JupyterHub provides get_config when it loads this file)
+
+COURSE = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("COURSE_HUB_STATE", "hub-state")).resolve()
+STATE.mkdir(parents=True, exist_ok=True)
+ROOM_URL = os.environ["COURSE_HUB_ROOM_URL"]
+PORT = int(os.environ.get("COURSE_HUB_PORT", "8000"))
+
+# --- the course part: one shared server for every user's kernels ------------------------------
+c.Spawner.environment = {
+    "COURSEDB_URL": ROOM_URL,
+    "COURSEDB_BACKEND": "url",
+    # Short, per user, outside the notebooks: coursedb keeps a lock and a state file there.
+    "COURSEDB_HOME": lambda spawner: str(STATE / "coursedb" / spawner.user.name),
+}
+
+# --- where users work ---------------------------------------------------------------------------
+# Every user opens the course folder (its notebooks find coursedb and conftest.py there). In a real
+# room give each user a copy instead: `python3 course.py learners` writes notebooks without outputs.
+c.Spawner.notebook_dir = str(COURSE)
+c.Spawner.default_url = "/lab/tree/notebooks/00_start_here.ipynb"
+c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+
+# --- the test's spawner and authenticator (replace for a real room) ---------------------------
+c.JupyterHub.spawner_class = "simple"  # every user's server runs as the hub's own OS user
+c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "home" / "{username}")
+if os.geteuid() == 0:  # containers and CI run as root; jupyter_server refuses that without this
+    c.Spawner.args = ["--allow-root"]
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+
+# --- the hub itself -------------------------------------------------------------------------------
+c.JupyterHub.bind_url = f"http://127.0.0.1:{PORT}"
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{os.environ.get('COURSE_HUB_HUB_PORT', '8081')}"
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ.get('COURSE_HUB_API_PORT', '8001')}"
+if os.environ.get("COURSE_HUB_PROXY"):
+    c.ConfigurableHTTPProxy.command = [os.environ["COURSE_HUB_PROXY"]]
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's server (and so their kernels)
+
+if os.environ.get("COURSE_HUB_SERVICE_TOKEN"):
+    c.JupyterHub.services = [{"name": "course-admin", "api_token": os.environ["COURSE_HUB_SERVICE_TOKEN"]}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "course-admin",
+            "scopes": ["admin:users", "admin:servers", "access:servers", "read:users"],
+            "services": ["course-admin"],
+        }
+    ]
