@@ -247,7 +247,7 @@ async def test_db_committed_left_nothing_behind(db_conn):
 
 
 # %% [markdown]
-# ## Exercise 3.1: let the service join the test's transaction
+# ## Exercise 3.1: let the service join the test's transaction (stretch)
 #
 # `UserService` only ever calls `pool.acquire()` and uses the result in `async with`. Write
 # `pool_sharing(conn)`: it returns an object whose `acquire()` hands out `conn` itself, every time,
@@ -258,10 +258,7 @@ async def test_db_committed_left_nothing_behind(db_conn):
 # %% tags=["exercise"] exercise="3.1"
 # Exercise 3.1: let the service join the test's transaction
 def pool_sharing(conn):
-    raise NotImplementedError(
-        "Exercise 3.1: return an object with an acquire() method usable in 'async with' "
-        "(hint: contextlib.asynccontextmanager)"
-    )
+    raise NotImplementedError("Exercise 3.1: return an object whose acquire() works in 'async with' and lends conn")
 
 
 # %% tags=["solution"] exercise="3.1"
@@ -279,6 +276,26 @@ def pool_sharing(conn):
 
 # %% tags=["checker", "raises-exception"] exercise="3.1"
 # %%ipytest
+import inspect
+
+import pytest
+
+import shop
+
+
+async def test_acquire_lends_the_tests_connection(db_conn):
+    sharing = pool_sharing(db_conn)
+    assert hasattr(sharing, "acquire"), (
+        f"pool_sharing returned {sharing!r}, which has no acquire() method: UserService calls pool.acquire()"
+    )
+    lent = sharing.acquire()
+    if not hasattr(lent, "__aenter__"):
+        if inspect.iscoroutine(lent):
+            lent.close()
+        pytest.fail(f"acquire() returned a {type(lent).__name__}, which 'async with' cannot use", pytrace=False)
+    async with lent as conn:
+        assert conn is db_conn, f"acquire() lent {conn!r}, not the test's connection"
+    assert not db_conn.is_closed(), "leaving 'async with' closed the test's connection: lend it, never close it"
 
 
 async def test_service_sees_the_tests_rows(db_conn):
@@ -305,8 +322,92 @@ async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
 
 
+# %% [markdown] tags=["hint"] exercise="3.1"
+# <details><summary>Hint 1</summary>
+#
+# `async with pool.acquire() as conn:` needs `acquire()` to return an *async context manager*: something with
+# `__aenter__` and `__aexit__`. What it gives in `as conn` is up to you.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `contextlib.asynccontextmanager` turns an `async def` generator into one: `yield conn` inside it, with nothing
+# after the `yield`. Return any object whose `acquire` attribute is that function, e.g. a
+# `types.SimpleNamespace(acquire=...)`.
+# </details>
+
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 3.2: the newest user (a quick one, on `now()`)
+#
+# Write `newest_user(conn)`: the email of the user who signed up last, by `created_at`, or `None` when there are no
+# users. Remember what you saw above: rows inserted in one transaction share their `created_at`, and then the
+# one inserted last (the highest `id`) counts as newest. Users imported from an old system keep their old
+# `created_at`, so a high `id` alone does not make a user new.
+
+
+# %% tags=["exercise"] exercise="3.2"
+# Exercise 3.2: the newest user
+async def newest_user(conn) -> str | None:
+    raise NotImplementedError("Exercise 3.2: one query; think about rows that share created_at")
+
+
+# %% tags=["solution"] exercise="3.2"
+async def newest_user(conn) -> str | None:
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, id DESC LIMIT 1")
+
+
+# %% tags=["checker", "raises-exception"] exercise="3.2"
+# %%ipytest
+ADD_USER = "INSERT INTO users (email, name) VALUES ($1, 'someone')"
+
+
+async def newest(conn) -> str | None:
+    email = await newest_user(conn)
+    assert email is None or isinstance(email, str), f"newest_user returned a {type(email).__name__}: return the email"
+    return email
+
+
+async def test_no_users_no_newest(db_conn):
+    assert await newest(db_conn) is None
+
+
+async def test_rows_of_one_transaction_tie_on_created_at(db_conn):
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        await db_conn.execute(ADD_USER, email)
+    got = await newest(db_conn)
+    assert got == "c@example.com", (
+        f"newest_user returned {got!r}, expected 'c@example.com', inserted last. The three rows share created_at "
+        "(now() is the time the transaction started): break the tie"
+    )
+
+
+async def test_an_imported_user_is_not_new(db_conn):
+    await db_conn.execute(ADD_USER, "new@example.com")
+    await db_conn.execute(
+        "INSERT INTO users (email, name, created_at) VALUES ('imported@example.com', 'old', '2020-01-01T00:00Z')"
+    )
+    got = await newest(db_conn)
+    assert got == "new@example.com", (
+        f"newest_user returned {got!r}, expected 'new@example.com': imported@example.com was inserted later "
+        "(a higher id) but signed up in 2020, with an older created_at"
+    )
+
+
+# %% [markdown] tags=["hint"] exercise="3.2"
+# <details><summary>Hint 1</summary>
+#
+# `ORDER BY created_at DESC LIMIT 1` picks *one of* the rows with the latest `created_at`; when several share it,
+# which one is up to the server.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `ORDER BY` takes several columns: the second decides only among rows equal in the first.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 await coursedb.empty_tables(conn)
