@@ -31,6 +31,8 @@ CASES = {
         {"best_ops_per_s", "worst_acquire_p95_ms", "exhaustion_timed_out"},
     ),
     "suite": ("--dry-run", {"notebooks_cold_s", "reference_cold_s", "tests_cold_s", "notebooks"}),
+    # One learner runs notebook 00 on a private embedded server.
+    "room": ("--quick", {"n", "failures", "peak_connections", "per_learner_peak"}),
 }
 
 
