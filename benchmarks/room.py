@@ -222,12 +222,13 @@ def main() -> None:
     rows = []
     for server in args.servers:
         rows.extend(ladder_on(server, sorted(args.ladder), notebooks))
-    headers = ["server", "N", "failed", "peak conns", "per learner", "other", "refused", "server MB", "wall s"]
-    headers.append("vs N=1")
+    headers = ["server", "N", "failed", "peak conns", "per learner", "other", "refused", "server MB", "idle MB"]
+    headers += ["wall s", "vs N=1"]
     print()
     print(table(headers, [
         [r["server"], r["n"], r["failures"], r["peak_connections"], r["per_learner_peak"], r["other_peak"],
-         r["refused"], r["server_memory_mb"], r["wall_s"], r["wall_vs_n1"] if r["wall_vs_n1"] is not None else "-"]
+         r["refused"], r["server_memory_mb"], r["server_idle_memory_mb"], r["wall_s"],
+         "-" if r["wall_vs_n1"] is None else r["wall_vs_n1"]]
         for r in rows
     ]))  # fmt: skip
     figures = {
@@ -247,6 +248,7 @@ def main() -> None:
         "figures": figures,
         "budget": room.BUDGET,
     }
+    print(f"\nfigures per learner: {figures}\n{room.sizing_table(figures=figures | {'source': 'this run'})}")
     last = rows[-1] if rows else {"n": 0, "failures": 0, "peak_connections": 0, "per_learner_peak": 0}
     summary = {
         "n": last["n"],

@@ -233,3 +233,13 @@ def describe_needs(needs: dict) -> Iterable[str]:
     )
     yield f"Server memory: about {needs['memory_mb']} MB for PostgreSQL (shared buffers, one process per connection)."
     yield f"Figures: {needs['source']}."
+
+
+def sizing_table(learners: Iterable[int] = (30, 60, 100), figures: dict | None = None) -> str:
+    """Markdown: connections, max_connections and server memory for rooms of these sizes."""
+    figures = figures or measured_figures()
+    lines = ["| learners | connections at most | set max_connections to | server memory |", "|---|---|---|---|"]
+    for n in learners:
+        needs = room_needs(n, figures)
+        lines.append(f"| {n} | {needs['connections']} | {needs['max_connections']} | about {needs['memory_mb']} MB |")
+    return "\n".join(lines)
