@@ -319,12 +319,13 @@ async def test_order_batch_rolls_back_on_a_foreign_key_violation(db_conn):
 
 
 # %% [markdown]
-# ## Exercise 4.1: import users, skipping the ones that exist
+# ## Exercise 4.1: import users, skipping the ones that exist (core)
 #
 # Write `import_users(conn, people)`. `people` is a list of `(email, name)` pairs. Insert each one
-# with `shop.create_user`; when it raises `EmailTaken`, skip that person and carry on. Return the
-# emails you skipped, in order. It must work inside a transaction (the checker uses `db_conn`),
-# which is exactly where the pitfall above bites.
+# with `shop.create_user`; when it raises `EmailTaken`, skip that person and carry on. Any other error must
+# reach the caller. Return the emails you skipped, as they were given, in order. It must work inside a
+# transaction (the checker uses `db_conn`), which is exactly where the pitfall above bites, and while other
+# connections add users at the same moment.
 
 # %% tags=["exercise"] exercise="4.1"
 # Exercise 4.1: import users, skipping duplicates
@@ -332,10 +333,7 @@ from shop import EmailTaken, create_user
 
 
 async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
-    raise NotImplementedError(
-        "Exercise 4.1: call create_user for each (email, name) inside its own "
-        "'async with conn.transaction():' and collect the emails that raise EmailTaken"
-    )
+    raise NotImplementedError("Exercise 4.1: remember the pitfall above: what must surround each insert that may fail?")
 
 
 # %% tags=["solution"] exercise="4.1"
@@ -355,26 +353,178 @@ async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
 
 # %% tags=["checker", "raises-exception"] exercise="4.1"
 # %%ipytest
-from shop import create_user
+import asyncio
+
+import asyncpg
+import pytest
+
+from shop import EmailTaken, create_user
+
+ABORTED = (
+    "the transaction was aborted by the first taken email: catching EmailTaken in Python does not undo the failed "
+    "INSERT on the server (the pitfall above)"
+)
+
+
+async def imported(conn, people) -> list[str]:
+    try:
+        return await import_users(conn, people)
+    except asyncpg.InFailedSQLTransactionError:
+        pytest.fail(ABORTED, pytrace=False)
 
 
 async def test_import_adds_everyone_new(db_conn):
-    skipped = await import_users(db_conn, [("alan@example.com", "Alan"), ("grace@example.com", "Grace")])
-    assert skipped == []
-    assert await db_conn.fetchval("SELECT count(*) FROM users") == 2
+    skipped = await imported(db_conn, [("alan@example.com", "Alan"), ("grace@example.com", "Grace")])
+    assert skipped == [], f"import_users skipped {skipped} of two new people"
+    added = await db_conn.fetchval("SELECT count(*) FROM users")
+    assert added == 2, f"expected 2 users after importing 2 new people, found {added}"
 
 
 async def test_import_skips_taken_emails_and_keeps_the_rest(db_conn):
     await create_user(db_conn, "ada@example.com", "Ada")
     people = [("alan@example.com", "Alan"), ("ADA@example.com", "Ada again"), ("grace@example.com", "Grace")]
-    skipped = await import_users(db_conn, people)
-    assert skipped == ["ADA@example.com"]
+    skipped = await imported(db_conn, people)
+    assert skipped == ["ADA@example.com"], (
+        f"import_users returned {skipped}: expected the skipped emails as they were given, ['ADA@example.com']"
+    )
     emails = [row["email"] for row in await db_conn.fetch("SELECT email FROM users ORDER BY email")]
     assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
 
 
+async def test_other_errors_are_not_skipped(db_conn):
+    try:
+        skipped = await imported(db_conn, [("nameless@example.com", None)])  # name is NOT NULL
+    except asyncpg.NotNullViolationError:
+        return
+    hint = f"a person without a name was skipped as {skipped}: only EmailTaken means skip, let other errors through"
+    pytest.fail(hint, pytrace=False)
+
+
+async def test_import_survives_a_concurrent_insert(db_committed):
+    """Another connection inserts ada@example.com while the import runs: she must be skipped, not crash the import."""
+    async with db_committed.acquire() as other, db_committed.acquire() as importer:
+        async with other.transaction():
+            await other.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")  # not committed
+            import_transaction = importer.transaction()  # the caller's transaction, as with db_conn
+            await import_transaction.start()
+            people = [("alan@example.com", "Alan"), ("ada@example.com", "Ada again")]
+            running = asyncio.create_task(import_users(importer, people))
+            for _ in range(500):  # until the import waits for the other transaction's row, or is done (10 s at most)
+                pid = importer.get_server_pid()
+                waiting = await other.fetchval("SELECT cardinality(pg_blocking_pids($1)) > 0", pid)
+                if waiting or running.done():
+                    break
+                await asyncio.sleep(0.02)
+        # the other transaction has committed: ada exists for everyone now
+        try:
+            skipped = await running
+        except EmailTaken:
+            hint = "EmailTaken escaped import_users: another connection inserted ada@example.com after your check"
+            pytest.fail(hint + " and before your insert. Handle the insert that fails, not a look-up", pytrace=False)
+        except asyncpg.InFailedSQLTransactionError:
+            pytest.fail(ABORTED, pytrace=False)
+        assert skipped == ["ada@example.com"], f"import_users returned {skipped}, expected ['ada@example.com']"
+        assert await importer.fetchval("SELECT count(*) FROM users WHERE email = 'alan@example.com'") == 1
+        await import_transaction.rollback()
+
+
+# %% [markdown] tags=["hint"] exercise="4.1"
+# <details><summary>Hint 1</summary>
+#
+# Looking up the email first is not enough: another connection can insert it between your look-up and your
+# insert (the checker does exactly that). Try the insert, and deal with the failure.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A failed statement aborts the whole transaction unless a savepoint was set just before it. In asyncpg a savepoint
+# is `async with conn.transaction():` inside the transaction that is already open.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# For each person: `try:` a savepoint block around `create_user`, `except EmailTaken:` remember the email.
+# Catch nothing else: other errors must reach the caller.
+# </details>
+
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 4.2: a batch of orders, all or nothing (stretch)
+#
+# Write `place_orders(conn, user_id, totals)`: place one order per total (with `shop.place_order`) and return their
+# ids. If any order fails, **none** of the batch may remain, the error must reach the caller, and the caller's own
+# transaction must go on working, with everything the caller did before the call still there.
+
+# %% tags=["exercise"] exercise="4.2"
+# Exercise 4.2: a batch of orders, all or nothing
+from shop import place_order
+
+
+async def place_orders(conn, user_id: int, totals: list[str]) -> list[int]:
+    raise NotImplementedError("Exercise 4.2: which block makes several statements succeed or fail together here?")
+
+
+# %% tags=["solution"] exercise="4.2"
+from shop import place_order
+
+
+async def place_orders(conn, user_id: int, totals: list[str]) -> list[int]:
+    async with conn.transaction():  # inside the caller's transaction: a savepoint, undone as a whole on error
+        return [await place_order(conn, user_id, total) for total in totals]
+
+
+# %% tags=["checker", "raises-exception"] exercise="4.2"
+# %%ipytest
+import asyncpg
+import pytest
+
+from shop import create_user, place_order
+
+USERS_ORDERS = "SELECT id, total::text FROM orders WHERE user_id = $1 ORDER BY id"
+
+
+async def test_place_orders_places_them_all(db_conn):
+    user_id = await create_user(db_conn, "ada@example.com", "Ada")
+    ids = await place_orders(db_conn, user_id, ["10.00", "2.50"])
+    rows = await db_conn.fetch(USERS_ORDERS, user_id)
+    assert [row["total"] for row in rows] == ["10.00", "2.50"], f"place_orders placed {len(rows)} orders for 2 totals"
+    assert ids == [row["id"] for row in rows], f"place_orders returned {ids!r}, expected the ids of the new orders"
+
+
+async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn):
+    user_id = await create_user(db_conn, "ada@example.com", "Ada")
+    await place_order(db_conn, user_id, "5.00")  # the caller's work before the call
+    try:
+        await place_orders(db_conn, user_id, ["10.00", "-1.00", "3.00"])  # -1.00 breaks CHECK (total >= 0)
+    except asyncpg.CheckViolationError:
+        pass
+    else:
+        hint = "the order of -1.00 failed, yet place_orders returned normally: the error must raise"
+        pytest.fail(hint + ", so the caller knows nothing was placed", pytrace=False)
+    assert db_conn.is_in_transaction(), "place_orders ended the caller's transaction: everything it did is gone"
+    try:
+        totals = [row["total"] for row in await db_conn.fetch(USERS_ORDERS, user_id)]
+    except asyncpg.InFailedSQLTransactionError:
+        hint = "after the failed batch the caller's transaction no longer works"
+        pytest.fail(hint + ": the failure must be undone inside place_orders", pytrace=False)
+    assert "5.00" in totals, "the caller's order, placed before the call, is gone: undo the batch, nothing more"
+    assert totals == ["5.00"], f"orders of the failed batch are still there: {totals[1:]}"
+
+
+# %% [markdown] tags=["hint"] exercise="4.2"
+# <details><summary>Hint 1</summary>
+#
+# `shop.register_with_first_order` above does the same for two statements. How does it make them all or nothing?
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Put the whole loop inside one `async with conn.transaction():`. In the caller's transaction it is a savepoint:
+# on an error asyncpg rolls back to it and re-raises.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()
