@@ -44,9 +44,21 @@ DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.Inter
 NOT_OURS = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError, asyncpg.ObjectInUseError)
 
 
-def template_name(fingerprint: str | None = None) -> str:
-    """The template for the migrations as they are on disk now."""
-    return f"{TEMPLATE_PREFIX}_{fingerprint or schema_fingerprint()}"
+def template_name(fingerprint: str | None = None, role: str | None = None) -> str:
+    """The template for the migrations as they are on disk now.
+
+    The tables in a clone belong to whoever built its template. On a room server with one
+    role per learner, each role (that is not a superuser) builds and clones its own template,
+    so every learner owns the tables in their database.
+    """
+    name = f"{TEMPLATE_PREFIX}_{fingerprint or schema_fingerprint()}"
+    return name if role is None else f"{name}_{role}"[:63]
+
+
+async def _template_role(conn: asyncpg.Connection) -> str | None:
+    """None for a superuser (the one shared template), else the role's own name."""
+    row = await conn.fetchrow("SELECT current_user AS role, rolsuper FROM pg_roles WHERE rolname = current_user")
+    return None if row is None or row["rolsuper"] else row["role"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,7 @@ async def ensure_template(conn: asyncpg.Connection, admin_url: str) -> str:
     One process builds at a time (an advisory lock); the others wait and then clone it.
     Older templates stay until a sweep finds them unused: running owners never notice.
     """
-    name = template_name()
+    name = template_name(role=await _template_role(conn))
     if await _template_ready(conn, name):
         return name
     loop = asyncio.get_running_loop()
@@ -164,7 +176,7 @@ async def ensure_template(conn: asyncpg.Connection, admin_url: str) -> str:
         await _create_database(conn, name, template="template0")
         async with admin_connection(admin_url, name) as tconn:
             await migrate(tconn)
-        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS 'schema {name.rpartition('_')[2]}'")
+        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS 'schema {schema_fingerprint()}'")
         # Marked as a template, any role with CREATEDB may clone it, not only its owner: on a
         # shared COURSEDB_URL server, the second user's first clone works too.
         await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE true")
@@ -242,7 +254,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
             OWNER_LOCKS,
         )
     }
-    current = template_name()
+    current = template_name()  # and current + "_<role>" for the roles' own templates
     out = []
     for row in rows:
         name = row["datname"]
@@ -251,7 +263,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
             owner = json.loads(row["comment"] or "")
         except ValueError:
             owner = None
-        if name == current:
+        if name == current or name.startswith(current + "_"):
             kind = "template"
         elif name == TEMPLATE_PREFIX or name.startswith(TEMPLATE_PREFIX + "_"):
             kind = "old template"

@@ -244,13 +244,13 @@ async def test_url_backend_stop_never_touches_a_live_owners_database_nor_the_ser
         assert "stopped the server" not in out and "running: coursedb did not start it" in out
         names = await database_names(srv.admin_url)
         assert dbname(killed_url) not in names
-        assert {dbname(live_url), databases.template_name(), "coursedb_someone_else"} <= names
+        assert {dbname(live_url), databases.template_name(role="teacher"), "coursedb_someone_else"} <= names
         assert {"postgres", "keep_me", "template1"} <= names
         assert postmasters(srv.home), "the url backend's stop must not stop the server it points at"
         end_owner(live)  # its database goes with it; now the template is unused
         result = cli(home, "stop", **extra)
         assert "dropped 1 coursedb database(s)" in result.stdout, result.stdout
-        assert databases.template_name() not in await database_names(srv.admin_url)
+        assert databases.template_name(role="teacher") not in await database_names(srv.admin_url)
     finally:
         if live.poll() is None:
             end_owner(live)
