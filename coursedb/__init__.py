@@ -112,8 +112,7 @@ def database_url(settings: Settings | None = None) -> str:
         if not _own:
             atexit.register(_drop_own)
         _own[key] = _Owned(admin_url, name)
-        for url in [u for u in _keepers if u not in {o.admin_url for o in _own.values()}]:
-            _keepers.pop(url).close()  # a server this process no longer uses: one session per owner
+        _close_unused_keepers()  # e.g. a server this process no longer uses: one session per owner
         return databases.url_for(admin_url, name)
 
 
@@ -124,9 +123,12 @@ def _keeper(admin_url: str) -> Keeper:
     return keeper
 
 
-def _drop_own() -> None:
-    """At exit: drop this process's databases, end its sessions; bounded, never blocks exit."""
-    for key in [k for k in _own if k[0] == os.getpid()]:
+def _drop_own(home: str | None = None) -> None:
+    """At exit: drop this process's databases, end its sessions; bounded, never blocks exit.
+
+    With ``home``: only the databases on that home's server (tests that end an owner early).
+    """
+    for key in [k for k in _own if k[0] == os.getpid() and home in (None, k[1])]:
         mine = _own.pop(key)
         keeper = _keepers.get(mine.admin_url)
         if keeper is None:
@@ -142,9 +144,14 @@ def _drop_own() -> None:
             keeper.call(drop(), 5)
         except Exception:
             pass  # the server is gone or frozen: the next owner's sweep drops it (no lock is held)
-    for keeper in list(_keepers.values()):
-        keeper.close()
-    _keepers.clear()
+    _close_unused_keepers()
+
+
+def _close_unused_keepers() -> None:
+    """One session per server this process still owns a database on; no others."""
+    used = {o.admin_url for k, o in _own.items() if k[0] == os.getpid()}
+    for url in [u for u in _keepers if u not in used]:
+        _keepers.pop(url).close()
 
 
 def _after_fork() -> None:
@@ -178,4 +185,5 @@ def stop(settings: Settings | None = None) -> list[str]:
     with _lock:
         for key in [k for k in _own if k[1] == str(settings.home)]:
             del _own[key]
+        _close_unused_keepers()  # nothing left to vouch for there
     return server.stop(settings)

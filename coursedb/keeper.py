@@ -78,7 +78,10 @@ class Keeper:
         self.lock = asyncio.Lock()
         self._watcher = self.loop.create_task(self._watch())
         self._ready.set()
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()  # and with it its self-pipe: nothing left for the garbage collector
 
     async def _watch(self) -> None:
         """Re-open the session (and take the locks again) whenever it is lost."""
@@ -154,6 +157,7 @@ class Keeper:
 
         async def finish() -> None:
             self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
             if self.conn is not None and not self.conn.is_closed():
                 try:
                     await asyncio.wait_for(self.conn.close(), timeout)
@@ -164,4 +168,8 @@ class Keeper:
             self.call(finish(), timeout + 1)
         except Exception:
             pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:
+            return  # closed already
+        self.thread.join(timeout)

@@ -200,6 +200,7 @@ def test_a_frozen_server_gives_a_reason_never_an_empty_one(frozen):
     status = server.status(settings)
     assert status.running and status.version is None
     assert status.error and "did not answer in time" in status.error
+    coursedb._drop_own(str(frozen))  # no database was made; ends the session it tried to open
 
 
 def test_status_of_a_frozen_server_never_prints_a_blank_error(frozen):

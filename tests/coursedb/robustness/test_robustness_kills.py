@@ -110,6 +110,7 @@ async def test_server_killed_under_a_pool_restarts_on_next_use_and_the_pool_reco
         assert len(postmasters(srv.home)) == 1
     finally:
         await pool.close()
+        coursedb._drop_own(str(srv.home))  # this test process is an owner no longer
 
 
 def test_server_killed_then_cli_start_recovers_even_if_the_old_pid_lingers(srv):
