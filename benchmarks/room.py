@@ -90,7 +90,12 @@ async def run_learner(path: Path, env: dict[str, str], pids: list[int]) -> str |
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        nb,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=CELL_TIMEOUT,  # 30 kernels starting at once on 2 cores take a while
+        iopub_timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     try:
         async with client.async_setup_kernel(env=env):
