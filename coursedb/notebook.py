@@ -12,7 +12,7 @@ from . import database_url, hints, room, server
 from .errors import CourseDBError
 
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
-IPYTEST_ARGS = ["-q", "--tb=short", "--color=no", "-p", "no:cacheprovider"]
+IPYTEST_ARGS = ["-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room"]
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.
 CI_VARIABLES = ("CI", "BUILD_NUMBER")

@@ -55,6 +55,7 @@ def test_a_full_server_is_one_sentence_in_plain_cells_and_in_ipytest(home):
         "import asyncpg\n\nbig_pool = await asyncpg.create_pool(db_url, min_size=20, max_size=20)",
         "conn = await asyncpg.connect(db_url)",  # run after the test filled every remaining slot
         "%%ipytest\n\n\nasync def test_uses_the_pool(db_pool):\n    assert await db_pool.fetchval('SELECT 1') == 1",
+        "%%ipytest\nimport asyncpg\n\n\nasync def test_own_pool(db_url):\n    await asyncpg.create_pool(db_url)",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     # 8 slots, 3 of them reserved for superusers: the room's role gets 5.
@@ -74,12 +75,14 @@ def test_a_full_server_is_one_sentence_in_plain_cells_and_in_ipytest(home):
                 loop.run_until_complete(fill(pg.room_url, held))
                 client.execute_cell(nb.cells[2], 2)
                 client.execute_cell(nb.cells[3], 3)
+                client.execute_cell(nb.cells[4], 4)
         finally:
             for conn in held:
                 with contextlib.suppress(Exception):
                     loop.run_until_complete(conn.close())
             loop.close()
-    for index in (1, 2, 3):
+    # 1, 2: plain cells; 3: the db_pool fixture; 4: a test's own pool (coursedb.pytest_room).
+    for index in (1, 2, 3, 4):
         text = text_of(nb.cells[index])
         assert SENTENCE in text, (index, text)
         assert "max_connections" in text and "instructor" in text, text
