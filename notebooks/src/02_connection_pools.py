@@ -33,7 +33,7 @@ import asyncio
 
 import asyncpg
 
-pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3)
+pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
 
 
 def in_use(pool) -> int:
@@ -49,7 +49,7 @@ async with pool.acquire() as conn:
 print("after the block, in use:", in_use(pool))
 
 # %% [markdown]
-# ## 20 concurrent requests, at most 3 connections
+# ## 20 concurrent requests, at most 2 connections
 #
 # Each "request" borrows a connection, does a little work (`pg_sleep`) and reports which server
 # process served it: `pg_backend_pid()` is different for every connection.
@@ -66,7 +66,7 @@ pids = await asyncio.gather(*(handle_request(pool) for _ in range(20)))
 print(f"requests served: {len(pids)}, distinct connections: {len(set(pids))}, pool size now: {pool.get_size()}")
 
 # %% [markdown]
-# The pool grew from 1 to its maximum of 3 and the other 17 requests waited their turn.
+# The pool grew from 1 to its maximum of 2 and the other 18 requests waited their turn.
 #
 # Every open connection is a process on the server, and a pool keeps what it opened until it is closed.
 # In a workshop the whole room shares one server (PostgreSQL allows 100 connections by default), so this
