@@ -52,29 +52,46 @@ def book(prefix: str) -> Path:
     return found[0]
 
 
-class MemorySampler(threading.Thread):
-    """Peak proportional set size (PSS) of a postmaster and all its children, sampled."""
+def pss_mb(procs: list[psutil.Process]) -> float:
+    """Proportional set size of processes: shared pages counted once in total, not once per process."""
+    total = 0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except psutil.Error:
+            pass
+    return total / 2**20
 
-    def __init__(self, postmaster_pid: int, period: float = 0.5) -> None:
+
+class MemorySampler(threading.Thread):
+    """Peak PSS of a postmaster and all its children, and of the learners' kernels, sampled."""
+
+    def __init__(self, postmaster_pid: int, kernel_pids: list[int], period: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(postmaster_pid)
+        self.kernel_pids = kernel_pids
         self.period = period
         self.peak_mb = self.now_mb()
+        self.kernels_peak_mb = 0.0
         self.done = threading.Event()
 
     def now_mb(self) -> float:
-        total = 0
-        for proc in [self.root, *self.root.children(recursive=True)]:
+        return pss_mb([self.root, *self.root.children(recursive=True)])
+
+    def kernels_mb(self) -> float:
+        procs = []
+        for pid in list(self.kernel_pids):
             try:
-                info = proc.memory_full_info()
-                total += getattr(info, "pss", info.rss)
+                procs.append(psutil.Process(pid))
             except psutil.Error:
                 pass
-        return total / 2**20
+        return pss_mb(procs)
 
     def run(self) -> None:
         while not self.done.wait(self.period):
             self.peak_mb = max(self.peak_mb, self.now_mb())
+            self.kernels_peak_mb = max(self.kernels_peak_mb, self.kernels_mb())
 
     def stop(self) -> float:
         self.done.set()
@@ -130,10 +147,10 @@ def wait_until_closed(log: Path, offset: int, limit: float = 60) -> str:
 
 def run_room(n: int, notebooks: list[Path], env: dict[str, str], log: Path, postmaster: int) -> dict:
     offset = log.stat().st_size
-    sampler = MemorySampler(postmaster)
+    pids: list[int] = []
+    sampler = MemorySampler(postmaster, pids)
     idle_mb = sampler.peak_mb
     sampler.start()
-    pids: list[int] = []
     started = time.perf_counter()
 
     async def everyone() -> list[str | None]:
@@ -162,6 +179,7 @@ def run_room(n: int, notebooks: list[Path], env: dict[str, str], log: Path, post
         "sessions": peaks.sessions,
         "server_memory_mb": round(peak_mb),
         "server_idle_memory_mb": round(idle_mb),
+        "kernel_memory_mb": round(sampler.kernels_peak_mb / n),  # per learner's kernel, peak
         "wall_s": round(wall, 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
@@ -228,11 +246,11 @@ def main() -> None:
     for server in args.servers:
         rows.extend(ladder_on(server, sorted(args.ladder), notebooks))
     headers = ["server", "N", "failed", "peak conns", "per learner", "other", "refused", "server MB", "idle MB"]
-    headers += ["wall s", "vs N=1"]
+    headers += ["kernel MB", "wall s", "vs N=1"]
     print()
     print(table(headers, [
         [r["server"], r["n"], r["failures"], r["peak_connections"], r["per_learner_peak"], r["other_peak"],
-         r["refused"], r["server_memory_mb"], r["server_idle_memory_mb"], r["wall_s"],
+         r["refused"], r["server_memory_mb"], r["server_idle_memory_mb"], r["kernel_memory_mb"], r["wall_s"],
          "-" if r["wall_vs_n1"] is None else r["wall_vs_n1"]]
         for r in rows
     ]))  # fmt: skip
@@ -244,6 +262,7 @@ def main() -> None:
         ),
         "per_learner_memory_mb": max((r["per_learner_memory_mb"] for r in rows if r["n"] > 1), default=0.0) or 40.0,
         "server_base_memory_mb": max((r["server_idle_memory_mb"] for r in rows), default=150) or 150,
+        "kernel_memory_mb": max((r["kernel_memory_mb"] for r in rows), default=0),
     }
     document = {
         "benchmark": "room",
