@@ -14,8 +14,8 @@ connections per learner at any moment (coursedb/room.py); size max_connections w
 One shared role, not one role per learner: databases are already one per kernel, so learners never
 share tables, and liveness is proved by the server (advisory locks), not by who owns what. A role
 per learner would add a per-learner CONNECTION LIMIT and keep learners out of each other's databases,
-at the price of creating and granting a role per account; coursedb supports that too (each role
-needs CREATEDB; stale databases of other roles are left to their owners, and status says so).
+at the price of creating a role per account (each with CREATEDB) and one course template per role;
+coursedb supports that too.
 
 This file runs as it is for the course's test (tests/launch/test_jupyterhub.py): SimpleLocalProcessSpawner
 starts every user's server as the hub's own OS user, with a home folder per user, and a dummy

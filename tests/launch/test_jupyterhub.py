@@ -163,12 +163,8 @@ def room_server(home):
     async def make_role() -> None:
         conn = await asyncpg.connect(admin_url)
         try:
+            # 'start' built the course template as the superuser; the room's role gets one of its own.
             await conn.execute(f"CREATE ROLE {ROOM_ROLE} LOGIN CREATEDB")
-            # 'start' built the course template as the superuser, and a clone keeps its tables'
-            # owner, whom the room's role may not read: let the room's role build its own.
-            for name in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'coursedb_template%'"):
-                await conn.execute(f'ALTER DATABASE "{name[0]}" IS_TEMPLATE false')
-                await conn.execute(f'DROP DATABASE "{name[0]}"')
         finally:
             await conn.close()
 
