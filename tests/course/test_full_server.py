@@ -93,3 +93,24 @@ def test_a_full_server_is_one_sentence_in_plain_cells_and_in_ipytest(home):
         lines = [line for line in text_of(nb.cells[index]).splitlines() if line.strip()]
         refused = asyncpg.TooManyConnectionsError("sorry, too many clients already")
         assert lines == [f"coursedb: {room.full_server_message(refused)}"], lines
+
+
+def test_a_role_at_its_connection_limit_names_the_role_and_the_fix():
+    async def scenario(pg) -> str:
+        admin = await asyncpg.connect(pg.superuser_url)
+        try:
+            await admin.execute("ALTER ROLE room CONNECTION LIMIT 1")
+        finally:
+            await admin.close()
+        first = await asyncpg.connect(pg.room_url)
+        try:
+            with pytest.raises(asyncpg.TooManyConnectionsError) as refused:
+                await asyncpg.connect(pg.room_url)
+        finally:
+            await first.close()
+        return room.full_server_message(refused.value)
+
+    with system_postgres(max_connections=20) as pg:
+        message = asyncio.run(scenario(pg))
+    assert "the role room already has as many connections open as its CONNECTION LIMIT allows" in message
+    assert "ALTER ROLE room CONNECTION LIMIT" in message and "instructor" in message
