@@ -117,7 +117,8 @@ class Cell:
     def __init__(self, admin: asyncpg.Connection, admin_url: str, tables: int, rows: int) -> None:
         self.admin, self.admin_url, self.tables, self.rows = admin, admin_url, tables, rows
         tag = f"{os.getpid()}_{tables}_{rows}"
-        # coursedb_ prefix + owner comment: coursedb drops them as stale if this process dies.
+        # coursedb_ prefix: status lists them and the embedded server's stop removes them if this process dies
+        # (no session vouches for them, but their names carry no lock key, so sweeps leave them alone).
         self.source = f"coursedb_bench_src_{tag}"
         self.dbs = {s: f"coursedb_bench_{s}_{tag}" for s in ("rollback", "savepoint", "truncate", "delete", "schema")}
         self.made: list[str] = []

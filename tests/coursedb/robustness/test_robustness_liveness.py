@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -409,3 +410,26 @@ def test_a_forked_child_is_a_new_owner_and_leaves_its_parents_database_alone(srv
         proc.stderr.close()
     assert proc.returncode == 0
     assert parent not in run(database_names(srv.admin_url))
+
+
+def test_an_owner_exits_even_when_its_server_is_frozen(home):
+    """At exit an owner drops its database over its session; a frozen server must not keep the
+    process (a kernel being shut down) from exiting: the drop and the session's close are bounded."""
+    assert cli(home, "start").returncode == 0
+    owner, url = start_owner(home)
+    pid = json.loads((home / "state.json").read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        owner.stdin.close()  # asks it to exit normally; its last query waits on the frozen server
+        owner.wait(timeout=60)  # a hang fails here (the bound is generous: no timing is asserted)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        for stream in (owner.stdout, owner.stderr):
+            stream.close()
+    assert owner.returncode is not None
+    # Its DROP may still run once the server resumes; if not, no session holds the database's
+    # lock any more, so the next start drops it. Either way it is gone.
+    admin_url = json.loads((home / "state.json").read_text())["admin_url"]
+    wait_past_restart_grace(admin_url)
+    assert cli(home, "start").returncode == 0
+    assert dbname(url) not in run(database_names(admin_url))
