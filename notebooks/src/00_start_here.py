@@ -283,3 +283,20 @@ await conn.close()
 # - `%%ipytest` cells run real pytest, with the fixtures from `conftest.py`; a failing test fails the cell.
 # - Async tests in a notebook need `run_in_thread=True`, because the kernel already runs an event loop.
 # - `python -m coursedb status` and `stop` are your tools when something is stuck.
+
+# %% [markdown]
+# ## The course
+#
+# | notebook | what you will be able to do |
+# |---|---|
+# | 00 Start here | run tests against a real server from a notebook |
+# | 01 Real PostgreSQL | get a real server for tests: embedded, in Docker, or behind a URL |
+# | 02 Connection pools | size a pool, make exhaustion fail fast, prove connections come back |
+# | 03 Rollback isolation | keep tests apart with one rolled-back transaction each |
+# | 04 Savepoints | test code that opens transactions of its own |
+# | 05 Type codecs | get JSON, enums and other types in and out as you mean them |
+# | 06 Timing and query plans | test performance with query plans, not stopwatches |
+# | 07 Putting it together | fixtures in layers, migrations, parallel tests, notebooks in CI |
+# | 08 Concurrency and isolation levels | make races deterministic; row locks, deadlocks, isolation levels, retries |
+# | 09 Testing a web API on asyncpg | test an app through HTTP, inside the test's transaction; errors as status codes |
+# | 10 Notifications, timeouts and cancellation | `NOTIFY`, time limits, cancelled queries, prepared statements, bulk data, Hypothesis |
