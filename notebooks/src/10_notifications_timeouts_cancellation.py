@@ -269,13 +269,19 @@ print("SELECT * FROM labels is prepared:", "SELECT * FROM labels" in [row["state
 
 # %% [markdown]
 # When the schema changes under a prepared statement (a column changes type, say), its result no longer
-# matches. Outside a transaction asyncpg notices, prepares again and retries, and you never see it. Inside a
-# transaction it cannot retry (the failed statement has aborted the transaction), so it raises
-# `InvalidCachedStatementError`. A migration deployed while a test suite, or the app, keeps its connections:
+# matches. Outside a transaction asyncpg notices, prepares again and retries, and you never see it:
+
+# %%
+async with another_connection() as migrator:  # a migration deployed while this connection stays open
+    await migrator.execute("ALTER TABLE labels ALTER COLUMN id TYPE bigint")
+    print("outside a transaction:", await conn.fetch("SELECT * FROM labels"), "(prepared again, quietly)")
+    await migrator.execute("ALTER TABLE labels ALTER COLUMN id TYPE int")  # and changed back
+
+# %% [markdown]
+# Inside a transaction it cannot retry (the failed statement has aborted the transaction), so it raises
+# `InvalidCachedStatementError`. A test suite, or an app, that keeps its connections across a migration meets it:
 
 # %% tags=["raises-exception"]
-async with another_connection() as migrator:  # another connection changes the schema
-    await migrator.execute("ALTER TABLE labels ALTER COLUMN id TYPE bigint")
 async with conn.transaction():
     await conn.fetch("SELECT * FROM labels")
 
@@ -290,16 +296,26 @@ async with conn.transaction():
 async with another_connection(statement_cache_size=0) as uncached:
     await uncached.fetch("SELECT * FROM labels")
     print("statements kept on the server:", await uncached.fetchval("SELECT count(*) FROM pg_prepared_statements"))
-    await conn.execute("ALTER TABLE labels ALTER COLUMN id TYPE int")  # the schema changes again
+    await conn.execute("ALTER TABLE labels ALTER COLUMN id TYPE bigint")  # the schema changes again
     async with uncached.transaction():
         print("in a transaction after a schema change:", await uncached.fetch("SELECT * FROM labels"))
-    await uncached.execute("DROP TABLE labels")
 
 # %% [markdown]
-# In tests: when a test changes the schema (a migration test, notebook 07) and later tests reuse pooled
-# connections, either run the migration before the pool exists, or call `await pool.expire_connections()`
-# afterwards so every connection starts with an empty cache.
-#
+# In tests: when a test changes the schema (a migration test, notebook 07) while a pool keeps its
+# connections, either run the migration before the pool exists, or call `pool.expire_connections()`
+# afterwards: each connection is replaced, with an empty cache, the next time it is acquired.
+
+# %%
+pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+await pool.fetch("SELECT * FROM labels")  # now cached on the pool's one connection
+await conn.execute("ALTER TABLE labels ALTER COLUMN id TYPE int")
+await pool.expire_connections()
+async with pool.acquire() as pooled, pooled.transaction():
+    print("after expire_connections, in a transaction:", await pooled.fetch("SELECT * FROM labels"))
+await conn.execute("DROP TABLE labels")
+await pool.close()
+
+# %% [markdown]
 # ## Bulk test data: `copy_records_to_table`
 #
 # A test that needs thousands of rows should not send thousands of `INSERT`s. `executemany` sends one
