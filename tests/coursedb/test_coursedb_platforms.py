@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, assert_one_line_error, cli, env_for, fetch, run
+from tests.helpers import ROOT, assert_one_line_error, cleanup, cli, env_for, fetch, free_port, make_home, run
 
 # Blocks what Windows lacks, then imports everything a kernel, the CLI and the fixtures import,
 # and reads the settings (the default home is per user there too, without os.getuid).
@@ -121,3 +121,25 @@ def test_the_reference_suite_passes_in_tcp_only_mode(home):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.strip().splitlines()[-1]
     assert json.loads((home / "state.json").read_text())["admin_url"].startswith("postgresql://postgres:")
+
+
+def test_status_shows_the_same_fields_on_the_url_backend(home):
+    """Backend parity: a server named by COURSEDB_URL reports the fields an embedded one does."""
+    port = free_port()
+    assert cli(home, "start", COURSEDB_PORT=str(port)).returncode == 0
+    embedded = cli(home, "status").stdout
+    password = (home / "password").read_text().strip()
+    url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+    other = make_home()
+    try:
+        assert cli(other, "start", COURSEDB_BACKEND="url", COURSEDB_URL=url).returncode == 0
+        on_url = cli(other, "status", COURSEDB_BACKEND="url", COURSEDB_URL=url).stdout
+    finally:
+        cli(other, "stop", COURSEDB_BACKEND="url", COURSEDB_URL=url)
+        cleanup(other)
+
+    def labels(out: str) -> list[str]:
+        return [line.split(":", 1)[0] for line in out.splitlines() if not line.startswith(" ")]
+
+    assert labels(on_url) == labels(embedded), (on_url, embedded)
+    assert "(password in COURSEDB_URL)" in on_url
