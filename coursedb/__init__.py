@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -56,6 +57,7 @@ _lock = threading.Lock()
 _own: dict[tuple[int, str], _Owned] = {}
 # admin_url -> this process's one session on that server (see keeper).
 _keepers: dict[str, Keeper] = {}
+_said: set[str] = set()  # notes already printed by this process
 _abandoned: list[Keeper] = []  # a forked child's copies of its parent's keepers (see _after_fork)
 # A bound on database_url(): a frozen server gives a sentence, not a hung cell.
 TAKE_TIMEOUT = databases.BUILD_WAIT + 2 * databases.CONNECT_TIMEOUT
@@ -77,6 +79,10 @@ def database_url(settings: Settings | None = None) -> str:
     settings = settings or Settings.from_env()
     with _lock:
         state = server.ensure(settings)
+        note = server.mismatch(settings, state)
+        if note and note not in _said:
+            _said.add(note)  # once per process: a kernel's every %%ipytest cell calls this
+            print(f"coursedb: {note}", file=sys.stderr)
         admin_url = state.admin_url
         key = (os.getpid(), str(settings.home))
         mine = _own.get(key)

@@ -173,6 +173,17 @@ def test_coursedb_port_set_after_the_server_started_is_said(tcp):
     assert f"COURSEDB_PORT={other} was set after" in status
 
 
+def test_coursedb_port_set_after_the_server_started_is_said_once_to_a_kernel(tcp, capsys):
+    settings = settings_for(tcp["home"], COURSEDB_PORT=str(free_port()))
+    try:
+        url = coursedb.database_url(settings)
+        assert coursedb.database_url(settings) == url  # the database is given all the same
+    finally:
+        coursedb._drop_own(str(tcp["home"]))
+    err = capsys.readouterr().err
+    assert err.count("was set after the embedded server started") == 1, err
+
+
 # --- a frozen server --------------------------------------------------------------------------
 
 
