@@ -261,7 +261,8 @@ def main() -> None:
             [r["peak_connections"] for r in rows if r["n"] == 1] + [r["per_learner_peak"] for r in rows], default=0
         ),
         "per_learner_memory_mb": max((r["per_learner_memory_mb"] for r in rows if r["n"] > 1), default=0.0) or 40.0,
-        "server_base_memory_mb": max((r["server_idle_memory_mb"] for r in rows), default=150) or 150,
+        # The first idle reading: later ones still hold the previous run's caches.
+        "server_base_memory_mb": rows[0]["server_idle_memory_mb"] if rows else 150,
         "kernel_memory_mb": max((r["kernel_memory_mb"] for r in rows), default=0),
     }
     document = {

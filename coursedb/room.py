@@ -233,7 +233,10 @@ def describe_needs(needs: dict) -> Iterable[str]:
         f"({needs['per_learner_connections']} per learner + {SERVER_RESERVE} reserved for superusers and you): "
         f"set max_connections = {needs['max_connections']} or more."
     )
-    yield f"Server memory: about {needs['memory_mb']} MB for PostgreSQL (shared buffers, one process per connection)."
+    yield (
+        f"Server memory: about {needs['memory_mb']} MB used by PostgreSQL's processes at that size, as measured "
+        "(proportional set size); add what you give shared_buffers beyond its default."
+    )
     yield f"Figures: {needs['source']}."
 
 
