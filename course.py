@@ -21,8 +21,6 @@ import sys
 import venv
 from pathlib import Path
 
-from coursebook.model import NBVAL_ARGS  # standard library only: safe before the venv exists
-
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
@@ -32,8 +30,12 @@ FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 # The committed notebook outputs were recorded on this Python. Tracebacks differ a little
 # between Python versions, so elsewhere nbval checks that every cell runs, not its text.
 REFERENCE_PYTHON = (3, 11)
-# One notebook per worker: its cells share a kernel.
-TEST_ARGS = ["-n", "auto", "--dist", "loadfile", *NBVAL_ARGS]
+# Strict nbval over the committed outputs: every argument, in this one place (coursebook re-exports it).
+NBVAL_ARGS = [
+    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", "300",
+]  # fmt: skip
+# Each test file (and notebook: its cells share a kernel) on one worker; see coursebook/pytest_plugin.py.
+TEST_ARGS = ["-n", "auto", "--dist", "loadgroup", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS]
 # --quick: what an author re-runs after editing a notebook; CI and `test` keep these.
 QUICK_SKIPS = ["--ignore=tests/launch", "--ignore=tests/benchmarks"]
 

@@ -5,14 +5,17 @@
                               never in the book
     DIR/conftest.py           the course fixtures, so %%ipytest cells work
     DIR/pyproject.toml        only the pytest settings (no Jupytext pairing for learners)
+    DIR/course/...            reading copies of the course files the notebooks link to
+                              (../coursedb/codecs.py becomes ../course/coursedb/codecs.py), so every
+                              link works in a JupyterLab rooted at DIR; the code that runs is the
+                              installed course's (coursedb.paths), never these copies
 
-Links to course files (../coursedb/...) are rewritten to point into this repository. DIR is
-replaced as a whole on every run, so it refuses a DIR it did not make.
+The copies run from any folder: every path a notebook uses comes from the installed course. DIR
+is replaced as a whole on every run, so it refuses a DIR it did not make.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -22,7 +25,8 @@ from typing import Any
 from coursebook.model import BOOK_DIR, ROOT, SOLUTION, iter_notebooks, tags
 
 MARKER = ".learner-copies"
-RELATIVE_LINK = re.compile(r"\]\(\.\./([^)#\s]+)")
+RELATIVE_LINK = re.compile(r"\]\(\.\./([^)#\s]+)")  # a Markdown link's target: ](../coursedb/codecs.py)
+READING_COPIES = "course"  # not an importable name: these files must never shadow the installed coursedb
 README = """# Learner copies of the course notebooks
 
 Made by `python3 course.py learners`: no outputs, no solutions. Open
@@ -40,23 +44,29 @@ def pytest_settings() -> str:
     return "# pytest settings of the course (copied from its pyproject.toml)\n" + match.group(0).rstrip() + "\n"
 
 
-def learner_notebook(book: Any, out_notebooks: Path) -> Any:
+def learner_notebook(book: Any, out: Path) -> Any:
+    """The built book without outputs; links to course files point at reading copies made in `out`."""
     from nbconvert.preprocessors import ClearOutputPreprocessor
 
     book, _ = ClearOutputPreprocessor().preprocess(book, {})
     book.cells = [c for c in book.cells if SOLUTION not in tags(c)]
+
+    def repoint(match: re.Match) -> str:
+        target = match.group(1)
+        if (out / target).exists():  # conftest.py, pyproject.toml: already next to notebooks/
+            return match.group(0)
+        source = ROOT / target
+        if not source.is_file():
+            raise SystemExit(f"coursebook: a notebook links to ../{target}, which the course does not have.")
+        copy = out / READING_COPIES / target
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
+        return f"](../{READING_COPIES}/{target}"
+
     for cell in book.cells:
         cell.metadata.pop("execution", None)
-        if cell.cell_type != "markdown":
-            continue
-
-        def repoint(match: re.Match) -> str:
-            target = match.group(1)
-            if target == "conftest.py":  # copied next to the notebooks' parent
-                return match.group(0)
-            return "](" + Path(os.path.relpath(ROOT / target, out_notebooks)).as_posix()
-
-        cell.source = RELATIVE_LINK.sub(repoint, cell.source)
+        if cell.cell_type == "markdown":
+            cell.source = RELATIVE_LINK.sub(repoint, cell.source)
     return book
 
 
@@ -80,6 +90,6 @@ def make(out: Path, prefixes: Iterable[str] = ()) -> list[Path]:
         import nbformat
 
         target = out / "notebooks" / notebook.book_path.name
-        nbformat.write(learner_notebook(notebook.read_book(), out / "notebooks"), target)
+        nbformat.write(learner_notebook(notebook.read_book(), out), target)
         written.append(target)
     return written

@@ -9,16 +9,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from course import NBVAL_ARGS as NBVAL_ARGS  # the one place: course.py (it must run on a bare Python)
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_DIR = ROOT / "notebooks"  # the executed notebooks with committed outputs
 SOURCE_DIR = BOOK_DIR / "src"  # their percent-format sources, the truth reviewers read
 SOURCE_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.py$")
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT_S = 300
-# Strict nbval over the committed outputs: every argument, in one place (course.py, timings, benchmarks).
-NBVAL_ARGS = [
-    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", str(CELL_TIMEOUT_S),
-]  # fmt: skip
 STATED_TIME = re.compile(r"\*About (\d+) minutes\.\*")
 
 # Cell tags of the exercise convention (docs/maintainers.md); the `exercise` metadata key says which one.
