@@ -2,10 +2,11 @@
 """Set up and run the course with nothing but Python >= 3.10.
 
     python3 course.py lab       create .venv, start the database server, open JupyterLab
+    python3 course.py lab --learner   the same on the learner copies (written to learner/ if missing)
     python3 course.py test      run every test: coursedb, the reference suite, all notebooks
     python3 course.py test --quick   the same without the launch checks and benchmark smoke (for authors)
     python3 course.py setup     only create .venv and install (devcontainers, Binder-like images)
-    python3 course.py learners  write learner copies of the notebooks (no outputs, no solutions) to learner/
+    python3 course.py learners  write learner copies (no outputs, no solutions) to learner/ (or --out DIR)
     python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
     python3 course.py check     the built notebooks match notebooks/src/ cell by cell (fast; the pre-commit hook)
 
@@ -15,6 +16,7 @@ Extra arguments go to the tool: ``python3 course.py test -k pools``, ``python3 c
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -102,10 +104,34 @@ def main(argv: list[str]) -> int:
         return run([str(PY), "-m", "pytest", *TEST_ARGS, *quick, *nbval_mode(), *rest])
     if command in ("build", "check", "learners"):
         return run([str(PY), "-m", "coursebook", command, *rest])
+    return lab(rest)
+
+
+def lab(rest: list[str]) -> int:
+    """JupyterLab rooted where the notebooks' links work: the repository, or the learner copies."""
+    root = ROOT
+    if "--learner" in rest:
+        rest = [arg for arg in rest if arg != "--learner"]
+        root = ROOT / "learner"
+        if not (root / FIRST_NOTEBOOK).exists() and run([str(PY), "-m", "coursebook", "learners"]) != 0:
+            return 2
     if run([str(PY), "-m", "coursedb", "start"]) != 0:
         return 2
+    no_news_prompt()
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers
-    return run([str(PY), "-m", "jupyter", "lab", FIRST_NOTEBOOK, *as_root, *rest])
+    where = [f"--ServerApp.root_dir={root}", str(root / FIRST_NOTEBOOK)]  # a file alone would root Lab at its folder
+    return run([str(PY), "-m", "jupyter", "lab", *where, *as_root, *rest])
+
+
+def no_news_prompt() -> None:
+    """No "get notified about Jupyter news?" prompt, as on Binder (binder/postBuild does the same)."""
+    path = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides = json.loads(path.read_text()) if path.exists() else {}
+    notification = overrides.setdefault("@jupyterlab/apputils-extension:notification", {})
+    if notification.get("fetchNews") != "false" or notification.get("checkForUpdates") is not False:
+        notification.update(fetchNews="false", checkForUpdates=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(overrides, indent=2) + "\n")
 
 
 def nbval_mode() -> list[str]:

@@ -10,6 +10,7 @@ does). Importing this package needs only the standard library; jupytext, nbforma
 are imported when a notebook is first read or run.
 """
 
+from coursebook import times
 from coursebook.model import (
     BOOK_DIR,
     NBVAL_ARGS,
@@ -36,4 +37,5 @@ __all__ = [
     "iter_notebooks",
     "notebook_client",
     "tags",
+    "times",
 ]

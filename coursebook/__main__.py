@@ -1,6 +1,9 @@
 """python -m coursebook COMMAND [NN ...]   (from the repository root; course.py calls it)
 
-build [NN ...]                 execute notebooks/src/NN_*.py into notebooks/NN_*.ipynb (all, or these)
+build [NN ...]                 execute notebooks/src/NN_*.py into notebooks/NN_*.ipynb (all, or these),
+                               after writing the learner times; then refresh every book
+refresh                        write learner times, navigation and Markdown into the built books
+                               without running anything (refuses books whose code changed)
 check [NN ...]                 the built notebooks match their sources cell by cell (fast: nothing runs)
 learners [--out DIR] [NN ...]  learner copies (no outputs, no solutions) into DIR (default learner/)
 timings [NN ...]               per-notebook Run All timings, as a Markdown table
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from coursebook.model import ROOT, iter_notebooks
 
-COMMANDS = ["build", "check", "learners", "timings", "list"]
+COMMANDS = ["build", "refresh", "check", "learners", "timings", "list"]
 
 
 def main(argv: list[str]) -> int:
@@ -38,13 +41,19 @@ def main(argv: list[str]) -> int:
         for problem in problems:
             print(f"coursebook: {problem}", file=sys.stderr)
         return 1 if problems else 0
-    if args.command == "build":
-        from coursebook.build import build
+    if args.command in ("build", "refresh"):
+        from coursebook import build, times
 
-        for notebook in notebooks:
-            print(f"build: {notebook.source_path.relative_to(ROOT)}", flush=True)
-            build(notebook)
-        return 0
+        for path in times.write(iter_notebooks()):  # the stated times of all, README, guide
+            print(f"learner times: {path.relative_to(ROOT)}")
+        if args.command == "build":
+            for notebook in iter_notebooks(args.prefixes):  # parsed again: the time lines may have changed
+                print(f"build: {notebook.source_path.relative_to(ROOT)}", flush=True)
+                build.build(notebook)
+        for notebook in iter_notebooks():  # neighbours' navigation, prose-only edits
+            if build.refresh(notebook):
+                print(f"refreshed: {notebook.book_path.relative_to(ROOT)}")
+        return 1 if args.command == "refresh" and any(n.pairing_problem() for n in iter_notebooks()) else 0
     if args.command == "learners":
         from coursebook.learners import make
 

@@ -8,8 +8,16 @@ the failure); any other error stops the build. A rebuild of unchanged sources ch
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from coursebook.model import BOOK_DIR, KERNEL, Notebook, notebook_client
+from coursebook.model import BOOK_DIR, KERNEL, NAVIGATION, Notebook, notebook_client, tags
+
+
+def set_ids(cells: list[Any]) -> None:
+    for index, cell in enumerate(cells):
+        cell.metadata.pop("execution", None)
+        # stable ids: a rebuild's diff shows only real changes
+        cell.id = "navigation" if NAVIGATION in tags(cell) else f"c{index:03d}"
 
 
 def build(notebook: Notebook) -> Path:
@@ -18,9 +26,32 @@ def build(notebook: Notebook) -> Path:
     nb = nbformat.v4.new_notebook(cells=notebook.book_cells())
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     notebook_client(nb, BOOK_DIR, record_timing=False).execute()
-    for index, cell in enumerate(nb.cells):
-        cell.metadata.pop("execution", None)
-        cell.id = f"c{index:03d}"  # stable ids: a rebuild's diff shows only real changes
+    set_ids(nb.cells)
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     nbformat.write(nb, notebook.book_path)
     return notebook.book_path
+
+
+def refresh(notebook: Notebook) -> bool:
+    """Bring a built book's Markdown (prose, stated time, navigation) up to its source without
+    running anything, when its code cells are unchanged; True if the book was rewritten."""
+    import nbformat
+
+    if not notebook.book_path.exists():
+        return False
+    book = notebook.read_book()
+    wanted = notebook.book_cells()
+
+    def code(cells: list[Any]) -> list[tuple]:
+        return [(c.source, tags(c), c.metadata.get("exercise")) for c in cells if c.cell_type == "code"]
+
+    if code(book.cells) != code(wanted):
+        return False  # code changed: only a build (which runs it) can make the outputs
+    ran = iter([c for c in book.cells if c.cell_type == "code"])
+    cells = [next(ran) if c.cell_type == "code" else c for c in wanted]
+    set_ids(cells)
+    if [(c.id, c.source, c.metadata) for c in cells] == [(c.id, c.source, c.metadata) for c in book.cells]:
+        return False
+    book.cells = cells
+    nbformat.write(book, notebook.book_path)
+    return True

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from coursebook import times
 from coursebook.model import BOOK_DIR, ROOT, SOLUTION, iter_notebooks, tags
 
 MARKER = ".learner-copies"
@@ -30,8 +31,13 @@ READING_COPIES = "course"  # not an importable name: these files must never shad
 README = """# Learner copies of the course notebooks
 
 Made by `python3 course.py learners`: no outputs, no solutions. Open
-`notebooks/00_start_here.ipynb` in JupyterLab and run the cells from the top.
-The course's Python environment (`python3 course.py lab` in the repository) must be active.
+`notebooks/00_start_here.ipynb` in JupyterLab (`python3 course.py lab --learner` in the course's
+repository opens this folder) and run the cells from the top. The course's Python environment
+must be active: these notebooks use the installed course, wherever this folder is.
+
+## The notebooks
+
+{table}
 """
 
 
@@ -84,7 +90,7 @@ def make(out: Path, prefixes: Iterable[str] = ()) -> list[Path]:
     (out / MARKER).write_text("made by python3 course.py learners; replaced on every run\n")
     shutil.copy(ROOT / "conftest.py", out / "conftest.py")
     (out / "pyproject.toml").write_text(pytest_settings())
-    (out / "README.md").write_text(README)
+    (out / "README.md").write_text(README.format(table=times.table(notebooks, link_prefix="notebooks/")))
     written = []
     for notebook in notebooks:
         import nbformat

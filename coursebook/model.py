@@ -22,6 +22,7 @@ STATED_TIME = re.compile(r"\*About (\d+) minutes\.\*")
 # Cell tags of the exercise convention (docs/maintainers.md); the `exercise` metadata key says which one.
 EXERCISE, SOLUTION, CHECKER, HINT = "exercise", "solution", "checker", "hint"
 RAISES = "raises-exception"
+NAVIGATION = "navigation"  # generated previous / contents / next cell at the end of each book
 
 
 def tags(cell: Any) -> list[str]:
@@ -130,10 +131,13 @@ class Notebook:
         return nbformat.read(self.book_path, as_version=4)
 
     def book_cells(self) -> list[Any]:
-        """The source's cells as the built book has them: solution cells dropped."""
+        """The source's cells as the built book has them: solution cells dropped, navigation appended."""
         import copy
 
-        return [copy.deepcopy(c) for c in self.cells if SOLUTION not in tags(c)]
+        from coursebook.navigation import with_navigation
+
+        cells = [copy.deepcopy(c) for c in self.cells if SOLUTION not in tags(c)]
+        return with_navigation(cells, self, list(iter_notebooks()))
 
     def pairing_problem(self) -> str | None:
         """Why the committed book does not match its source cell by cell (type, text, tags, exercise), or None."""

@@ -9,7 +9,7 @@
 # - READ COMMITTED, REPEATABLE READ and SERIALIZABLE on the same two anomalies;
 # - a retry loop for `SerializationError`, and a test that proves the retry works.
 #
-# *About 20 minutes.*
+# *About 45 minutes.*
 
 # %%
 from coursedb.notebook import setup

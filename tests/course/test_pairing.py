@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursebook import BOOK_DIR, iter_notebooks
+from coursebook import BOOK_DIR, ROOT, iter_notebooks, times
 
 NOTEBOOKS = list(iter_notebooks())
 
@@ -26,3 +26,10 @@ def test_cells_match_the_source(notebook):
     problem = notebook.pairing_problem()
     if problem:
         pytest.fail(problem, pytrace=False)
+
+
+def test_learner_times_are_the_computed_ones():
+    """Each notebook's "About N minutes", the README's and the guide's tables: generated, never pasted."""
+    expected = times.expected_files(NOTEBOOKS)
+    stale = [str(path.relative_to(ROOT)) for path, text in expected.items() if path.read_text() != text]
+    assert not stale, f"learner times out of date in {stale}: run python3 course.py build (or coursebook refresh)"
