@@ -9,7 +9,7 @@
 # - how database errors should look to a client: a unique violation is a `409`, not a `500`;
 # - two ways to break all of this: a pool made on another event loop, and a request that commits.
 #
-# *About 20 minutes.*
+# *About 40 minutes.*
 
 # %%
 from coursedb.notebook import setup
