@@ -333,10 +333,8 @@ left_over = await conn.fetchval(
 print("worker databases still on the server:", left_over)
 
 # %% [markdown]
-# The course's full command runs like this, with one more detail: all tests of one file (or one notebook) go to
-# the same worker, because a notebook's cells share one kernel and must run in order. `--dist loadfile` does exactly
-# that; the course uses `--dist loadgroup` with a ten-line plugin that makes each file a group, so that a few
-# slow tests can name groups of their own and spread over the workers.
+# The course's full command runs like this, with one more detail: `--dist loadfile` sends all tests of one
+# file (or one notebook) to the same worker, because a notebook's cells share one kernel and must run in order.
 
 # %% [markdown]
 # ## The notebooks are tests too: nbval
@@ -362,7 +360,7 @@ print("python -m pytest", " ".join(course.TEST_ARGS))
 # | `--nbval` | every code cell becomes a test item: run it, compare its outputs |
 # | `--nbval-sanitize-with notebooks/sanitize.cfg` | regexes applied to both outputs first: only the volatile *part* is replaced |
 # | the `raises-exception` cell tag | this cell is *meant* to fail (the pitfalls above): an error is expected, the output still compared |
-# | `--dist loadgroup` + `coursebook.pytest_plugin` | one notebook per worker, cells in order, one kernel |
+# | `--dist loadfile` | one notebook per worker, cells in order, one kernel |
 # | no timings, no ordering without `ORDER BY` | the output must be the same on every machine and PostgreSQL version |
 #
 # A sanitize rule at work: two runs of the same measurement differ, sanitized they are equal. This uses

@@ -10,7 +10,8 @@ each notebook runs there, from its own folder, in one kernel that does three che
 3. Every other code cell shows the same as in the first run (sanitized as nbval does).
 
 One kernel per notebook serves the learner-copy, re-run and solution checks; strict nbval runs the
-committed notebooks separately. Each notebook is its own xdist group (coursebook/pytest_plugin.py).
+committed notebooks separately. Under `course.py test` each notebook's run gets a worker of its own
+(coursebook/pytest_plugin.py).
 """
 
 from __future__ import annotations
@@ -98,9 +99,7 @@ def test_copies_have_no_outputs_and_no_solutions(copies, notebook):
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(
-    "notebook", [pytest.param(n, id=n.stem, marks=pytest.mark.xdist_group(f"run-{n.stem}")) for n in NOTEBOOKS]
-)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
 def test_run_all_then_again_with_the_solutions(copies, notebook):
     path = copies / "notebooks" / notebook.book_path.name
     nb = nbformat.read(path, as_version=4)
