@@ -7,7 +7,7 @@
 # - why async tests in a notebook need one special setting;
 # - how to reset when something gets stuck.
 #
-# *About 20 minutes.*
+# *About 30 minutes.*
 
 # %% [markdown]
 # ## The idea

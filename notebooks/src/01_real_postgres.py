@@ -7,7 +7,7 @@
 # - where this course's server comes from (Docker, the embedded wheel, or a server you name) and why
 #   pointing it at an existing server is safe.
 #
-# *About 25 minutes.*
+# *About 40 minutes.*
 
 # %%
 from coursedb.notebook import setup

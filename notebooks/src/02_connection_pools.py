@@ -9,7 +9,7 @@
 # - what `init=`, `setup=` and the reset on release do, and what the reset leaves behind;
 # - how `close()` and `terminate()` differ.
 #
-# *About 35 minutes.*
+# *About 40 minutes.*
 
 # %%
 from coursedb.notebook import setup

@@ -8,7 +8,7 @@
 # - what a rollback does not reset: sequences and `now()`;
 # - why application code with its own pool connections cannot see a test's rows, and two ways out.
 #
-# *About 25 minutes.*
+# *About 35 minutes.*
 
 # %%
 from coursedb.notebook import setup

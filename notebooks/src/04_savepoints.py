@@ -8,7 +8,7 @@
 # - how to test code that manages its own transaction, with rollback isolation still intact;
 # - how to test a rollback-on-error path so that the test can really fail.
 #
-# *About 25 minutes.*
+# *About 40 minutes.*
 
 # %% [markdown]
 # ## The idea
