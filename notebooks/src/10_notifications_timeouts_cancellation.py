@@ -11,7 +11,7 @@
 # - `copy_records_to_table` against `executemany` for bulk test data;
 # - property-based tests with Hypothesis on a database: a savepoint per example.
 #
-# *About 20 minutes.*
+# *About 45 minutes.*
 
 # %%
 from coursedb.notebook import setup
