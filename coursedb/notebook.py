@@ -1,9 +1,18 @@
-"""What every course notebook runs first: ``from coursedb.notebook import setup; setup()``."""
+"""What every course notebook runs first: ``from coursedb.notebook import setup; setup()``.
+
+It also provides the course's ``%%ipytest`` magic (ipytest's, run under ``coursedb.kernel``'s
+watch: a test that hangs is stopped, an interrupt leaves the kernel usable, a red cell ends in
+one line instead of a traceback through the magic), and, as an IPython extension loaded at
+kernel start, the hint that a restarted kernel needs the setup cell again.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import threading
+import time
 from pathlib import Path
 
 from asyncpg import InvalidCatalogNameError, TooManyConnectionsError
@@ -11,11 +20,33 @@ from asyncpg import InvalidCatalogNameError, TooManyConnectionsError
 from . import database_url, hints, room, server
 from .errors import CourseDBError
 
+# A test inside a notebook gets this long (pytest-timeout's --timeout, per test, setup to teardown);
+# `%%ipytest --timeout 120` changes it for one cell.
+CELL_TEST_TIMEOUT = 30
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
-IPYTEST_ARGS = ["-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room"]
+IPYTEST_ARGS = [
+    "-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room",
+    "-p", "coursedb.kernel", f"--timeout={CELL_TEST_TIMEOUT}",
+]  # fmt: skip
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.
 CI_VARIABLES = ("CI", "BUILD_NUMBER")
+RESTART_HINT = (
+    "coursedb: this kernel has not run the notebook's setup cell since it (re)started, so names "
+    "defined above are gone: run the setup cell again, or Run → Run All Above."
+)
+# IPython reads this file in every kernel of this Python environment (sys.prefix/etc/ipython).
+KERNEL_CONFIG_LINE = 'c.InteractiveShellApp.extensions.append("coursedb.notebook")'
+
+_setup_done = False
+_last_run: threading.Event | None = None  # set when the last %%ipytest run's pytest has ended
+
+
+class CellFailed(Exception):
+    """A red ``%%ipytest`` cell: IPython shows only this one line under pytest's report."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
 
 
 def _show_course_error(shell, etype, value, tb, tb_offset=None):  # IPython's custom_exc signature
@@ -37,6 +68,20 @@ def setup() -> str:
 
     Returns the DSN of that database. Safe to call again: later calls reuse everything.
     """
+    global _setup_done
+    configure_kernel()
+    url = database_url()
+    _setup_done = True
+    print("Ready: this notebook has its own database on the course's PostgreSQL server.")
+    print("After a kernel restart, run this cell again first (or Run → Run All Above).")
+    problem = hints.course_fixtures_problem(Path.cwd())
+    if problem:
+        print(f"coursedb: {problem}", file=sys.stderr)
+    return url
+
+
+def configure_kernel() -> None:
+    """setup() without the database: ipytest, the course's %%ipytest magic and readable errors."""
     import ipytest
     from IPython import get_ipython
 
@@ -49,12 +94,112 @@ def setup() -> str:
     shell = get_ipython()
     if shell is not None:
         shell.set_custom_exc((CourseDBError, InvalidCatalogNameError, TooManyConnectionsError), _show_course_error)
-    url = database_url()
-    print("Ready: this notebook has its own database on the course's PostgreSQL server.")
-    problem = hints.course_fixtures_problem(Path.cwd())
-    if problem:
-        print(f"coursedb: {problem}", file=sys.stderr)
-    return url
+        shell.register_magic_function(ipytest_magic, magic_kind="cell", magic_name="ipytest")
+        _install_kernel_hint()
+
+
+def ipytest_magic(line: str, cell: str) -> None:
+    """``%%ipytest [pytest options]``: run the cell, then its tests, as ipytest does, but safely.
+
+    ``--fails-on-purpose`` marks a cell whose failure the notebook explains.
+    """
+    import ipytest
+    from ipytest._config import current_config
+    from ipytest._impl import eval_run_kwargs
+    from IPython import get_ipython
+
+    global _last_run
+    if _last_run is not None and not _last_run.is_set():  # only after a test that could not be stopped
+        raise CellFailed(
+            "A test from an earlier cell is still running and cannot be stopped: "
+            "restart the kernel (Kernel → Restart Kernel), then run the setup cell again."
+        )
+    args = shlex.split(line)
+    kwargs = eval_run_kwargs(cell)
+    ipytest.clean(module=kwargs.get("module"))
+    get_ipython().run_cell(cell)
+
+    def tests() -> int:
+        return ipytest.run(*args, run_in_thread=False, raise_on_error=False, **kwargs)
+
+    from . import kernel
+
+    exit_code, interrupted = _run_watched(tests)
+    message = kernel.verdict(kernel.current, exit_code, interrupted)
+    if message and (interrupted or current_config["raise_on_error"]):
+        raise CellFailed(message)
+
+
+ipytest_magic._ipython_magic_no_var_expand = True  # as ipytest's own: {MODULE} is pytest's, not IPython's
+
+
+def _run_watched(tests) -> tuple[int | None, bool]:
+    """Run pytest in a thread; Kernel → Interrupt stops it instead of leaving it behind."""
+    from . import kernel
+
+    global _last_run
+    result: list[int] = []
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            result.append(tests())
+        finally:
+            finished.set()
+
+    streams = sys.stdout, sys.stderr
+    kernel.current.__init__()  # this run's state; pytest_configure fills in the rest
+    thread = threading.Thread(target=target, name="ipytest", daemon=True)
+    _last_run = finished
+    interrupted = False
+    thread.start()
+    try:
+        # Poll with sleep, not Thread.join: a join interrupted by KeyboardInterrupt can leave the
+        # Thread object believing it has ended (CPython issue 90882).
+        try:
+            while not finished.is_set() and not kernel.current.stuck:
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            kernel.interrupt(kernel.current)
+            while not finished.is_set() and not kernel.current.stuck:
+                time.sleep(0.05)
+    finally:
+        if not finished.is_set() or (sys.stdout, sys.stderr) != streams:
+            # pytest still holds (or never gave back) the output streams: later prints must show.
+            sys.stdout, sys.stderr = streams
+    return (result[0] if result else None), interrupted
+
+
+def _install_kernel_hint() -> None:
+    """Have later kernels of this environment load this module as an extension (see RESTART_HINT).
+
+    This kernel has just run the setup cell; the next one, after a restart, will not have.
+    Best effort: an environment we may not write to simply goes without the hint.
+    """
+    config = Path(sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"
+    try:
+        text = config.read_text() if config.exists() else ""
+        if KERNEL_CONFIG_LINE not in text:
+            config.parent.mkdir(parents=True, exist_ok=True)
+            note = "# coursedb: after a kernel restart, say that the setup cell must run again.\n"
+            separator = "\n" if text and not text.endswith("\n") else ""
+            config.write_text(f"{text}{separator}{note}{KERNEL_CONFIG_LINE}\n")
+    except OSError:
+        pass
+
+
+def load_ipython_extension(shell) -> None:
+    """Loaded at kernel start: until setup() runs, a NameError or a missing %%ipytest says what to do."""
+
+    def after_cell(result) -> None:
+        error = result.error_in_exec or result.error_before_exec
+        if _setup_done or error is None:
+            return
+        if isinstance(error, NameError) or "ipytest" in str(error):
+            print(RESTART_HINT, file=sys.stderr)
+
+    shell.events.register("post_run_cell", after_cell)
 
 
 def describe() -> dict:
