@@ -5,7 +5,9 @@
     db_conn       a pooled connection inside a transaction that is always rolled back
     db_committed  the pool, for code that must see committed rows; tables emptied afterwards
 
-Where the server comes from (Docker, embedded wheel, or COURSEDB_URL) is coursedb's job.
+Where the server comes from (Docker, embedded wheel, or COURSEDB_URL) is coursedb's job, and so
+are the checks below (coursedb/fixtures.py): they turn a leaked connection or a commit inside
+db_conn into one sentence at the test that caused it.
 """
 
 import asyncpg
@@ -13,11 +15,13 @@ import pytest
 import pytest_asyncio
 
 import coursedb
+from coursedb.fixtures import CommitGuard, close_pool
 from coursedb.room import full_server_message
 
 
 @pytest.fixture(scope="session")
 def db_url() -> str:
+    """DSN of this process's own database, cloned from the course template (one per kernel or run)."""
     try:
         return coursedb.database_url()
     except coursedb.CourseDBError as exc:
@@ -26,6 +30,11 @@ def db_url() -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def db_pool(db_url):
+    """One asyncpg pool for the session, with the course's codecs (init=) on every connection.
+
+    A connection that was acquired and never released fails the session here, instead of
+    making pool.close() wait forever.
+    """
     # Two connections: enough to show concurrency and isolation, small enough for a room's shared
     # server (coursedb/room.py: the budget per learner).
     try:
@@ -33,32 +42,33 @@ async def db_pool(db_url):
     except asyncpg.TooManyConnectionsError as exc:
         pytest.fail(f"coursedb: {full_server_message(exc)}", pytrace=False)
     yield pool
-    await pool.close()
+    if problem := await close_pool(pool):
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def db_conn(db_pool):
+    """A pooled connection inside a transaction that is rolled back after the test.
+
+    Rows committed anyway (a COMMIT in the test, even COMMIT; BEGIN, or writes through
+    db_pool) fail this test with an explanation, and are deleted so the next test starts clean.
+    """
     async with db_pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
+        guard = await CommitGuard.start(conn)
         try:
             yield conn
         finally:
-            # A raw COMMIT or ROLLBACK in the test ends our transaction early: what it
-            # committed is permanent, so we clean up and say so instead of leaking rows.
-            ended_by_test = not conn.is_in_transaction()
+            ended_by_test = await guard.transaction_ended()
             await transaction.rollback()
-            if ended_by_test:
-                await coursedb.empty_tables(conn)
-                pytest.fail(
-                    "the test ended db_conn's transaction (COMMIT/ROLLBACK); its writes were "
-                    "committed, so db_conn emptied the tables. Use conn.transaction() instead.",
-                    pytrace=False,
-                )
+            if problem := await guard.leftovers(ended_by_test):
+                pytest.fail(problem, pytrace=False)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def db_committed(db_pool):
+    """The pool itself, for code that must commit (or see commits); every table is emptied afterwards."""
     yield db_pool
     async with db_pool.acquire() as conn:
         await coursedb.empty_tables(conn)
