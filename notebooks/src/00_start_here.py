@@ -122,7 +122,7 @@ async def test_arithmetic_is_broken(db_conn):
 _ = ipytest.config(raise_on_error=True, coverage=False)
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_arithmetic_is_broken(db_conn):

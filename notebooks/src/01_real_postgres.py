@@ -56,7 +56,7 @@ async def test_get_user_email_with_a_mock():
 # The very same test, with a real connection and a real row with id 42:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_get_user_email_on_the_real_server(db_conn):

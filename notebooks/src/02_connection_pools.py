@@ -184,7 +184,7 @@ async def leaky_find_email(pool, user_id):
 # "at least 0 idle" is always true. Compare the number **in use** instead:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 @pytest.fixture
@@ -470,11 +470,13 @@ async def test_the_timeout_belongs_to_the_pool_alone(db_url, database_defaults):
 # While something still holds a connection, `close()` does not finish:
 
 # %%
-held = await pool_of_one.acquire()
-closing = asyncio.create_task(pool_of_one.close())
+await pool_of_one.close()  # done with it; this demo gets a fresh pool, so the cell can run again
+polite = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+held = await polite.acquire()
+closing = asyncio.create_task(polite.close())
 await asyncio.sleep(0.2)
 print("close() finished while a connection was out:", closing.done())
-await pool_of_one.release(held)
+await polite.release(held)
 await closing
 print("close() finished after the release:", closing.done())
 

@@ -73,7 +73,7 @@ async def test_every_test_starts_with_empty_tables(db_conn, run):
 # Here is the article's fixture, and two tests: the first commits, the second expects empty tables.
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ server_messages
 # with a message that says what to do. The same two tests with `db_conn`:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_a_commits(db_conn):
@@ -211,7 +211,7 @@ async def test_rows_inserted_in_one_test_share_created_at(db_conn):
 # uncommitted rows to no other connection:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 import shop
 
 
@@ -410,8 +410,9 @@ async def test_an_imported_user_is_not_new(db_conn):
 # ask your instructor or compare with a classmate.
 
 # %%
-await coursedb.empty_tables(conn)
-await conn.close()
+if not conn.is_closed():  # this cell may run twice
+    await coursedb.empty_tables(conn)
+    await conn.close()
 
 # %% [markdown]
 # ## Key points

@@ -41,7 +41,8 @@ db_url = setup()
 # `conn.add_query_logger` calls a function for every statement the connection sends. We keep
 # the SQL text in a list. asyncpg also sends queries of its own (for instance to look up a data
 # type it has not met before), so `show_sent()` prints only the statements this lesson is about.
-# Print `sent` whole if you are curious.
+# Print `sent` whole if you are curious. `begin()` and `rollback()` start and end the outer transaction
+# of each demo; they first roll back whatever an earlier run of a cell left open, so you can re-run any cell.
 
 # %%
 import asyncpg
@@ -56,17 +57,40 @@ def show_sent():
     print(*[query for query in sent if query.startswith(lesson)], sep="\n")
 
 
+outer = None  # the outer transaction of the demo at hand
+
+
+async def begin():
+    """Start an outer transaction by hand: conn.transaction(), then start().
+
+    Whatever an earlier run of a cell left open is rolled back first, so any cell below can run again.
+    """
+    global outer
+    await rollback()
+    outer = conn.transaction()
+    await outer.start()
+
+
+async def rollback():
+    """Roll back the outer transaction (or one begun with raw SQL); running it twice is harmless."""
+    if not conn.is_in_transaction():
+        return
+    try:
+        await outer.rollback()
+    except (AttributeError, asyncpg.InterfaceError):  # no outer, or it has ended: a raw BEGIN's transaction
+        await conn.execute("ROLLBACK")
+
+
 # %% [markdown]
 # An outer transaction, one inner block that succeeds and one that fails on a duplicate email
-# (`users.email` is `UNIQUE`). We start the outer transaction by hand so that we can roll it back
-# at the end and leave the database empty.
+# (`users.email` is `UNIQUE`). We start the outer transaction by hand (`begin()` above) so that we can
+# roll it back at the end (`rollback()`) and leave the database empty.
 
 # %%
 ADD_USER = "INSERT INTO users (email, name) VALUES ($1, $2)"
 
 sent.clear()
-outer = conn.transaction()
-await outer.start()
+await begin()
 await conn.execute(ADD_USER, "ada@example.com", "Ada")
 
 async with conn.transaction():
@@ -93,7 +117,7 @@ show_sent()
 await conn.fetch("SELECT email FROM users ORDER BY email")
 
 # %%
-await outer.rollback()
+await rollback()
 await conn.fetchval("SELECT count(*) FROM users")
 
 # %% [markdown]
@@ -107,8 +131,7 @@ await conn.fetchval("SELECT count(*) FROM users")
 # %% tags=["raises-exception"]
 from shop import EmailTaken, create_user
 
-outer = conn.transaction()
-await outer.start()
+await begin()
 await create_user(conn, "ada@example.com", "Ada")
 try:
     await create_user(conn, "ada@example.com", "Ada again")
@@ -123,7 +146,7 @@ await create_user(conn, "grace@example.com", "Grace")
 
 # %%
 print("still in a transaction:", conn.is_in_transaction())
-await outer.rollback()
+await rollback()
 await conn.fetchval("SELECT count(*) FROM users")
 
 # %% [markdown]
@@ -147,8 +170,7 @@ def remember(connection, message):
 
 
 conn.add_log_listener(remember)
-outer = conn.transaction()
-await outer.start()
+await begin()
 await conn.execute(ADD_USER, "ada@example.com", "Ada")
 before = await conn.fetchval("SELECT pg_current_xact_id()")
 await conn.execute("BEGIN")
@@ -164,7 +186,7 @@ print("same transaction as before BEGIN:", before == after)
 # commit Ada either. Rolling back the outer transaction removes her:
 
 # %%
-await outer.rollback()
+await rollback()
 await conn.fetchval("SELECT count(*) FROM users WHERE email = 'ada@example.com'")
 
 # %% [markdown]
@@ -207,10 +229,9 @@ conn.is_in_transaction()
 
 # %%
 sent.clear()
-outer = conn.transaction()  # plays the part of db_conn's transaction
-await outer.start()
+await begin()  # plays the part of db_conn's transaction
 await register_with_first_order(conn, "ada@example.com", "Ada", "25.00")
-await outer.rollback()
+await rollback()
 show_sent()
 
 # %% [markdown]
@@ -266,7 +287,7 @@ async def register_without_a_transaction(conn, email, name, total):
 
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_broken_version_leaves_no_user(db_conn):

@@ -124,7 +124,7 @@ print("decoded:     ", repr(stored["decoded"]), "a", type(stored["decoded"]).__n
 # pool already registers the same codec on every connection:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_custom_json_codec_as_the_article_wrote_it(db_conn):
@@ -225,7 +225,7 @@ async def test_every_connection_of_db_pool_decodes_jsonb(db_pool):
 # connection acquired first.
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 import json
 
 import asyncpg

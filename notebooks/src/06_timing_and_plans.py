@@ -210,7 +210,7 @@ async def top_node(conn, sql: str, *args) -> str:
 # First the test as it should be written. It fails, and that is the point: it found the missing index.
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_orders_of_a_user_are_found_by_index(db_conn, many_orders):

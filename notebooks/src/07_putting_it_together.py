@@ -124,7 +124,7 @@ async def test_emails_are_unique_whatever_their_case(db_conn, user, email):
 # outlives `db_conn`'s transaction, which is function-scoped, so pytest refuses to build it:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 @pytest.fixture(scope="session")
@@ -242,7 +242,7 @@ await conn.fetch("SELECT name FROM migration_demo.schema_migrations ORDER BY nam
 # (Not run here: the course doesn't install SQLAlchemy or Alembic. The failure and fixes 1 and 2 above are the same mechanism.)
 
 # %%
-await conn.execute("DROP SCHEMA migration_demo CASCADE")
+await conn.execute("DROP SCHEMA IF EXISTS migration_demo CASCADE")
 
 # %% [markdown]
 # Migrations deserve a test of their own: from an empty schema they must build every table, and a
@@ -303,9 +303,10 @@ summary = run.stdout.strip().splitlines()[-1]  # e.g. "7 passed in 4.2s"
 print("pytest exit code:", run.returncode, "(0: every test passed)")
 if run.returncode != 0:  # show why, instead of a bare number
     print(run.stdout[-3000:], run.stderr[-2000:], sep="\n")
+records = [line.split() for line in log_file.read_text().splitlines()]
+shutil.rmtree(probe_dir)  # what the probe wrote is in `records` now
 
 # %%
-records = [line.split() for line in log_file.read_text().splitlines()]
 databases_of = {}
 for worker, database in records:
     databases_of.setdefault(worker, set()).add(database)
@@ -317,7 +318,6 @@ print("workers:                   ", sorted(databases_of))
 print("databases per worker:      ", [len(databases_of[w]) for w in sorted(databases_of)])
 print("distinct databases:        ", sorted(every_database))
 print("this notebook's among them:", my_database in every_database)
-shutil.rmtree(probe_dir)
 
 # %% [markdown]
 # Every test on a worker used that worker's database, and the two workers never shared one; nor did they

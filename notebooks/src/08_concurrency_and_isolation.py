@@ -319,7 +319,7 @@ async def cancel_order_one_statement(conn: asyncpg.Connection, order_id: int) ->
 # ### Pitfall: a concurrent test on one connection
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_two_cancels_at_once_on_db_conn(db_conn):
@@ -396,7 +396,7 @@ async def test_one_statement_cancel_succeeds_once(db_committed):
 # The same test, on the version that passes every sequential test:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_check_then_act_cancel_succeeds_once(db_committed):
@@ -576,8 +576,9 @@ async def test_two_workers_get_different_orders_without_waiting(db_committed):
 
 
 # %%
-await coursedb.empty_tables(conn)
-await conn.close()
+if not conn.is_closed():  # this cell may run twice
+    await coursedb.empty_tables(conn)
+    await conn.close()
 
 # %% [markdown]
 # ## Key points

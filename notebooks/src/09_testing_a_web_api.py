@@ -115,6 +115,10 @@ async def client_for(app: Starlette, raise_app_exceptions: bool = False):
 # Three requests, then we look at what the server kept:
 
 # %%
+conn = await asyncpg.connect(db_url)
+await coursedb.empty_tables(conn)  # a clean start, also when this cell runs again
+await conn.close()
+
 async with client_for(create_app(db_url)) as client:
     created = await client.post("/users", json={"email": "Ada@Example.com", "name": "Ada"})
     again = await client.post("/users", json={"email": "ada@example.com", "name": "Ada again"})
@@ -204,7 +208,7 @@ async def test_nothing_was_left_behind(api):
 # from "our outage". The same test against the app without `ERROR_HANDLERS`:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_a_duplicate_email_without_a_handler(db_conn):
@@ -225,7 +229,7 @@ async def test_a_duplicate_email_without_a_handler(db_conn):
 # the rows become permanent. `db_conn` notices and fails the test:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def sign_up_with_raw_sql(request: Request) -> Response:
@@ -283,7 +287,7 @@ running_here = contextlib.AsyncExitStack()
 await running_here.enter_async_context(app_started_here.router.lifespan_context(app_started_here))
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_the_app_started_in_the_notebook():

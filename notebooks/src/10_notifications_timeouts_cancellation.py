@@ -106,7 +106,7 @@ async with another_connection() as sender:
 # waits a bounded time:
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 async def test_a_notification_under_db_conn(db_conn, db_pool):
@@ -367,7 +367,7 @@ async def user(db_conn) -> int:
 
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 @FEW_STABLE_EXAMPLES
@@ -386,7 +386,7 @@ async def test_order_total_is_the_sum_of_orders_not_cancelled(db_conn, user, ord
 # are still there.
 
 # %% tags=["raises-exception"]
-# %%ipytest
+# %%ipytest --fails-on-purpose
 
 
 @settings(FEW_STABLE_EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
