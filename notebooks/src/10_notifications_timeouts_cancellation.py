@@ -312,7 +312,6 @@ await conn.execute("ALTER TABLE labels ALTER COLUMN id TYPE int")
 await pool.expire_connections()
 async with pool.acquire() as pooled, pooled.transaction():
     print("after expire_connections, in a transaction:", await pooled.fetch("SELECT * FROM labels"))
-await conn.execute("DROP TABLE labels")
 await pool.close()
 
 # %% [markdown]
