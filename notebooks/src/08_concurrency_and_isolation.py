@@ -67,7 +67,7 @@ class Session:
     async def finish(self, task: asyncio.Task):
         value = await asyncio.wait_for(task, 5)
         if self.verbose:
-            print(f"{self.name}:   ... -> {value}")
+            print(f"{self.name}:   ... " + ("done" if value is None else f"-> {value}"))
         return value
 
 
@@ -128,10 +128,27 @@ print("total now:", await conn.fetchval("SELECT total FROM orders WHERE id = $1"
 # based on a stale value.
 #
 # **Fix 1: one statement.** `UPDATE orders SET total = total + 5` reads and writes the row
-# together; a second one waits for the first one's row lock, then adds to the *new* total.
-# **Fix 2: lock what you read.** `SELECT … FOR UPDATE` takes the row lock at the read, so B's read
-# waits until A commits, and then sees A's total. Here B's locking read must wait, so it runs as a
-# task, and the cell asks the server when B is waiting:
+# together; a second one waits for the first one's row lock, then adds to the *new* total. B's
+# update has to wait, so it runs as a task, and the cell asks the server when B is waiting:
+
+# %%
+order_id = await fresh_order("10.00")
+add_five = "UPDATE orders SET total = total + 5 WHERE id = $1"
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    await a.run(add_five, order_id)
+    b_adds = b.start(add_five, order_id)
+    await wait_until_blocked(a.conn, b.conn.get_server_pid(), b_adds)
+    print("   (the server says: B waits for A's row lock)")
+    await a.run("COMMIT")
+    await b.finish(b_adds)
+    await b.run("COMMIT")
+print("total now:", await conn.fetchval("SELECT total FROM orders WHERE id = $1", order_id))
+
+# %% [markdown]
+# **Fix 2: lock what you read**, when the new value must be computed in Python. `SELECT … FOR UPDATE`
+# takes the row lock at the read, so B's read waits until A commits, and then sees A's total:
 
 # %%
 order_id = await fresh_order("10.00")
@@ -227,7 +244,7 @@ for level in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"):
 # A updates order 1 then order 2; B updates order 2 then order 1. Each ends up waiting for the
 # other. PostgreSQL checks for such a cycle when a lock wait lasts longer than `deadlock_timeout`
 # (1 s by default), then aborts one of the two with `DeadlockDetectedError`; the other goes on.
-# B's first update must be issued once A is really waiting, so the cell asks the server again:
+# B's second update must be sent once A is really waiting, so the cell asks the server again:
 
 # %%
 first_id = await fresh_order()
@@ -253,8 +270,25 @@ async with two_sessions() as (a, b):
 
 # %% [markdown]
 # Deadlocks come from taking the same locks in different orders. The fix is one order for everyone:
-# lock all the rows a transaction needs up front, sorted (`SELECT … WHERE id = ANY($1) ORDER BY id
-# FOR UPDATE`). Then B waits for A at its first lock, and never holds what A needs.
+# lock all the rows a transaction needs up front, sorted. The same two transactions, each locking
+# orders 1 and 2 first, in id order: B waits for A at its first lock and never holds what A needs.
+
+# %%
+lock_both = "SELECT count(*) FROM (SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked"
+async with two_sessions() as (a, b):
+    await a.run("BEGIN")
+    await b.run("BEGIN")
+    await a.run(lock_both, [2, 1])
+    b_locks = b.start(lock_both, [2, 1])
+    await wait_until_blocked(a.conn, b.conn.get_server_pid(), b_locks)
+    print("   (the server says: B waits for A)")
+    await a.run(bump_first)
+    await a.run(bump_second)
+    await a.run("COMMIT")
+    await b.finish(b_locks)
+    await b.run(bump_second)
+    await b.run(bump_first)
+    await b.run("COMMIT")
 #
 # ## Job queues: `FOR UPDATE SKIP LOCKED`
 #
