@@ -349,7 +349,7 @@ except asyncpg.DataError as exc:
 await plain.close()
 
 # %% [markdown]
-# ## Exercise 5.1: one `init=` hook for the shop
+# ## Exercise 5.1: one `init=` hook for the shop (warm-up)
 #
 # Write `init_shop_connection(conn)` for `asyncpg.create_pool(..., init=init_shop_connection)`. Every
 # connection must decode `jsonb` to Python objects (as `coursedb.init_connection` does) **and**
@@ -359,9 +359,7 @@ await plain.close()
 # %% tags=["exercise"] exercise="5.1"
 # Exercise 5.1: an init hook with both codecs
 async def init_shop_connection(conn) -> None:
-    raise NotImplementedError(
-        "Exercise 5.1: await coursedb.init_connection(conn), then await register_order_status(conn)"
-    )
+    raise NotImplementedError("Exercise 5.1: one hook, two kinds of codec: both are defined in this notebook")
 
 
 # %% tags=["solution"] exercise="5.1"
@@ -376,30 +374,128 @@ async def init_shop_connection(conn) -> None:
 # %% tags=["checker", "raises-exception"] exercise="5.1"
 # %%ipytest
 import asyncpg
+import pytest
+
+
+async def initialised(conn) -> None:
+    try:
+        await init_shop_connection(conn)
+    except ValueError as exc:
+        if "unknown type" not in str(exc):
+            raise
+        hint = f"set_type_codec could not find a type ({exc}): jsonb and json live in the schema pg_catalog"
+        pytest.fail(hint, pytrace=False)
+
+
+async def check_codecs(conn) -> None:
+    got = await conn.fetchval("""SELECT '{"ok": true}'::jsonb""")
+    kind = type(got).__name__
+    assert got == {"ok": True}, f"jsonb came back as {got!r}, a {kind}: the connection needs a codec for jsonb"
+    status = await conn.fetchval("SELECT 'shipped'::order_status")
+    assert status is OrderStatus.SHIPPED, f"order_status came back as {status!r}: the OrderStatus codec is missing"
 
 
 async def test_init_gives_one_connection_both_codecs(db_url):
     conn = await asyncpg.connect(db_url)
     try:
-        await init_shop_connection(conn)
-        assert await conn.fetchval("""SELECT '{"ok": true}'::jsonb""") == {"ok": True}
-        assert await conn.fetchval("SELECT 'shipped'::order_status") is OrderStatus.SHIPPED
+        await initialised(conn)
+        await check_codecs(conn)
     finally:
         await conn.close()
 
 
 async def test_init_gives_every_pooled_connection_both_codecs(db_url):
+    await test_init_gives_one_connection_both_codecs(db_url)  # the readable failure first
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3, init=init_shop_connection)
     try:
-        assert list((await jsonb_on_every_connection(pool)).values()) == [{"ok": True}] * 3
+        decoded = list((await jsonb_on_every_connection(pool)).values())
+        assert decoded == [{"ok": True}] * 3, f"jsonb as decoded by each pooled connection: {decoded}"
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT $1::order_status", OrderStatus.PAID) is OrderStatus.PAID
     finally:
         await pool.close()
 
 
+# %% [markdown] tags=["hint"] exercise="5.1"
+# <details><summary>Hint 1</summary>
+#
+# An `init=` hook is an `async def` that receives the new connection. It can call other `async def`s that set
+# codecs on it: the course has one for json, and you wrote one for the enum above.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# `await coursedb.init_connection(conn)`, then `await register_order_status(conn)`.
+# </details>
+
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 5.2: JSON that arrives as text (a step further)
+#
+# An HTTP handler receives an event's payload as JSON **text**, such as `'{"plan": "pro"}'`. Write
+# `record_json_event(conn, kind, payload_json)`: store the event in `events` so that its payload is a JSON object
+# (or array), not a string, and return the new event's id. `conn` has the course's json codecs, like `db_conn`.
+# Text that is not JSON must raise an error instead of being stored.
+
+
+# %% tags=["exercise"] exercise="5.2"
+# Exercise 5.2: JSON that arrives as text
+async def record_json_event(conn, kind: str, payload_json: str):
+    raise NotImplementedError("Exercise 5.2: what does the codec expect to receive: text, or Python objects?")
+
+
+# %% tags=["solution"] exercise="5.2"
+import json
+
+
+async def record_json_event(conn, kind: str, payload_json: str):
+    payload = json.loads(payload_json)  # the codec encodes Python objects; text would be encoded a second time
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+# %% tags=["checker", "raises-exception"] exercise="5.2"
+# %%ipytest
+import json
+
+import asyncpg
+import pytest
+
+STORED = "SELECT jsonb_typeof(payload) AS type, payload FROM events WHERE id = $1"
+
+
+@pytest.mark.parametrize(("text", "json_type"), [('{"plan": "pro", "seats": 3}', "object"), ("[1, 2, 3]", "array")])
+async def test_the_payload_is_stored_as_json(db_conn, text, json_type):
+    event_id = await record_json_event(db_conn, "signup", text)
+    row = await db_conn.fetchrow(STORED, event_id)
+    assert row is not None, f"record_json_event returned {event_id!r}, which is no event's id"
+    assert row["type"] == json_type, (
+        f"the payload was stored as a JSON {row['type']}, not as an {json_type}: the text was double-encoded"
+    )
+    assert row["payload"] == json.loads(text), f"the payload came back as {row['payload']!r}, expected {text}"
+
+
+async def test_text_that_is_not_json_is_rejected(db_conn):
+    try:
+        event_id = await record_json_event(db_conn, "signup", "{plan: pro}")
+    except (ValueError, asyncpg.PostgresError):
+        return
+    stored_as = await db_conn.fetchval("SELECT jsonb_typeof(payload) FROM events WHERE id = $1", event_id)
+    pytest.fail(f"'{{plan: pro}}' is not JSON, but it was stored anyway, as a JSON {stored_as}", pytrace=False)
+
+
+# %% [markdown] tags=["hint"] exercise="5.2"
+# <details><summary>Hint 1</summary>
+#
+# The pitfall above: with a json codec, a `str` argument is encoded once more and stored as a JSON string.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Turn the text into Python objects first (`json.loads`, which also rejects text that is not JSON), and pass those.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %% [markdown]
 # ## Key points
