@@ -476,7 +476,7 @@ print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benc
 # far more, and grows with the schema.
 
 # %% [markdown]
-# ## Exercise 6.1: find the scan under the aggregate
+# ## Exercise 6.1: find the scan under the aggregate (core)
 #
 # `top_node` only looks at the plan's root. That is not enough for real queries. The shop's
 # `order_total` sums a user's orders, and its plan has an `Aggregate` on top; the node that
@@ -489,10 +489,7 @@ print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benc
 # %% tags=["exercise"] exercise="6.1"
 # Exercise 6.1: find the node that reads a table
 def scan_of(plan: list, table: str) -> str | None:
-    raise NotImplementedError(
-        "Exercise 6.1: start at plan[0]['Plan'] and visit every node and its node.get('Plans', []); "
-        "return node['Node Type'] where node.get('Relation Name') == table"
-    )
+    raise NotImplementedError("Exercise 6.1: the node you want may sit at any depth below plan[0]['Plan']")
 
 
 # %% tags=["solution"] exercise="6.1"
@@ -510,35 +507,139 @@ def scan_of(plan: list, table: str) -> str | None:
 # %%ipytest
 
 ORDER_TOTAL = "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
+TOP_FIVE = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
+USER_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
+
+
+async def explain(conn, sql: str, *args) -> list:
+    return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+
+
+def check(plan: list, table: str, expected, why: str) -> None:
+    got = scan_of(plan, table)
+    if got == expected or (expected is INDEX_SCANS and got in INDEX_SCANS):
+        return
+    if got == plan[0]["Plan"]["Node Type"]:
+        why = "that is the root's node type; " + why
+    pytest.fail(f"scan_of(plan, {table!r}) returned {got!r}: {why}", pytrace=False)
 
 
 async def test_scan_of_a_simple_query(db_conn, many_orders):
-    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + LOOKUP_ORDERS, many_orders)
-    assert scan_of(plan, "orders") == "Seq Scan"
+    check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "expected 'Seq Scan'")
 
 
 async def test_scan_of_finds_the_scan_under_the_aggregate(db_conn, many_orders):
-    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, many_orders)
+    plan = await explain(db_conn, ORDER_TOTAL, many_orders)
     assert plan[0]["Plan"]["Node Type"] == "Aggregate"
-    assert scan_of(plan, "orders") == "Seq Scan"
+    check(plan, "orders", "Seq Scan", "the scan of orders sits below the root")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
-    plan = await db_conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, many_orders)
-    assert scan_of(plan, "orders") in INDEX_SCANS
+    plan = await explain(db_conn, ORDER_TOTAL, many_orders)
+    check(plan, "orders", INDEX_SCANS, "after CREATE INDEX the scan of orders is an index scan")
+
+
+async def test_scan_of_a_scan_deep_in_the_tree(db_conn, many_orders):
+    plan = await explain(db_conn, TOP_FIVE, many_orders)
+    assert "Relation Name" not in plan[0]["Plan"]["Plans"][0]  # deeper than the root's children
+    check(plan, "orders", "Seq Scan", "here the scan of orders sits several levels below the root")
 
 
 async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
-    plan = await db_conn.fetchval(
-        "EXPLAIN (FORMAT JSON) SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1",
-        many_orders,
-    )
-    assert scan_of(plan, "users") in INDEX_SCANS  # the primary key
-    assert scan_of(plan, "orders") == "Seq Scan"
-    assert scan_of(plan, "events") is None
+    plan = await explain(db_conn, USER_ORDERS, many_orders)
+    why = "a join reads two tables in two branches: look at every branch, and check which table each node reads"
+    check(plan, "users", INDEX_SCANS, why)  # by the primary key
+    check(plan, "orders", "Seq Scan", why)
+    check(plan, "events", None, "no node reads events: expected None")
+
+
+# %% [markdown] tags=["hint"] exercise="6.1"
+# <details><summary>Hint 1</summary>
+#
+# Print a plan (`await conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, 1)`) and follow `"Plans"` by eye: every
+# node may have a `"Plans"` list of child nodes, and each child may have its own.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Visit every node: keep a list of nodes still to look at, starting with `plan[0]["Plan"]`; take one, check its
+# `"Relation Name"`, add its `"Plans"` to the list; stop when the list is empty. (A recursive function works too.)
+# </details>
 
 
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 6.2: every table read sequentially (stretch)
+#
+# A guard for a whole test suite: given a plan, report every table that some node reads with a `Seq Scan`. Write
+# `seq_scanned_tables(plan)` returning the set of those table names (an empty set if there are none), from anywhere
+# in the tree.
+
+
+# %% tags=["exercise"] exercise="6.2"
+# Exercise 6.2: every table read sequentially
+def seq_scanned_tables(plan: list) -> set[str]:
+    raise NotImplementedError("Exercise 6.2: like 6.1, but collect instead of stopping at the first match")
+
+
+# %% tags=["solution"] exercise="6.2"
+def seq_scanned_tables(plan: list) -> set[str]:
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        to_visit.extend(node.get("Plans", []))
+    return found
+
+
+# %% tags=["checker", "raises-exception"] exercise="6.2"
+# %%ipytest
+
+DEEP = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
+ALL_USERS_ORDERS = "SELECT count(*) FROM users u JOIN orders o ON o.user_id = u.id"
+ONE_USERS_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
+
+
+async def plan_of(conn, sql: str, *args) -> list:
+    return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+
+
+def check_tables(plan: list, expected: set, why: str) -> None:
+    got = seq_scanned_tables(plan)
+    if got != expected:
+        pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
+
+
+async def test_a_scan_deep_in_the_tree(db_conn, many_orders):
+    plan = await plan_of(db_conn, DEEP, many_orders)
+    check_tables(plan, {"orders"}, "the scan of orders sits several levels below the root")
+
+
+async def test_a_join_reading_both_tables(db_conn, many_orders):
+    plan = await plan_of(db_conn, ALL_USERS_ORDERS)
+    check_tables(plan, {"users", "orders"}, "this join reads both tables with a Seq Scan: report every table")
+
+
+async def test_index_scans_do_not_count(db_conn, many_orders):
+    await db_conn.execute("CREATE INDEX ON orders (user_id)")
+    await db_conn.execute("ANALYZE orders")
+    plan = await plan_of(db_conn, ONE_USERS_ORDERS, many_orders)
+    check_tables(plan, set(), "both tables are read through an index here, and only a Seq Scan counts")
+
+
+# %% [markdown] tags=["hint"] exercise="6.2"
+# <details><summary>Hint 1</summary>
+#
+# Your walk from 6.1 visits every node. Instead of returning at the first match, add to a set and go on.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A node counts when `node["Node Type"] == "Seq Scan"`; its table is `node["Relation Name"]`.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()
