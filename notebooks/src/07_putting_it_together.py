@@ -404,21 +404,19 @@ print("what nbval compares:    ", sanitize(outputs[0]))
 # pass it.
 
 # %% [markdown]
-# ## Exercise 7.1: cancel an order
+# ## Exercise 7.1: cancel an order (core)
 #
 # Write `cancel_order(conn, order_id)`. A **pending** or **paid** order becomes `cancelled`, and the function returns
 # `True`. A shipped order, an order already cancelled, or an id that doesn't exist is left alone, and it returns `False`.
 #
-# Try to do it in **one** SQL statement: then two concurrent cancels can't both "succeed".
+# Two requests may cancel the same order at the same moment, each on a connection of its own: exactly one of them may
+# return `True`. The checker tries that too.
 
 
 # %% tags=["exercise"] exercise="7.1"
 # Exercise 7.1: cancel an order
 async def cancel_order(conn, order_id: int) -> bool:
-    raise NotImplementedError(
-        "Exercise 7.1: UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN (...) RETURNING id; "
-        "return whether a row came back"
-    )
+    raise NotImplementedError("Exercise 7.1: change the status only when the order may be cancelled, and say whether")
 
 
 # %% tags=["solution"] exercise="7.1"
@@ -436,9 +434,15 @@ async def cancel_order(conn, order_id: int) -> bool:
 # %%ipytest
 
 
+async def cancelled(conn, order_id: int, what: str) -> bool:
+    result = await cancel_order(conn, order_id)
+    assert isinstance(result, bool), f"cancel_order on {what} returned {result!r}: return True or False"
+    return result
+
+
 async def test_cancelling_a_pending_order(db_conn, user, make_order):
     order = await make_order("10.00")
-    assert await cancel_order(db_conn, order) is True
+    assert await cancelled(db_conn, order, "a pending order") is True, "a pending order can be cancelled: expected True"
     assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order) == "cancelled"
     assert await shop.order_total(db_conn, user) == 0
 
@@ -446,9 +450,11 @@ async def test_cancelling_a_pending_order(db_conn, user, make_order):
 @pytest.mark.parametrize(("status", "cancellable"), [("paid", True), ("shipped", False), ("cancelled", False)])
 async def test_which_orders_can_be_cancelled(db_conn, make_order, status, cancellable):
     order = await make_order("10.00", status=status)
-    assert await cancel_order(db_conn, order) is cancellable
+    result = await cancelled(db_conn, order, f"a {status} order")
+    assert result is cancellable, f"cancel_order on a {status} order returned {result}, expected {cancellable}"
     expected = "cancelled" if cancellable else status
-    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order) == expected
+    now = await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order)
+    assert now == expected, f"a {status} order is now {now}, expected {expected}"
 
 
 async def test_cancelling_touches_only_that_order(db_conn, user, make_order):
@@ -459,11 +465,129 @@ async def test_cancelling_touches_only_that_order(db_conn, user, make_order):
 
 
 async def test_cancelling_an_unknown_order(db_conn):
-    assert await cancel_order(db_conn, 999_999) is False
+    assert await cancelled(db_conn, 999_999, "an id no order has") is False
+
+
+async def test_two_concurrent_cancels_cancel_once(db_committed):
+    """Two requests cancel one order at the same moment, each on its own connection, in its own transaction."""
+    async with db_committed.acquire() as first, db_committed.acquire() as second:
+        user_id = await shop.create_user(second, "race@example.com", "Race")
+        order = await shop.place_order(second, user_id, "10.00")  # committed: both connections see it
+        async with first.transaction():  # the first request's transaction, committed when the block ends
+            first_result = await cancel_order(first, order)
+            racing = asyncio.create_task(cancel_order(second, order))
+            for _ in range(500):  # until the second waits for the first's row lock, or is done (10 s at most)
+                pid = second.get_server_pid()
+                waiting = await first.fetchval("SELECT cardinality(pg_blocking_pids($1)) > 0", pid)
+                if waiting or racing.done():
+                    break
+                await asyncio.sleep(0.02)
+        second_result = await racing
+    assert not (first_result is True and second_result is True), (
+        "two concurrent cancels of one pending order both returned True: between one's check and its change, the "
+        "other cancelled the order. Check and change in one step"
+    )
+    assert [first_result, second_result].count(True) == 1, (
+        f"two concurrent cancels of one pending order returned {first_result} and {second_result}: one must succeed"
+    )
+
+
+# %% [markdown] tags=["hint"] exercise="7.1"
+# <details><summary>Hint 1</summary>
+#
+# Read the status, then update: between the two, another request can cancel the same order, and both report success.
+# The checker's last test does exactly that.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Let the `UPDATE` itself decide: its `WHERE` can test the status too, so the row is checked and changed in one
+# statement. A concurrent `UPDATE` of the same row waits for yours, then re-checks the `WHERE`.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# `UPDATE … RETURNING id` returns a row only when one was changed: `fetchval` gives `None` otherwise.
+# </details>
 
 
 # %% [markdown]
-# The model answer is not in this notebook: try first, then ask your instructor or compare with a classmate.
+# ## Exercise 7.2: a factory fixture of your own (stretch)
+#
+# Write a fixture `make_user` in the style of `make_order`: `await make_user()` creates a new user in the test's
+# transaction and returns its id. Every call gives a different user; `await make_user(email="grace@example.com")`
+# uses that email.
+
+
+# %% tags=["exercise"] exercise="7.2"
+# Exercise 7.2: a factory fixture
+@pytest.fixture
+def make_user(db_conn):
+    raise NotImplementedError("Exercise 7.2: a factory fixture returns a function; look at make_order above")
+
+
+# %% tags=["solution"] exercise="7.2"
+import itertools
+
+
+@pytest.fixture
+def make_user(db_conn):
+    numbers = itertools.count(1)
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"user{next(numbers)}@example.com", "User")
+
+    return make
+
+
+# %% tags=["checker", "raises-exception"] exercise="7.2"
+# %%ipytest
+
+
+async def test_make_user_makes_different_users(db_conn, make_user):
+    assert callable(make_user), (
+        f"the make_user fixture gave the test {make_user!r}, which is not callable: a factory fixture returns a "
+        "function that makes users"
+    )
+    first = await make_user()
+    try:
+        second = await make_user()
+    except shop.EmailTaken as exc:
+        hint = f"a second user could not be made, {exc} is taken: give every user an email of its own"
+        pytest.fail(hint, pytrace=False)
+    assert first != second
+    grace = await make_user(email="grace@example.com")
+    assert (await shop.find_user_by_email(db_conn, "grace@example.com"))["id"] == grace
+
+
+async def test_made_users_stay_in_the_tests_transaction(db_conn, db_pool, make_user):
+    try:
+        await make_user(email="only-in-this-test@example.com")
+    finally:
+        async with db_pool.acquire() as other:
+            visible = await other.fetchval("SELECT count(*) FROM users")
+            if visible:  # committed rows would break every later test
+                await other.execute("DELETE FROM orders; DELETE FROM users")
+    assert visible == 0, (
+        f"{visible} user(s) visible to another connection: make_user committed them, and they would outlive the test"
+    )
+
+
+# %% [markdown] tags=["hint"] exercise="7.2"
+# <details><summary>Hint 1</summary>
+#
+# `make_order` above is a fixture that *returns an `async def`*. The test calls that function as often as it likes.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Build on `db_conn` (so the rollback removes the users) and count the calls to make each email unique, e.g. with
+# `itertools.count()`.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 await conn.close()

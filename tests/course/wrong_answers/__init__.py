@@ -70,7 +70,8 @@ def wrong(exercise: str, *, hint: str) -> Callable[[Callable], Callable]:
     """Register the decorated function as a wrong answer to ``exercise``."""
 
     def register(function: Callable) -> Callable:
-        CATALOGUE.setdefault(exercise, []).append(WrongAnswer(exercise, function, hint))
+        # inspect.unwrap: a @pytest.fixture entry is wrapped, its source is the plain function's
+        CATALOGUE.setdefault(exercise, []).append(WrongAnswer(exercise, inspect.unwrap(function), hint))
         return function
 
     return register
