@@ -223,8 +223,10 @@ def test_every_wrong_answer_is_rejected_with_its_hint(notebook):
 
         for exercise in exercises:
             target = function_name(exercise.stub)
-            for entry in catalogue.get(exercise.key, []):
-                problems += check_entry(kernel, exercise, entry, target)
+            entries = catalogue.get(exercise.key, [])
+            found = [p for entry in entries for p in check_entry(kernel, exercise, entry, target)]
+            print(f"Exercise {exercise.key}: {len(entries)} wrong answers, {len(found)} problems")  # -rP shows it
+            problems += found
             failed, text = kernel.run(exercise.solution, CHECKER_TIMEOUT)
             assert not failed, f"Exercise {exercise.key}: the solution cell failed: {text[-2000:]}"
             failed, text = kernel.run(exercise.checker, CHECKER_TIMEOUT)
