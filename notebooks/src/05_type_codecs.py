@@ -9,7 +9,7 @@
 # - which Python types `uuid`, `numeric`, `timestamptz` and enums become, and why `float` is wrong for money;
 # - how to write a codec of your own.
 #
-# *About 25 minutes.*
+# *About 40 minutes.*
 
 # %% [markdown]
 # ## The idea

@@ -8,7 +8,7 @@
 # - how to measure properly: warm-up, repeats, minimum and median;
 # - where timing belongs instead: benchmarks that print numbers and never assert on them.
 #
-# *About 35 minutes.*
+# *About 45 minutes.*
 
 # %% [markdown]
 # ## The idea

@@ -7,7 +7,7 @@
 # - how `pytest-xdist` runs tests in parallel with a database per worker;
 # - how CI tests the notebooks themselves with nbval.
 #
-# *About 30 minutes.*
+# *About 45 minutes.*
 
 # %% [markdown]
 # ## The idea
