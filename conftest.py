@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 import coursedb
-from coursedb.fixtures import CommitGuard, close_pool
+from coursedb.fixtures import CommitGuard, close_pool, empty_after_pool_closed
 from coursedb.room import full_server_message
 
 
@@ -60,6 +60,8 @@ async def db_conn(db_pool):
         try:
             yield conn
         finally:
+            if guard.closed_by_test():
+                pytest.fail(await guard.after_close(db_pool), pytrace=False)
             ended_by_test = await guard.transaction_ended()
             await transaction.rollback()
             if problem := await guard.leftovers(ended_by_test):
@@ -67,8 +69,10 @@ async def db_conn(db_pool):
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def db_committed(db_pool):
+async def db_committed(db_pool, db_url):
     """The pool itself, for code that must commit (or see commits); every table is emptied afterwards."""
     yield db_pool
+    if db_pool.is_closing():
+        pytest.fail(await empty_after_pool_closed(db_url), pytrace=False)
     async with db_pool.acquire() as conn:
         await coursedb.empty_tables(conn)

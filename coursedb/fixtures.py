@@ -39,6 +39,19 @@ async def close_pool(pool: asyncpg.Pool) -> str | None:
     return None
 
 
+async def empty_after_pool_closed(db_url: str) -> str:
+    """The test closed db_committed (the session's pool): empty the tables over a connection of our own."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await empty_tables(conn)
+    finally:
+        await conn.close()
+    return (
+        "coursedb: the test closed db_committed, which is the session's pool (db_pool), so later tests in this "
+        "run cannot use it; the tables were emptied anyway. Leave closing the pool to the fixture."
+    )
+
+
 class CommitGuard:
     """Watches one ``db_conn`` transaction for work that outlives its rollback."""
 
@@ -56,6 +69,23 @@ class CommitGuard:
             " pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS first_xid"
         )
         return cls(conn, row["first_xid"] % XID_RANGE)
+
+    def closed_by_test(self) -> bool:
+        """Did the test close db_conn? On a pooled connection, close() hands it back to the pool."""
+        try:
+            return self.conn.is_closed()
+        except asyncpg.InterfaceError:
+            return True  # "connection has been released back to the pool"
+
+    async def after_close(self, pool: asyncpg.Pool) -> str:
+        """The test closed db_conn: its open transaction died with it; clean up what was committed."""
+        async with pool.acquire() as other:
+            leftovers = await CommitGuard(other, self.first_xid).leftovers(ended_by_test=False)
+        message = (
+            "coursedb: the test closed db_conn; the fixture owns that connection and rolls it back after the test, "
+            "so leave closing it to the fixture."
+        )
+        return message + (" " + leftovers.removeprefix("coursedb: ") if leftovers else "")
 
     async def transaction_ended(self) -> bool:
         """Before the rollback: did the test end our transaction (COMMIT, ROLLBACK, END ...)?"""
