@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
@@ -28,6 +27,7 @@ from tests.helpers import (
     free_port,
     make_home,
     run,
+    silent_listener,
     start_owner,
 )
 
@@ -195,28 +195,8 @@ def test_docker_asked_for_with_an_unpullable_image_exits_2_with_whole_sentences(
 @pytest.fixture
 def silent_registry():
     """A registry that accepts connections and never answers: a pull that makes no progress."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
+    with silent_listener() as address:
+        yield f"{address}"
 
 
 def test_a_pull_that_does_not_finish_in_time_shows_progress_then_uses_the_embedded_server(home, silent_registry):

@@ -6,15 +6,12 @@ COURSEDB_HOME that no server ever uses.
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 
 from coursedb import CourseDBError, Settings, server
 from coursedb.backends import docker
 from coursedb.settings import describe_url
-from tests.helpers import assert_one_line_error, cli
+from tests.helpers import assert_one_line_error, cli, silent_listener
 
 
 @pytest.fixture
@@ -154,28 +151,8 @@ def test_docker_without_an_engine_is_one_line_and_starts_nothing(home):
 @pytest.fixture
 def silent_endpoint():
     """A TCP endpoint that accepts connections and never answers: the probe must not hang on it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
+    with silent_listener() as address:
+        yield f"tcp://{address}"
 
 
 @pytest.mark.timeout(30)  # without the probe's own timeout, docker-py would wait 60 s per request
