@@ -36,8 +36,8 @@ REFERENCE_PYTHON = (3, 11)
 NBVAL_ARGS = [
     "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", "300",
 ]  # fmt: skip
-# Each test file (and notebook: its cells share a kernel) on one worker; the plugin lets the learner-copy
-# run of each notebook take a worker of its own (coursebook/pytest_plugin.py).
+# Each test file (and notebook: its items share one kernel) on one worker; the plugin runs each notebook
+# once as a learner does and checks everything about it in that kernel (coursebook/pytest_plugin.py).
 TEST_ARGS = ["-n", "auto", "--dist", "loadfile", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS]
 # --quick: what an author re-runs after editing a notebook; CI and `test` keep these.
 QUICK_SKIPS = ["--ignore=tests/launch", "--ignore=tests/benchmarks"]

@@ -10,7 +10,9 @@ start, the course template and each worker's database are part of the time, as o
 fresh CI machine. The shared server is never touched. Every command is `course.py test`
 (its pytest, xdist and nbval arguments), so what is measured is what people run:
 
-    notebooks   python3 course.py test notebooks/           all notebooks under strict nbval, nothing else
+    notebooks   python3 course.py test --nbval-only notebooks/    all notebooks under strict nbval, nothing else
+    book        python3 course.py test notebooks/           each notebook's one kernel run: strict nbval, Run All
+                       again with every wrong answer and solution, each cell twice, the connection budget
     reference   python3 course.py test <reference files>    the article's tests and coursedb's own tests
                        (tests/reference/, tests/coursedb/test_coursedb_*.py: issue 3's "reference suite")
     tests       python3 course.py test                      the whole test command (CI runs exactly this)
@@ -51,13 +53,14 @@ def reference_files() -> list[str]:
 
 
 COMMANDS = {
-    "notebooks": [*COURSE_TEST, *REPORT, "notebooks/"],
+    "notebooks": [*COURSE_TEST, *REPORT, "--nbval-only", "notebooks/"],
+    "book": [*COURSE_TEST, *REPORT, "notebooks/"],
     "reference": [*COURSE_TEST, *REPORT, *reference_files()],
     "tests": [*COURSE_TEST, *REPORT],
     "quick": [*COURSE_TEST, "--quick", *REPORT],
 }
 DURATION_LINE = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+([^:\s]+)::")
-TARGETS_S = {"notebooks": 60.0, "reference": 15.0, "tests": 50.0, "quick": None}
+TARGETS_S = {"notebooks": 60.0, "book": None, "reference": 15.0, "tests": 50.0, "quick": None}
 # pytest's closing line, with or without the ===== padding (-q drops it)
 SUMMARY_LINE = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped).* in [\d.]+s.*?|no tests ran.*?)\s*=*$")
 
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for i in range(runs):  # alternate, so background load hits each alike
         for what in whats:
-            if what in ("tests", "quick") and i >= args.tests_runs:
+            if what in ("tests", "quick", "book") and i >= args.tests_runs:
                 continue
             result = timed_run(what)
             result["run"] = i + 1
@@ -136,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_common.table(["file", "seconds"], [(k, round(v, 2)) for v, k in top]))
     print(
         f"\nmedians: notebooks {summary['notebooks_cold_s']} s (target <= 60, aim 30), "
+        f"every notebook check {summary['book_cold_s']} s, "
         f"reference suite {summary['reference_cold_s']} s (target <= 15), "
         f"python3 course.py test {summary['tests_cold_s']} s (target <= 50), --quick {summary['quick_cold_s']} s"
     )

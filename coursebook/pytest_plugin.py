@@ -1,29 +1,381 @@
-"""pytest plugin for the course's test command (course.py passes ``-p coursebook.pytest_plugin``).
+"""One kernel run per notebook: the pytest plugin of the course's test command (``-p coursebook.pytest_plugin``).
 
-``--dist loadfile`` keeps every test file on one worker: a notebook's nbval cells share one kernel,
-and a module's fixtures are set up once. The learner-copy run of each notebook is a test of its
-own in one file, though, and eight of those queued on one worker would be the whole run's critical
-path. This scheduler is loadfile except that each of those tests is a unit of its own.
+nbval collects every committed notebook; this plugin swaps its collector for ``CourseBook``, which
+runs the notebook the way a learner does and checks everything about it in that one kernel:
+
+1. the nbval cells: Run All, each cell's output compared with the committed one (strict nbval),
+   in a kernel started in a folder of learner copies outside the repository (``course.py
+   learners``), so nothing may depend on the repository as the working directory;
+2. ``Run All again``: every code cell runs again and must show what the committed notebook shows
+   (only ``raises-exception`` cells may fail; of those, the error is compared). At each checker,
+   while the stub is still in place: every wrong answer of the catalogue (tests/course/wrong_answers/)
+   replaces the stub and the checker must fail with the entry's hint within 30 s, then a one-line
+   cell proves the kernel still answers; then the model answer (the ``solution`` cell of
+   notebooks/src/) must pass the checker; then the stub is put back;
+3. ``each cell twice``: a third pass, every code cell twice in a row, and none may fail unless
+   tagged ``raises-exception``;
+4. ``connection budget``: the most sessions the kernel had open at once, counted from the log of
+   a private server it alone used (coursedb.room.BUDGET). Counted on the embedded backend; with
+   ``COURSEDB_BACKEND=docker|url`` (or a ``COURSEDB_URL``) the notebooks run on that server instead
+   and this item is skipped.
+
+``--dist loadfile`` keeps each notebook's items on one worker, in order, on one kernel.
+``--nbval-only`` leaves nbval alone (strict nbval of the committed notebooks, nothing else).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
+from nbval.kernel import RunningKernel, start_new_kernel
+from nbval.plugin import IPyNbFile
 
-# Tests (node id prefixes) that each get a worker of their own instead of their file's.
-SPREAD = ("tests/course/test_learner_copies.py::test_run_all_then_again_with_the_solutions[",)
+from coursebook.model import BOOK_DIR, RAISES, SOURCE_NAME, find_exercises, iter_notebooks, tags
+
+CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it (issue 10's bound)
+ALIVE = "print('kernel alive')"
+# What a notebook must show outside the repository beyond its text (nbval does not compare images),
+# and what it must not: the 06 chart is drawn from the course's saved results, wherever the copy is.
+MUST_SHOW = {"06_timing_and_plans": ["image/png"]}
+MUST_NOT_SHOW = {"06_timing_and_plans": ["No results yet"]}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getvalue("dist") != "loadfile":
-        return None  # xdist's own choice
-    from xdist.scheduler import LoadScopeScheduling
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--nbval-only",
+        action="store_true",
+        help="run the notebooks under strict nbval alone, in their own folder (what nbval itself does)",
+    )
 
-    class CourseScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith(SPREAD) else nodeid.split("::", 1)[0]
 
-    return CourseScheduling(config, log)
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    found = yield
+    if parent.config.getoption("nbval_only"):
+        return found
+    if file_path.parent != BOOK_DIR or not SOURCE_NAME.match(file_path.stem + ".py"):
+        return found
+    return [CourseBook.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]
+
+
+# --- what one worker shares between its notebooks ------------------------------------------------
+
+
+@dataclass
+class Workbench:
+    """A folder of learner copies outside the repository, and (embedded backend) a private logged server."""
+
+    folder: Path
+    env: dict[str, str] | None = None  # the kernels' environment; None: this process's own
+    log: Path | None = None
+    homes: list[Path] = field(default_factory=list)
+
+
+_bench: Workbench | None = None
+
+
+def workbench() -> Workbench:
+    global _bench
+    if _bench is None:
+        from coursebook import learners
+
+        folder = Path(tempfile.mkdtemp(prefix="coursebook-learner-")) / "room"
+        learners.make(folder)
+        _bench = Workbench(folder)
+        atexit.register(_close, _bench)
+        if _counts_connections():
+            _start_logged_server(_bench)
+    return _bench
+
+
+def _counts_connections() -> bool:
+    backend = os.environ.get("COURSEDB_BACKEND", "auto")
+    return backend in ("auto", "embedded") and not os.environ.get("COURSEDB_URL")
+
+
+def _start_logged_server(bench: Workbench) -> None:
+    import coursedb
+    from coursedb import room
+    from tests.helpers import cli, env_for, make_home, settings_for
+
+    home = make_home()
+    bench.homes.append(home)
+    started = cli(home, "start")
+    if started.returncode != 0:
+        raise RuntimeError(f"the private server for the notebooks did not start: {started.stderr.strip()}")
+    state = coursedb.status(settings_for(home)).state
+    asyncio.run(room.enable_connection_log(state.admin_url))
+    bench.env = env_for(home)
+    bench.log = Path(state.log)
+
+
+def _close(bench: Workbench) -> None:
+    import shutil
+
+    from tests.helpers import cleanup
+
+    for home in bench.homes:
+        cleanup(home)
+    shutil.rmtree(bench.folder.parent, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _bench
+    if _bench is not None:
+        atexit.unregister(_close)
+        _close(_bench)
+        _bench = None
+
+
+# --- the notebook -------------------------------------------------------------------------------
+
+
+class CourseKernel(RunningKernel):
+    """nbval's kernel, started in the learner folder, with the workbench's environment."""
+
+    def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str] | None, startup_timeout: int) -> None:
+        extra = {"env": env} if env is not None else {}
+        self.km, self.kc = start_new_kernel(
+            startup_timeout=startup_timeout,
+            kernel_name=kernel_name,
+            stderr=open(os.devnull, "w"),  # noqa: SIM115 (nbval's own choice: the kernel owns it)
+            cwd=str(cwd),
+            **extra,
+        )
+        self._ensure_iopub_up()
+
+
+class CourseBook(IPyNbFile):
+    log_start = 0
+    uncounted_spans: list[tuple[int, int]]
+    cells_run: list[tuple[int, str]]
+
+    def setup(self) -> None:
+        bench = workbench()
+        self.uncounted_spans, self.cells_run = [], []
+        if bench.log is not None:
+            self.log_start = bench.log.stat().st_size
+        kernel_name = self.nb.metadata.get("kernelspec", {}).get("name", "python")
+        self.kernel = CourseKernel(
+            kernel_name,
+            cwd=bench.folder / "notebooks",
+            env=bench.env,
+            startup_timeout=self.config.option.nbval_kernel_startup_timeout,
+        )
+        self.setup_sanitize_files()
+
+    def teardown(self) -> None:
+        super().teardown()
+        bench = workbench()
+        if bench.log is not None:  # the next notebook's count starts when this kernel's last session has closed
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                text = bench.log.read_bytes()[self.log_start :].decode(errors="replace")
+                if text.count("connection authorized") <= text.count("disconnection: session time"):
+                    break
+                time.sleep(0.1)
+
+    def collect(self):
+        yield from super().collect()
+        yield RunAllAgain.from_parent(self, name="Run All again")
+        yield EachCellTwice.from_parent(self, name="each cell twice")
+        yield ConnectionBudget.from_parent(self, name="connection budget")
+
+    def run(self, code: str, timeout: float) -> Ran:
+        """Execute ``code`` as one cell; a cell still running after ``timeout`` is interrupted."""
+        ran = Ran()
+        if workbench().log is not None:  # where in the server's log each cell began, for the budget's report
+            self.cells_run.append((workbench().log.stat().st_size - self.log_start, code))
+
+        def collect(msg: dict) -> None:
+            if msg["msg_type"] in ("stream", "error", "execute_result", "display_data"):
+                ran.outputs.append(nbformat.v4.output_from_msg(msg))
+
+        try:
+            self.kernel.kc.execute_interactive(code, output_hook=collect, timeout=timeout, allow_stdin=False)
+        except TimeoutError:
+            self.kernel.km.interrupt_kernel()
+            self.kernel.kc.execute_interactive("", timeout=60)  # the interrupted cell has ended
+            ran.timed_out = True
+        return ran
+
+    def visible(self, cell: Any, failing: bool = False) -> str:
+        """What a reader sees of a cell's outputs, volatile parts sanitized as nbval does. Of a cell that
+        fails on purpose only its error: a pitfall's report may show other generated examples on a rerun."""
+        errors = [out for out in cell.outputs if out.output_type == "error"]
+        text = "".join(_text(out) for out in (errors if failing else cell.outputs))
+        for regex, replace in self.sanitize_patterns.items():
+            text = re.sub(regex, replace, text)
+        return text
+
+
+@dataclass
+class Ran:
+    outputs: list[Any] = field(default_factory=list)
+    timed_out: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.timed_out or any(out.output_type == "error" for out in self.outputs)
+
+    @property
+    def text(self) -> str:
+        plain = "".join(_text(out) for out in self.outputs) + ("TIMEOUT" if self.timed_out else "")
+        return re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", plain))
+
+
+def _text(out: Any) -> str:
+    if out.output_type == "stream":
+        return out.text
+    if out.output_type == "error":
+        return f"{out.ename}: {out.evalue}"
+    return out.get("data", {}).get("text/plain", "")
+
+
+class RunAllAgain(pytest.Item):
+    """The second Run All in the same kernel: each cell twice, exercises tried wrong and right."""
+
+    parent: CourseBook
+
+    def runtest(self) -> None:
+        book = self.parent
+        if not book.kernel.is_alive():
+            raise RuntimeError("the kernel died during the first Run All")
+        stem = self.path.stem
+        (source,) = iter_notebooks([stem])
+        cells = nbformat.read(self.path, as_version=4).cells  # nbval's copy was changed as it compared
+        exercises = find_exercises(cells)
+        checker_of = {ex.checker: ex_id for ex_id, ex in exercises.items()}
+        in_exercise = {i for ex in exercises.values() for i in (ex.stub, ex.checker, *ex.hints)}
+        compare = not self.config.option.nbval_lax
+        problems: list[str] = []
+        shown: list[Any] = []
+        for index, cell in enumerate(cells):
+            if cell.cell_type != "code":
+                continue
+            where = f"cell {index} ({cell.source.strip().splitlines()[0][:60]!r})"
+            allowed = RAISES in tags(cell)
+            first = book.run(cell.source, timeout=self.config.option.nbval_cell_timeout)
+            shown += first.outputs
+            if first.failed and not allowed:
+                problems.append(f"{where} failed on Run All again: {first.text[-800:]}")
+            elif compare and index not in in_exercise and book.visible(first, allowed) != book.visible(cell, allowed):
+                problems.append(f"{where} shows something else on Run All again: {first.text[-800:]}")
+            if index in checker_of:
+                ex_id = checker_of[index]
+                problems += self.try_exercise(ex_id, cells, exercises[ex_id], source)
+        text = "\n".join(str(out) for out in shown)
+        missing = [s for s in MUST_SHOW.get(stem, ()) if s not in text]
+        problems += [f"{stem} does not show {s!r} outside the repository" for s in missing]
+        problems += [f"{stem} shows {s!r} outside the repository" for s in MUST_NOT_SHOW.get(stem, ()) if s in text]
+        assert not problems, "\n".join(problems)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.path.name}: Run All again"
+
+    def try_exercise(self, ex_id: str, cells: list[Any], exercise: Any, source: Any) -> list[str]:
+        from tests.course.wrong_answers import function_name, load, with_imports_of
+
+        book = self.parent
+        stub, checker = cells[exercise.stub].source, cells[exercise.checker].source
+        problems = []
+        on_stub = book.run(checker, CHECKER_TIMEOUT_S)
+        if not on_stub.failed or f"Exercise {ex_id}" not in on_stub.text:
+            problems.append(f"Exercise {ex_id}: the checker must fail on the untouched stub with a hint naming it")
+        entries = load().get(ex_id, [])
+        if len(entries) < 3:
+            problems.append(f"Exercise {ex_id}: {len(entries)} wrong answers in the catalogue, at least 3 expected")
+        target = function_name(stub)
+        log = workbench().log
+        start = log.stat().st_size if log else 0
+        for entry in entries:
+            label = f"Exercise {ex_id}, wrong answer {entry.name} ({entry.mistake})"
+            answer = book.run(with_imports_of(stub, entry.cell_source(target)), CHECKER_TIMEOUT_S)
+            if answer.failed:
+                problems.append(f"{label}: the answer cell itself failed: {answer.text[-800:]}")
+                continue
+            verdict = book.run(checker, CHECKER_TIMEOUT_S)
+            if not verdict.failed:
+                problems.append(f"{label}: ACCEPTED by the checker")
+            elif verdict.timed_out:
+                problems.append(f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s")
+            elif " ".join(entry.hint.split()) not in verdict.text:
+                problems.append(f"{label}: rejected, but without the hint {entry.hint!r}: {verdict.text[:1000]}")
+            alive = book.run(ALIVE, CHECKER_TIMEOUT_S)
+            if "kernel alive" not in alive.text:
+                problems.append(f"{label}: the kernel did not run the next cell: {alive.text[-400:]}")
+        if log:  # a wrong answer may open what it likes: the budget is the course's own code's
+            end = log.stat().st_size
+            self.parent.uncounted_spans.append((start - self.parent.log_start, end - self.parent.log_start))
+        solution = source.cells[source.exercises[ex_id].solution].source
+        answer = book.run(solution, CHECKER_TIMEOUT_S)
+        verdict = book.run(checker, CHECKER_TIMEOUT_S)
+        if answer.failed or verdict.failed or "passed" not in verdict.text:
+            problems.append(f"Exercise {ex_id}: the model answer does not pass its checker: {verdict.text[:1000]}")
+        book.run(stub, CHECKER_TIMEOUT_S)  # the stub back in place, as the committed notebook has it
+        return problems
+
+
+class EachCellTwice(pytest.Item):
+    """A third pass: every code cell twice in a row (a learner re-runs a cell, red or green, by reflex).
+
+    Only cells tagged raises-exception may fail, on either run. What the cells show is not compared:
+    a repeated cell may rightly change what a later one shows (04 shows the ROLLBACK a rerun sends)."""
+
+    parent: CourseBook
+
+    def runtest(self) -> None:
+        book = self.parent
+        timeout = self.config.option.nbval_cell_timeout
+        problems = []
+        log = workbench().log
+        if log is not None:  # the budget is a Run All's: a cell run twice may rightly leave a pool behind
+            book.uncounted_spans.append((log.stat().st_size - book.log_start, 2**62))
+        for index, cell in enumerate(nbformat.read(self.path, as_version=4).cells):
+            if cell.cell_type != "code":
+                continue
+            for attempt in ("first", "second"):
+                ran = book.run(cell.source, timeout)
+                if ran.failed and RAISES not in tags(cell):
+                    first_line = cell.source.strip().splitlines()[0][:60]
+                    problems.append(f"cell {index} ({first_line!r}) failed on its {attempt} run: {ran.text[-800:]}")
+        assert not problems, "\n".join(problems)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.path.name}: each cell twice"
+
+
+class ConnectionBudget(pytest.Item):
+    """The most connections the notebook's kernel had open at once, both Run Alls and all answers included."""
+
+    parent: CourseBook
+
+    def runtest(self) -> None:
+        from coursedb import room
+
+        bench = workbench()
+        if bench.log is None:
+            pytest.skip("connections are counted on the embedded backend (COURSEDB_BACKEND=auto or embedded)")
+        text = bench.log.read_bytes()[self.parent.log_start :].decode(errors="replace")
+        peaks = room.connection_peaks(text, skipped=self.parent.uncounted_spans)
+        assert peaks.sessions > 0, "the server logged no session: the count would prove nothing"
+        assert peaks.refused == 0, "the server refused a connection"
+        budget = room.EXCEPTIONS.get(self.path.stem, room.BUDGET)
+        during = [code for at, code in self.parent.cells_run if at <= peaks.peak_at][-1:] or ["the first Run All"]
+        assert peaks.total <= budget, (
+            f"{self.path.stem} had {peaks.total} connections open at once (first while running {during[0][:300]!r}); "
+            f"the room budget is {budget} per learner"
+        )
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.path.name}: connection budget"

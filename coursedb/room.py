@@ -12,8 +12,8 @@ number of them (``max_connections``, 100 by default on PostgreSQL). So the cours
 (A demo cell may use up to 3 connections of its own while no test runs. The one exception is
 notebook 07's ``pytest -n 2`` demo, see EXCEPTIONS.)
 
-``tests/course/test_connection_budget.py`` runs every notebook in a real kernel and counts, from the
-server's own connection log, the most sessions that were open at once; ``benchmarks/room.py`` does
+The course's test command runs every notebook in a real kernel (coursebook/pytest_plugin.py) and counts,
+from the server's own connection log, the most sessions that were open at once; ``benchmarks/room.py`` does
 the same for a room of N learners and stores the measured figures that ``python -m coursedb room N``
 turns into what a room needs.
 """
@@ -130,29 +130,42 @@ class Peaks:
     groups: dict[str, int] = field(default_factory=dict)
     sessions: int = 0  # sessions that started in the window
     refused: int = 0  # connections refused with "too many clients" / CONNECTION LIMIT
+    peak_at: int = 0  # offset in the log text of the line where ``total`` was first reached
 
 
-def connection_peaks(log_text: str, group_of=None) -> Peaks:
+def connection_peaks(log_text: str, group_of=None, skipped: Iterable[tuple[int, int]] = ()) -> Peaks:
     """Replay a server log; ``group_of(database, application_name)`` names a session's group (or None).
 
     Sessions already open when the log text starts are not seen: start reading at a quiet moment.
+    Sessions that start inside a ``skipped`` (start, end) range of the text are not counted at all.
     """
     open_now: dict[str, str | None] = {}
     per_group: dict[str, int] = {}
     peaks = Peaks()
-    for line in log_text.splitlines():
+    skipped = sorted(skipped)
+    ignored: set[str] = set()
+    offset = 0
+    for line in log_text.splitlines(keepends=True):
+        at, offset = offset, offset + len(line)
         match = _AUTHORIZED.search(line)
+        if match and any(start <= at < end for start, end in skipped):
+            ignored.add(match.group(1))
+            continue
         if match:
             pid, _user, database, app = match.groups()
             group = group_of(database, (app or "").strip()) if group_of else None
             open_now[pid] = group
             peaks.sessions += 1
-            peaks.total = max(peaks.total, len(open_now))
+            if len(open_now) > peaks.total:
+                peaks.total, peaks.peak_at = len(open_now), at
             if group is not None:
                 per_group[group] = per_group.get(group, 0) + 1
                 peaks.groups[group] = max(peaks.groups.get(group, 0), per_group[group])
             continue
         match = _DISCONNECTED.search(line)
+        if match and match.group(1) in ignored:
+            ignored.discard(match.group(1))
+            continue
         if match and match.group(1) in open_now:
             group = open_now.pop(match.group(1))
             if group is not None:

@@ -1,7 +1,7 @@
 """Every exercise is tagged completely, and its committed checker output fails with a hint.
 
 The other way round (the model answer passes its checker) is checked where the notebooks run:
-tests/course/test_learner_copies.py runs each copy, then again with the solutions."""
+the course's test command runs each notebook's solutions in its kernel (coursebook/pytest_plugin.py)."""
 
 import pytest
 

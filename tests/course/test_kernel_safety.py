@@ -40,19 +40,17 @@ def assert_one_line(out, line_start: str) -> None:
     assert out.error["evalue"].startswith(line_start), out.error["evalue"]
 
 
-def test_a_hanging_await_is_stopped(kernel):
-    cell = "%%ipytest --timeout 2\nimport asyncio\n\nasync def test_hangs():\n    await asyncio.Event().wait()\n"
-    out = kernel.run(cell, timeout=BOUND)
+HANGS = {
+    "a_hanging_await": "import asyncio\n\nasync def test_hangs():\n    await asyncio.Event().wait()\n",
+    "a_busy_loop": "def test_spins():\n    while True:\n        pass\n",
+}
+
+
+@pytest.mark.parametrize("test", HANGS.values(), ids=HANGS.keys())
+def test_a_test_that_never_ends_is_stopped(kernel, test):
+    out = kernel.run("%%ipytest --timeout 2\n" + test, timeout=BOUND)
     assert "this test ran longer than 2 s and was stopped" in out.stdout
     assert "Timeout" not in out.stdout + out.stderr  # not pytest-timeout's stack dump
-    assert_one_line(out, "1 test failed")
-    assert_kernel_usable(kernel)
-
-
-def test_a_busy_loop_is_stopped(kernel):
-    cell = "%%ipytest --timeout 2\ndef test_spins():\n    while True:\n        pass\n"
-    out = kernel.run(cell, timeout=BOUND)
-    assert "this test ran longer than 2 s and was stopped" in out.stdout
     assert_one_line(out, "1 test failed")
     assert_kernel_usable(kernel)
 

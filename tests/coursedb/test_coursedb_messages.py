@@ -21,16 +21,15 @@ from tests.helpers import (
     PYTHON,
     ROOT,
     assert_one_line_error,
-    cleanup,
     cli,
     end_owner,
     env_for,
     free_port,
-    make_home,
     postmasters,
     run,
     settings_for,
     start_owner,
+    tcp_server,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,16 +37,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def tcp():
-    """A private embedded server that also listens on TCP; its password-bearing URL."""
-    home = make_home()
-    port = free_port()
-    try:
-        result = cli(home, "start", COURSEDB_PORT=str(port))
-        assert result.returncode == 0, result.stderr
-        password = (home / "password").read_text().strip()
-        yield {"home": home, "port": port, "url": f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"}
-    finally:
-        cleanup(home)
+    """A private embedded server that also listens on TCP."""
+    with tcp_server() as server:
+        yield server
 
 
 # --- a stale db_url after 'coursedb stop' -------------------------------------------------------
@@ -150,12 +142,12 @@ def test_pg_variables_meant_for_another_server_do_not_break_the_embedded_one(hom
 
 
 def test_pgtargetsessionattrs_against_a_url_server_is_one_line(tcp, home):
-    result = cli(home, "start", COURSEDB_BACKEND="url", COURSEDB_URL=tcp["url"], PGTARGETSESSIONATTRS="read-only")
+    result = cli(home, "start", COURSEDB_BACKEND="url", COURSEDB_URL=tcp.url, PGTARGETSESSIONATTRS="read-only")
     assert_one_line_error(result, "PGTARGETSESSIONATTRS", "unset it or override it in COURSEDB_URL")
 
 
 def test_sslmode_require_against_a_server_without_ssl_gets_the_right_advice(tcp, home):
-    result = cli(home, "start", COURSEDB_BACKEND="url", COURSEDB_URL=tcp["url"] + "?sslmode=require")
+    result = cli(home, "start", COURSEDB_BACKEND="url", COURSEDB_URL=tcp.url + "?sslmode=require")
     message = assert_one_line_error(result, "does not offer SSL", "remove sslmode=require")
     assert "Check host and port" not in message
 
@@ -165,21 +157,21 @@ def test_sslmode_require_against_a_server_without_ssl_gets_the_right_advice(tcp,
 
 def test_coursedb_port_set_after_the_server_started_is_said(tcp):
     other = free_port()
-    result = cli(tcp["home"], "start", COURSEDB_PORT=str(other))
+    result = cli(tcp.home, "start", COURSEDB_PORT=str(other))
     assert result.returncode == 0, result.stderr
     assert f"note: COURSEDB_PORT={other} was set after the embedded server started" in result.stdout
-    assert f"listens on port {tcp['port']}" in result.stdout and "python -m coursedb stop" in result.stdout
-    status = cli(tcp["home"], "status", COURSEDB_PORT=str(other)).stdout
+    assert f"listens on port {tcp.port}" in result.stdout and "python -m coursedb stop" in result.stdout
+    status = cli(tcp.home, "status", COURSEDB_PORT=str(other)).stdout
     assert f"COURSEDB_PORT={other} was set after" in status
 
 
 def test_coursedb_port_set_after_the_server_started_is_said_once_to_a_kernel(tcp, capsys):
-    settings = settings_for(tcp["home"], COURSEDB_PORT=str(free_port()))
+    settings = settings_for(tcp.home, COURSEDB_PORT=str(free_port()))
     try:
         url = coursedb.database_url(settings)
         assert coursedb.database_url(settings) == url  # the database is given all the same
     finally:
-        coursedb._drop_own(str(tcp["home"]))
+        coursedb._drop_own(str(tcp.home))
     err = capsys.readouterr().err
     assert err.count("was set after the embedded server started") == 1, err
 

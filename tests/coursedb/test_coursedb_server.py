@@ -7,14 +7,11 @@ own. Every home is private (never the shared /tmp/coursedb-<uid>) and stopped af
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import psutil
@@ -26,46 +23,27 @@ from tests.helpers import (
     PYTHON,
     ROOT,
     assert_one_line_error,
-    cleanup,
     cli,
     database_names,
     dbname,
     end_owner,
     env_for,
     fetch,
-    free_port,
     leftovers,
     lock_and_create,
-    make_home,
     owned,
     postmasters,
     run,
     settings_for,
     start_owner,
-    wait_past_restart_grace,
+    tcp_server,
 )
-
-
-@dataclass
-class Server:
-    home: Path
-    port: int
-    admin_url: str
-    password: str
 
 
 @pytest.fixture(scope="module")
 def srv():
-    home = make_home()
-    port = free_port()
-    try:
-        result = cli(home, "start", COURSEDB_PORT=str(port))
-        assert result.returncode == 0, result.stderr
-        state = json.loads((home / "state.json").read_text())
-        wait_past_restart_grace(state["admin_url"])
-        yield Server(home, port, state["admin_url"], (home / "password").read_text().strip())
-    finally:
-        cleanup(home)
+    with tcp_server(past_restart_grace=True) as server:
+        yield server
 
 
 # --- one server, shared -------------------------------------------------------------------

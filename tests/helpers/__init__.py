@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -19,8 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -129,6 +131,37 @@ def cleanup(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+@dataclass
+class TcpServer:
+    """A private embedded server that also listens on TCP (tcp_server())."""
+
+    home: Path
+    port: int
+    admin_url: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        """The superuser over TCP, as a room server's COURSEDB_URL would name it."""
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
+
+
+@contextlib.contextmanager
+def tcp_server(past_restart_grace: bool = False) -> Iterator[TcpServer]:
+    """Start a TcpServer in a fresh private home; stopped and deleted afterwards."""
+    home = make_home()
+    port = free_port()
+    try:
+        result = cli(home, "start", COURSEDB_PORT=str(port))
+        assert result.returncode == 0, result.stderr
+        admin_url = json.loads((home / "state.json").read_text())["admin_url"]
+        if past_restart_grace:
+            wait_past_restart_grace(admin_url)
+        yield TcpServer(home, port, admin_url, (home / "password").read_text().strip())
+    finally:
+        cleanup(home)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -165,12 +198,16 @@ asyncio.run(main())
 """
 
 
-def start_owner(home: Path, **extra: str | None) -> tuple[subprocess.Popen, str]:
-    """Start an OWNER process on ``home``; return it and the DSN of its database."""
-    proc = subprocess.Popen(
+def start_owner(
+    home: Path, *, cwd: Path = ROOT, launch: Callable[..., subprocess.Popen] = subprocess.Popen, **extra: str | None
+) -> tuple[subprocess.Popen, str]:
+    """Start an OWNER process on ``home``; return it and the DSN of its database.
+
+    ``launch`` starts it (e.g. inside a namespace); ``cwd`` is where it runs."""
+    proc = launch(
         [PYTHON, "-c", OWNER],
         env=env_for(home, **extra),
-        cwd=ROOT,
+        cwd=cwd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -7,7 +7,7 @@ Every ``NN_*.py`` file here holds the entries for one notebook, one function per
         '''Strips the two drivers the learner knows of.'''
         return url.replace("+psycopg2", "").replace("+asyncpg", "")
 
-``tests/course/test_wrong_answers.py`` renames the function to the exercise's own name
+The course's test command (coursebook/pytest_plugin.py) renames the function to the exercise's own name
 (``asyncpg_dsn``), puts it in place of the exercise cell, runs the checker in a real kernel and
 asserts that the checker fails and that its output contains ``hint``: the words that point the
 learner at this mistake. The entries are real code, linted like the rest of the repository.
@@ -97,6 +97,28 @@ def _root(node: ast.AST) -> str:
     while isinstance(node, ast.Attribute):
         node = node.value
     return node.id if isinstance(node, ast.Name) else ""
+
+
+def _tree(source: str) -> ast.Module:
+    """A cell's syntax tree: magics blanked out, top-level await allowed (a kernel allows it)."""
+    plain = "\n".join("" if line.lstrip().startswith("%") else line for line in source.splitlines())
+    return compile(plain, "<cell>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+def function_name(stub: str) -> str:
+    """The name of the function an exercise cell asks for."""
+    for node in _tree(stub).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            return node.name
+    raise AssertionError(f"no function in the exercise cell:\n{stub}")
+
+
+def with_imports_of(stub: str, answer_source: str) -> str:
+    """A replacement exercise cell keeps the stub's own imports (the learner edits below them)."""
+    imports = [
+        ast.get_source_segment(stub, node) for node in _tree(stub).body if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    return "\n".join([*imports, answer_source])
 
 
 def load() -> dict[str, list[WrongAnswer]]:

@@ -16,6 +16,7 @@ Every test runs on private servers and is bounded by pytest-timeout.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -29,22 +30,20 @@ import pytest
 
 from coursedb import databases
 from tests.helpers import (
-    OWNER,
     PYTHON,
     ROOT,
-    cleanup,
     cli,
     database_names,
     dbname,
     end_owner,
     env_for,
     fetch,
-    free_port,
     make_home,
     owned,
     postmasters,
     run,
     start_owner,
+    tcp_server,
     wait_past_restart_grace,
 )
 
@@ -78,21 +77,7 @@ def run_in(kind: str, home: Path, args: list[str], **extra: str | None) -> subpr
 
 def owner_in(kind: str, home: Path, **extra: str | None) -> tuple[subprocess.Popen, str]:
     """An OWNER process (tests/helpers) started inside a namespace; it and its database's DSN."""
-    proc = in_namespace(
-        kind,
-        [PYTHON, "-c", OWNER],
-        env=env_for(home, **extra),
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = proc.stdout.readline().strip()
-    if not url:
-        proc.kill()
-        raise AssertionError(f"owner in {kind} failed: {proc.communicate(timeout=10)[1]}")
-    return proc, url
+    return start_owner(home, launch=functools.partial(in_namespace, kind), **extra)
 
 
 async def owner_still_works(url: str) -> None:
@@ -166,21 +151,8 @@ def test_a_sigkilled_owners_database_is_swept_by_the_next_start_the_others_stay(
 @pytest.fixture(scope="module")
 def room():
     """A private embedded server listening on TCP: the 'room server' behind COURSEDB_URL."""
-    home = make_home()
-    port = free_port()
-    try:
-        result = cli(home, "start", COURSEDB_PORT=str(port))
-        assert result.returncode == 0, result.stderr
-        state = json.loads((home / "state.json").read_text())
-        password = (home / "password").read_text().strip()
-        wait_past_restart_grace(state["admin_url"])
-        yield {
-            "admin_url": state["admin_url"],
-            "url": f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres",
-            "port": port,
-        }
-    finally:
-        cleanup(home)
+    with tcp_server(past_restart_grace=True) as server:
+        yield server
 
 
 @pytest.fixture
@@ -196,7 +168,7 @@ def test_two_machines_on_one_url_never_touch_each_others_live_database(room, mac
     """Same host name, same uid, separate PID namespaces: each side's start and stop leaves the
     other's live database alone (stop drops only what no session vouches for)."""
     here, there = machines
-    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": room["url"]}
+    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": room.url}
     mine, mine_url = start_owner(here, **extra)
     theirs, theirs_url = owner_in("machine", there, **extra)
     try:
@@ -208,14 +180,14 @@ def test_two_machines_on_one_url_never_touch_each_others_live_database(room, mac
                     result = run_in("machine", home, [PYTHON, "-m", "coursedb", command], **extra)
                 assert result.returncode == 0, (side, command, result.stderr)
                 assert "stopped the server" not in result.stdout
-                names = run(database_names(room["admin_url"]))
+                names = run(database_names(room.admin_url))
                 assert {dbname(mine_url), dbname(theirs_url)} <= names, (side, command, result.stdout)
         run(owner_still_works(mine_url))
         run(owner_still_works(theirs_url))
     finally:
         end_owner(mine)
         end_owner(theirs)
-    names = run(database_names(room["admin_url"]))
+    names = run(database_names(room.admin_url))
     assert dbname(mine_url) not in names and dbname(theirs_url) not in names
 
 
@@ -225,7 +197,7 @@ def learners(room):
     roles = ["learner_a", "learner_b"]
 
     async def create() -> None:
-        conn = await asyncpg.connect(room["admin_url"])
+        conn = await asyncpg.connect(room.admin_url)
         try:
             for role in roles:
                 await conn.execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{role}-pw'")
@@ -234,7 +206,7 @@ def learners(room):
             await conn.close()
 
     async def drop() -> None:
-        async with databases.admin_connection(room["admin_url"]) as conn:
+        async with databases.admin_connection(room.admin_url) as conn:
             for row in await conn.fetch(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'coursedb\\_%' AND datdba <> 10"
             ):
@@ -244,7 +216,7 @@ def learners(room):
                 await conn.execute(f"DROP ROLE IF EXISTS {role}")
 
     run(create())
-    yield {role: f"postgresql://{role}:{role}-pw@127.0.0.1:{room['port']}/postgres" for role in roles}
+    yield {role: f"postgresql://{role}:{role}-pw@127.0.0.1:{room.port}/postgres" for role in roles}
     run(drop())
 
 
@@ -270,7 +242,7 @@ def test_a_killed_learners_database_another_role_may_not_drop_stops_nobody(room,
         # learner_a comes back: its own start sweeps its own stale database.
         again = cli(a_home, "start", **a)
         assert f"dropped 1 database(s) whose owner process is gone: {dbname(victim_url)}" in again.stdout
-        assert "coursedb_hand_made" in run(database_names(room["admin_url"]))
+        assert "coursedb_hand_made" in run(database_names(room.admin_url))
     finally:
         for home, extra in ((a_home, a), (b_home, b)):
             cli(home, "stop", **extra)
@@ -288,20 +260,7 @@ def course_copy(tmp_path):
 
 def owner_from(copy: Path, home: Path) -> tuple[subprocess.Popen, str]:
     """An OWNER running the copy's coursedb (its folder first on sys.path, as a checkout is)."""
-    proc = subprocess.Popen(
-        [PYTHON, "-c", OWNER],
-        env=env_for(home, PYTHONPATH=str(copy)),
-        cwd=copy,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = proc.stdout.readline().strip()
-    if not url:
-        proc.kill()
-        raise AssertionError(f"owner failed: {proc.communicate(timeout=10)[1]}")
-    return proc, url
+    return start_owner(home, cwd=copy, PYTHONPATH=str(copy))
 
 
 async def columns(url: str, table: str) -> set[str]:
