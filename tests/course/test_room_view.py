@@ -50,3 +50,26 @@ def test_room_says_what_n_learners_need(home):
     assert f"A room of 60 learners needs {needs['connections']} connections" in result.stdout
     assert f"max_connections = {needs['max_connections']}" in result.stdout
     assert needs["connections"] >= 60 * room.BUDGET
+
+
+LOG = """\
+2026-11-25 10:00:00.001 UTC [11] LOG:  connection authorized: user=postgres database=coursedb_1_aaaaaa
+2026-11-25 10:00:00.002 UTC [12] LOG:  connection authorized: user=postgres database=coursedb_1_aaaaaa
+2026-11-25 10:00:00.003 UTC [12] LOG:  disconnection: session time: 0:00:00.001 user=postgres
+2026-11-25 10:00:00.004 UTC [13] LOG:  connection authorized: user=postgres database=coursedb_1_aaaaaa
+2026-11-25 10:00:00.005 UTC [14] LOG:  connection authorized: user=postgres database=coursedb_1_aaaaaa
+2026-11-25 10:00:00.006 UTC [14] LOG:  disconnection: session time: 0:00:00.001 user=postgres
+2026-11-25 10:00:00.007 UTC [13] LOG:  disconnection: session time: 0:00:00.003 user=postgres
+2026-11-25 10:00:00.008 UTC [15] LOG:  connection authorized: user=postgres database=coursedb_1_aaaaaa
+"""
+
+
+def test_connection_peaks_replay_the_log_and_leave_out_skipped_spans():
+    """The peak is counted, not sampled: sessions 11, 13 and 14 were open at once. Sessions that start
+    in a skipped span (a wrong answer's run) are not counted, nor are their disconnections."""
+    peaks = room.connection_peaks(LOG)
+    assert (peaks.total, peaks.sessions) == (3, 5)
+    assert LOG[peaks.peak_at :].startswith("2026-11-25 10:00:00.005 UTC [14]")
+    span = (LOG.index("10:00:00.004") - 11, LOG.index("10:00:00.006") - 11)  # sessions 13 and 14 start here
+    skipped = room.connection_peaks(LOG, skipped=[span])
+    assert (skipped.total, skipped.sessions) == (2, 3)

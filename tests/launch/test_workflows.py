@@ -97,7 +97,7 @@ def test_ci_runs_the_docker_path_when_the_shared_engine_is_there():
     assert "docker-engine.sh" in ci_run[:readme_at]
     assert 'eval "$engine_env"' in docker_pass
     assert "COURSEDB_BACKEND=docker" in docker_pass
-    assert f"{README_TEST} tests/coursedb/test_coursedb_docker.py" in docker_pass and " notebooks" in docker_pass
+    assert f"{README_TEST} tests/coursedb/test_coursedb_docker.py" in docker_pass and " notebooks\n" in docker_pass
 
 
 def test_every_job_caches_pip_by_requirements():
