@@ -42,7 +42,8 @@ from tests.helpers.system_postgres import available, system_postgres
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 900  # a cell of 30 concurrent kernels on 2 cores can be slow; never a hang
 OWN_DATABASE = re.compile(r"^coursedb_(\d+)_")
-KEEPER = re.compile(r"^coursedb \S+ (\d+)$")  # application_name of an owner's liveness session
+# application_name of an owner's liveness session: "coursedb kernel <pid>", "coursedb xdist gw0 <pid>"
+KEEPER = re.compile(r"^coursedb .+ (\d+)$")
 
 
 def book(prefix: str) -> Path:

@@ -14,8 +14,9 @@ runs the notebook the way a learner does and checks everything about it in that 
    notebooks/src/) must pass the checker; then the stub is put back;
 3. ``each cell twice``: a third pass, every code cell twice in a row, and none may fail unless
    tagged ``raises-exception``;
-4. ``connection budget``: the most sessions the kernel had open at once, counted from the log of
-   a private server it alone used (coursedb.room.BUDGET). Counted on the embedded backend; with
+4. ``connection budget``: the most sessions the kernel (and any process it started) had open at
+   once, counted from the log of the run's own server (coursedb.room.BUDGET): wrong answers and
+   the each-cell-twice pass are left out. Counted on the embedded backend; with
    ``COURSEDB_BACKEND=docker|url`` (or a ``COURSEDB_URL``) the notebooks run on that server instead
    and this item is skipped.
 
@@ -26,11 +27,11 @@ runs the notebook the way a learner does and checks everything about it in that 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import re
+import shutil
 import tempfile
-import time
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,56 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     return [CourseBook.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]
 
 
-# --- what one worker shares between its notebooks ------------------------------------------------
+# --- what the run's notebooks share -------------------------------------------------------------
+
+# A private embedded server for the whole run, made by the first process (the xdist controller) and
+# started by the first worker that runs a notebook: every notebook runs on it, two at once under
+# xdist, as learners' kernels share a room's server. It logs every session, so each kernel's
+# connections are counted: those on its own database (coursedb_<pid>_...) and those that name its
+# pid (its liveness session, its admin sessions), its child processes' included (07's pytest -n 2).
+SERVER_HOME = "COURSEBOOK_SERVER_HOME"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or config.getoption("nbval_only") or not _counts_connections():
+        return
+    if SERVER_HOME in os.environ:
+        return  # an outer run's server (a test of this plugin): not ours to make or stop
+    from tests.helpers import make_home
+
+    home = make_home()
+    os.environ[SERVER_HOME] = str(home)  # xdist's workers start after this, with this environment
+    config.stash[_home_key] = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _bench
+    if _bench is not None:
+        shutil.rmtree(_bench.folder.parent, ignore_errors=True)
+        _bench = None
+    home = config.stash.get(_home_key, None)
+    if home is not None:
+        from tests.helpers import cleanup
+
+        cleanup(home)
+        os.environ.pop(SERVER_HOME, None)
+
+
+_home_key = pytest.StashKey[Path]()
+
+
+def _counts_connections() -> bool:
+    backend = os.environ.get("COURSEDB_BACKEND", "auto")
+    return backend in ("auto", "embedded") and not os.environ.get("COURSEDB_URL")
 
 
 @dataclass
 class Workbench:
-    """A folder of learner copies outside the repository, and (embedded backend) a private logged server."""
+    """A folder of learner copies outside the repository, and (embedded backend) the run's logged server."""
 
     folder: Path
     env: dict[str, str] | None = None  # the kernels' environment; None: this process's own
     log: Path | None = None
-    homes: list[Path] = field(default_factory=list)
 
 
 _bench: Workbench | None = None
@@ -92,49 +132,23 @@ def workbench() -> Workbench:
         folder = Path(tempfile.mkdtemp(prefix="coursebook-learner-")) / "room"
         learners.make(folder)
         _bench = Workbench(folder)
-        atexit.register(_close, _bench)
-        if _counts_connections():
-            _start_logged_server(_bench)
+        if os.environ.get(SERVER_HOME):
+            _start_logged_server(_bench, Path(os.environ[SERVER_HOME]))
     return _bench
 
 
-def _counts_connections() -> bool:
-    backend = os.environ.get("COURSEDB_BACKEND", "auto")
-    return backend in ("auto", "embedded") and not os.environ.get("COURSEDB_URL")
-
-
-def _start_logged_server(bench: Workbench) -> None:
+def _start_logged_server(bench: Workbench, home: Path) -> None:
     import coursedb
     from coursedb import room
-    from tests.helpers import cli, env_for, make_home, settings_for
+    from tests.helpers import cli, env_for, settings_for
 
-    home = make_home()
-    bench.homes.append(home)
-    started = cli(home, "start")
+    started = cli(home, "start")  # the other worker may be starting it too: coursedb takes a lock
     if started.returncode != 0:
-        raise RuntimeError(f"the private server for the notebooks did not start: {started.stderr.strip()}")
+        raise RuntimeError(f"the notebooks' server did not start: {started.stderr.strip()}")
     state = coursedb.status(settings_for(home)).state
     asyncio.run(room.enable_connection_log(state.admin_url))
     bench.env = env_for(home)
     bench.log = Path(state.log)
-
-
-def _close(bench: Workbench) -> None:
-    import shutil
-
-    from tests.helpers import cleanup
-
-    for home in bench.homes:
-        cleanup(home)
-    shutil.rmtree(bench.folder.parent, ignore_errors=True)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    global _bench
-    if _bench is not None:
-        atexit.unregister(_close)
-        _close(_bench)
-        _bench = None
 
 
 # --- the notebook -------------------------------------------------------------------------------
@@ -173,17 +187,11 @@ class CourseBook(IPyNbFile):
             startup_timeout=self.config.option.nbval_kernel_startup_timeout,
         )
         self.setup_sanitize_files()
+        self.family = Family(self.kernel.km.provisioner.pid)
 
     def teardown(self) -> None:
+        self.family.stop()
         super().teardown()
-        bench = workbench()
-        if bench.log is not None:  # the next notebook's count starts when this kernel's last session has closed
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                text = bench.log.read_bytes()[self.log_start :].decode(errors="replace")
-                if text.count("connection authorized") <= text.count("disconnection: session time"):
-                    break
-                time.sleep(0.1)
 
     def collect(self):
         yield from super().collect()
@@ -217,6 +225,36 @@ class CourseBook(IPyNbFile):
         for regex, replace in self.sanitize_patterns.items():
             text = re.sub(regex, replace, text)
         return text
+
+
+class Family(threading.Thread):
+    """The pids of a kernel and of every process it started, seen every 0.1 s while it runs.
+
+    Only to tell its sessions in the server's log from another kernel's; the count is the log's."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pids = {pid}
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        import psutil
+
+        root = next(iter(self.pids))
+        while not self.done.wait(0.1):
+            try:
+                self.pids |= {child.pid for child in psutil.Process(root).children(recursive=True)}
+            except psutil.Error:
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def owns(self, database: str, application_name: str) -> bool:
+        """A session on a database coursedb made for one of these pids, or one that names such a pid."""
+        found = re.match(r"coursedb_(\d+)_", database) or re.fullmatch(r"coursedb .+ (\d+)", application_name)
+        return found is not None and int(found.group(1)) in self.pids
 
 
 @dataclass
@@ -367,13 +405,18 @@ class ConnectionBudget(pytest.Item):
         if bench.log is None:
             pytest.skip("connections are counted on the embedded backend (COURSEDB_BACKEND=auto or embedded)")
         text = bench.log.read_bytes()[self.parent.log_start :].decode(errors="replace")
-        peaks = room.connection_peaks(text, skipped=self.parent.uncounted_spans)
-        assert peaks.sessions > 0, "the server logged no session: the count would prove nothing"
+        family = self.parent.family
+        peaks = room.connection_peaks(
+            text, lambda db, app: "kernel" if family.owns(db, app) else None, skipped=self.parent.uncounted_spans
+        )
+        assert peaks.groups.get("kernel"), "the server logged no session of this kernel: the count would prove nothing"
         assert peaks.refused == 0, "the server refused a connection"
+        most, peak_at = peaks.groups["kernel"], peaks.groups_peak_at["kernel"]
         budget = room.EXCEPTIONS.get(self.path.stem, room.BUDGET)
-        during = [code for at, code in self.parent.cells_run if at <= peaks.peak_at][-1:] or ["the first Run All"]
-        assert peaks.total <= budget, (
-            f"{self.path.stem} had {peaks.total} connections open at once (first while running {during[0][:300]!r}); "
+        print(f"{self.path.stem}: at most {most} connections at once (budget {budget})")  # -rP shows it
+        during = [code for at, code in self.parent.cells_run if at <= peak_at][-1:] or ["the first Run All"]
+        assert most <= budget, (
+            f"{self.path.stem} had {most} connections open at once (first while running {during[0][:300]!r}); "
             f"the room budget is {budget} per learner"
         )
 

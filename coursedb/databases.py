@@ -105,7 +105,13 @@ def _literal(text: str) -> str:
 async def admin_connection(admin_url: str, database: str | None = None) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the server's admin database (or ``database``), always closed afterwards."""
     url = admin_url if database is None else url_for(admin_url, database)
-    conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
+    conn = await asyncpg.connect(
+        url,
+        timeout=CONNECT_TIMEOUT,
+        command_timeout=COMMAND_TIMEOUT,
+        # whose session this is, in pg_stat_activity and the server's log (coursedb.room counts by it)
+        server_settings={"application_name": f"coursedb admin {os.getpid()}"},
+    )
     try:
         yield conn
     finally:

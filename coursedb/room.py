@@ -131,6 +131,7 @@ class Peaks:
     sessions: int = 0  # sessions that started in the window
     refused: int = 0  # connections refused with "too many clients" / CONNECTION LIMIT
     peak_at: int = 0  # offset in the log text of the line where ``total`` was first reached
+    groups_peak_at: dict[str, int] = field(default_factory=dict)  # the same, per group
 
 
 def connection_peaks(log_text: str, group_of=None, skipped: Iterable[tuple[int, int]] = ()) -> Peaks:
@@ -160,7 +161,8 @@ def connection_peaks(log_text: str, group_of=None, skipped: Iterable[tuple[int, 
                 peaks.total, peaks.peak_at = len(open_now), at
             if group is not None:
                 per_group[group] = per_group.get(group, 0) + 1
-                peaks.groups[group] = max(peaks.groups.get(group, 0), per_group[group])
+                if per_group[group] > peaks.groups.get(group, 0):
+                    peaks.groups[group], peaks.groups_peak_at[group] = per_group[group], at
             continue
         match = _DISCONNECTED.search(line)
         if match and match.group(1) in ignored:
