@@ -44,7 +44,9 @@ def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(tmp_path):
     (tmp_path / "sabotage.py").write_text(SABOTAGE)
     (notebook,) = iter_notebooks(["00"])
     command = [sys.executable, "-m", "pytest", "-p", "sabotage", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS]
-    command += ["-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-rf", str(notebook.book_path)]
+    # Only the two items under test: "Run All again" runs every cell itself, so the first pass can go.
+    command += ["-p", "no:xdist", "-p", "no:cacheprovider", "-q", "-rf", "-k", "again or budget"]
+    command.append(str(notebook.book_path))
     env = {**_passed_on(), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=280)
     out = done.stdout
@@ -53,7 +55,7 @@ def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(tmp_path):
     assert "Exercise 0.1, wrong answer the_solution (not wrong at all): ACCEPTED by the checker" in out
     assert "FAILED notebooks/00_start_here.ipynb::connection budget" in out, out[-3000:]
     assert "the room budget is 1 per learner" in out
-    assert "failed" in out and "Cell" not in out.split("short test summary info")[-1], "a cell of the book failed"
+    assert "2 failed" in out, out[-3000:]
 
 
 def _passed_on() -> dict[str, str]:
