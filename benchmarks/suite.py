@@ -1,7 +1,8 @@
-"""The course's own speed: strict nbval alone, the reference suite, the whole test command, cold.
+"""The course's own speed: strict nbval alone, every notebook check, the reference suite, the whole test command, cold.
 
     .venv/bin/python benchmarks/suite.py             # 3 runs each (1 of the whole command), median; 10+ minutes
-    .venv/bin/python benchmarks/suite.py --quick     # 1 run of each
+    .venv/bin/python benchmarks/suite.py --quick     # 1 run of each, results not written
+    .venv/bin/python benchmarks/suite.py --runs 1 --only notebooks book   # 1 run each, written
     .venv/bin/python benchmarks/suite.py --only notebooks tests
     .venv/bin/python benchmarks/suite.py --dry-run   # print the commands, run nothing
 
