@@ -27,6 +27,7 @@ runs the notebook the way a learner does and checks everything about it in that 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -199,11 +200,22 @@ class CourseBook(IPyNbFile):
         yield EachCellTwice.from_parent(self, name="each cell twice")
         yield ConnectionBudget.from_parent(self, name="connection budget")
 
+    def log_offset(self) -> int | None:
+        """How far the run's server log has grown since this kernel started; None if nothing is logged."""
+        log = workbench().log
+        return None if log is None else log.stat().st_size - self.log_start
+
+    @functools.cached_property
+    def committed_cells(self) -> list[Any]:
+        """The notebook's cells as committed (nbval changes its own copy's outputs as it compares)."""
+        return nbformat.read(self.path, as_version=4).cells
+
     def run(self, code: str, timeout: float) -> Ran:
         """Execute ``code`` as one cell; a cell still running after ``timeout`` is interrupted."""
         ran = Ran()
-        if workbench().log is not None:  # where in the server's log each cell began, for the budget's report
-            self.cells_run.append((workbench().log.stat().st_size - self.log_start, code))
+        at = self.log_offset()
+        if at is not None:  # where in the server's log each cell began, for the budget's report
+            self.cells_run.append((at, code))
 
         def collect(msg: dict) -> None:
             if msg["msg_type"] in ("stream", "error", "execute_result", "display_data"):
@@ -272,6 +284,10 @@ class Ran:
         return re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", plain))
 
 
+def _where(index: int, cell: Any) -> str:
+    return f"cell {index} ({cell.source.strip().splitlines()[0][:60]!r})"
+
+
 def _text(out: Any) -> str:
     if out.output_type == "stream":
         return out.text
@@ -281,7 +297,7 @@ def _text(out: Any) -> str:
 
 
 class RunAllAgain(pytest.Item):
-    """The second Run All in the same kernel: each cell twice, exercises tried wrong and right."""
+    """The second Run All in the same kernel: the committed text again, exercises tried wrong and right."""
 
     parent: CourseBook
 
@@ -291,7 +307,7 @@ class RunAllAgain(pytest.Item):
             raise RuntimeError("the kernel died during the first Run All")
         stem = self.path.stem
         (source,) = iter_notebooks([stem])
-        cells = nbformat.read(self.path, as_version=4).cells  # nbval's copy was changed as it compared
+        cells = book.committed_cells
         exercises = find_exercises(cells)
         checker_of = {ex.checker: ex_id for ex_id, ex in exercises.items()}
         in_exercise = {i for ex in exercises.values() for i in (ex.stub, ex.checker, *ex.hints)}
@@ -301,7 +317,7 @@ class RunAllAgain(pytest.Item):
         for index, cell in enumerate(cells):
             if cell.cell_type != "code":
                 continue
-            where = f"cell {index} ({cell.source.strip().splitlines()[0][:60]!r})"
+            where = _where(index, cell)
             allowed = RAISES in tags(cell)
             first = book.run(cell.source, timeout=self.config.option.nbval_cell_timeout)
             shown += first.outputs
@@ -334,8 +350,7 @@ class RunAllAgain(pytest.Item):
         if len(entries) < 3:
             problems.append(f"Exercise {ex_id}: {len(entries)} wrong answers in the catalogue, at least 3 expected")
         target = function_name(stub)
-        log = workbench().log
-        start = log.stat().st_size if log else 0
+        start = book.log_offset()
         for entry in entries:
             label = f"Exercise {ex_id}, wrong answer {entry.name} ({entry.mistake})"
             answer = book.run(with_imports_of(stub, entry.cell_source(target)), CHECKER_TIMEOUT_S)
@@ -352,9 +367,8 @@ class RunAllAgain(pytest.Item):
             alive = book.run(ALIVE, CHECKER_TIMEOUT_S)
             if "kernel alive" not in alive.text:
                 problems.append(f"{label}: the kernel did not run the next cell: {alive.text[-400:]}")
-        if log:  # a wrong answer may open what it likes: the budget is the course's own code's
-            end = log.stat().st_size
-            self.parent.uncounted_spans.append((start - self.parent.log_start, end - self.parent.log_start))
+        if start is not None:  # a wrong answer may open what it likes: the budget is the course's own code's
+            book.uncounted_spans.append((start, book.log_offset()))
         solution = source.cells[source.exercises[ex_id].solution].source
         answer = book.run(solution, CHECKER_TIMEOUT_S)
         verdict = book.run(checker, CHECKER_TIMEOUT_S)
@@ -376,17 +390,16 @@ class EachCellTwice(pytest.Item):
         book = self.parent
         timeout = self.config.option.nbval_cell_timeout
         problems = []
-        log = workbench().log
-        if log is not None:  # the budget is a Run All's: a cell run twice may rightly leave a pool behind
-            book.uncounted_spans.append((log.stat().st_size - book.log_start, 2**62))
-        for index, cell in enumerate(nbformat.read(self.path, as_version=4).cells):
+        start = book.log_offset()
+        if start is not None:  # the budget is a Run All's: a cell run twice may rightly leave a pool behind
+            book.uncounted_spans.append((start, 2**62))
+        for index, cell in enumerate(book.committed_cells):
             if cell.cell_type != "code":
                 continue
             for attempt in ("first", "second"):
                 ran = book.run(cell.source, timeout)
                 if ran.failed and RAISES not in tags(cell):
-                    first_line = cell.source.strip().splitlines()[0][:60]
-                    problems.append(f"cell {index} ({first_line!r}) failed on its {attempt} run: {ran.text[-800:]}")
+                    problems.append(f"{_where(index, cell)} failed on its {attempt} run: {ran.text[-800:]}")
         assert not problems, "\n".join(problems)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -394,7 +407,8 @@ class EachCellTwice(pytest.Item):
 
 
 class ConnectionBudget(pytest.Item):
-    """The most connections the notebook's kernel had open at once, both Run Alls and all answers included."""
+    """The most connections the notebook's kernel had open at once over both Run Alls and the model answers
+    (the wrong answers and the each-cell-twice pass are left out)."""
 
     parent: CourseBook
 

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from coursebook import iter_notebooks
-from tests.course.wrong_answers import _tree, load
+from tests.course.wrong_answers import cell_tree, load
 
 
 def test_every_exercise_has_three_wrong_answers_and_every_entry_an_exercise():
@@ -33,7 +33,7 @@ ALL_NOTEBOOKS = list(iter_notebooks())
 
 def _stub_message(stub: str) -> str:
     """The text of the stub's NotImplementedError."""
-    for node in ast.walk(_tree(stub)):
+    for node in ast.walk(cell_tree(stub)):
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
             return " ".join(n.value for n in ast.walk(node.exc.args[0]) if isinstance(n, ast.Constant))
     return ""

@@ -99,7 +99,7 @@ def _root(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
-def _tree(source: str) -> ast.Module:
+def cell_tree(source: str) -> ast.Module:
     """A cell's syntax tree: magics blanked out, top-level await allowed (a kernel allows it)."""
     plain = "\n".join("" if line.lstrip().startswith("%") else line for line in source.splitlines())
     return compile(plain, "<cell>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
@@ -107,7 +107,7 @@ def _tree(source: str) -> ast.Module:
 
 def function_name(stub: str) -> str:
     """The name of the function an exercise cell asks for."""
-    for node in _tree(stub).body:
+    for node in cell_tree(stub).body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             return node.name
     raise AssertionError(f"no function in the exercise cell:\n{stub}")
@@ -116,7 +116,9 @@ def function_name(stub: str) -> str:
 def with_imports_of(stub: str, answer_source: str) -> str:
     """A replacement exercise cell keeps the stub's own imports (the learner edits below them)."""
     imports = [
-        ast.get_source_segment(stub, node) for node in _tree(stub).body if isinstance(node, ast.Import | ast.ImportFrom)
+        ast.get_source_segment(stub, node)
+        for node in cell_tree(stub).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
     ]
     return "\n".join([*imports, answer_source])
 
