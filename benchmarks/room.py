@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 import threading
 import time
@@ -34,16 +33,13 @@ from pathlib import Path
 import psutil
 from _common import ROOT, coursedb, finish, machine, private_home, table  # puts the repository on sys.path
 
-from coursedb import room
+from coursedb import names, room
 
 sys.path.insert(0, str(ROOT))  # tests/ is not installed: the full-server test's throwaway PostgreSQL
 from tests.helpers.system_postgres import available, system_postgres
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 900  # a cell of 30 concurrent kernels on 2 cores can be slow; never a hang
-OWN_DATABASE = re.compile(r"^coursedb_(\d+)_")
-# application_name of an owner's liveness session: "coursedb kernel <pid>", "coursedb xdist gw0 <pid>"
-KEEPER = re.compile(r"^coursedb .+ (\d+)$")
 
 
 def book(prefix: str) -> Path:
@@ -164,8 +160,8 @@ def run_room(n: int, notebooks: list[Path], env: dict[str, str], log: Path, post
     kernels = {str(pid) for pid in pids}
 
     def learner_of(database: str, app: str) -> str | None:
-        match = OWN_DATABASE.match(database) or KEEPER.match(app)
-        return match.group(1) if match and match.group(1) in kernels else None
+        pid = names.session_pid(database, app)  # its own database, or a session that names its pid
+        return str(pid) if pid is not None and str(pid) in kernels else None
 
     peaks = room.connection_peaks(text, learner_of)
     failures = [e for e in errors if e is not None]

@@ -43,6 +43,7 @@ from nbval.kernel import RunningKernel, start_new_kernel
 from nbval.plugin import IPyNbFile
 
 from coursebook.model import BOOK_DIR, RAISES, SOURCE_NAME, find_exercises, iter_notebooks, tags
+from coursedb import names
 
 CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it (issue 10's bound)
 ALIVE = "print('kernel alive')"
@@ -265,8 +266,7 @@ class Family(threading.Thread):
 
     def owns(self, database: str, application_name: str) -> bool:
         """A session on a database coursedb made for one of these pids, or one that names such a pid."""
-        found = re.match(r"coursedb_(\d+)_", database) or re.fullmatch(r"coursedb .+ (\d+)", application_name)
-        return found is not None and int(found.group(1)) in self.pids
+        return names.session_pid(database, application_name) in self.pids
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from . import databases, room, server
+from . import databases, names, room, server
 from .backends import ServerState
 from .codecs import init_connection
 from .errors import CourseDBError, reason
@@ -125,7 +125,7 @@ def database_url(settings: Settings | None = None) -> str:
 def _keeper(admin_url: str) -> Keeper:
     keeper = _keepers.get(admin_url)
     if keeper is None:
-        keeper = _keepers[admin_url] = Keeper(admin_url, f"coursedb {databases.owner_kind()} {os.getpid()}")
+        keeper = _keepers[admin_url] = Keeper(admin_url, names.owner_session(databases.owner_kind(), os.getpid()))
     return keeper
 
 

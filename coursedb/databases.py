@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import sys
 import time
@@ -23,12 +24,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from . import names
 from .errors import CourseDBError
-from .keeper import OWNER_LOCKS, TEMPLATE_BUILD, lock_key
 from .migrate import migrate, schema_fingerprint
-from .settings import DB_PREFIX, user_key
+from .names import OWNER_LOCKS
+from .settings import user_key
 
-TEMPLATE_PREFIX = DB_PREFIX + "template"
+TEMPLATE_BUILD = names.template_build_lock()
 CONNECT_TIMEOUT = 10
 COMMAND_TIMEOUT = 60  # a frozen server must not hang a start, a status or a sweep for ever
 BUILD_WAIT = 100  # how long to wait for another process that builds the template
@@ -45,14 +47,13 @@ NOT_OURS = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionEr
 
 
 def template_name(fingerprint: str | None = None, role: str | None = None) -> str:
-    """The template for the migrations as they are on disk now.
+    """The template for the migrations as they are on disk now (see ``names.template``).
 
     The tables in a clone belong to whoever built its template. On a room server with one
     role per learner, each role (that is not a superuser) builds and clones its own template,
     so every learner owns the tables in their database.
     """
-    name = f"{TEMPLATE_PREFIX}_{fingerprint or schema_fingerprint()}"
-    return name if role is None else f"{name}_{role}"[:63]
+    return names.template(fingerprint or schema_fingerprint(), role)
 
 
 async def _template_role(conn: asyncpg.Connection) -> str | None:
@@ -110,7 +111,7 @@ async def admin_connection(admin_url: str, database: str | None = None) -> Async
         timeout=CONNECT_TIMEOUT,
         command_timeout=COMMAND_TIMEOUT,
         # whose session this is, in pg_stat_activity and the server's log (coursedb.room counts by it)
-        server_settings={"application_name": f"coursedb admin {os.getpid()}"},
+        server_settings={"application_name": names.admin_session(os.getpid())},
     )
     try:
         yield conn
@@ -236,9 +237,13 @@ async def create_owned(admin_url: str, kind: str) -> str:
     """
     async with admin_connection(admin_url) as conn:
         template = await ensure_template(conn, admin_url)
-        name = f"{DB_PREFIX}{os.getpid()}_{os.urandom(4).hex()}"
-        await _create_database(conn, name, template)
-        return name
+        while True:  # a name a sweep recognises as an owner's, with a lock key nobody holds
+            name = names.owner_database(os.getpid(), secrets.randbits(4 * names.KEY_DIGITS))
+            try:
+                await _create_database(conn, name, template)
+                return name
+            except asyncpg.DuplicateDatabaseError:
+                continue
 
 
 async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
@@ -250,7 +255,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
         "   AND current_setting('default_transaction_read_only') = 'off' AS may_drop,"
         " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
         " FROM pg_database d WHERE starts_with(d.datname, $1) ORDER BY d.datname",
-        DB_PREFIX,
+        names.PREFIX,
     )
     held = {
         r["objid"]
@@ -260,18 +265,19 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
             OWNER_LOCKS,
         )
     }
-    current = template_name()  # and current + "_<role>" for the roles' own templates
+    current = schema_fingerprint()
     out = []
     for row in rows:
         name = row["datname"]
-        key = lock_key(name)
+        key = names.lock_key(name)
+        made = names.parse_template(name)
         try:
             owner = json.loads(row["comment"] or "")
         except ValueError:
             owner = None
-        if name == current or name.startswith(current + "_"):
+        if made is not None and made.fingerprint == current and not made.legacy:
             kind = "template"
-        elif name == TEMPLATE_PREFIX or name.startswith(TEMPLATE_PREFIX + "_"):
+        elif made is not None:
             kind = "old template"
         elif key is not None:
             kind = "owner"
@@ -294,7 +300,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
 
 async def drop_database(conn: asyncpg.Connection, name: str) -> None:
     """DROP DATABASE ... WITH (FORCE), even a template; only ever a ``coursedb_*`` one."""
-    if not name.startswith(DB_PREFIX):
+    if not names.is_coursedbs(name):
         raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
     exists_as_template = await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
     if exists_as_template:
@@ -304,7 +310,7 @@ async def drop_database(conn: asyncpg.Connection, name: str) -> None:
 
 async def drop(admin_url: str, name: str) -> None:
     """Drop one ``coursedb_*`` database over a connection of its own."""
-    if not name.startswith(DB_PREFIX):
+    if not names.is_coursedbs(name):
         raise ValueError(f"refusing to drop {name!r}: coursedb only drops databases it made")
     async with admin_connection(admin_url) as conn:
         await drop_database(conn, name)

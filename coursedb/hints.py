@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .settings import DB_PREFIX
+from .names import PREFIX
 
 
 def missing_database(exc: BaseException) -> str | None:
     """For asyncpg's 'database "coursedb_..." does not exist': the DSN in hand is stale."""
     text = str(exc)
-    if f'database "{DB_PREFIX}' not in text or "does not exist" not in text:
+    if f'database "{PREFIX}' not in text or "does not exist" not in text:
         return None
     name = text.split('"')[1]
     return (

@@ -24,35 +24,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from .settings import DB_PREFIX
+from . import names
+from .names import OWNER_LOCKS
 
 T = TypeVar("T")
 
-# Advisory locks are keyed (classid, objid): ours live in these classes, nothing else uses them.
-OWNER_LOCKS = 0x43444201  # one lock per owner database; objid comes from the database's name
-TEMPLATE_BUILD = (0x43444202, 0)  # held while a template is built, so two processes never do it at once
 CONNECT_TIMEOUT = 10
 WATCH_INTERVAL = 0.2  # how soon a lost session is noticed and re-opened (after a server restart)
 RETRY_MAX = 1.0  # back-off cap while the server is away
-
-
-KEY_DIGITS = 6  # hex digits of the lock key in an owner database's name (24 bits: plenty for live owners)
-
-
-def owner_name(pid: int, key: int) -> str:
-    """The database name that carries lock ``key``: coursedb_<pid>_<6 hex digits>."""
-    return f"{DB_PREFIX}{pid}_{key:0{KEY_DIGITS}x}"
-
-
-def lock_key(name: str) -> int | None:
-    """The advisory lock key of an owner database, or None for any other name."""
-    rest = name.removeprefix(DB_PREFIX)
-    if rest == name:
-        return None
-    pid, _, tail = rest.rpartition("_")
-    if not pid.isdigit() or len(tail) != KEY_DIGITS or tail.strip("0123456789abcdef"):
-        return None
-    return int(tail, 16)
 
 
 class Keeper:
@@ -106,7 +85,7 @@ class Keeper:
         conn = await asyncpg.connect(
             self.admin_url,
             timeout=CONNECT_TIMEOUT,
-            server_settings={"application_name": self.application_name[:63]},
+            server_settings={"application_name": self.application_name},
         )
         for key in list(self.keys):
             # After a server restart: the databases are back, so are their locks.
@@ -136,13 +115,13 @@ class Keeper:
         """
         conn = await self.session()
         while True:
-            key = secrets.randbits(4 * KEY_DIGITS)
+            key = secrets.randbits(4 * names.KEY_DIGITS)
             if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, key):
                 self.keys.add(key)
-                return owner_name(pid, key)
+                return names.owner_database(pid, key)
 
     async def release(self, name: str) -> None:
-        key = lock_key(name)
+        key = names.lock_key(name)
         if key is None or key not in self.keys:
             return
         self.keys.discard(key)

@@ -20,8 +20,6 @@ BACKENDS = ("auto", "docker", "embedded", "url")
 TRANSPORTS = ("auto", "unix", "tcp")
 DEFAULT_PULL_TIMEOUT = 60.0  # seconds a first Docker image pull may take before auto uses the embedded server
 DEFAULT_IMAGE = "postgres:16-alpine"
-# Every database coursedb creates starts with this, so it never touches anything else.
-DB_PREFIX = "coursedb_"
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,7 @@ def wait_past_restart_grace(admin_url: str, limit: float = 30) -> None:
 
 async def lock_and_create(conn: asyncpg.Connection, name: str) -> None:
     """What an owner does: take the lock its database's name encodes, then create it."""
-    from coursedb.keeper import OWNER_LOCKS, lock_key
+    from coursedb.names import OWNER_LOCKS, lock_key
 
     assert await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, lock_key(name))
     await conn.execute(f"CREATE DATABASE {name} TEMPLATE {databases.template_name()}")
