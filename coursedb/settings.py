@@ -10,7 +10,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import CourseDBError
 
@@ -143,12 +143,20 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def describe_url(url: str) -> str:
-    """A DSN with the password hidden, safe to print."""
+    """A DSN with every password hidden (``user:password@`` and ``?password=``), safe to print."""
     parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    netloc, query = parts.netloc, parts.query
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    if query:
+        query = "&".join(_hide_password(item) for item in query.split("&"))
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _hide_password(item: str) -> str:
+    key, equals, _ = item.partition("=")
+    return f"{key}=***" if equals and unquote(key).strip().lower() == "password" else item
 
 
 def check_url_syntax(url: str) -> None:
