@@ -6,23 +6,28 @@ prints one JSON object as its LAST line, so scripts (and the smoke test) can rea
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import platform
-import shutil
 import statistics
-import tempfile
+import sys
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import coursedb  # installed into the course's .venv (requirements.txt: -e .)
+from coursedb.paths import benchmark_results, course_root
 from coursedb.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = course_root()
+RESULTS = benchmark_results("any").parent
+# coursebook is authoring code, imported from the repository (not installed): a script in benchmarks/
+# has only its own folder on sys.path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+from coursebook.servers import PrivateServer  # noqa: E402
+
+__all__ = ["ROOT", "PrivateServer", "Settings", "coursedb", "finish", "machine", "median_ms", "p95_ms", "table"]
 
 # Other work on the machine inflates every number: the load when the run began and ended says how much.
 LOAD_AT_START = round(os.getloadavg()[0], 2)
@@ -79,36 +84,3 @@ def finish(name: str, document: dict, summary: dict, write: bool = True) -> None
         path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nwrote {path.relative_to(ROOT)}")
     print(json.dumps(summary), flush=True)
-
-
-# As root the server runs as the 'coursedb' system user, which must traverse the home.
-_HOME_MODE = 0o711 if hasattr(os, "geteuid") and os.geteuid() == 0 else 0o700
-
-
-@contextlib.contextmanager
-def private_home() -> Iterator[tuple[Settings, dict[str, str]]]:
-    """A throwaway COURSEDB_HOME with an embedded server of its own, stopped and removed afterwards.
-
-    Benchmarks that start, stop or kill servers must never touch the shared one. The path is
-    short because the Unix socket path inside it must stay under ~100 characters.
-    """
-    home = tempfile.mkdtemp(prefix="cdb", dir="/tmp")
-    os.chmod(home, _HOME_MODE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSEDB_")}
-    env.update(COURSEDB_HOME=home, COURSEDB_BACKEND="embedded")
-    settings = Settings.from_env(env)
-    try:
-        yield settings, env
-    finally:
-        try:
-            coursedb.stop(settings)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-
-
-def fresh_home_for(settings: Settings) -> None:
-    """Stop the private server and empty its home, so the next start is cold again."""
-    coursedb.stop(settings)
-    shutil.rmtree(settings.home, ignore_errors=True)
-    Path(settings.home).mkdir(mode=0o700)
-    os.chmod(settings.home, _HOME_MODE)

@@ -95,10 +95,11 @@ def row(measure: str, samples: list[float], note: str = "") -> dict:
 def measure_embedded(cold_n: int, reuse_n: int, clone_n: int) -> list[dict]:
     cold, cold_wall, cold_server, reuse, reuse_wall, restart, stops, clones, drops = ([] for _ in range(9))
     reuse_server, reuse_db, reuse_import = [], [], []
-    with _common.private_home() as (settings, env):
+    with _common.PrivateServer() as private:
+        settings, env = private.settings(), private.env()
         for i in range(cold_n):
             if i:
-                _common.fresh_home_for(settings)
+                private.fresh()
             t = probe(env)
             cold.append(t["total_s"])
             cold_wall.append(t["wall_s"])
@@ -148,9 +149,8 @@ def measure_docker(n: int) -> list[dict] | str:
     if problem is not None:
         return f"skipped: no Docker engine ({problem})"
     cold, wall = [], []
-    with _common.private_home() as (settings, env):
-        env["COURSEDB_BACKEND"] = "docker"
-        settings = _common.Settings.from_env(env)
+    with _common.PrivateServer() as private:
+        settings, env = private.settings(COURSEDB_BACKEND="docker"), private.env(COURSEDB_BACKEND="docker")
         try:
             for _ in range(n):
                 coursedb.stop(settings)

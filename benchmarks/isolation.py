@@ -420,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         state = coursedb.ensure_server()
         results, server = go(state.admin_url, state.backend)
     else:
-        with _common.private_home() as (settings, _env):
-            state = coursedb.ensure_server(settings)
+        with _common.PrivateServer() as private:
+            state = coursedb.ensure_server(private.settings())
             results, server = go(state.admin_url, "embedded (private)")
 
     print("\nPer-test cost of each isolation strategy (ms; whole cycle: setup + the same work + teardown)")

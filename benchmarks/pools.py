@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.shared:
         results, exhausted = go(None)
     else:
-        with _common.private_home() as (settings, _env):
-            results, exhausted = go(settings)
+        with _common.PrivateServer() as private:
+            results, exhausted = go(private.settings())
 
     print(f"\nPool size vs concurrent tasks; each query spends ~1 ms in the server; {args.duration:g} s per row\n")
     rows = [

@@ -25,18 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
-from _common import ROOT, coursedb, finish, machine, private_home, table  # puts the repository on sys.path
+from _common import ROOT, PrivateServer, coursedb, finish, machine, table  # puts the repository on sys.path
 
+from coursebook.system_postgres import available, system_postgres
 from coursedb import names, room
-
-sys.path.insert(0, str(ROOT))  # tests/ is not installed: the full-server test's throwaway PostgreSQL
-from tests.helpers.system_postgres import available, system_postgres
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 900  # a cell of 30 concurrent kernels on 2 cores can be slow; never a hang
@@ -191,8 +188,9 @@ def _other_peak(text: str, learner_of) -> int:
 def ladder_on(server: str, ladder: list[int], notebooks: list[Path]) -> list[dict]:
     rows = []
     if server == "embedded":
-        with private_home() as (settings, env):
-            state = coursedb.ensure_server(settings)
+        with PrivateServer() as private:
+            env = private.env()
+            state = coursedb.ensure_server(private.settings())
             asyncio.run(room.enable_connection_log(state.admin_url))
             for n in ladder:
                 rows.append(run_room(n, notebooks, env, Path(state.log), state.pid))
@@ -202,8 +200,8 @@ def ladder_on(server: str, ladder: list[int], notebooks: list[Path]) -> list[dic
         if reason:
             print(f"skipping {server}: {reason}")
             return []
-        with private_home() as (settings, env), system_postgres(max_connections=100) as pg:
-            env = {**env, "COURSEDB_BACKEND": "url", "COURSEDB_URL": pg.room_url}
+        with PrivateServer() as private, system_postgres(max_connections=100) as pg:
+            env = private.env(COURSEDB_BACKEND="url", COURSEDB_URL=pg.room_url)
             for n in ladder:
                 rows.append(run_room(n, notebooks, env, pg.log, pg.postmaster_pid))
                 report(server, rows[-1])

@@ -68,9 +68,9 @@ SUMMARY_LINE = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped).* in [\d.
 
 def timed_run(what: str) -> dict:
     """One cold run of a command in a fresh private home; the server is stopped afterwards."""
-    with _common.private_home() as (_settings, env):
+    with _common.PrivateServer() as server:
         t0 = time.perf_counter()
-        done = subprocess.run(COMMANDS[what], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(COMMANDS[what], cwd=ROOT, env=server.env(), capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - t0
     found = [m.group(1) for m in map(SUMMARY_LINE.search, done.stdout.splitlines()) if m]
     outcome = found[-1] if found else (done.stdout.strip().splitlines() or ["no output"])[-1]

@@ -8,7 +8,7 @@ runs the notebook the way a learner does and checks everything about it in that 
    learners``), so nothing may depend on the repository as the working directory;
 2. ``Run All again``: every code cell runs again and must show what the committed notebook shows
    (only ``raises-exception`` cells may fail; of those, the error is compared). At each checker,
-   while the stub is still in place: every wrong answer of the catalogue (tests/course/wrong_answers/)
+   while the stub is still in place: every wrong answer of the catalogue (notebooks/answers/)
    replaces the stub and the checker must fail with the entry's hint within 30 s, then a one-line
    cell proves the kernel still answers; then the model answer (the ``solution`` cell of
    notebooks/src/) must pass the checker; then the stub is put back;
@@ -31,6 +31,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if SERVER_HOME in os.environ:
         return  # an outer run's server (a test of this plugin): not ours to make or stop
-    from tests.helpers import make_home
+    from coursebook.servers import make_home
 
     home = make_home()
     os.environ[SERVER_HOME] = str(home)  # xdist's workers start after this, with this environment
@@ -100,9 +101,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _bench = None
     home = config.stash.get(_home_key, None)
     if home is not None:
-        from tests.helpers import cleanup
+        from coursebook.servers import cleanup
 
-        cleanup(home)
+        for problem in cleanup(home):
+            print(f"coursebook: the notebooks' server: {problem}", file=sys.stderr)
         os.environ.pop(SERVER_HOME, None)
 
 
@@ -140,17 +142,14 @@ def workbench() -> Workbench:
 
 
 def _start_logged_server(bench: Workbench, home: Path) -> None:
-    import coursedb
+    from coursebook.servers import PrivateServer
     from coursedb import room
-    from tests.helpers import cli, env_for, settings_for
 
-    started = cli(home, "start")  # the other worker may be starting it too: coursedb takes a lock
-    if started.returncode != 0:
-        raise RuntimeError(f"the notebooks' server did not start: {started.stderr.strip()}")
-    state = coursedb.status(settings_for(home)).state
-    asyncio.run(room.enable_connection_log(state.admin_url))
-    bench.env = env_for(home)
-    bench.log = Path(state.log)
+    server = PrivateServer(home)
+    state = server.start()  # the other worker may be starting it too: coursedb takes a lock
+    asyncio.run(room.enable_connection_log(state["admin_url"]))
+    bench.env = server.env()
+    bench.log = Path(state["log"])
 
 
 # --- the notebook -------------------------------------------------------------------------------
@@ -338,7 +337,7 @@ class RunAllAgain(pytest.Item):
         return self.path, 0, f"{self.path.name}: Run All again"
 
     def try_exercise(self, ex_id: str, cells: list[Any], exercise: Any, source: Any) -> list[str]:
-        from tests.course.wrong_answers import function_name, load, with_imports_of
+        from coursebook import answers
 
         book = self.parent
         stub, checker = cells[exercise.stub].source, cells[exercise.checker].source
@@ -346,14 +345,14 @@ class RunAllAgain(pytest.Item):
         on_stub = book.run(checker, CHECKER_TIMEOUT_S)
         if not on_stub.failed or f"Exercise {ex_id}" not in on_stub.text:
             problems.append(f"Exercise {ex_id}: the checker must fail on the untouched stub with a hint naming it")
-        entries = load().get(ex_id, [])
+        entries = answers.for_notebook(source).wrong(ex_id)
         if len(entries) < 3:
             problems.append(f"Exercise {ex_id}: {len(entries)} wrong answers in the catalogue, at least 3 expected")
-        target = function_name(stub)
+        target = answers.function_name(stub)
         start = book.log_offset()
         for entry in entries:
-            label = f"Exercise {ex_id}, wrong answer {entry.name} ({entry.mistake})"
-            answer = book.run(with_imports_of(stub, entry.cell_source(target)), CHECKER_TIMEOUT_S)
+            label = f"Exercise {ex_id}, wrong answer {entry.name} ({entry.description})"
+            answer = book.run(answers.with_imports_of(stub, entry.cell_source(target)), CHECKER_TIMEOUT_S)
             if answer.failed:
                 problems.append(f"{label}: the answer cell itself failed: {answer.text[-800:]}")
                 continue

@@ -14,9 +14,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from coursebook.system_postgres import available, system_postgres
 from coursedb import room
 from tests.helpers import ROOT, env_for
-from tests.helpers.system_postgres import available, system_postgres
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

@@ -38,6 +38,8 @@ def test_every_notebook_is_copied_with_its_support_files(copies):
     assert "[tool.pytest.ini_options]" in settings and "asyncio_mode" in settings
     assert "jupytext" not in settings, "learner copies must not be paired with notebooks/src"
     assert not list(copies.rglob("*solution*")), "a solutions file was copied"
+    stray = [str(p.relative_to(copies)) for p in (copies / "notebooks").iterdir() if p.suffix != ".ipynb"]
+    assert not stray, f"not a notebook, in the learners' notebooks/ (answer catalogues, sources?): {stray}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)

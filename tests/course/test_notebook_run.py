@@ -17,24 +17,23 @@ pytest_plugins = ["pytester"]
 
 SABOTAGE = '''
 """A catalogue whose only entry for Exercise 0.1 is its solution, and a room budget of one connection."""
+from coursebook import answers, iter_notebooks
 from coursedb import room
-from tests.course import wrong_answers
-
-from coursebook import iter_notebooks
 
 (NOTEBOOK,) = iter_notebooks(["00"])
 SOLUTION = NOTEBOOK.cells[NOTEBOOK.exercises["0.1"].solution].source
 
 
-class TheSolution:
-    name, mistake, hint = "the_solution", "not wrong at all", "anything"
-
+class TheSolution(answers.WrongAnswer):
     def cell_source(self, target):
         return SOLUTION
 
 
-real_load = wrong_answers.load
-wrong_answers.load = lambda: {**real_load(), "0.1": [TheSolution()] * 3}
+def the_solution():
+    """not wrong at all"""
+
+
+answers.for_notebook = lambda notebook: answers.Catalogue((TheSolution("0.1", the_solution, hint="anything"),) * 3)
 room.BUDGET = 1
 '''
 

@@ -13,16 +13,22 @@ import re
 
 import pytest
 
-from coursebook import iter_notebooks
-from tests.course.wrong_answers import cell_tree, load
+from coursebook import answers, iter_notebooks
+from coursebook.answers import cell_tree
 
 
 def test_every_exercise_has_three_wrong_answers_and_every_entry_an_exercise():
-    catalogue = load()
-    exercises = {key for notebook in iter_notebooks() for key in notebook.exercises}
-    few = {key: len(catalogue.get(key, [])) for key in exercises if len(catalogue.get(key, [])) < 3}
-    assert not few, f"exercises with fewer than 3 wrong answers: {few}"
-    assert set(catalogue) <= exercises, f"entries for exercises that do not exist: {set(catalogue) - exercises}"
+    for notebook in iter_notebooks():
+        catalogue = answers.for_notebook(notebook)
+        few = {key: len(catalogue.wrong(key)) for key in notebook.exercises if len(catalogue.wrong(key)) < 3}
+        assert not few, f"{notebook.stem}: exercises with fewer than 3 wrong answers: {few}"
+        stray = catalogue.exercises - set(notebook.exercises)
+        assert not stray, (
+            f"{answers.path_for(notebook).name}: entries for exercises {notebook.stem} does not have: {stray}"
+        )
+    stems = {notebook.stem for notebook in iter_notebooks()}
+    orphans = [path.name for path in answers.ANSWERS_DIR.glob("*.py") if path.stem not in stems]
+    assert not orphans, f"catalogues of no notebook: {orphans}"
 
 
 # --- hints reveal step by step ------------------------------------------------------------------
@@ -66,3 +72,15 @@ def test_hints_are_collapsed_and_come_in_steps(notebook):
             assert steps >= 1 and steps == text.count("</details>"), f"Exercise {key}: hint {index} is not collapsed"
             outside = re.sub(r"<details>.*?</details>", "", text, flags=re.DOTALL).strip()
             assert not outside, f"Exercise {key}: hint cell {index} shows text outside <details>: {outside[:80]!r}"
+
+
+def test_catalogues_are_not_collected_as_tests_or_notebooks():
+    """pytest and nbval pass over notebooks/answers/ (the run loads the catalogues itself)."""
+    import subprocess
+    import sys
+
+    from coursebook import NBVAL_ARGS, ROOT
+
+    args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly", *NBVAL_ARGS]
+    done = subprocess.run([*args, "notebooks/answers"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 5 and "no tests collected" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

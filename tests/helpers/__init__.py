@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,50 +24,22 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from coursedb import Settings, databases
+# The private-server primitives are coursebook's (benchmarks and the notebook run use them too);
+# tests import them from here, as they always have.
+from coursebook.servers import (  # noqa: F401
+    PrivateServer,
+    cleanup,
+    cli,
+    env_for,
+    make_home,
+    server_processes,
+    settings_for,
+)
+from coursedb import databases
+from coursedb.paths import course_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 PYTHON = sys.executable
-CLI_TIMEOUT = 60
-
-
-def make_home() -> Path:
-    """A fresh private COURSEDB_HOME, e.g. /tmp/cdbk2j9x1.
-
-    0711: as root the server runs as the 'coursedb' system user, which must be able to
-    enter the home (not list it), exactly as it can enter /tmp/coursedb-0.
-    """
-    home = Path(tempfile.mkdtemp(prefix="cdb", dir="/tmp" if os.path.isdir("/tmp") else None))  # Windows: %TEMP%
-    home.chmod(0o711)
-    return home
-
-
-def env_for(home: Path, **extra: str | None) -> dict[str, str]:
-    """The environment of a process that uses ``home``; ``NAME=None`` removes a variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_"))}
-    env.update(COURSEDB_HOME=str(home), COURSEDB_BACKEND="embedded", PYTHONUNBUFFERED="1")
-    for key, value in extra.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
-
-
-def settings_for(home: Path, **extra: str | None) -> Settings:
-    return Settings.from_env(env_for(home, **extra))
-
-
-def cli(home: Path, *args: str, timeout: float = CLI_TIMEOUT, **extra: str | None) -> subprocess.CompletedProcess:
-    """``python -m coursedb <args>`` with ``home``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [PYTHON, "-m", "coursedb", *args],
-        env=env_for(home, **extra),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -87,21 +55,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     return message
 
 
-def server_processes(home: Path) -> list[psutil.Process]:
-    """Live PostgreSQL processes working in ``home`` (zombies are dead and do not count)."""
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline", "status"]):
-        if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        try:
-            here = any(str(home) in arg for arg in proc.info["cmdline"] or []) or proc.cwd().startswith(str(home))
-        except psutil.Error:
-            continue
-        if here:
-            found.append(proc)
-    return found
-
-
 def postmasters(home: Path) -> list[psutil.Process]:
     """The live postmaster(s) of ``home``: the processes started with ``-D <home>/data``."""
     data = str(home / "data")
@@ -111,24 +64,6 @@ def postmasters(home: Path) -> list[psutil.Process]:
         if alive and data in (proc.info["cmdline"] or []):
             found.append(proc)
     return found
-
-
-def cleanup(home: Path) -> None:
-    """Stop whatever runs in ``home`` and delete it. For finalizers: never raises."""
-    if (home / "state.json").exists() or (home / "data").exists() or server_processes(home):
-        try:
-            cli(home, "stop", timeout=30)
-        except Exception:
-            pass
-    # Safety net if stop itself is what broke: these processes work in our private home.
-    leftovers = server_processes(home)
-    for proc in leftovers:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(leftovers, timeout=5)
-    shutil.rmtree(home, ignore_errors=True)
 
 
 @dataclass
@@ -149,17 +84,12 @@ class TcpServer:
 @contextlib.contextmanager
 def tcp_server(past_restart_grace: bool = False) -> Iterator[TcpServer]:
     """Start a TcpServer in a fresh private home; stopped and deleted afterwards."""
-    home = make_home()
     port = free_port()
-    try:
-        result = cli(home, "start", COURSEDB_PORT=str(port))
-        assert result.returncode == 0, result.stderr
-        admin_url = json.loads((home / "state.json").read_text())["admin_url"]
+    with PrivateServer() as server:
+        admin_url = server.start(COURSEDB_PORT=str(port))["admin_url"]
         if past_restart_grace:
             wait_past_restart_grace(admin_url)
-        yield TcpServer(home, port, admin_url, (home / "password").read_text().strip())
-    finally:
-        cleanup(home)
+        yield TcpServer(server.home, port, admin_url, (server.home / "password").read_text().strip())
 
 
 def free_port() -> int:

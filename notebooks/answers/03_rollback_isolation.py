@@ -1,9 +1,9 @@
-"""Wrong answers for notebook 03 (exercises 3.1 and 3.2)."""
+"""Answers to notebook 03 (exercises 3.1 and 3.2): wrong ones its checkers must reject, right ones they accept."""
 
 import contextlib
 import types
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("3.2", hint="older created_at")

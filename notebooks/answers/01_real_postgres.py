@@ -1,10 +1,10 @@
-"""Wrong answers for notebook 01 (exercises 1.1 and 1.2)."""
+"""Answers to notebook 01 (exercises 1.1 and 1.2): wrong ones its checkers must reject, right ones they accept."""
 
 import re
 
 import asyncpg
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("1.1", hint="not only psycopg2 and asyncpg")

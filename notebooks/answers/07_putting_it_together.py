@@ -1,9 +1,9 @@
-"""Wrong answers for notebook 07 (exercises 7.1 and 7.2)."""
+"""Answers to notebook 07 (exercises 7.1 and 7.2): wrong ones its checkers must reject, right ones they accept."""
 
 import pytest
 
 import shop
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("7.1", hint="both returned True")

@@ -1,10 +1,10 @@
-"""Wrong answers for notebook 09 (exercises 9.1 and 9.2)."""
+"""Answers to notebook 09 (exercises 9.1 and 9.2): wrong ones its checkers must reject, right ones they accept."""
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("9.1", hint="(200, {'id':")

@@ -1,9 +1,9 @@
-"""Wrong answers for notebook 05 (exercises 5.1 and 5.2)."""
+"""Answers to notebook 05 (exercises 5.1 and 5.2): wrong ones its checkers must reject, right ones they accept."""
 
 import json
 
 import coursedb
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("5.1", hint="the OrderStatus codec")

@@ -1,9 +1,9 @@
-"""Wrong answers for notebook 04 (exercises 4.1 and 4.2)."""
+"""Answers to notebook 04 (exercises 4.1 and 4.2): wrong ones its checkers must reject, right ones they accept."""
 
 import asyncpg
 
+from coursebook.answers import wrong
 from shop import EmailTaken, create_user, find_user_by_email, place_order
-from tests.course.wrong_answers import wrong
 
 
 @wrong("4.1", hint="aborted")

@@ -1,10 +1,10 @@
-"""Wrong answers for notebook 10 (exercises 10.1 and 10.2)."""
+"""Answers to notebook 10 (exercises 10.1 and 10.2): wrong ones its checkers must reject, right ones they accept."""
 
 import asyncio
 
 import asyncpg
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("10.1", hint="still listening after returning")

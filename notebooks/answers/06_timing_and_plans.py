@@ -1,6 +1,6 @@
-"""Wrong answers for notebook 06 (exercises 6.1 and 6.2)."""
+"""Answers to notebook 06 (exercises 6.1 and 6.2): wrong ones its checkers must reject, right ones they accept."""
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("6.1", hint="the root")

@@ -1,7 +1,7 @@
-"""Wrong answers for notebook 08 (exercises 8.1 and 8.2)."""
+"""Answers to notebook 08 (exercises 8.1 and 8.2): wrong ones its checkers must reject, right ones they accept."""
 
 import shop
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("8.1", hint="two concurrent cancels returned (True, True)")

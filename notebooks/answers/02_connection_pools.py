@@ -1,8 +1,8 @@
-"""Wrong answers for notebook 02 (exercises 2.1 and 2.2)."""
+"""Answers to notebook 02 (exercises 2.1 and 2.2): wrong ones its checkers must reject, right ones they accept."""
 
 import asyncpg
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("2.1", hint="the connection was not given back")

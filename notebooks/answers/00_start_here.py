@@ -1,6 +1,6 @@
-"""Wrong answers for notebook 00 (exercises 0.1 and 0.2)."""
+"""Answers to notebook 00 (exercises 0.1 and 0.2): wrong ones its checkers must reject, right ones they accept."""
 
-from tests.course.wrong_answers import wrong
+from coursebook.answers import wrong
 
 
 @wrong("0.1", hint="count_users returned None")
