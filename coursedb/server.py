@@ -12,7 +12,7 @@ from pathlib import Path
 
 import filelock
 
-from . import backends, databases, room
+from . import backends, databases, platform, room
 from ._aio import run_sync
 from .backends import ServerState
 from .errors import CourseDBError, reason
@@ -49,7 +49,7 @@ class _Locked:
 
     def __init__(self, settings: Settings) -> None:
         # As root the server user must traverse home to reach data and binaries; nothing more.
-        secure_dir(settings.home, 0o711 if hasattr(os, "geteuid") and os.geteuid() == 0 else 0o700)
+        secure_dir(settings.home, 0o711 if platform.is_root() else 0o700)
         self.path = settings.home / "lock"
         self.lock = filelock.FileLock(self.path, timeout=LOCK_TIMEOUT, mode=0o600)
 
@@ -93,18 +93,17 @@ def choose_backend(settings: Settings) -> str:
 def ensure(settings: Settings | None = None) -> ServerState:
     """Return the running shared server's state, starting it first if needed."""
     settings = settings or Settings.from_env()
+    backends.preflight(settings)  # before anything is created, the home included
     with _Locked(settings):
         state = read_state(settings)
         if state is not None and _alive(state):
-            wanted = settings.backend if settings.backend != "auto" else ("url" if settings.url else None)
-            same_url = state.backend != "url" or state.admin_url == settings.url
-            if (wanted is None or wanted == state.backend) and same_url:
+            if backends.serves(settings, state):
                 return state
             if state.backend != "url":
                 article = "An" if state.backend[0] in "aeiou" else "A"
                 raise CourseDBError(
                     f"{article} {state.backend} server is already running for this user; "
-                    f"run 'python -m coursedb stop' before switching to {wanted}."
+                    f"run 'python -m coursedb stop' before switching to {settings.backend.replace('auto', 'url')}."
                 )
         backend, state = backends.start(settings)
         try:
@@ -147,28 +146,18 @@ def sweep(state: ServerState) -> databases.Sweep:
 
 def mismatch(settings: Settings, state: ServerState) -> str | None:
     """A setting the running server does not follow (it was set after the server started)."""
-    if state.backend == "embedded" and settings.port is not None and settings.port != state.port:
-        now = f"on port {state.port}" if state.port else "on its Unix socket only"
-        return (
-            f"COURSEDB_PORT={settings.port} was set after the embedded server started, which listens {now}; "
-            "run 'python -m coursedb stop' and start again for it to take effect."
-        )
-    return None
+    return backends.mismatch(settings, state)
 
 
 def stop(settings: Settings | None = None) -> list[str]:
     """Stop the server and remove what coursedb made; return what was done, for printing."""
     settings = settings or Settings.from_env()
-    url_named = settings.url is not None and settings.backend in ("auto", "url")
-    if not settings.home.exists() and not url_named:
+    unrecorded = backends.unrecorded(settings)
+    if not settings.home.exists() and unrecorded is None:
         return ["nothing to stop"]
     done = []
     with _Locked(settings):
-        state = read_state(settings)
-        if state is None and url_named:
-            # A room server's stale databases can be cleared from any machine, state file or not.
-            assert settings.url is not None
-            state = ServerState(backend="url", admin_url=settings.url, home=str(settings.home))
+        state = read_state(settings) or unrecorded
         # Every backend, not only the recorded one: leftovers of an earlier backend go too.
         for backend in backends.ALL.values():
             done += backend.stop(settings, state)

@@ -1,17 +1,29 @@
-"""What every backend is: four functions over one typed state record.
+"""What every backend is: a few functions over one typed state record.
 
-A backend is a module with ``NAME`` and these functions (a ``typing.Protocol`` checks it):
+A backend is a module with ``NAME``, ``STATE_FIELDS`` and these functions (a ``typing.Protocol``
+says it; ``check_backend`` enforces it when the registry is built):
 
-    start(settings)                  -> ServerState   start or adopt the server
-    alive(state)                     -> bool          does the recorded server still run?
-    stop(settings, state, keep_files) -> list[str]    end what this backend made for settings.home
-    describe(state)                  -> list[(label, value)]   extra lines for ``coursedb status``
+    start(settings)                   -> ServerState   start or adopt the server
+    alive(state)                      -> bool          does the recorded server still run?
+    stop(settings, state, keep_files) -> list[str]     end what this backend made for settings.home
+    describe(state)                   -> list[(label, value)]   extra lines for ``coursedb status``
+
+and, where the backend has such a quirk, any of these optional hooks:
+
+    preflight(settings)               checks before anything is created (raise CourseDBError)
+    serves(settings, state) -> bool   the recorded server is the one settings ask for (default: yes)
+    mismatch(settings, state) -> str | None   a setting the running server does not follow
+    unrecorded(settings) -> ServerState | None   a server settings name without a state file
+
+``STATE_FIELDS`` names the fields of ``ServerState`` a record of this backend cannot do
+without; ``ServerState.from_json`` asks the backend, so no list elsewhere can be forgotten.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from types import ModuleType
 from typing import Protocol
 
 from ..settings import Settings
@@ -42,7 +54,9 @@ class ServerState:
 
     @classmethod
     def from_json(cls, text: str) -> ServerState | None:
-        """The record in ``text``, or None if it is torn, garbled or incomplete."""
+        """The record in ``text``, or None if it is torn, garbled, incomplete or of no backend we know."""
+        from . import ALL  # the registry imports this module
+
         try:
             raw = json.loads(text)
         except ValueError:
@@ -54,12 +68,15 @@ class ServerState:
             state = cls(**{k: v for k, v in raw.items() if k in known})
         except TypeError:
             return None
-        needs = {"embedded": state.data, "docker": state.container, "url": state.admin_url}
-        return state if isinstance(needs.get(state.backend), str) else None
+        backend = ALL.get(state.backend)
+        if backend is None:
+            return None  # written by a coursedb that knew another backend
+        return state if all(isinstance(getattr(state, f), str) for f in backend.STATE_FIELDS) else None
 
 
 class Backend(Protocol):
     NAME: str
+    STATE_FIELDS: tuple[str, ...]
 
     def start(self, settings: Settings) -> ServerState: ...
 
@@ -68,3 +85,24 @@ class Backend(Protocol):
     def stop(self, settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]: ...
 
     def describe(self, state: ServerState) -> list[tuple[str, str]]: ...
+
+
+REQUIRED = ("start", "alive", "stop", "describe")
+OPTIONAL = ("preflight", "serves", "mismatch", "unrecorded")
+
+
+def check_backend(name: str, module: ModuleType | Backend) -> None:
+    """Refuse a backend module that does not fit the interface (a programming error, found at import)."""
+    problems = []
+    if getattr(module, "NAME", None) != name:
+        problems.append(f"NAME is {getattr(module, 'NAME', None)!r}, not {name!r}")
+    problems += [f"{f}() is missing" for f in REQUIRED if not callable(getattr(module, f, None))]
+    problems += [f"{f} is not callable" for f in OPTIONAL if hasattr(module, f) and not callable(getattr(module, f))]
+    state_fields = getattr(module, "STATE_FIELDS", None)
+    if not isinstance(state_fields, tuple):
+        problems.append("STATE_FIELDS (the ServerState fields its records need) is missing")
+    else:
+        known = {f.name for f in fields(ServerState)}
+        problems += [f"STATE_FIELDS names {f!r}, which ServerState lacks" for f in state_fields if f not in known]
+    if problems:
+        raise TypeError(f"coursedb.backends.{name} is not a backend: {'; '.join(problems)}")

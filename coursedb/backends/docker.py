@@ -30,6 +30,7 @@ from ..settings import Settings, describe_url, port_busy_message, port_free, use
 from .base import ServerState
 
 NAME = "docker"
+STATE_FIELDS = ("container",)
 
 LABEL = "coursedb.home"
 PROBE_TIMEOUT = 2  # seconds; an endpoint that accepts and never answers must not hang us

@@ -8,6 +8,10 @@ user, started with ``pg_ctl``, stopped by ``coursedb stop``, files private to th
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
 import importlib.util
 import os
 import re
@@ -16,13 +20,17 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import asyncpg
 import psutil
 
+from .. import databases, platform
+from .._aio import run_sync
 from ..errors import CourseDBError
 from ..settings import Settings, describe_url, free_port, port_busy_message, port_free, user_key, write_secret
 from .base import ServerState
@@ -31,15 +39,18 @@ if TYPE_CHECKING:
     import pwd  # POSIX only: imported where it is used, so coursedb imports on Windows
 
 NAME = "embedded"
+STATE_FIELDS = ("data",)
 
 SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it as this user.
 SUPERUSER = "postgres"
 SOCKET_PORT = 5432  # only names the Unix socket file unless COURSEDB_PORT is set
-MAX_SOCKET_PATH = 107  # sun_path is 108 bytes, its NUL included
 POSTGRES_NAMES = ("postgres", "postgres.exe")  # the server's process name on POSIX / Windows
 # PostgreSQL's fast shutdown; Windows has no SIGINT for other processes, SIGTERM ends it there.
 FAST_SHUTDOWN = signal.SIGTERM if os.name == "nt" else signal.SIGINT
 START_TIMEOUT = 30
+# initdb and pg_ctl hand the data directory to a shell (/bin/sh; cmd.exe on Windows) inside double
+# quotes, where these still mean something ($(...), `...`, %VAR%); a quote also ends a server setting.
+SHELL_SPECIAL = "$`\"'%\n\r" + ("" if platform.WINDOWS else "\\")
 SERVER_OPTIONS = {
     # A throwaway test server: durability buys nothing and costs time.
     "fsync": "off",
@@ -67,6 +78,8 @@ def paths(home: Path) -> dict[str, Path]:
         "socket": home / "run",
         "log": home / "server.log",
         "password": home / "password",
+        "server_id": home / "server-id",  # what only this home's server knows: see alive()
+        "tools_log": home / "tools.log",  # initdb's and pg_ctl's own output
         "install": home / "pg",
     }
 
@@ -143,15 +156,19 @@ def install(home: Path, user: pwd.struct_passwd | None) -> Path:
         except OSError:
             shutil.copy2(src, dst)
 
-    # Same layout as site-packages: the binaries find libpq at $ORIGIN/../../../<pkg>.libs.
-    shutil.copytree(package / "pginstall", target / package.name / "pginstall", copy_function=link, symlinks=True)
-    libs = package.parent / (package.name + ".libs")
-    if libs.is_dir():
-        shutil.copytree(libs, target / libs.name, copy_function=link, symlinks=True)
-    for dirpath, dirnames, _ in os.walk(target):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o755)
-    stamp.write_text(str(package))
+    try:
+        # Same layout as site-packages: the binaries find libpq at $ORIGIN/../../../<pkg>.libs.
+        shutil.copytree(package / "pginstall", target / package.name / "pginstall", copy_function=link, symlinks=True)
+        libs = package.parent / (package.name + ".libs")
+        if libs.is_dir():
+            shutil.copytree(libs, target / libs.name, copy_function=link, symlinks=True)
+        for dirpath, dirnames, _ in os.walk(target):
+            for d in dirnames:
+                os.chmod(os.path.join(dirpath, d), 0o755)
+        stamp.write_text(str(package))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # a full disk: no partial copy left behind
+        raise
     return bin_dir
 
 
@@ -161,40 +178,46 @@ def _demote(user: pwd.struct_passwd | None) -> dict:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-def _run(args: list[str], user: pwd.struct_passwd | None, timeout: float) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], user: pwd.struct_passwd | None, timeout: float, output: Path, stdin: int | object = None
+) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool; its output goes to the file ``output``, never to a pipe of ours.
+
+    pg_ctl leaves the server running with whatever stdout and stderr it was given (on Windows it
+    starts it through cmd.exe, which passes them on): a pipe would never close, and waiting for
+    its end would wait for the server. A file closes nothing and waits for nothing.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd="/", **_demote(user))
+    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
+        return subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            env=env,
+            cwd=os.path.abspath(os.sep),
+            **_demote(user),
+        )
 
 
-def postmaster_pid(data: Path) -> int | None:
-    """PID of the server running on ``data``, or None. A reused PID is not our server.
-
-    No start times: they come from the wall clock (boot time plus ticks), so a clock step
-    would make a live server look gone. A recycled PID is told apart by what the process
-    is: a postgres (not a zombie: where nothing reaps orphans a killed postmaster lingers as
-    one) whose command line names ``data`` (only the postmaster's does: its backends retitle
-    themselves) and which works in ``data`` (a postmaster chdirs there).
-    """
+def _last_line(path: Path, since: int = 0) -> str:
+    """The last non-empty line a tool wrote to ``path`` after byte ``since``."""
     try:
-        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
-        proc = psutil.Process(pid)
-        if proc.name() not in POSTGRES_NAMES or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        spellings = _spellings(data)
-        if (
-            not spellings & {os.path.normcase(arg) for arg in proc.cmdline()}
-            or os.path.normcase(proc.cwd()) not in spellings
-        ):
-            return None
-        return pid
-    except (OSError, IndexError, ValueError, psutil.Error):
-        return None
+        with open(path, "rb") as f:
+            f.seek(since)
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    return (lines or ["no output"])[-1]
 
 
-def _spellings(data: Path) -> set[str]:
-    """``data`` as given and with symlinks resolved (macOS: /tmp is /private/tmp), in the case Windows compares."""
-    return {os.path.normcase(str(data)), os.path.normcase(os.path.realpath(data))}
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _log_tail(log: Path) -> str:
@@ -227,36 +250,59 @@ def tcp_url(home: Path, port: int) -> str:
 
 
 def check_home(home: Path, transport: str = "unix") -> None:
-    """Say what is wrong with a home PostgreSQL cannot use, before initdb or pg_ctl trip on it.
+    """Say what is wrong with a home PostgreSQL cannot use, before anything is created in it.
 
-    Only the Unix socket's directory goes into a server setting; TCP-only (Windows) needs neither check.
+    initdb and pg_ctl pass the data directory through a shell: a path that shell would expand
+    is refused here (coursedb itself passes every path as an argument, never through a shell).
     """
-    if transport != "unix":
-        return
-    if any(c in str(home) for c in "'\"\\\n"):
+    special = sorted({c for c in str(home) if c in SHELL_SPECIAL}, key=SHELL_SPECIAL.index)
+    if special:
+        shown = " ".join(repr(c)[1:-1] if c in "\n\r" else c for c in special)
         raise CourseDBError(
-            f"COURSEDB_HOME={str(home)!r} contains a quote, backslash or newline, which PostgreSQL's "
-            "settings cannot carry; choose a path without them."
+            f"COURSEDB_HOME={str(home)!r} contains {shown}, which initdb and pg_ctl (PostgreSQL's own tools) "
+            "would hand to a shell; choose a path of letters, digits, spaces and - _ . / only."
         )
+    if transport != "unix":
+        return  # TCP only (Windows): no socket path
     sock = paths(home)["socket"] / ".s.PGSQL.65535"
     size = len(os.fsencode(str(sock)))
-    if size > MAX_SOCKET_PATH:
+    if size > platform.socket_path_limit():
         raise CourseDBError(
             f"COURSEDB_HOME={home} is too long: the server's Unix socket path would be {size} bytes, and the "
-            f"limit is {MAX_SOCKET_PATH}; set a shorter one, e.g. /tmp/coursedb-{user_key()}."
+            f"limit is {platform.socket_path_limit()} on this system; set a shorter one, e.g. /tmp/coursedb-{user_key()}."
         )
+
+
+def mismatch(settings: Settings, state: ServerState) -> str | None:
+    """COURSEDB_PORT set (or changed) after the server started: it listens elsewhere until restarted."""
+    if settings.port is None or settings.port == state.port:
+        return None
+    now = f"on port {state.port}" if state.port else "on its Unix socket only"
+    return (
+        f"COURSEDB_PORT={settings.port} was set after the embedded server started, which listens {now}; "
+        "run 'python -m coursedb stop' and start again for it to take effect."
+    )
+
+
+def preflight(settings: Settings) -> None:
+    """What must be true before anything is created for this server (the home included)."""
+    missing = platform.embedded_missing()
+    if missing is not None:
+        raise CourseDBError(f"The embedded server cannot run here: {missing}.")
+    check_home(settings.home, settings.transport)
 
 
 def start(settings: Settings) -> ServerState:
     """Start (or adopt) the server for ``settings.home``; return its state record."""
+    preflight(settings)
     home = settings.home
     p = paths(home)
+    running = _record(settings, adopted=True)
+    if running is not None and alive(running):
+        return running  # it answered and knows this home's server id: ours, whichever PID namespace runs it
     user = run_as()
     data = p["data"]
-    pid = postmaster_pid(data)
-    if pid is not None:
-        return _record(settings, pid, adopted=True)
-    # No valid PID file, yet processes may still run on this data directory: a postmaster whose
+    # Nothing answers, yet processes may still run on this data directory: a postmaster whose
     # postmaster.pid was deleted, or backends orphaned by a killed postmaster. They hold the
     # shared memory a new server needs, and no client can reach them any more: end them.
     _kill(data)
@@ -264,39 +310,46 @@ def start(settings: Settings) -> ServerState:
         raise CourseDBError(port_busy_message(settings.port))
     check_home(home, settings.transport)
     check_reachable(home, user)
-    try:
-        bin_dir = install(home, user)
-    except OSError as exc:
-        raise CourseDBError(f"Installing the PostgreSQL binaries into {p['install']} failed: {_reason(exc)}") from None
+    made = [k for k in ("install", "data", "socket", "log", "password", "server_id", "tools_log") if not p[k].exists()]
     fresh = not (data / "PG_VERSION").exists()
     started = False
     try:
+        bin_dir = install(home, user)
         if fresh:
             shutil.rmtree(data, ignore_errors=True)  # a half-made directory from an interrupted start
             _initdb(bin_dir, p, user)
         else:
-            (data / "postmaster.pid").unlink(missing_ok=True)  # stale: postmaster_pid() said so
+            (data / "postmaster.pid").unlink(missing_ok=True)  # stale: its server answers nowhere
         _prepare_runtime(p, user)
         started = True
+        _new_identity(bin_dir, p, user)
         _pg_ctl_start(bin_dir, p, user, settings.port, settings.transport)
-        pid = postmaster_pid(data)
-        if pid is None:
+        state = _record(settings)
+        if state is None:
             raise CourseDBError(
                 f"The embedded PostgreSQL server exited right after starting: {_log_tail(p['log'])}. "
                 f"Full log: {p['log']}"
             )
-        return _record(settings, pid)
+        return state
     except BaseException as exc:
-        # Ctrl-C or a failure mid-start: leave nothing half-started behind.
+        # Ctrl-C or a failure mid-start (a full disk...): leave nothing half-made behind.
         if started:
             _kill(data)
-        if fresh:
-            shutil.rmtree(data, ignore_errors=True)
+        for key in made if fresh else [k for k in made if k != "data"]:
+            _remove(p[key])
         if isinstance(exc, OSError):  # read-only or full disk, a directory we may not enter...
             raise CourseDBError(
-                f"Starting the embedded PostgreSQL server in {home} failed: {_reason(exc)}. Log (if any): {p['log']}"
+                f"Starting the embedded PostgreSQL server in {home} failed: {_reason(exc)}"
+                + (f". Log: {p['log']}" if p["log"].exists() else "; nothing was left behind.")
             ) from None
         raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _reason(exc: OSError) -> str:
@@ -309,9 +362,9 @@ def _reason(exc: OSError) -> str:
 
 def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
     p["data"].mkdir(mode=0o700)
-    write_secret(p["password"], secrets.token_urlsafe(18))
-    pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: give it a copy it can read
-    pwfile.write_text(p["password"].read_text())
+    # initdb wants a superuser password when host logins need one; every start sets a fresh one.
+    pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: a file it can read
+    write_secret(pwfile, secrets.token_urlsafe(18))
     if user is not None:
         os.chown(p["data"], user.pw_uid, user.pw_gid)
         os.chown(pwfile, user.pw_uid, user.pw_gid)
@@ -320,13 +373,14 @@ def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -
         "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256",
         f"--pwfile={pwfile}",
     ]  # fmt: skip
+    since = _size(p["tools_log"])
     try:
-        result = _run(args, user, timeout=120)
+        result = _run(args, user, timeout=120, output=p["tools_log"])
     finally:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CourseDBError(f"Creating the embedded server's data directory failed: {last}")
+        why = _last_line(p["tools_log"], since)
+        raise CourseDBError(f"Creating the embedded server's data directory failed: {why}")
 
 
 def _prepare_runtime(p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
@@ -339,6 +393,65 @@ def _prepare_runtime(p: dict[str, Path], user: pwd.struct_passwd | None) -> None
     if user is not None:
         for path in (p["socket"], p["log"]):
             os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802, RFC 7677)."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}$"
+        f"{b64(hashlib.sha256(client_key).digest()).decode()}:{b64(server_key).decode()}"
+    )
+
+
+def _new_identity(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
+    """A fresh superuser password and server id, set while the server is down (single-user mode).
+
+    Whatever a client ever sent to the previous server, or to an impostor on its port after it
+    died (asyncpg answers a cleartext password request; this server has no TLS), logs in
+    nowhere: the password of a server lives exactly as long as that server. The server id is
+    never sent by a client: a server that reports it is this home's (see ``alive``).
+    """
+    password, server_id = secrets.token_urlsafe(18), secrets.token_hex(16)
+    sql = (
+        f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
+        f"ALTER SYSTEM SET coursedb.server_id = '{server_id}'\n"
+    )
+    options = [f"-c{k}={v}" for k, v in {**SERVER_OPTIONS, "listen_addresses": ""}.items()]
+    if platform.unix_sockets():
+        options.append("-cunix_socket_directories=")
+    args = [str(bin_dir / "postgres"), "--single", "-D", str(p["data"]), *options, "postgres"]
+    since = _size(p["tools_log"])
+    with tempfile.TemporaryFile() as commands:
+        commands.write(sql.encode())
+        commands.seek(0)
+        try:
+            result = _run(args, user, timeout=START_TIMEOUT + 90, output=p["tools_log"], stdin=commands)
+        except subprocess.TimeoutExpired:
+            raise CourseDBError(
+                f"The embedded server's data directory {p['data']} took too long to recover; see {p['tools_log']}."
+            ) from None
+    failed = [
+        ln
+        for ln in p["tools_log"].read_bytes()[since:].decode(errors="replace").splitlines()
+        if "ERROR:" in ln or "FATAL:" in ln
+    ]
+    if result.returncode != 0 or failed:
+        why = (failed or [_last_line(p["tools_log"], since)])[-1]
+        why = re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", why)
+        if "shared memory block" in why or "lock file" in why:
+            raise CourseDBError(
+                f"Another PostgreSQL server still runs on {p['data']} (perhaps in another container or PID namespace "
+                f"sharing this COURSEDB_HOME) and does not answer on its socket or port ({why}); stop it there, "
+                "or set COURSEDB_HOME to a home of this machine's own."
+            )
+        raise CourseDBError(f"Preparing the embedded server in {p['data']} failed: {why}. Log: {p['tools_log']}")
+    write_secret(p["password"], password)
+    write_secret(p["server_id"], server_id)
 
 
 def _pg_ctl_start(
@@ -356,14 +469,14 @@ def _pg_ctl_start(
         options["listen_addresses"] = "127.0.0.1" if port else _quoted("")
     else:
         options["listen_addresses"] = "127.0.0.1"
-        if os.name != "nt":  # Windows builds have no socket directory by default
+        if platform.unix_sockets():  # Windows builds have no socket directory by default
             options["unix_socket_directories"] = _quoted("")
     options["port"] = str(port or SOCKET_PORT)
     opts = " ".join(f"-c {k}={v}" for k, v in options.items())
     args = [str(bin_dir / "pg_ctl"), "-D", str(p["data"]), "-l", str(p["log"]), "-o", opts, "-w",
             "-t", str(START_TIMEOUT), "start"]  # fmt: skip
     try:
-        result = _run(args, user, timeout=START_TIMEOUT + 5)
+        result = _run(args, user, timeout=START_TIMEOUT + 5, output=p["tools_log"])
     except subprocess.TimeoutExpired:
         raise CourseDBError(
             f"The embedded PostgreSQL server did not become ready in {START_TIMEOUT} s. Its log is at {p['log']}."
@@ -381,41 +494,82 @@ class _PortTaken(CourseDBError):
 
 def _quoted(value: str) -> str:
     """A value inside pg_ctl's -o string: pg_ctl hands that string to /bin/sh, on Windows to cmd.exe."""
-    return f'"{value}"' if os.name == "nt" else "'" + value.replace("'", "'\\''") + "'"
+    return f'"{value}"' if platform.WINDOWS else "'" + value.replace("'", "'\\''") + "'"
 
 
-def _record(settings: Settings, pid: int, adopted: bool = False) -> ServerState:
+def _record(settings: Settings, adopted: bool = False) -> ServerState | None:
+    """The state of the server its postmaster.pid describes (running or not), or None."""
     p = paths(settings.home)
-    port, unix, tcp = _listening(p["data"])
+    try:
+        lines = (p["data"] / "postmaster.pid").read_text().splitlines()
+        # line 1: PID, 4: port, 5: first socket directory, 6: first TCP listen address
+        pid, port, unix, tcp = int(lines[0]), int(lines[3]), bool(lines[4].strip()), bool(lines[5].strip())
+    except (OSError, IndexError, ValueError):
+        return None
     if not unix and not tcp:
-        raise CourseDBError(f"The embedded server in {p['data']} listens nowhere; run 'python -m coursedb stop'.")
+        return None  # still starting, or single-user mode: it listens nowhere
+    try:
+        tcp_address = tcp_url(settings.home, port) if tcp else None
+    except OSError:
+        return None  # no password file: not a server this home started
     # Over its Unix socket where it has one and we may use it; else 127.0.0.1 with the password.
     use_unix = unix and (settings.transport == "unix" or not tcp)
     return ServerState(
         backend=NAME,
-        admin_url=admin_url(settings.home, port) if use_unix else tcp_url(settings.home, port),
+        admin_url=admin_url(settings.home, port) if use_unix else tcp_address,  # type: ignore[arg-type]
         home=str(settings.home),
         pid=pid,
         port=port if tcp else None,
         data=str(p["data"]),
         log=str(p["log"]),
-        tcp_url=tcp_url(settings.home, port) if tcp else None,
+        tcp_url=tcp_address,
         adopted=adopted,
     )
 
 
-def _listening(data: Path) -> tuple[int, bool, bool]:
-    """(port, has a Unix socket, listens on TCP) of the running server, from its PID file."""
+def server_id(home: Path) -> str | None:
     try:
-        lines = (data / "postmaster.pid").read_text().splitlines()
-        # line 4: port, line 5: first socket directory, line 6: first TCP listen address
-        return int(lines[3]), bool(lines[4].strip()), bool(lines[5].strip())
-    except (OSError, IndexError, ValueError):
-        return SOCKET_PORT, True, False
+        return paths(home)["server_id"].read_text().strip() or None
+    except OSError:
+        return None
+
+
+PROBE_TIMEOUT = 5  # seconds for a server to answer alive()'s one question
+
+
+async def _ask_server_id(url: str) -> str | None:
+    conn = await asyncpg.connect(
+        url,
+        timeout=min(PROBE_TIMEOUT, databases.CONNECT_TIMEOUT),
+        command_timeout=PROBE_TIMEOUT,
+        server_settings={"application_name": f"coursedb admin {os.getpid()}"},
+    )
+    try:
+        return await conn.fetchval("SELECT current_setting('coursedb.server_id', true)")
+    finally:
+        conn.terminate()
 
 
 def alive(state: ServerState) -> bool:
-    return state.data is not None and postmaster_pid(Path(state.data)) is not None
+    """Does this home's server run? It says so itself: it answers, and knows the home's server id.
+
+    No PIDs: a kernel in another PID namespace (a container sharing the home) cannot see the
+    postmaster, yet reaches its socket. A server that accepts and never answers (stopped,
+    overloaded) counts as running: the next step says it does not answer. An impostor on a dead
+    server's TCP port does not know the server id, and what it may capture is that dead server's
+    password, which no server accepts any more (see ``_new_identity``).
+    """
+    expected = server_id(Path(state.home))
+    if expected is None:
+        return False
+    try:
+        return run_sync(_ask_server_id(state.admin_url)) == expected
+    except (asyncio.TimeoutError, TimeoutError):
+        return True
+    except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError):
+        return True  # a PostgreSQL server on our socket or port: starting, shutting down, or full
+    except databases.DB_ERRORS:
+        return False  # refused, no socket file, a wrong password (another server on the port)...
 
 
 def server_processes(data: Path) -> list[psutil.Process]:
@@ -430,7 +584,8 @@ def server_processes(data: Path) -> list[psutil.Process]:
             continue  # a zombie is dead already; only its parent (or init) can reap it
         cmd = proc.info["cmdline"] or []
         try:
-            here = str(data) in cmd or os.path.normcase(proc.cwd().removesuffix(" (deleted)")) in _spellings(data)
+            cwd = proc.cwd().removesuffix(" (deleted)")
+            here = _names(data, cmd) or bool(platform.spellings(data) & platform.spellings(cwd))
         except psutil.Error:
             continue
         if here:
@@ -438,10 +593,15 @@ def server_processes(data: Path) -> list[psutil.Process]:
     return found
 
 
+def _names(data: Path, cmdline: list[str] | None) -> bool:
+    """Does a command line name ``data`` (the postmaster's does; Windows: either slash, any case)?"""
+    return bool(platform.spellings(data) & {os.path.normcase(os.path.normpath(a)) for a in cmdline or [] if a})
+
+
 def _kill(data: Path, wait: float = 10.0) -> None:
     """Fast shutdown (SIGINT) of postmasters, SIGTERM to orphaned backends, SIGKILL for stragglers."""
     procs = server_processes(data)
-    postmasters = {p.pid for p in procs if str(data) in (p.info["cmdline"] or [])}
+    postmasters = {p.pid for p in procs if _names(data, p.info["cmdline"])}
     for proc in list(procs):
         try:
             if proc.pid in postmasters:
@@ -496,7 +656,7 @@ def stop(settings: Settings, state: ServerState | None, keep_files: bool = False
         return []
     for key in ("data", "socket", "install"):
         shutil.rmtree(p[key], ignore_errors=True)
-    for key in ("log", "password"):
+    for key in ("log", "password", "server_id", "tools_log"):
         p[key].unlink(missing_ok=True)
     return ["stopped the server and removed its files"] if ran else []
 

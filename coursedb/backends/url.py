@@ -18,6 +18,7 @@ from ..settings import Settings, describe_url
 from .base import ServerState
 
 NAME = "url"
+STATE_FIELDS: tuple[str, ...] = ()  # admin_url, which every record has, is all it needs
 
 
 async def check_access(url: str) -> None:
@@ -62,6 +63,17 @@ async def check_access(url: str) -> None:
 def start(settings: Settings) -> ServerState:
     assert settings.url is not None
     run_sync(check_access(settings.url))
+    return ServerState(backend=NAME, admin_url=settings.url, home=str(settings.home))
+
+
+def serves(settings: Settings, state: ServerState) -> bool:
+    return state.admin_url == settings.url
+
+
+def unrecorded(settings: Settings) -> ServerState | None:
+    """A room server's stale databases can be cleared from any machine, state file or not."""
+    if settings.url is None or settings.backend not in ("auto", NAME):
+        return None
     return ServerState(backend=NAME, admin_url=settings.url, home=str(settings.home))
 
 

@@ -114,11 +114,15 @@ def test_a_home_too_long_for_the_socket_path_is_named_before_anything_starts(hom
     assert not (deep / "data").exists() and not postmasters(deep)
 
 
-def test_a_home_with_a_quote_is_named_before_anything_starts(home):
-    quoted = home / "it's"
-    result = cli(quoted, "start")
-    assert_one_line_error(result, "contains a quote", "choose a path without them")
-    assert not (quoted / "data").exists() and not postmasters(quoted)
+@pytest.mark.parametrize("name", ["it's", 'say "hi"', "$(touch {mark})", "`touch {mark}`", "a$HOME"])
+def test_a_home_a_shell_would_expand_is_refused_before_anything_is_created(home, name):
+    """initdb and pg_ctl hand the data directory to /bin/sh in double quotes: $(...) would run."""
+    mark = home / "ran"
+    odd = home / name.format(mark=mark)
+    result = cli(odd, "start")
+    assert_one_line_error(result, "which initdb and pg_ctl (PostgreSQL's own tools) would hand to a shell")
+    assert not odd.exists() and not mark.exists() and not postmasters(odd)
+    assert sorted(p.name for p in home.iterdir()) == []  # no lock, no password file, no binaries
 
 
 # --- PG* variables in the user's shell ------------------------------------------------------
