@@ -267,9 +267,10 @@ def check_home(home: Path, transport: str = "unix") -> None:
     sock = paths(home)["socket"] / ".s.PGSQL.65535"
     size = len(os.fsencode(str(sock)))
     if size > platform.socket_path_limit():
+        limit = platform.socket_path_limit()
         raise CourseDBError(
             f"COURSEDB_HOME={home} is too long: the server's Unix socket path would be {size} bytes, and the "
-            f"limit is {platform.socket_path_limit()} on this system; set a shorter one, e.g. /tmp/coursedb-{user_key()}."
+            f"limit is {limit} on this system; set a shorter one, e.g. /tmp/coursedb-{user_key()}."
         )
 
 
