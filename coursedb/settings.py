@@ -8,11 +8,13 @@ import re
 import socket
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import CourseDBError
+from .platform import unix_sockets
 
 BACKENDS = ("auto", "docker", "embedded", "url")
 # How clients reach the embedded server: a private Unix socket, or 127.0.0.1 with a password
@@ -33,49 +35,74 @@ class Settings:
     pull_timeout: float = DEFAULT_PULL_TIMEOUT
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every COURSEDB_* setting, each read and checked by a reader of its own (below)."""
         env = dict(os.environ if env is None else env)
-        backend = env.get("COURSEDB_BACKEND", "auto").strip().lower() or "auto"
-        if backend not in BACKENDS:
-            raise CourseDBError(
-                f"COURSEDB_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}; unset it to let coursedb choose."
-            )
-        url = env.get("COURSEDB_URL", "").strip() or None
-        if url is not None:
-            check_url_syntax(url)
-        if backend == "url" and url is None:
-            raise CourseDBError(
-                "COURSEDB_BACKEND=url needs COURSEDB_URL, e.g. postgresql://user:password@localhost:5432/postgres."
-            )
-        port = env.get("COURSEDB_PORT", "").strip() or None
-        if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-            raise CourseDBError(f"COURSEDB_PORT={port!r} is not a TCP port number (1-65535).")
-        transport = env.get("COURSEDB_TRANSPORT", "auto").strip().lower() or "auto"
-        if transport not in TRANSPORTS:
-            raise CourseDBError(
-                f"COURSEDB_TRANSPORT={transport!r} is not one of {', '.join(TRANSPORTS)}; "
-                "unset it to let coursedb choose."
-            )
-        if transport == "auto":
-            transport = "unix" if unix_sockets() else "tcp"
-        elif transport == "unix" and not unix_sockets():
-            raise CourseDBError("COURSEDB_TRANSPORT=unix is not possible on Windows; unset it to use TCP on 127.0.0.1.")
-        pull = env.get("COURSEDB_PULL_TIMEOUT", "").strip() or None
-        try:
-            pull_timeout = float(pull) if pull is not None else DEFAULT_PULL_TIMEOUT
-        except ValueError:
-            pull_timeout = -1.0
-        if not 0 < pull_timeout < 86400:
-            raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={pull!r} is not a number of seconds (e.g. 60).")
+        backend = read_backend(env)
         return cls(
             backend=backend,
-            url=url,
+            url=read_url(env, backend),
             home=resolve_home(env.get("COURSEDB_HOME", "").strip()),
             image=env.get("COURSEDB_IMAGE", DEFAULT_IMAGE),
-            port=int(port) if port else None,
-            transport=transport,
-            pull_timeout=pull_timeout,
+            port=read_port(env),
+            transport=read_transport(env),
+            pull_timeout=read_pull_timeout(env),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "auto").strip().lower() or "auto"
+    if value not in choices:
+        raise CourseDBError(f"{name}={value!r} is not one of {', '.join(choices)}; unset it to let coursedb choose.")
+    return value
+
+
+def read_backend(env: Mapping[str, str]) -> str:
+    return _choice(env, "COURSEDB_BACKEND", BACKENDS)
+
+
+def read_url(env: Mapping[str, str], backend: str) -> str | None:
+    url = env.get("COURSEDB_URL", "").strip() or None
+    if url is not None:
+        check_url_syntax(url)
+    elif backend == "url":
+        raise CourseDBError(
+            "COURSEDB_BACKEND=url needs COURSEDB_URL, e.g. postgresql://user:password@localhost:5432/postgres."
+        )
+    return url
+
+
+def read_port(env: Mapping[str, str]) -> int | None:
+    """ASCII digits only: int() would also read other scripts' digits ('٣٤٥٦' as 3456)."""
+    port = env.get("COURSEDB_PORT", "").strip() or None
+    if port is None:
+        return None
+    if not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536):
+        raise CourseDBError(f"COURSEDB_PORT={port!r} is not a TCP port number (1-65535).")
+    return int(port)
+
+
+def read_transport(env: Mapping[str, str]) -> str:
+    """Resolved: "unix" or "tcp"."""
+    transport = _choice(env, "COURSEDB_TRANSPORT", TRANSPORTS)
+    if transport == "auto":
+        return "unix" if unix_sockets() else "tcp"
+    if transport == "unix" and not unix_sockets():
+        raise CourseDBError("COURSEDB_TRANSPORT=unix is not possible on Windows; unset it to use TCP on 127.0.0.1.")
+    return transport
+
+
+def read_pull_timeout(env: Mapping[str, str]) -> float:
+    pull = env.get("COURSEDB_PULL_TIMEOUT", "").strip() or None
+    if pull is None:
+        return DEFAULT_PULL_TIMEOUT
+    try:
+        seconds = float(pull) if pull.isascii() else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:  # NaN fails this too
+        raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={pull!r} is not a number of seconds (e.g. 60).")
+    return seconds
 
 
 def resolve_home(value: str) -> Path:
@@ -94,11 +121,6 @@ def resolve_home(value: str) -> Path:
 
 # The folder that holds the coursedb package: the course checkout.
 COURSE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def unix_sockets() -> bool:
-    """Can clients reach PostgreSQL over a Unix socket here? Not on Windows."""
-    return os.name != "nt"
 
 
 def user_key() -> str:

@@ -426,31 +426,27 @@ def _new_identity(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
     if platform.unix_sockets():
         options.append("-cunix_socket_directories=")
     args = [str(bin_dir / "postgres"), "--single", "-D", str(p["data"]), *options, "postgres"]
-    since = _size(p["tools_log"])
+    since = _size(p["log"])
     with tempfile.TemporaryFile() as commands:
         commands.write(sql.encode())
         commands.seek(0)
-        try:
-            result = _run(args, user, timeout=START_TIMEOUT + 90, output=p["tools_log"], stdin=commands)
+        try:  # recovers from a crash first, if there was one
+            result = _run(args, user, timeout=START_TIMEOUT + 90, output=p["log"], stdin=commands)
         except subprocess.TimeoutExpired:
             raise CourseDBError(
-                f"The embedded server's data directory {p['data']} took too long to recover; see {p['tools_log']}."
+                f"The embedded server's data directory {p['data']} took too long to recover; see {p['log']}."
             ) from None
-    failed = [
-        ln
-        for ln in p["tools_log"].read_bytes()[since:].decode(errors="replace").splitlines()
-        if "ERROR:" in ln or "FATAL:" in ln
-    ]
+    said = p["log"].read_bytes()[since:].decode(errors="replace").splitlines()
+    failed = [ln for ln in said if "ERROR:" in ln or "FATAL:" in ln]
     if result.returncode != 0 or failed:
-        why = (failed or [_last_line(p["tools_log"], since)])[-1]
-        why = re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", why)
-        if "shared memory block" in why or "lock file" in why:
+        why = re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", (failed or [_last_line(p["log"], since)])[-1])
+        if "pre-existing shared memory block" in why or ("lock file" in why and "already exists" in why):
             raise CourseDBError(
                 f"Another PostgreSQL server still runs on {p['data']} (perhaps in another container or PID namespace "
                 f"sharing this COURSEDB_HOME) and does not answer on its socket or port ({why}); stop it there, "
                 "or set COURSEDB_HOME to a home of this machine's own."
             )
-        raise CourseDBError(f"Preparing the embedded server in {p['data']} failed: {why}. Log: {p['tools_log']}")
+        raise CourseDBError(f"The embedded PostgreSQL server did not start: {why}. Full log: {p['log']}")
     write_secret(p["password"], password)
     write_secret(p["server_id"], server_id)
 
@@ -561,7 +557,9 @@ def alive(state: ServerState) -> bool:
     password, which no server accepts any more (see ``_new_identity``).
     """
     expected = server_id(Path(state.home))
-    if expected is None:
+    if expected is None or state.data is None or not (Path(state.data) / "postmaster.pid").exists():
+        # No PID file: a server whose data directory was deleted or whose lock file was removed;
+        # PostgreSQL shuts such a server down by itself within a minute. Replace it now.
         return False
     try:
         return run_sync(_ask_server_id(state.admin_url)) == expected

@@ -99,10 +99,58 @@ def test_plain_dsns_are_accepted(url):
     assert settings(COURSEDB_URL=url).url == url
 
 
-@pytest.mark.parametrize("port", ["0", "65536", "54x", "-1"])
+@pytest.mark.parametrize("port", ["0", "65536", "54x", "-1", "٣٤٥٦", "５４３２", "+5432", "054320"])
 def test_bad_port_is_named(port):
+    """Digits of other scripts are digits to int() ('٣٤٥٦' is 3456), not to a learner reading the setting."""
     with pytest.raises(CourseDBError, match=r"is not a TCP port number \(1-65535\)"):
         settings(COURSEDB_PORT=port)
+
+
+@pytest.mark.parametrize("seconds", ["٦٠", "nan", "inf", "0", "soon"])
+def test_bad_pull_timeout_is_named(seconds):
+    with pytest.raises(CourseDBError, match="is not a number of seconds"):
+        settings(COURSEDB_PULL_TIMEOUT=seconds)
+
+
+# --- the backends' registry and their state records ------------------------------------------
+
+
+def test_the_registry_is_made_from_the_settings_names():
+    from coursedb.backends import ALL
+    from coursedb.settings import BACKENDS
+
+    assert sorted(ALL) == sorted(b for b in BACKENDS if b != "auto")
+    assert all(name == module.NAME for name, module in ALL.items())
+
+
+def test_a_module_that_is_not_a_backend_is_refused_with_its_problems():
+    import types
+
+    from coursedb.backends.base import check_backend
+
+    half = types.ModuleType("half")
+    half.NAME = "half"
+    half.start = lambda settings: None
+    half.STATE_FIELDS = ("socket",)
+    with pytest.raises(TypeError) as info:
+        check_backend("half", half)
+    message = str(info.value)
+    for problem in ("alive() is missing", "stop() is missing", "describe() is missing", "'socket', which ServerState"):
+        assert problem in message, message
+
+
+@pytest.mark.parametrize("name", ["url", "docker", "embedded"])
+def test_every_backends_record_reads_back(name):
+    """A record of each backend survives the state file: a None here would start a fresh server on every call."""
+    from coursedb.backends import ALL, ServerState
+
+    record = {"backend": name, "admin_url": "postgresql://postgres@h/postgres", "home": "/tmp/h"}
+    record.update({field: f"some {field}" for field in ALL[name].STATE_FIELDS})
+    state = ServerState(**record)
+    assert ServerState.from_json(state.to_json()) == state
+    for field in ALL[name].STATE_FIELDS:  # and a record without what the backend needs is refused
+        assert ServerState.from_json(ServerState(**{**record, field: None}).to_json()) is None
+    assert ServerState.from_json(ServerState(**{**record, "backend": "podman"}).to_json()) is None
 
 
 def test_passwords_are_hidden_when_printed():
