@@ -1,0 +1,257 @@
+"""Run code on two connections one statement at a time, so a race happens the same way every run.
+
+Checkers of concurrent exercises use it. The learner's function gets a *gated* connection, on which
+every statement first waits for its turn. The driver lets the sessions take turns (A, then B, then
+A...) and, after each statement it lets go, asks the server (``pg_blocking_pids``) whether that
+statement waits for another session's lock; if it does, the other session goes on. No sleeps and no
+luck: a schedule gives the same interleaving on a quiet laptop and on a busy CI runner.
+
+    race = Lockstep(A=first_conn, B=second_conn)
+    for first, head_start in race.schedules():
+        outcome = await race.run({"A": cancel, "B": cancel}, first=first, head_start=head_start)
+        outcome.results     # {"A": True, "B": False}, or the exception a session raised
+        outcome.timeline()  # "A: SELECT ...; B: SELECT ...; A: UPDATE ...; B: UPDATE ... (waits for A)"
+
+``head_start`` is how many steps the first session takes before the other starts; after that they
+alternate. ``in_transaction(call)`` runs a call in a transaction whose COMMIT is a step of its own,
+so the driver decides when its locks are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+# Connection methods that send a statement: each one waits for its turn. (prepare() and cursor()
+# pass through: their statements run later, on objects of their own.)
+STATEMENTS = frozenset(
+    {
+        "execute",
+        "executemany",
+        "fetch",
+        "fetchrow",
+        "fetchval",
+        "fetchmany",
+        "copy_from_query",
+        "copy_from_table",
+        "copy_to_table",
+        "copy_records_to_table",
+    }
+)
+POLL_S = 0.005  # how often the driver looks at a statement it let go
+BOUND_S = 10.0  # one run; a session still busy after this fails the run instead of hanging it
+
+Call = Callable[["Gated"], Awaitable[Any]]
+
+
+class Stuck(AssertionError):
+    """A run did not finish within BOUND_S."""
+
+
+class Gated:
+    """An asyncpg connection whose statements each wait for the driver's go-ahead.
+
+    Everything else (``transaction()``, ``get_server_pid()``, ...) is the connection's own. Outside
+    a run statements pass straight through, so a checker can set up rows on the same object."""
+
+    def __init__(self, name: str, conn: asyncpg.Connection) -> None:
+        self.name, self.conn = name, conn
+        self.parked = asyncio.Event()
+        self.go = asyncio.Event()
+        self.driven = False
+        self.next_step = ""
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self.conn, attribute)
+        if attribute not in STATEMENTS:
+            return value
+
+        @functools.wraps(value)
+        async def statement(*args: Any, **kwargs: Any) -> Any:
+            await self.pause(str(args[0]) if args else attribute)
+            return await value(*args, **kwargs)
+
+        return statement
+
+    def __repr__(self) -> str:
+        return f"<connection {self.name}>"
+
+    async def pause(self, step: str) -> None:
+        """Wait here until the driver says go; ``step`` is what the timeline calls this moment."""
+        if not self.driven:
+            return
+        self.next_step = " ".join(step.split())
+        self.go.clear()
+        self.parked.set()
+        await self.go.wait()
+
+
+def in_transaction(call: Call) -> Call:
+    """``call`` inside a transaction of the caller's, committed at a step of its own."""
+
+    async def wrapped(conn: Gated) -> Any:
+        async with conn.transaction():
+            result = await call(conn)
+            await conn.pause("COMMIT")
+        return result
+
+    return wrapped
+
+
+@dataclass
+class Outcome:
+    """What one run did: each session's result (or the exception it raised) and its steps, in order."""
+
+    results: dict[str, Any]
+    steps: list[str] = field(default_factory=list)
+    waited: list[str] = field(default_factory=list)  # "B waits for A", once per wait
+    problems: list[str] = field(default_factory=list)  # what ``watch`` reported
+
+    def timeline(self) -> str:
+        return "; ".join(self.steps) if self.steps else "no statement"
+
+    def raised(self) -> dict[str, BaseException]:
+        return {name: value for name, value in self.results.items() if isinstance(value, BaseException)}
+
+
+class Lockstep:
+    """Named connections, driven one statement at a time."""
+
+    def __init__(self, **connections: asyncpg.Connection) -> None:
+        self.sessions = {name: Gated(name, conn) for name, conn in connections.items()}
+
+    def __getitem__(self, name: str) -> Gated:
+        return self.sessions[name]
+
+    def schedules(self, head_starts: int = 3) -> Iterator[tuple[str, int]]:
+        """(first, head_start): each session first, with a head start of 1 to ``head_starts`` steps."""
+        for first in self.sessions:
+            for head_start in range(1, head_starts + 1):
+                yield first, head_start
+
+    async def run(
+        self,
+        calls: dict[str, Call],
+        first: str | None = None,
+        head_start: int = 1,
+        watch: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None,
+    ) -> Outcome:
+        """Start every ``calls[name](connection)`` and drive them in lockstep; return what each gave.
+
+        ``watch``, if given, is called after every step with a connection that has no call of its own
+        and no open transaction, and returns a sentence for anything wrong it sees (or None)."""
+        run = _Run(self.sessions, calls, first or next(iter(calls)), head_start)
+        try:
+            await run.drive(watch)
+        finally:
+            await run.stop()
+        return run.outcome
+
+
+class _Run:
+    def __init__(self, sessions: dict[str, Gated], calls: dict[str, Call], first: str, head_start: int) -> None:
+        self.sessions = sessions
+        self.order = [first, *[name for name in calls if name != first]]
+        self.head_start = head_start
+        self.outcome = Outcome(results={})
+        self.blocked: set[str] = set()
+        self.released = 0
+        self.last: str | None = None
+        self.deadline = time.monotonic() + BOUND_S
+        self.tasks: dict[str, asyncio.Task] = {}
+        for name in self.order:
+            session = sessions[name]
+            session.driven = True
+            session.parked.clear()
+            self.tasks[name] = asyncio.create_task(calls[name](session))
+        self.idle = [s.conn for name, s in sessions.items() if name not in calls]
+
+    async def drive(self, watch: Callable[[asyncpg.Connection], Awaitable[str | None]] | None) -> None:
+        for name in self.order:  # every session up to its first step
+            await self.settle(name)
+        while not all(task.done() for task in self.tasks.values()):
+            ready = [n for n in self.order if self.is_ready(n)]
+            if not ready:  # everyone left waits for a lock (the server ends a deadlock within a second)
+                await asyncio.sleep(POLL_S)
+                self.check_deadline()
+                for name in list(self.blocked):
+                    await self.settle(name)
+                continue
+            name = self.pick(ready)
+            session = self.sessions[name]
+            self.outcome.steps.append(f"{name}: {session.next_step}")
+            self.released += 1
+            self.last = name
+            session.parked.clear()
+            session.go.set()
+            await self.settle(name)
+            for waiting in sorted(self.blocked - {name}):  # did that step let someone go on?
+                await self.settle(waiting)
+            if watch is not None and self.idle and not self.idle[0].is_in_transaction():
+                problem = await watch(self.idle[0])
+                if problem and problem not in self.outcome.problems:
+                    self.outcome.problems.append(problem)
+        for name, task in self.tasks.items():
+            self.outcome.results[name] = task.exception() if task.exception() is not None else task.result()
+
+    def is_ready(self, name: str) -> bool:
+        return not self.tasks[name].done() and name not in self.blocked and self.sessions[name].parked.is_set()
+
+    def pick(self, ready: list[str]) -> str:
+        first = self.order[0]
+        if self.released < self.head_start and first in ready:
+            return first
+        others = [name for name in ready if name != self.last]
+        return others[0] if others else ready[0]
+
+    async def settle(self, name: str) -> None:
+        """Wait until session ``name`` stands at its next step, has finished, or waits for a lock."""
+        session, task = self.sessions[name], self.tasks[name]
+        while not (task.done() or session.parked.is_set()):
+            holders = await self.blocked_by(name)
+            if holders:
+                if name not in self.blocked:
+                    self.blocked.add(name)
+                    waits = f"{name} waits for {', '.join(holders)}"
+                    self.outcome.waited.append(waits)
+                    if self.outcome.steps:
+                        self.outcome.steps[-1] += f" ({waits})"
+                return
+            self.check_deadline()
+            await asyncio.wait({task}, timeout=POLL_S)
+        self.blocked.discard(name)
+
+    async def blocked_by(self, name: str) -> list[str] | None:
+        """Whose locks ``name`` waits for ([] if nobody's), or None if no connection was free to ask."""
+        pid = self.sessions[name].conn.get_server_pid()
+        names = {s.conn.get_server_pid(): n for n, s in self.sessions.items()}
+        for other, session in self.sessions.items():
+            task = self.tasks.get(other)
+            free = task is None or task.done() or session.parked.is_set()
+            if other == name or not free or session.conn.is_closed():
+                continue
+            try:
+                pids = await session.conn.fetchval("SELECT pg_blocking_pids($1)", pid)
+            except asyncpg.PostgresError:  # that session's transaction is aborted: ask another one
+                continue
+            return [names.get(p, f"server process {p}") for p in pids]
+        return None
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            busy = [name for name, task in self.tasks.items() if not task.done()]
+            raise Stuck(f"{' and '.join(busy)} still had not finished after {BOUND_S:.0f} s: {self.outcome.timeline()}")
+
+    async def stop(self) -> None:
+        for name, task in self.tasks.items():
+            self.sessions[name].driven = False
+            self.sessions[name].go.set()  # a session still parked finishes on its own
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

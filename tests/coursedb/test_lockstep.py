@@ -1,0 +1,104 @@
+"""coursedb.lockstep drives two real connections one statement at a time: the races it shows are real,
+the same on every run, and a stuck session ends the run instead of hanging it."""
+
+import asyncpg
+import pytest
+
+import shop
+from coursedb import lockstep
+from coursedb.lockstep import Lockstep, in_transaction
+
+CANCEL = "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id"
+
+
+async def read_then_write(conn, order_id: int) -> bool:
+    if await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id) not in ("pending", "paid"):
+        return False
+    await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return True
+
+
+async def one_statement(conn, order_id: int) -> bool:
+    return await conn.fetchval(CANCEL, order_id) is not None
+
+
+async def new_order(conn) -> int:
+    user_id = await shop.create_user(conn, f"u{await conn.fetchval('SELECT count(*) FROM users')}@example.com", "U")
+    return await shop.place_order(conn, user_id, "10.00")
+
+
+async def test_read_then_write_races_the_same_way_every_time(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        for _ in range(3):
+            order_id = await new_order(a)
+            outcome = await race.run({name: lambda c, o=order_id: read_then_write(c, o) for name in "AB"}, head_start=1)
+            assert outcome.results == {"A": True, "B": True}
+            assert [step[:4] for step in outcome.steps] == ["A: S", "B: S", "A: U", "B: U"]
+            assert outcome.waited == []
+
+
+async def test_one_statement_cancels_once_in_every_schedule(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        for first, head_start in race.schedules():
+            for wrap in (lambda call: call, in_transaction):
+                order_id = await new_order(a)
+                calls = {name: wrap(lambda c, o=order_id: one_statement(c, o)) for name in "AB"}
+                outcome = await race.run(calls, first=first, head_start=head_start)
+                assert sorted(outcome.results.values()) == [False, True], outcome.timeline()
+        assert not a.is_in_transaction() and not b.is_in_transaction()
+
+
+async def test_a_held_lock_is_seen_on_the_server(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        outcome = await Lockstep(A=a, B=b).run({n: in_transaction(lambda c: one_statement(c, order_id)) for n in "AB"})
+        assert outcome.results == {"A": True, "B": False}
+        assert outcome.waited == ["B waits for A"]
+        assert outcome.steps == [f"A: {CANCEL}", f"B: {CANCEL} (B waits for A)", "A: COMMIT", "B: COMMIT"]
+
+
+async def test_a_deadlock_ends_with_one_error(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        first, second = await new_order(a), await new_order(a)
+
+        def both(ids):
+            async def call(conn):
+                for order_id in ids:
+                    await conn.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+
+            return in_transaction(call)
+
+        outcome = await Lockstep(A=a, B=b).run({"A": both([first, second]), "B": both([second, first])})
+        errors = outcome.raised()
+        assert len(errors) == 1 and isinstance(next(iter(errors.values())), asyncpg.DeadlockDetectedError)
+
+
+async def test_a_lock_held_elsewhere_ends_the_run_within_its_bound(db_committed, db_url, monkeypatch):
+    monkeypatch.setattr(lockstep, "BOUND_S", 1.0)
+    holder = await asyncpg.connect(db_url)
+    try:
+        async with db_committed.acquire() as a, db_committed.acquire() as b:
+            order_id = await new_order(a)
+            async with holder.transaction():
+                await holder.execute("SELECT FROM orders WHERE id = $1 FOR UPDATE", order_id)
+                with pytest.raises(lockstep.Stuck, match="A still had not finished after 1 s"):
+                    await Lockstep(A=a, B=b).run({"A": lambda c: one_statement(c, order_id)})
+            assert not a.is_in_transaction()
+    finally:
+        await holder.close()
+
+
+async def test_watch_sees_each_step_from_an_idle_connection(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        seen = []
+
+        async def watch(conn):
+            seen.append(await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id))
+            return f"saw {seen[-1]}" if seen[-1] == "cancelled" else None
+
+        outcome = await Lockstep(A=a, B=b).run({"A": lambda c: read_then_write(c, order_id)}, watch=watch)
+        assert seen == ["pending", "cancelled"]
+        assert outcome.problems == ["saw cancelled"]
