@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytest.importorskip("pwd", reason="a Debian PostgreSQL run as its own user: Linux only")
+
 from coursebook.system_postgres import available, system_postgres
 from coursedb import room
 from tests.helpers import ROOT, env_for

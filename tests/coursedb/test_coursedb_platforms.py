@@ -50,6 +50,98 @@ def test_coursedb_imports_without_pwd_grp_fcntl_or_getuid():
     assert result.stdout.split() == ["coursedb-learner", "[]"]
 
 
+# Collection as on Windows: the modules Windows lacks cannot be imported by the repository's own
+# code (psutil and the standard library may still use them on Linux, so only imports made from the
+# repository are refused, importorskip's included), and the repository's modules get an os module
+# without getuid/geteuid/getgid/getegid (third-party code keeps the real one, as it takes other paths
+# on Windows).
+COLLECT_AS_ON_WINDOWS = r"""
+import builtins, os, sys, types
+from pathlib import Path
+
+ROOT = Path(sys.argv[1]).resolve()
+MISSING = {"pwd", "grp", "fcntl", "resource", "termios"}
+PASS_THROUGH = ("importlib", "_pytest" + os.sep + "outcomes.py")  # importorskip imports for its caller
+seen: dict[str, bool] = {}
+
+def from_repository(frame) -> bool:
+    while frame is not None and any(part in frame.f_code.co_filename for part in PASS_THROUGH):
+        frame = frame.f_back
+    name = frame.f_code.co_filename if frame is not None else ""
+    if name not in seen:
+        path = Path(name).resolve() if name and not name.startswith("<") else None
+        seen[name] = path is not None and ROOT in path.parents and ROOT / ".venv" not in path.parents
+    return seen[name]
+
+class WindowsOs(types.ModuleType):
+    def __getattr__(self, name):
+        if name in ("getuid", "geteuid", "getgid", "getegid"):
+            raise AttributeError(f"module 'os' has no attribute {name!r} (as on Windows)")
+        return getattr(os, name)
+
+windows_os = WindowsOs("os")
+real_import = builtins.__import__
+
+def windows_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and name.partition(".")[0] in MISSING | {"os"} and from_repository(sys._getframe(1)):
+        if name == "os":
+            return windows_os
+        if name.partition(".")[0] != "os":
+            raise ModuleNotFoundError(f"No module named {name!r} (as on Windows)", name=name)
+    return real_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = windows_import
+
+import importlib
+real_import_module = importlib.import_module
+
+def windows_import_module(name, package=None):
+    if name in MISSING and from_repository(sys._getframe(1)):
+        raise ModuleNotFoundError(f"No module named {name!r} (as on Windows)", name=name)
+    return real_import_module(name, package)
+
+importlib.import_module = windows_import_module
+
+import pytest
+sys.exit(pytest.main(sys.argv[2:]))
+"""
+
+
+def collect_as_on_windows(*args: str) -> subprocess.CompletedProcess:
+    from course import NBVAL_ARGS
+
+    return subprocess.run(
+        [sys.executable, "-c", COLLECT_AS_ON_WINDOWS, str(ROOT), "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-p", "coursebook.pytest_plugin", *NBVAL_ARGS, *args],
+        env=env_for(ROOT), cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(300)
+def test_every_test_file_is_collected_as_on_windows():
+    """A Windows run collects every file: POSIX-only tests skip at collection, with their reason."""
+    result = collect_as_on_windows("-rs")
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0 and "error" not in summary, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " collected" in summary or "tests collected" in summary, summary
+
+
+def test_the_windows_collection_check_bites(tmp_path):
+    """A test module importing pwd at its top is an error under the simulation, not a pass."""
+    probe = ROOT / "tests" / "coursedb" / f"test_zz_probe_{os.getpid()}.py"
+    cases = [
+        ("import pwd", "No module named 'pwd' (as on Windows)"),
+        ("import os\nROOT = os.geteuid() == 0", "has no attribute 'geteuid' (as on Windows)"),
+    ]
+    for code, error in cases:
+        probe.write_text(f"{code}\n\n\ndef test_nothing():\n    pass\n")
+        try:
+            result = collect_as_on_windows(str(probe))
+        finally:
+            probe.unlink()
+        assert result.returncode != 0 and error in result.stdout, result.stdout[-3000:]
+
+
 def test_the_transport_setting_is_checked(home):
     result = cli(home, "start", COURSEDB_TRANSPORT="pipe")
     assert_one_line_error(result, "COURSEDB_TRANSPORT='pipe' is not one of auto, unix, tcp")

@@ -14,10 +14,9 @@ import subprocess
 import time
 
 import asyncpg
-import psutil
 import pytest
 
-from coursedb import CourseDBError, databases, server
+from coursedb import CourseDBError, databases, platform, server
 from coursedb.backends import embedded
 from tests.helpers import (
     PYTHON,
@@ -341,14 +340,14 @@ def test_a_home_others_may_write_is_refused(home):
     assert not postmasters(home)
 
 
-@pytest.mark.skipif(psutil.Process().uids().effective != 0, reason="only root can give a directory to another user")
+@pytest.mark.skipif(not platform.is_root(), reason="only root can give a directory to another user")
 def test_a_home_owned_by_someone_else_is_refused(home):
 
     os.chown(home, 65534, 65534)  # nobody
     assert_one_line_error(cli(home, "start"), "is not a directory owned by you")
 
 
-@pytest.mark.skipif(psutil.Process().uids().effective != 0, reason="as root the server runs as the 'coursedb' user")
+@pytest.mark.skipif(not platform.is_root(), reason="as root the server runs as the 'coursedb' user")
 def test_as_root_a_home_the_server_user_cannot_enter_is_named_not_opened(home):
     inner = home / "closed"
     inner.mkdir(mode=0o700)

@@ -28,7 +28,7 @@ import asyncpg
 import psutil
 import pytest
 
-from coursedb import databases
+from coursedb import databases, platform
 from tests.helpers import (
     PYTHON,
     ROOT,
@@ -49,7 +49,7 @@ from tests.helpers import (
 
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs unshare as root"),
+    pytest.mark.skipif(shutil.which("unshare") is None or not platform.is_root(), reason="needs unshare as root"),
 ]
 
 

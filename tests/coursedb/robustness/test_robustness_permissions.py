@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import pwd
 import stat
 import subprocess
 import sys
@@ -19,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from coursedb import platform
 from coursedb.backends import embedded
 from tests.helpers import cleanup, cli, end_owner, make_home, start_owner
 
+pwd = pytest.importorskip("pwd", reason="POSIX file modes, owners and a server user: not on Windows")
 pytestmark = pytest.mark.timeout(60)
-ROOT = os.geteuid() == 0
+ROOT = platform.is_root()
 
 
 def snapshot(paths: list[Path]) -> dict[str, tuple[int, int, int]]:
