@@ -5,7 +5,7 @@
     python3 course.py lab --learner   the same on the learner copies (written to learner/ if missing)
     python3 course.py test      run every test: coursedb, the reference suite, all notebooks
     python3 course.py test --quick   the same without the launch checks and benchmark smoke (for authors)
-    python3 course.py setup     only create .venv and install (devcontainers, Binder-like images)
+    python3 course.py setup     only create .venv and install what a learner needs (--dev: the maintainers' tools too)
     python3 course.py learners  write learner copies (no outputs, no solutions) to learner/ (or --out DIR)
     python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
     python3 course.py check     the built notebooks match notebooks/src/ cell by cell (fast; the pre-commit hook)
@@ -27,7 +27,11 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
-STAMP = VENV / ".installed"
+# Two requirement sets: what a learner (and Binder) installs, and what maintainers, instructors' tools and
+# CI add; the commands that need the second install it on demand.
+LEARNER_SET = "requirements.txt"
+DEV_SET = "requirements-dev.txt"
+DEV_COMMANDS = ("test", "build", "check")
 FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 # The committed notebook outputs were recorded on this Python. Tracebacks differ a little
 # between Python versions, so elsewhere nbval checks that every cell runs, not its text.
@@ -52,15 +56,16 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def requirements_hash() -> str:
+def requirements_hash(*names: str) -> str:
     digest = hashlib.sha256()
-    for name in ("requirements.txt", "pyproject.toml"):
+    for name in (*names, "pyproject.toml"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 
 
-def ensure_venv() -> None:
-    """Create .venv and install the pinned requirements, once per change of requirements."""
+def ensure_venv(dev: bool = False) -> None:
+    """Create .venv and install the pinned requirements, once per change of requirements;
+    with ``dev``, the maintainers' set too."""
     if sys.version_info < (3, 10):  # noqa: UP036 - this file is what older Pythons run first
         fail(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
     if not PY.exists():
@@ -71,15 +76,21 @@ def ensure_venv() -> None:
             fail(f"could not create {VENV} ({exc}); on Debian/Ubuntu install python3-venv first.")
         # The pip bundled with an older Python may not know today's wheels and markers.
         subprocess.run([str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--upgrade", "pip"])
-    wanted = requirements_hash()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    install(LEARNER_SET, VENV / ".installed", "installing the pinned requirements (first time takes a minute)")
+    if dev:
+        install(DEV_SET, VENV / ".installed-dev", f"installing the maintainers' tools ({DEV_SET}, once)")
+
+
+def install(requirements: str, stamp: Path, message: str) -> None:
+    wanted = requirements_hash(LEARNER_SET, requirements)
+    if stamp.exists() and stamp.read_text() == wanted:
         return
-    say("installing the pinned requirements (first time takes a minute)")
+    say(message)
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    result = subprocess.run([*pip, "-r", "requirements.txt"], cwd=ROOT)
+    result = subprocess.run([*pip, "-r", requirements], cwd=ROOT)
     if result.returncode != 0:
-        fail("installing requirements.txt failed; the pip output above says why.")
-    STAMP.write_text(wanted)
+        fail(f"installing {requirements} failed; the pip output above says why.")
+    stamp.write_text(wanted)
 
 
 def run(args: list[str]) -> int:
@@ -95,9 +106,10 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command not in ("lab", "test", "build", "check", "setup", "learners"):
         fail(f"unknown command {command!r}; use lab, test, setup, learners, build or check.")
-    ensure_venv()
+    dev = command in DEV_COMMANDS or (command == "setup" and "--dev" in rest)
+    ensure_venv(dev)
     if command == "setup":
-        say(f"ready: {VENV}")
+        say(f"ready: {VENV}" + (" (with the maintainers' tools)" if dev else ""))
         return 0
     if command == "test":
         quick = QUICK_SKIPS if "--quick" in rest else []

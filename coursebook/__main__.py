@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("prefixes", nargs="*", help="only notebooks whose name starts with one of these")
     parser.add_argument("--out", type=Path, default=ROOT / "learner", help="learners: output directory")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `learners --out DIR 00 01`, as the guide prints it
     notebooks = list(iter_notebooks(args.prefixes))
     if not notebooks:
         print(f"coursebook: no notebook in notebooks/src/ matches {args.prefixes}.", file=sys.stderr)

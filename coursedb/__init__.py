@@ -14,6 +14,11 @@ The server is chosen by ``COURSEDB_BACKEND`` (auto|docker|embedded|url) and ``CO
 
 from __future__ import annotations
 
+# First, before asyncpg: `python -m coursedb ...` typed in a plain shell runs in the course's .venv.
+from .platform import reexec_in_course_venv
+
+reexec_in_course_venv()
+
 import atexit
 import os
 import sys

@@ -57,7 +57,12 @@ def test_repo2docker_builds_a_plan_from_binder_dir():
 def test_binder_requirements_are_the_course_requirements():
     lines = [ln.strip() for ln in (BINDER / "requirements.txt").read_text().splitlines()]
     assert [ln for ln in lines if ln and not ln.startswith("#")] == ["-r ../requirements.txt"]
-    assert "-e ." in (ROOT / "requirements.txt").read_text().splitlines()
+    learner_set = (ROOT / "requirements.txt").read_text().splitlines()
+    assert "-e ." in learner_set
+    # repo2docker's image runs JupyterHub's single-user server; a jupyterhub pin here would replace it,
+    # and the maintainers' tools have no place in a learner's image.
+    for tool in ("jupyterhub", "jupyter-repo2docker", "selenium", "pytest-postgresql", "ruff"):
+        assert not any(line.startswith(tool) for line in learner_set), f"{tool} belongs in requirements-dev.txt"
 
 
 def test_scripts_are_executable_bash():
@@ -67,6 +72,7 @@ def test_scripts_are_executable_bash():
         assert script.read_text().startswith("#!/bin/bash\n")
         subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
     assert (BINDER / "start").read_text().rstrip().endswith('exec "$@"')
+    assert "setsid" not in (BINDER / "start").read_text(), "macOS has no setsid command"
 
 
 # -- running the scripts as a normal user ------------------------------------------------------
