@@ -1,12 +1,17 @@
-"""``python -m coursedb start|status|stop``, and ``room N``: what a room of N learners needs."""
+"""``python -m coursedb start|status|stop``; ``room N``: what a room of N learners needs;
+``room add NAME ...``: a role of their own for each learner (and one for the instructor)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import asyncpg
 
 from . import backends, databases, room, server
-from .errors import CourseDBError
+from ._aio import run_sync
+from .errors import CourseDBError, reason
 from .settings import Settings, describe_url
 
 
@@ -54,11 +59,42 @@ def _describe(db: databases.OwnedDatabase) -> str:
     return f"{who}, stale (no session holds its lock): dropped on next start, {conns}"
 
 
+def _room_add(learners: list[str], path: Path) -> None:
+    if not learners:
+        raise CourseDBError("Name the learners to add, e.g. python -m coursedb room add ada grace linus.")
+    admin_url = Settings.from_env().url
+    if admin_url is None:
+        raise CourseDBError(
+            "room add needs COURSEDB_URL naming the room's server as a role that may create roles "
+            "(a superuser, or one with CREATEROLE), e.g. postgresql://postgres:secret@db:5432/postgres."
+        )
+    try:
+        added = run_sync(room.add_learners(admin_url, learners, path))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise CourseDBError(
+            f"The role in COURSEDB_URL ({describe_url(admin_url)}) may not create roles ({exc}); "
+            "use a superuser or a role with CREATEROLE."
+        ) from None
+    except databases.DB_ERRORS as exc:
+        raise CourseDBError(f"Adding the learners' roles on {describe_url(admin_url)} failed: {reason(exc)}") from None
+    for line in room.describe_added(added, path):
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursedb", description=__doc__)
     parser.add_argument("command", choices=["start", "status", "stop", "room"])
-    parser.add_argument("learners", nargs="?", type=int, default=30, help="room: how many learners (default 30)")
+    parser.add_argument(
+        "room", nargs="*", metavar="N | add NAME ...",
+        help="room N: what N learners need (default 30); room add NAME ...: a role for each learner",
+    )  # fmt: skip
+    parser.add_argument(
+        "--credentials", type=Path, default=Path(room.CREDENTIALS_FILE),
+        help=f"room add: the file the roles' COURSEDB_URLs go to (default {room.CREDENTIALS_FILE})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.room and args.command != "room":
+        parser.error(f"{args.command} takes no arguments")
     try:
         if args.command == "start":
             settings = Settings.from_env()
@@ -78,8 +114,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the server just restarted: {len(swept.postponed)} database(s) wait for their owners to return")
         elif args.command == "status":
             _print_status(server.status(Settings.from_env()))
+        elif args.command == "room" and args.room[:1] == ["add"]:
+            _room_add(args.room[1:], args.credentials)
         elif args.command == "room":
-            for line in room.describe_needs(room.room_needs(args.learners)):
+            learners = args.room[0] if args.room else "30"
+            if len(args.room) > 1 or not (learners.isascii() and learners.isdigit()) or not 0 < int(learners) < 100_000:
+                raise CourseDBError(
+                    f"'room {' '.join(args.room)}': say how many learners (room 30) or add some (room add ada)."
+                )
+            for line in room.describe_needs(room.room_needs(int(learners))):
                 print(line)
         else:
             for line in server.stop():

@@ -30,7 +30,6 @@ from .migrate import migrate, schema_fingerprint
 from .names import OWNER_LOCKS
 from .settings import user_key
 
-TEMPLATE_BUILD = names.template_build_lock()
 CONNECT_TIMEOUT = 10
 COMMAND_TIMEOUT = 60  # a frozen server must not hang a start, a status or a sweep for ever
 BUILD_WAIT = 100  # how long to wait for another process that builds the template
@@ -153,52 +152,141 @@ def owner_kind() -> str:
 # --- the template ---------------------------------------------------------------------------
 
 
-async def _template_ready(conn: asyncpg.Connection, name: str) -> bool:
-    # IS_TEMPLATE is set last: a template a killed builder left half-made is not ready.
-    return bool(await conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name))
+_MINE = "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
+
+
+async def _my_template(conn: asyncpg.Connection, fingerprint: str, usual: str) -> str | None:
+    """This role's ready template for ``fingerprint``, whichever name it had to take; else None.
+
+    Only a template this role owns is trusted: another role may create a database under any
+    name first (even ours, marked IS_TEMPLATE), and a clone of it would hold that role's tables.
+    IS_TEMPLATE is set last, so a template a killed builder left half-made is not ready.
+    """
+    rows = await conn.fetch(
+        f"SELECT datname FROM pg_database WHERE datistemplate AND datdba = {_MINE} AND starts_with(datname, $1)"
+        " ORDER BY datname = $2 DESC, oid",
+        names.TEMPLATE_PREFIX,
+        usual,
+    )
+    for row in rows:
+        made = names.parse_template(row["datname"])
+        if made is not None and made.fingerprint == fingerprint and not made.legacy:
+            return row["datname"]
+    return None
+
+
+async def template_build_lock(conn: asyncpg.Connection) -> tuple[int, int]:
+    """The advisory lock this role's processes hold while they build (or sweep) its templates."""
+    return names.template_build_lock(await _template_role(conn))
+
+
+async def _lock_holder(conn: asyncpg.Connection, lock: tuple[int, int]) -> asyncpg.Record | None:
+    """Who holds an advisory lock in this database: server pid, role and application_name."""
+    return await conn.fetchrow(
+        "SELECT a.pid, a.usename, a.application_name, a.usename = current_user AS mine"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND l.classid = $1::int8::oid AND l.objid = $2::int8::oid",
+        lock[0],
+        lock[1] % 2**32,  # pg_locks shows the signed key as an unsigned oid
+    )
+
+
+async def _take_build_lock(conn: asyncpg.Connection, lock: tuple[int, int], name: str) -> None:
+    """Wait for this role's build lock; one sentence if another role holds it, or one of ours too long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUILD_WAIT
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock):
+        holder = await _lock_holder(conn, lock)
+        if holder is not None and not holder["mine"]:
+            # Advisory locks are open to every role: only our own processes have a reason to take this one.
+            raise CourseDBError(
+                f"Your course template cannot be built: a session of role {holder['usename']} (server pid "
+                f"{holder['pid']}) holds the lock only your own processes take while they build it; ask the "
+                f"instructor to end that session (SELECT pg_terminate_backend({holder['pid']}))."
+            )
+        if loop.time() > deadline:
+            session = names.parse_session(holder["application_name"] or "") if holder is not None else None
+            who = f" (pid {session.pid})" if session is not None else ""
+            raise CourseDBError(
+                f"Another process of yours{who} has been building the course template {name} for {BUILD_WAIT} s; "
+                "wait for it to finish, or end that process and try again."
+            )
+        await asyncio.sleep(0.1)
 
 
 async def ensure_template(conn: asyncpg.Connection, admin_url: str) -> str:
-    """The template for the current migrations, built first if missing; return its name.
+    """This role's template for the current migrations, built first if missing; return its name.
 
-    One process builds at a time (an advisory lock); the others wait and then clone it.
-    Older templates stay until a sweep finds them unused: running owners never notice.
+    One process per role builds at a time (an advisory lock of that role's); the others wait and
+    then clone it. Older templates stay until a sweep finds them unused: running owners never notice.
     """
-    name = template_name(role=await _template_role(conn))
-    if await _template_ready(conn, name):
-        return name
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BUILD_WAIT
-    while not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *TEMPLATE_BUILD):
-        if loop.time() > deadline:
-            raise CourseDBError(
-                f"Another process has been building the course template {name} for {BUILD_WAIT} s; "
-                "check 'python -m coursedb status', or stop it with 'python -m coursedb stop'."
-            )
-        await asyncio.sleep(0.1)
+    role = await _template_role(conn)
+    fingerprint = schema_fingerprint()
+    usual = names.template(fingerprint, role)
+    found = await _my_template(conn, fingerprint, usual)
+    if found is not None:
+        return found
+    lock = names.template_build_lock(role)
+    await _take_build_lock(conn, lock, usual)
     try:
-        if await _template_ready(conn, name):
-            return name
-        await drop_database(conn, name)  # half-made by a builder that was killed
+        found = await _my_template(conn, fingerprint, usual)
+        if found is not None:
+            return found
+        # Half-made by a builder of ours that was killed (we hold the lock: nobody of ours builds now).
+        for row in await conn.fetch(
+            f"SELECT datname FROM pg_database WHERE NOT datistemplate AND datdba = {_MINE}"
+            " AND starts_with(datname, $1)",
+            names.TEMPLATE_PREFIX,
+        ):
+            made = names.parse_template(row["datname"])
+            if made is not None and made.fingerprint == fingerprint:
+                await drop_database(conn, row["datname"])
+        name = usual
+        if await exists(conn, name):  # another role took our usual name first: one it cannot guess
+            name = names.template(fingerprint, role, salt=secrets.token_hex(16))
         await _create_database(conn, name, template="template0")
         async with admin_connection(admin_url, name) as tconn:
             await migrate(tconn)
-        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS 'schema {schema_fingerprint()}'")
-        # Marked as a template, any role with CREATEDB may clone it, not only its owner: on a
-        # shared COURSEDB_URL server, the second user's first clone works too.
+        await _close_to_connections(conn, name)
+        await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS 'schema {fingerprint}'")
+        # Last: from now on it is ready. (Any role with CREATEDB may clone an IS_TEMPLATE database;
+        # it holds the course's empty tables, nothing of the learner's.)
         await conn.execute(f"ALTER DATABASE {quote_ident(name)} IS_TEMPLATE true")
     finally:
-        await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *TEMPLATE_BUILD)
+        await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *lock)
     return name
 
 
+async def _close_to_connections(conn: asyncpg.Connection, name: str) -> None:
+    """Nobody connects to a finished template any more; a clone fails while anyone is connected.
+
+    A session pooler keeps the migration's server connection open after we closed ours: end it.
+    """
+    await conn.execute(f"ALTER DATABASE {quote_ident(name)} ALLOW_CONNECTIONS false")
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+        " WHERE datname = $1 AND usename = current_user AND pid <> pg_backend_pid()",
+        name,
+    )
+
+
 async def _create_database(conn: asyncpg.Connection, name: str, template: str) -> None:
+    """Create ``name`` from ``template``, reachable by its owner alone (and superusers).
+
+    PostgreSQL grants CONNECT on every new database to PUBLIC: on a room server any learner could
+    open any other's. It is created closed to connections, so no other role gets in before the
+    grant is revoked.
+    """
     # CREATE DATABASE ... TEMPLATE fails while anyone else is connected to the template.
     # Only coursedb connects to it, briefly, so a short retry is enough.
     for attempt in range(50):
         try:
-            await conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template)}")
-            return
+            await conn.execute(
+                f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template)} ALLOW_CONNECTIONS false"
+            )
+            break
         except asyncpg.ObjectInUseError:
             if attempt == 49:
                 raise
@@ -210,6 +298,8 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
                 "The database user in COURSEDB_URL may not create databases; "
                 "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
             ) from None
+    await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(name)} FROM PUBLIC")
+    await conn.execute(f"ALTER DATABASE {quote_ident(name)} ALLOW_CONNECTIONS true")
 
 
 # --- owners' databases ----------------------------------------------------------------------
@@ -251,7 +341,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
     rows = await conn.fetch(
         "SELECT d.datname, shobj_description(d.oid, 'pg_database') AS comment,"
         " pg_get_userbyid(d.datdba) AS role,"
-        " pg_has_role(current_user, d.datdba, 'MEMBER')"
+        f" d.datdba = {_MINE}"  # never another role's, even one this role is a member of
         "   AND current_setting('default_transaction_read_only') = 'off' AS may_drop,"
         " (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) AS connections"
         " FROM pg_database d WHERE starts_with(d.datname, $1) ORDER BY d.datname",
@@ -339,12 +429,13 @@ async def drop_stale(conn: asyncpg.Connection) -> Sweep:
         sweep.postponed = [d.name for d in stale]
         stale = []
     old = [d for d in entries if d.kind == "old template" and d.connections == 0]
+    build_lock = await template_build_lock(conn)
     for d in stale + old:
         if not d.may_drop:
             sweep.skipped.append((d.name, f"owned by role {d.role}"))
             continue
         # An old template: not while someone builds one (it may be this one, for another version).
-        if d.kind == "old template" and not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *TEMPLATE_BUILD):
+        if d.kind == "old template" and not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *build_lock):
             continue
         try:
             await drop_database(conn, d.name)
@@ -353,7 +444,7 @@ async def drop_stale(conn: asyncpg.Connection) -> Sweep:
             sweep.skipped.append((d.name, str(exc)))
         finally:
             if d.kind == "old template":
-                await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *TEMPLATE_BUILD)
+                await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *build_lock)
     return sweep
 
 

@@ -82,9 +82,13 @@ def role_hash(role: str) -> str:
     return hashlib.sha256(role.encode()).hexdigest()[:ROLE_DIGITS]
 
 
-def template(fingerprint: str, role: str | None = None) -> str:
-    """The template for migrations ``fingerprint``: the shared one, or ``role``'s own."""
-    name = f"{TEMPLATE_PREFIX}_{fingerprint}" + ("" if role is None else f"_r{role_hash(role)}")
+def template(fingerprint: str, role: str | None = None, salt: str | None = None) -> str:
+    """The template for migrations ``fingerprint``: the shared one, or ``role``'s own.
+
+    With ``salt``: a name nobody can predict, for a role whose usual name another role took first.
+    """
+    mixed = role if salt is None else f"{role or ''}\0{salt}"
+    name = f"{TEMPLATE_PREFIX}_{fingerprint}" + ("" if mixed is None else f"_r{role_hash(mixed)}")
     if len(name) > MAX_NAME or not re.fullmatch(r"[0-9a-f]+", fingerprint):
         raise ValueError(f"no template name for fingerprint {fingerprint!r}")
     return name
@@ -140,3 +144,22 @@ def session_pid(database: str, application_name: str) -> int | None:
         return owner.pid
     session = parse_session(application_name)
     return None if session is None else session.pid
+
+
+# --- roles an instructor makes for a room (python -m coursedb room add) ----------------------
+
+LEARNER_ROLE_PREFIX = PREFIX + "learner_"
+INSTRUCTOR_ROLE = PREFIX + "instructor"  # a member of every learner role: sees every learner's databases
+_PLAIN_LEARNER = re.compile(r"[a-z0-9_]{1,40}")
+
+
+def learner_role(learner: str) -> str:
+    """The role of one learner (a JupyterHub user name, say): the name itself where it is plain.
+
+    Any other name (capitals, dots, '@', too long) keeps a readable part and gains a hash of the
+    whole, so two learners never share a role and the name never needs cutting.
+    """
+    if _PLAIN_LEARNER.fullmatch(learner):
+        return LEARNER_ROLE_PREFIX + learner
+    readable = re.sub(r"[^a-z0-9]+", "_", learner.lower()).strip("_")[:24]
+    return f"{LEARNER_ROLE_PREFIX}{readable}_{role_hash(learner)[:8]}"

@@ -21,12 +21,20 @@ turns into what a room needs.
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
+
+from . import databases, names
+from .databases import _literal as literal
+from .databases import quote_ident
+from .errors import CourseDBError
 
 BUDGET = 4
 # db_pool in conftest.py: two connections are what a test needs to show concurrency and isolation.
@@ -263,3 +271,139 @@ def sizing_table(learners: Iterable[int] = (30, 60, 100), figures: dict | None =
         needs = room_needs(n, figures)
         lines.append(f"| {n} | {needs['connections']} | {needs['max_connections']} | about {needs['memory_mb']} MB |")
     return "\n".join(lines)
+
+
+# --- a role per learner -----------------------------------------------------------------------
+
+# A learner's CONNECTION LIMIT: two notebooks open at once, even two at the largest budget
+# (07's pytest -n 2 demo). It stops a runaway notebook, not a learner working normally.
+LEARNER_CONNECTION_LIMIT = 2 * max(BUDGET, *EXCEPTIONS.values())
+CREDENTIALS_FILE = "room-credentials.json"
+# COMMENT ON ROLE marks the roles coursedb made, so that `room add` never takes over another role.
+_LEARNER_MARK = "coursedb learner "
+_INSTRUCTOR_MARK = "coursedb instructor"
+
+
+@dataclass(frozen=True)
+class RoomRole:
+    """One role ``room add`` made or found: for a learner (``learner`` set) or the instructor."""
+
+    learner: str | None
+    role: str
+    url: str  # its COURSEDB_URL, password included
+    made: bool  # created now (else it was there already)
+    new_password: bool  # its password was (re)set now
+
+
+def role_url(base_url: str, role: str, password: str) -> str:
+    """``base_url`` (the room server, as the instructor reaches it) logged in as ``role``."""
+    parts = urlsplit(base_url)
+    hosts = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        item for item in parts.query.split("&") if item and item.partition("=")[0].lower() not in ("user", "password")
+    )
+    netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{hosts}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def read_credentials(path: Path) -> dict:
+    """The credentials file ``room add`` writes: {"learners": {name: {"role", "url"}}, "instructor": {...}}."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _write_credentials(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # passwords: the instructor's eyes only
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+async def _ensure_role(
+    conn: asyncpg.Connection, role: str, mark: str, known_url: str | None, base_url: str, options: str
+) -> tuple[str, bool, bool]:
+    """Create ``role`` (or find the one coursedb made before); return its URL, made, new password."""
+    row = await conn.fetchrow(
+        "SELECT shobj_description(oid, 'pg_authid') AS mark FROM pg_roles WHERE rolname = $1", role
+    )
+    if row is not None and row["mark"] != mark:
+        raise CourseDBError(
+            f"A role named {role} already exists on this server and coursedb did not make it; "
+            "drop or rename it, or give that learner another name."
+        )
+    ident = quote_ident(role)
+    known = urlsplit(known_url).password if known_url else None
+    password = unquote(known) if row is not None and known else secrets.token_urlsafe(18)
+    if row is None:
+        await conn.execute(f"CREATE ROLE {ident} LOGIN {options} PASSWORD {literal(password)}")
+        await conn.execute(f"COMMENT ON ROLE {ident} IS {literal(mark)}")
+    else:
+        # Idempotent: the same rights as a new one (an instructor may have changed them by hand).
+        await conn.execute(f"ALTER ROLE {ident} LOGIN {options}")
+        if not known:
+            await conn.execute(f"ALTER ROLE {ident} PASSWORD {literal(password)}")
+    return role_url(base_url, role, password), row is None, not (row is not None and known)
+
+
+async def add_learners(admin_url: str, learners: Iterable[str], path: Path) -> list[RoomRole]:
+    """A role per learner (CREATEDB, CONNECTION LIMIT), and one instructor role that is a member of
+    each; their credentials go to ``path`` (mode 0600), kept when they are there already."""
+    stored = read_credentials(path)
+    by_learner = stored.get("learners") if isinstance(stored.get("learners"), dict) else {}
+    done: list[RoomRole] = []
+    async with databases.admin_connection(admin_url) as conn:
+        instructor = stored.get("instructor") if isinstance(stored.get("instructor"), dict) else {}
+        url, made, new = await _ensure_role(
+            conn, names.INSTRUCTOR_ROLE, _INSTRUCTOR_MARK, instructor.get("url"), admin_url, "CREATEDB"
+        )
+        done.append(RoomRole(None, names.INSTRUCTOR_ROLE, url, made, new))
+        for learner in learners:
+            role = names.learner_role(learner)
+            known = by_learner.get(learner) if isinstance(by_learner.get(learner), dict) else {}
+            options = f"CREATEDB CONNECTION LIMIT {LEARNER_CONNECTION_LIMIT}"
+            mark = _LEARNER_MARK + learner
+            url, made, new = await _ensure_role(conn, role, mark, known.get("url"), admin_url, options)
+            # The instructor sees what the learner's role owns: every database and table of theirs.
+            await conn.execute(f"GRANT {quote_ident(role)} TO {quote_ident(names.INSTRUCTOR_ROLE)}")
+            done.append(RoomRole(learner, role, url, made, new))
+    stored["instructor"] = {"role": done[0].role, "url": done[0].url}
+    stored["learners"] = {**by_learner, **{r.learner: {"role": r.role, "url": r.url} for r in done[1:]}}
+    _write_credentials(path, stored)
+    return done
+
+
+def describe_added(added: list[RoomRole], path: Path) -> Iterable[str]:
+    for entry in added:
+        how = "made" if entry.made else ("there already, new password" if entry.new_password else "there already")
+        if entry.learner is None:
+            yield f"instructor: role {entry.role} ({how}) sees every learner's databases; its COURSEDB_URL is in {path}"
+        else:
+            yield (
+                f"{entry.learner}: role {entry.role} ({how}; CREATEDB, CONNECTION LIMIT {LEARNER_CONNECTION_LIMIT}); "
+                f"its COURSEDB_URL is in {path}"
+            )
+
+
+async def isolation(conn: asyncpg.Connection) -> str:
+    """What other people on this server can do to the databases of the role ``conn`` logs in as."""
+    row = await conn.fetchrow(
+        "SELECT rolsuper, shobj_description(oid, 'pg_authid') AS mark FROM pg_roles WHERE rolname = current_user"
+    )
+    role = await conn.fetchval("SELECT current_user")
+    mark = (row["mark"] if row else None) or ""
+    if row is not None and row["rolsuper"]:
+        return f"role {role} is a superuser: it can open every database on this server, and nobody else can open yours"
+    if mark.startswith(_LEARNER_MARK):
+        learner = mark.removeprefix(_LEARNER_MARK)
+        return f"isolated: role {role} is {learner}'s alone; no other learner can open its databases"
+    if mark == _INSTRUCTOR_MARK:
+        return f"instructor: role {role} can open every learner's databases"
+    return (
+        f"TRUSTING: everyone who logs in as role {role} (the whole room, if it shares one role) can open, read and "
+        "drop the databases of everyone else on it; give each learner a role: python -m coursedb room add NAME ..."
+    )

@@ -21,11 +21,59 @@ NAME = "url"
 STATE_FIELDS: tuple[str, ...] = ()  # admin_url, which every record has, is all it needs
 
 
+POOLED = (
+    "COURSEDB_URL ({shown}) goes through a connection pooler in transaction or statement mode (such as "
+    "PgBouncer's pool_mode = transaction), which lends each transaction any server session, so no session "
+    "of yours can keep your databases alive there; point COURSEDB_URL at the server's own port, or at a pool "
+    "in session mode (pool_mode = session)."
+)
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    # No statement cache: behind a transaction pooler, asyncpg's named statements collide with
+    # other clients' before this check can say what is wrong.
+    return await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT, statement_cache_size=0)
+
+
+async def keeps_sessions(url: str, conn: asyncpg.Connection, backend: int) -> bool:
+    """Behind a pooler: does ``conn`` keep the one server session (``backend``) it got, between transactions?
+
+    A pooler in session mode lends a client one server session until it disconnects; in
+    transaction or statement mode it returns the session to the pool after each transaction.
+    So end ``backend`` from a second client: a client that keeps its session is ended with it
+    (the pooler closes it), one that does not carries on in another. No timing is involved:
+    the second client waits until the server has ended ``backend``, and the pooler has seen it
+    go before it answers that client, so before ``conn`` asks again.
+    """
+    try:
+        other = await _connect(url)
+    except databases.DB_ERRORS:
+        return True  # no second client (the pool is full?): we cannot tell, so we do not refuse
+    try:
+        ended = await other.fetchval(
+            "SELECT CASE WHEN pg_backend_pid() = $1 THEN NULL ELSE pg_terminate_backend($1, 10000) END", backend
+        )
+    except asyncpg.InsufficientPrivilegeError:
+        return True  # the pooler logs in as another role: we cannot tell, so we do not refuse
+    finally:
+        await other.close()
+    if ended is None:
+        return False  # the second client ran in the first one's server session: lent, not kept
+    if not ended:
+        return True  # not ended within 10 s: we cannot tell, so we do not refuse
+    try:
+        await conn.fetchval("SELECT 1", timeout=databases.CONNECT_TIMEOUT)
+    except databases.DB_ERRORS:
+        return True
+    return False
+
+
 async def check_access(url: str) -> None:
-    """Connect to ``url`` and check its role may create databases; one sentence if not."""
+    """Connect to ``url``, check its role may create databases and that no transaction pooler
+    stands between; one sentence if not."""
     shown = describe_url(url)
     try:
-        conn = await asyncpg.connect(url, timeout=databases.CONNECT_TIMEOUT)
+        conn = await _connect(url)
     except (OSError, asyncio.TimeoutError) as exc:  # gaierror is an OSError
         if "SSL" in str(exc) and "sslmode" in url:
             raise CourseDBError(
@@ -50,10 +98,17 @@ async def check_access(url: str) -> None:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise CourseDBError(f"Cannot use COURSEDB_URL={shown}: {exc}") from None
     try:
-        can_create = await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
+        row = await conn.fetchrow(
+            "SELECT pg_backend_pid() AS backend, rolcreatedb OR rolsuper AS can_create"
+            " FROM pg_roles WHERE rolname = current_user"
+        )
+        # Directly connected, the process key the server sent at login is its own pid; a pooler
+        # (or any proxy) sends one of its own making.
+        if row["backend"] != conn.get_server_pid() and not await keeps_sessions(url, conn, row["backend"]):
+            raise CourseDBError(POOLED.format(shown=shown))
     finally:
         await conn.close()
-    if not can_create:
+    if not row["can_create"]:
         raise CourseDBError(
             f"The user in COURSEDB_URL ({shown}) may not create databases; "
             "grant it CREATEDB (ALTER ROLE <user> CREATEDB) or use another server."
@@ -102,7 +157,10 @@ async def _drop_unused(admin_url: str, shown: str) -> list[str]:
         if not live:  # last: nobody clones from a template any more
             names += [d.name for d in entries if d.kind in ("template", "old template")]
         foreign = [d.name for d in entries if d.kind == "not coursedb's"]
-        dropped, refused = [], []
+        # Only this role's own: an instructor's role may drop its learners' databases, but never should.
+        refused = [d.name for d in entries if d.name in names and not d.may_drop]
+        names = [name for name in names if name not in refused]
+        dropped = []
         for name in names:
             try:
                 await databases.drop_database(conn, name)
@@ -125,4 +183,18 @@ def describe(state: ServerState) -> list[tuple[str, str]]:
         ("server", f"{where.hostname or 'local socket'}:{where.port or 5432}, from COURSEDB_URL (its owner runs it)"),
         ("tcp url", f"{describe_url(state.admin_url)}  (password in COURSEDB_URL)"),
         ("log", "kept by whoever runs that server"),
+        ("room", _isolation(state.admin_url)),
     ]
+
+
+def _isolation(admin_url: str) -> str:
+    """Who else on this server can reach your databases (a shared role: everyone on it)."""
+
+    async def ask() -> str:
+        async with databases.admin_connection(admin_url) as conn:
+            return await room.isolation(conn)
+
+    try:
+        return run_sync(ask())
+    except databases.DB_ERRORS as exc:
+        return f"unknown (the server did not say: {reason(exc)})"
