@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from coursebook.system_postgres import ROOM_ROLE, system_postgres
+from coursebook.system_postgres import available as postgres_available
 from coursedb.backends import url as url_backend
 from tests.helpers import (
     assert_one_line_error,
@@ -25,8 +27,6 @@ from tests.helpers import (
     start_owner,
 )
 from tests.helpers import pgbouncer as bouncer
-from tests.helpers.system_postgres import ROOM_ROLE, system_postgres
-from tests.helpers.system_postgres import available as postgres_available
 
 pytestmark = [
     pytest.mark.skipif(postgres_available() is not None, reason=str(postgres_available())),

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from coursebook.system_postgres import available, system_postgres
 from coursedb import names, room
 from coursedb.migrate import schema_fingerprint
 from tests.helpers import (
@@ -30,7 +31,6 @@ from tests.helpers import (
     run,
     start_owner,
 )
-from tests.helpers.system_postgres import available, system_postgres
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
