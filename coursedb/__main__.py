@@ -29,6 +29,7 @@ def _print_status(info: server.Status) -> None:
     if info.error is not None:
         print(f"error:     could not list the databases: {info.error}")
         return
+    print(f"room:      {_isolation(state.admin_url)}")
     if info.connections is not None:
         print(f"connections: {room.describe_headroom(info.connections)}")
     for note in info.notes:
@@ -36,6 +37,19 @@ def _print_status(info: server.Status) -> None:
     print(f"databases: {len(info.databases)}")
     for db in info.databases:
         print(f"  {db.name:<32} {_describe(db)}")
+
+
+def _isolation(admin_url: str) -> str:
+    """Who else on this server can reach your databases (on a shared role: everyone on it)."""
+
+    async def ask() -> str:
+        async with databases.admin_connection(admin_url) as conn:
+            return await room.isolation(conn)
+
+    try:
+        return run_sync(ask())
+    except databases.DB_ERRORS as exc:
+        return f"unknown (the server did not say: {reason(exc)})"
 
 
 def _describe(db: databases.OwnedDatabase) -> str:

@@ -183,18 +183,4 @@ def describe(state: ServerState) -> list[tuple[str, str]]:
         ("server", f"{where.hostname or 'local socket'}:{where.port or 5432}, from COURSEDB_URL (its owner runs it)"),
         ("tcp url", f"{describe_url(state.admin_url)}  (password in COURSEDB_URL)"),
         ("log", "kept by whoever runs that server"),
-        ("room", _isolation(state.admin_url)),
     ]
-
-
-def _isolation(admin_url: str) -> str:
-    """Who else on this server can reach your databases (a shared role: everyone on it)."""
-
-    async def ask() -> str:
-        async with databases.admin_connection(admin_url) as conn:
-            return await room.isolation(conn)
-
-    try:
-        return run_sync(ask())
-    except databases.DB_ERRORS as exc:
-        return f"unknown (the server did not say: {reason(exc)})"

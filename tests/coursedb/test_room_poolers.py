@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytest.importorskip("pwd", reason="Debian's PostgreSQL and PgBouncer, run as their own user: Linux only")
+
 from coursebook.system_postgres import ROOM_ROLE, system_postgres
 from coursebook.system_postgres import available as postgres_available
 from coursedb.backends import url as url_backend

@@ -17,6 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+pytest.importorskip("pwd", reason="a Debian PostgreSQL run as its own user: Linux only")
+
 from coursebook.system_postgres import available, system_postgres
 from coursedb import names, room
 from coursedb.migrate import schema_fingerprint
