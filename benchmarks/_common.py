@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import coursedb  # installed into the course's .venv (requirements.txt: -e .)
 from coursedb.paths import benchmark_results, course_root
+from coursedb.platform import load_average
 from coursedb.settings import Settings
 
 ROOT = course_root()
@@ -30,7 +31,7 @@ from coursebook.servers import PrivateServer  # noqa: E402
 __all__ = ["ROOT", "PrivateServer", "Settings", "coursedb", "finish", "machine", "median_ms", "p95_ms", "table"]
 
 # Other work on the machine inflates every number: the load when the run began and ended says how much.
-LOAD_AT_START = round(os.getloadavg()[0], 2)
+LOAD_AT_START = load_average()
 
 
 def median_ms(samples: Sequence[float]) -> float:
@@ -51,7 +52,7 @@ def machine(extra: dict | None = None) -> dict:
     info = {
         "cpus": os.cpu_count(),
         "load_avg_1m_start": LOAD_AT_START,
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m": load_average(),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

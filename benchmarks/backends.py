@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from _common import ROOT, coursedb
 
 from coursedb import databases
 from coursedb._aio import run_sync
-from coursedb.backends import docker
+from coursedb.backends import docker, embedded
 
 # Runs in a fresh interpreter; prints its own timings as JSON on the last line.
 PROBE = """
@@ -77,7 +76,7 @@ def kill_server(settings: _common.Settings) -> None:
     """Let the server die the way a reboot would: data directory kept, state file stale."""
     state = coursedb.status(settings).state
     proc = psutil.Process(state.pid)
-    proc.send_signal(signal.SIGINT)  # fast shutdown
+    proc.send_signal(embedded.FAST_SHUTDOWN)  # SIGINT; on Windows, where only SIGTERM exists for others, SIGTERM
     proc.wait(timeout=30)
 
 

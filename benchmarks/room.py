@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import threading
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from _common import ROOT, PrivateServer, coursedb, finish, machine, table  # put
 
 from coursebook.system_postgres import available, system_postgres
 from coursedb import names, room
+from coursedb.platform import load_average
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 900  # a cell of 30 concurrent kernels on 2 cores can be slow; never a hang
@@ -175,7 +175,7 @@ def run_room(n: int, notebooks: list[Path], env: dict[str, str], log: Path, post
         "server_idle_memory_mb": round(idle_mb),
         "kernel_memory_mb": round(sampler.kernels_peak_mb / n),  # per learner's kernel, peak
         "wall_s": round(wall, 1),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m": load_average(),
     }
 
 

@@ -54,6 +54,11 @@ def detached() -> dict[str, object]:
     return {"start_new_session": True}
 
 
+def load_average() -> float | None:
+    """The 1-minute load average, rounded, or None where the system keeps none (Windows)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine() -> str:
     """The processor this Python runs on, as wheel tags name it: x86_64/amd64, arm64/aarch64..."""
     import platform

@@ -183,6 +183,9 @@ def test_coursedb_port_set_after_the_server_started_is_said_once_to_a_kernel(tcp
 # --- a frozen server --------------------------------------------------------------------------
 
 
+POSIX_SIGSTOP = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="SIGSTOP freezes a process: POSIX only")
+
+
 @pytest.fixture
 def frozen(home, monkeypatch):
     """A private server whose postmaster is stopped (SIGSTOP): it accepts nothing, answers nothing."""
@@ -197,6 +200,7 @@ def frozen(home, monkeypatch):
         os.kill(pid, signal.SIGCONT)
 
 
+@POSIX_SIGSTOP
 def test_a_frozen_server_gives_a_reason_never_an_empty_one(frozen):
     settings = settings_for(frozen)
     with pytest.raises(CourseDBError) as info:
@@ -210,6 +214,7 @@ def test_a_frozen_server_gives_a_reason_never_an_empty_one(frozen):
     coursedb._drop_own(str(frozen))  # no database was made; ends the session it tried to open
 
 
+@POSIX_SIGSTOP
 def test_status_of_a_frozen_server_never_prints_a_blank_error(frozen):
     result = subprocess.run(
         [PYTHON, "-m", "coursedb", "status"], env=env_for(frozen), cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -277,6 +277,7 @@ def test_a_port_taken_by_another_program_is_named(home):
 
 @pytest.mark.parametrize("phase", ["initdb", "server-up"])
 @pytest.mark.timeout(60)
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child process and preexec_fn: POSIX only")
 def test_ctrl_c_during_start_leaves_nothing_half_started(home, phase):
     """SIGINT (what Ctrl-C sends) while initdb runs, or after the server came up but before
     coursedb recorded it: either way no postmaster and no state stay behind."""

@@ -209,3 +209,34 @@ def test_docker_probe_returns_on_an_endpoint_that_never_answers(monkeypatch, sil
     problem = docker.engine_problem()
     assert problem is not None  # so auto picks embedded, and docker gets a one-line refusal
     assert "\n" not in problem and len(problem) <= 160
+
+
+# --- Windows on ARM: no embedded server ------------------------------------------------------
+
+
+@pytest.fixture
+def windows_on_arm(monkeypatch):
+    from coursedb import platform
+
+    monkeypatch.setattr(platform, "WINDOWS", True)
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+
+
+def test_windows_on_arm_uses_docker_when_it_answers(windows_on_arm, engine):
+    assert server.choose_backend(settings()) == "docker"
+
+
+def test_windows_on_arm_without_docker_says_what_to_do_in_one_sentence(windows_on_arm, no_engine):
+    with pytest.raises(CourseDBError) as info:
+        server.choose_backend(settings())
+    message = str(info.value)
+    assert "\n" not in message and message.count(". ") == 0, message
+    for what in ("Windows on ARM", "Docker", "COURSEDB_URL", "x64 Python"):
+        assert what in message, message
+
+
+def test_windows_on_arm_refuses_the_embedded_backend_before_creating_anything(windows_on_arm, tmp_path):
+    home = tmp_path / "home"
+    with pytest.raises(CourseDBError, match="The embedded server cannot run here: this is Windows on ARM"):
+        server.ensure(settings(COURSEDB_BACKEND="embedded", COURSEDB_HOME=str(home)))
+    assert not home.exists()
