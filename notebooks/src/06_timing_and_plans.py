@@ -439,6 +439,9 @@ shutil.rmtree(bench_dir)
 from coursedb.paths import benchmark_results
 
 results_file = benchmark_results("isolation")  # in the course's repository, wherever this notebook runs
+# This kernel's own Python, as typed in the course's folder (.venv/bin/python; on Windows .venv\Scripts\python.exe)
+python = Path(sys.executable)
+python = python.relative_to(root) if root in python.parents else python
 fig, ax = plt.subplots(figsize=(10, 4.5))
 if results_file.exists():
     saved = json.loads(results_file.read_text())
@@ -463,11 +466,11 @@ if results_file.exists():
     )
     ax.legend(ncol=4, fontsize="small")
 else:
-    message = "No results yet.\nRun: .venv/bin/python benchmarks/isolation.py"
+    message = f"No results yet.\nRun: {python} benchmarks/isolation.py"
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14)
     ax.set_axis_off()
 plt.show()
-print("The chart shows benchmarks/results/isolation.json; `.venv/bin/python benchmarks/isolation.py` measures again.")
+print(f"The chart shows benchmarks/results/isolation.json; `{python} benchmarks/isolation.py` measures again.")
 
 # %% [markdown]
 # Read it as ratios between bars measured in the same run, not as promises about your CI machine: the title
