@@ -1,31 +1,35 @@
-"""JupyterHub for a room that outgrows laptops: every learner's kernels get databases on ONE server.
+"""JupyterHub for a room that outgrows laptops: every learner's kernels get databases on ONE server,
+each learner as a PostgreSQL role of their own.
 
 The whole course-specific part is the environment every user's server gets:
 
-    COURSEDB_URL      the room's shared PostgreSQL (one role for the room, with CREATEDB)
+    COURSEDB_URL      the room's shared PostgreSQL, as THIS learner's role (its own password)
     COURSEDB_BACKEND  url: nobody's kernel starts a server of its own
     COURSEDB_HOME     per user: coursedb's small state folder (a lock and a state file)
 
-coursedb then gives every kernel (and every pytest run) a database of its own on that server, kept
-alive by one session per kernel and dropped when the kernel ends. The course's budget is 4
-connections per learner at any moment (coursedb/room.py); size max_connections with
-``python -m coursedb room N`` (docs/instructor-guide.md, "A room on one server").
+The roles come from one instructor command, run once before the room (and again for latecomers):
 
-One shared role, not one role per learner: databases are already one per kernel, so learners never
-share tables, and liveness is proved by the server (advisory locks), not by who owns what. A role
-per learner would add a per-learner CONNECTION LIMIT and keep learners out of each other's databases,
-at the price of creating a role per account (each with CREATEDB) and one course template per role;
-coursedb supports that too.
+    COURSEDB_URL=postgresql://postgres:...@db:5432/postgres \
+        python -m coursedb room add ada grace linus --credentials /srv/course/room-credentials.json
+
+It makes a role per learner (CREATEDB, a CONNECTION LIMIT that fits two notebooks at the largest
+budget) and writes each one's COURSEDB_URL to that file (mode 0600, the hub's eyes only); this file
+reads it at every spawn, so learners added while the hub runs get theirs too. coursedb then gives
+every kernel (and every pytest run) a database of its own, which only that learner's role can open.
+Size max_connections with ``python -m coursedb room N`` (docs/instructor-guide.md, "A room on one server").
 
 This file runs as it is for the course's test (tests/launch/test_jupyterhub.py): SimpleLocalProcessSpawner
 starts every user's server as the hub's own OS user, with a home folder per user, and a dummy
-authenticator; the test drives the hub through its REST API with a service token. For a real room
-keep the ``c.Spawner.environment`` block and use The Littlest JupyterHub (one machine, systemd
-spawner, real accounts) or Zero to JupyterHub (Kubernetes, KubeSpawner): see the instructor guide.
+authenticator; the test drives the hub through its REST API with a service token. So in the test every
+learner's credentials live in processes of ONE OS user: they are only as private as the spawner makes
+them, and this one makes them private from nobody on that account. For a real room keep the
+``c.Spawner.environment`` block and use a spawner with real accounts: The Littlest JupyterHub (systemd
+spawner, one Unix user per learner) or Zero to JupyterHub (KubeSpawner, a pod per learner; hand each
+pod its URL as a Kubernetes secret); see the instructor guide.
 
 Settings come from the environment, so the same file serves the test and a trial run:
 
-    COURSE_HUB_ROOM_URL    the shared server (required), e.g. postgresql://room:secret@db:5432/postgres
+    COURSE_HUB_ROOM_CREDENTIALS  the file `python -m coursedb room add` wrote (required)
     COURSE_HUB_STATE       folder for the hub's database, cookie secret and users' homes (default ./hub-state)
     COURSE_HUB_PORT        public port of the proxy (default 8000)
     COURSE_HUB_API_PORT, COURSE_HUB_HUB_PORT   the proxy's API and the hub's own port (8001, 8081)
@@ -33,21 +37,40 @@ Settings come from the environment, so the same file serves the test and a trial
     COURSE_HUB_SERVICE_TOKEN  if set, an admin service "course-admin" with this API token (for scripts and tests)
 """
 
+import json
 import os
 import sys
 from pathlib import Path
+
+from tornado import web
 
 c = get_config()  # noqa: F821  (JupyterHub provides get_config when it loads this file)
 
 COURSE = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("COURSE_HUB_STATE", "hub-state")).resolve()
 STATE.mkdir(parents=True, exist_ok=True)
-ROOM_URL = os.environ["COURSE_HUB_ROOM_URL"]
+CREDENTIALS = Path(os.environ["COURSE_HUB_ROOM_CREDENTIALS"])
 PORT = int(os.environ.get("COURSE_HUB_PORT", "8000"))
 
-# --- the course part: one shared server for every user's kernels ------------------------------
+
+# --- the course part: one shared server for every user's kernels, a role per learner ------------
+def learner_url(spawner) -> str:
+    """This learner's COURSEDB_URL, from the file `python -m coursedb room add` wrote (coursedb.room's format:
+    {"learners": {name: {"role": ..., "url": ...}}, "instructor": {...}}); read at every spawn."""
+    name = spawner.user.name
+    try:
+        url = json.loads(CREDENTIALS.read_text())["learners"][name]["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        url = None
+    if not url:
+        raise web.HTTPError(
+            503, f"{name} has no database role yet; the instructor runs: python -m coursedb room add {name}"
+        )
+    return url
+
+
 c.Spawner.environment = {
-    "COURSEDB_URL": ROOM_URL,
+    "COURSEDB_URL": learner_url,
     "COURSEDB_BACKEND": "url",
     # Short, per user, outside the notebooks: coursedb keeps a lock and a state file there.
     "COURSEDB_HOME": lambda spawner: str(STATE / "coursedb" / spawner.user.name),

@@ -1,12 +1,13 @@
-"""JupyterHub for a room: three users run notebook 00 through the hub, on ONE shared server.
+"""JupyterHub for a room: three users run notebook 00 through the hub, on ONE shared server, each
+as a PostgreSQL role of their own.
 
 The hub runs hub/jupyterhub_config.py as it is: SimpleLocalProcessSpawner (every user's server
 runs as this test's own OS user, each with a home of its own), a dummy authenticator, and an
 admin service token the test drives everything with, over the hub's REST API only:
 create users, start their servers, then, through the proxy, start a kernel on each user's
 server and execute notebook 00's cells over the kernel's websocket, as JupyterLab does.
-The shared server is a private embedded PostgreSQL with one ordinary role for the room
-(CREATEDB), handed to every user's kernels as COURSEDB_URL.
+The shared server is a private embedded PostgreSQL listening on TCP with passwords; the roles
+come from ``python -m coursedb room add``, whose credentials file the hub reads at each spawn.
 
 configurable-http-proxy comes from npm, installed into hub/.proxy/ (not global) on first use;
 without npm the test is skipped, saying so.
@@ -32,15 +33,13 @@ import asyncpg
 import nbformat
 import pytest
 
-import coursedb
-from tests.helpers import ROOT, cli, settings_for
+from tests.helpers import ROOT, cli, tcp_server
 
 HUB = ROOT / "hub"
 PROXY_VERSION = "5.3.0"  # configurable-http-proxy, from the npm registry
 PROXY = HUB / ".proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 USERS = ["ada", "grace", "linus"]
 NOTEBOOK = ROOT / "notebooks" / "00_start_here.ipynb"
-ROOM_ROLE = "room"
 START_TIMEOUT = 180
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="JupyterHub's local spawners need a POSIX system")
@@ -72,7 +71,7 @@ class Hub:
         self.base = f"http://127.0.0.1:{port}"
         self.token = token
 
-    async def api(self, method: str, path: str, body: dict | None = None) -> dict | list | None:
+    async def api(self, method: str, path: str, body: dict | None = None, expect_error: bool = False):
         from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
         request = HTTPRequest(
@@ -84,6 +83,9 @@ class Hub:
             request_timeout=120,
         )
         response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if expect_error:
+            assert response.code >= 400, (method, path, response.code, response.body[:500])
+            return response.body.decode(errors="replace")
         assert response.code < 400, (method, path, response.code, response.body[:500])
         return json.loads(response.body) if response.body else None
 
@@ -97,8 +99,9 @@ class Hub:
             await asyncio.sleep(0.5)
         raise AssertionError(f"{user}'s server did not become ready in {START_TIMEOUT} s")
 
-    async def run_notebook(self, user: str, nb) -> list[dict]:
-        """Start a kernel on the user's server (cwd notebooks/) and execute every code cell in order.
+    async def run_notebook(self, user: str, nb, after: str = "") -> list[dict]:
+        """Start a kernel on the user's server (cwd notebooks/) and execute every code cell in order,
+        then ``after`` if given.
 
         Returns per cell: status ('ok' or 'error'), its text output, and its tags.
         """
@@ -115,6 +118,8 @@ class Hub:
                 if cell.cell_type != "code":
                     continue
                 results.append(await execute(ws, session, cell.source) | {"tags": cell.metadata.get("tags", [])})
+            if after:
+                results.append(await execute(ws, session, after) | {"tags": []})
         finally:
             ws.close()
             await self.api("DELETE", f"/user/{user}/api/kernels/{kernel['id']}")
@@ -154,22 +159,27 @@ async def execute(ws, session: str, code: str) -> dict:
 
 
 @pytest.fixture
-def room_server(home):
-    """A private embedded server with an ordinary role for the room: its COURSEDB_URL."""
-    result = cli(home, "start")
-    assert result.returncode == 0, result.stderr
-    admin_url = coursedb.status(settings_for(home)).state.admin_url
+def room_server(home, tmp_path):
+    """A private embedded server on TCP, a role per user made by `room add`: (credentials file, admin URL)."""
+    with tcp_server() as server:
+        credentials = tmp_path / "room-credentials.json"
+        made = cli(
+            home, "room", "add", *USERS, "--credentials", str(credentials),
+            COURSEDB_BACKEND="url", COURSEDB_URL=server.url,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        yield credentials, server.admin_url
 
-    async def make_role() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            # 'start' built the course template as the superuser; the room's role gets one of its own.
-            await conn.execute(f"CREATE ROLE {ROOM_ROLE} LOGIN CREATEDB")
-        finally:
-            await conn.close()
 
-    asyncio.run(make_role())
-    return admin_url.replace("postgresql://postgres@", f"postgresql://{ROOM_ROLE}@", 1), admin_url
+# Run in each user's kernel after the notebook: who the kernel logs in as, and who owns its database.
+WHO = """
+import asyncpg, coursedb
+_conn = await asyncpg.connect(coursedb.database_url())
+print("ROLE", await _conn.fetchval(
+    "SELECT current_user || ' owns:' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+))
+await _conn.close()
+"""
 
 
 @pytest.mark.timeout(900)
@@ -177,12 +187,13 @@ def test_three_users_run_notebook_00_through_the_hub_on_one_shared_server(room_s
     proxy = install_proxy()
     if proxy is None:
         pytest.skip("configurable-http-proxy could not be installed (npm missing or the npm registry unreachable)")
-    room_url, admin_url = room_server
+    credentials, admin_url = room_server
+    roles = {user: entry["role"] for user, entry in json.loads(credentials.read_text())["learners"].items()}
     token = secrets.token_hex(16)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_", "JUPYTER"))}
     env.update(
-        COURSE_HUB_ROOM_URL=room_url,
+        COURSE_HUB_ROOM_CREDENTIALS=str(credentials),
         COURSE_HUB_STATE=str(tmp_path / "state"),
         COURSE_HUB_PORT=str(port),
         COURSE_HUB_API_PORT=str(free_port()),
@@ -213,11 +224,14 @@ def test_three_users_run_notebook_00_through_the_hub_on_one_shared_server(room_s
             await hub.api("POST", f"/hub/api/users/{quote(user)}")
             await hub.api("POST", f"/hub/api/users/{quote(user)}/server")
         await asyncio.gather(*(hub.wait_ready(user) for user in USERS))
-        runs = await asyncio.gather(*(hub.run_notebook(user, nb) for user in USERS))
-        return dict(zip(USERS, runs, strict=True))
+        runs = await asyncio.gather(*(hub.run_notebook(user, nb, after=WHO) for user in USERS))
+        # A user the instructor gave no role cannot start a server; the hub says what to run.
+        await hub.api("POST", "/hub/api/users/mallory")
+        refused = await hub.api("POST", "/hub/api/users/mallory/server", expect_error=True)
+        return dict(zip(USERS, runs, strict=True)), refused
 
     try:
-        runs = asyncio.run(scenario())
+        runs, refused = asyncio.run(scenario())
     finally:
         if hub_process.poll() is None:
             hub_process.send_signal(signal.SIGTERM)  # the hub stops the users' servers and the proxy
@@ -236,8 +250,11 @@ def test_three_users_run_notebook_00_through_the_hub_on_one_shared_server(room_s
         found = [word for cell in cells for word in cell["text"].split() if word.startswith("coursedb_")]
         assert found, (user, "notebook 00 names its database in the setup check")
         databases[user] = found[0].strip("'\",")
-    # Every user's kernel had a database of its own, all on the one shared server, made by the room's role.
+        # The kernel logged in as this user's own role, which owns the kernel's database.
+        assert f"ROLE {roles[user]} owns:{roles[user]}" in cells[-1]["text"], (user, cells[-1]["text"])
+    # Every user's kernel had a database of its own, all on the one shared server, each made by its user's role.
     assert len(set(databases.values())) == len(USERS), databases
+    assert "mallory has no database role yet; the instructor runs: python -m coursedb room add mallory" in refused
     assert (tmp_path / "state" / "coursedb" / "ada").is_dir()
 
     async def leftovers() -> list[str]:
