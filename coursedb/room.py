@@ -1,4 +1,5 @@
-"""A room on one server: the connection budget per learner, a full server that says so, sizing.
+"""A room on one server: the connection budget per learner, a full server that says so, sizing,
+and a role per learner (``python -m coursedb room add``) with an instructor's role that sees them all.
 
 A workshop room shares one PostgreSQL server (a ``COURSEDB_URL`` server, or one embedded server on a
 JupyterHub machine). Every learner's kernel costs that server connections, and the server has a fixed

@@ -15,7 +15,9 @@ import stat
 from pathlib import Path
 
 import asyncpg
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 pytest.importorskip("pwd", reason="a Debian PostgreSQL run as its own user: Linux only")
 
@@ -23,11 +25,13 @@ from coursebook.system_postgres import available, system_postgres
 from coursedb import names, room
 from coursedb.migrate import schema_fingerprint
 from tests.helpers import (
+    ROOT,
     assert_one_line_error,
     cleanup,
     cli,
     dbname,
     end_owner,
+    env_for,
     fetch,
     make_home,
     run,
@@ -40,6 +44,7 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=str(available())
 # were one and the same.
 LONG = "learner_with_a_rather_long_name_from_the_university_"
 LEARNERS = ["ada", "bob", LONG + "one", LONG + "two"]
+LARGEST = ROOT / "notebooks" / "07_putting_it_together.ipynb"  # the most connections at once (room.EXCEPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +346,36 @@ def test_another_role_holding_a_learners_build_lock_is_named_in_one_sentence(pg,
     assert bob_result.returncode == 0, bob_result.stderr
     again = cli(learner_homes("ada"), "start", **ada)  # bob's session is gone: ada builds
     assert again.returncode == 0, again.stderr
+
+
+# --- the connection limit fits the course -----------------------------------------------------
+
+
+@pytest.mark.timeout(900)
+def test_a_learners_connection_limit_fits_two_copies_of_the_largest_notebook_at_once(pg, roles, learner_homes):
+    """Notebook 07 peaks at its budget of 8 (its pytest -n 2 demo); a learner runs it twice at once, in two
+    kernels as one role: every cell behaves as in CI, and the server refused that role nothing."""
+    env = env_for(learner_homes("ada"), **as_learner(roles, "ada"))
+    books = [nbformat.read(LARGEST, as_version=4) for _ in range(2)]
+    log_from = pg.log.stat().st_size
+
+    async def run_both() -> None:
+        where = {"metadata": {"path": str(ROOT / "notebooks")}}
+        clients = [NotebookClient(nb, timeout=300, allow_errors=True, resources=where) for nb in books]
+        await asyncio.gather(*(client.async_execute(env=env) for client in clients))
+
+    asyncio.run(run_both())
+    log = pg.log.read_text(errors="replace")[log_from:]
+    role = roles["learners"]["ada"]["role"]
+    assert f'too many connections for role "{role}"' not in log
+    for nb in books:
+        for cell in nb.cells:
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if cell.cell_type == "code" and "raises-exception" not in cell.metadata.get("tags", []):
+                assert not errors, (cell.source[:200], errors[0].get("evalue"))
+    peaks = room.connection_peaks(log)  # only ada's kernels use the server meanwhile
+    print(f"two copies of {LARGEST.stem} at once: {peaks.total} connections at the peak, {peaks.refused} refused")
+    assert peaks.refused == 0 and peaks.total <= room.LEARNER_CONNECTION_LIMIT
 
 
 # --- what status says about the room --------------------------------------------------------
