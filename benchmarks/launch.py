@@ -59,6 +59,21 @@ def lab_answers(port: int, token: str) -> bool:
         return False
 
 
+def stop(lab: subprocess.Popen) -> None:
+    """Lab and whatever it started (its session), however far it got."""
+    for sig, wait in ((signal.SIGTERM, 30), (getattr(signal, "SIGKILL", signal.SIGTERM), 10)):
+        try:
+            if hasattr(os, "killpg"):
+                os.killpg(lab.pid, sig)
+            else:
+                lab.terminate()
+            lab.wait(wait)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            if lab.poll() is not None:
+                return
+
+
 def one_run(ref: str, workdir: Path) -> dict:
     clone = workdir / "course"
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], capture_output=True, text=True, check=True)
@@ -84,11 +99,7 @@ def one_run(ref: str, workdir: Path) -> dict:
         packages = len(json.loads(listed.stdout or "[]"))
         venv_size = size_mib(clone / ".venv")
     finally:
-        os.killpg(lab.pid, signal.SIGTERM) if hasattr(os, "killpg") else lab.terminate()
-        try:
-            lab.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL) if hasattr(os, "killpg") else lab.kill()
+        stop(lab)
         log.close()
         subprocess.run([str(venv_python(clone)), "-m", "coursedb", "stop"], cwd=clone, env=env, capture_output=True)
     return {
@@ -111,6 +122,7 @@ def main(argv: list[str]) -> int:
     for _ in range(args.runs):
         for ref in args.refs:
             with tempfile.TemporaryDirectory(prefix="launch-") as tmp:
+                os.chmod(tmp, 0o711)  # as root the server runs as its own user, who must enter the home below
                 row = one_run(ref, Path(tmp))
             row.update(python=python, load_avg_1m_before=load)
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
