@@ -118,14 +118,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     python = ".".join(map(str, sys.version_info[:3]))
     rows = []
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     for _ in range(args.runs):
         for ref in args.refs:
             with tempfile.TemporaryDirectory(prefix="launch-") as tmp:
                 os.chmod(tmp, 0o711)  # as root the server runs as its own user, who must enter the home below
                 row = one_run(ref, Path(tmp))
             row.update(python=python, load_avg_1m_before=load)
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
             rows.append(row)
             print(json.dumps(row), flush=True)
     print("\n| ref | commit | Python | nothing to a running Lab | `pip list` packages | venv size | load before |")

@@ -311,32 +311,14 @@ def start(settings: Settings) -> ServerState:
         raise CourseDBError(port_busy_message(settings.port))
     check_home(home, settings.transport)
     check_reachable(home, user)
-    made = [k for k in ("install", "data", "socket", "log", "password", "server_id", "tools_log") if not p[k].exists()]
+    undo = [k for k in ("install", "socket", "log", "password", "server_id", "tools_log") if not p[k].exists()]
     fresh = not (data / "PG_VERSION").exists()
-    started = False
     try:
-        bin_dir = install(home, user)
-        if fresh:
-            shutil.rmtree(data, ignore_errors=True)  # a half-made directory from an interrupted start
-            _initdb(bin_dir, p, user)
-        else:
-            (data / "postmaster.pid").unlink(missing_ok=True)  # stale: its server answers nowhere
-        _prepare_runtime(p, user)
-        started = True
-        _new_identity(bin_dir, p, user)
-        _pg_ctl_start(bin_dir, p, user, settings.port, settings.transport)
-        state = _record(settings)
-        if state is None:
-            raise CourseDBError(
-                f"The embedded PostgreSQL server exited right after starting: {_log_tail(p['log'])}. "
-                f"Full log: {p['log']}"
-            )
-        return state
+        return _start_new(settings, p, user, fresh)
     except BaseException as exc:
         # Ctrl-C or a failure mid-start (a full disk...): leave nothing half-made behind.
-        if started:
-            _kill(data)
-        for key in made if fresh else [k for k in made if k != "data"]:
+        _kill(data)
+        for key in [*undo, "data"] if fresh else undo:
             _remove(p[key])
         if isinstance(exc, OSError):  # read-only or full disk, a directory we may not enter...
             raise CourseDBError(
@@ -344,6 +326,24 @@ def start(settings: Settings) -> ServerState:
                 + (f". Log: {p['log']}" if p["log"].exists() else "; nothing was left behind.")
             ) from None
         raise
+
+
+def _start_new(settings: Settings, p: dict[str, Path], user: pwd.struct_passwd | None, fresh: bool) -> ServerState:
+    bin_dir = install(settings.home, user)
+    if fresh:
+        shutil.rmtree(p["data"], ignore_errors=True)  # a half-made directory from an interrupted start
+        _initdb(bin_dir, p, user)
+    else:
+        (p["data"] / "postmaster.pid").unlink(missing_ok=True)  # stale: its server answers nowhere
+    _prepare_runtime(p, user)
+    _new_identity(bin_dir, p, user)
+    _pg_ctl_start(bin_dir, p, user, settings.port, settings.transport)
+    state = _record(settings)
+    if state is None:
+        raise CourseDBError(
+            f"The embedded PostgreSQL server exited right after starting: {_log_tail(p['log'])}. Full log: {p['log']}"
+        )
+    return state
 
 
 def _remove(path: Path) -> None:
@@ -363,9 +363,10 @@ def _reason(exc: OSError) -> str:
 
 def _initdb(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
     p["data"].mkdir(mode=0o700)
-    # initdb wants a superuser password when host logins need one; every start sets a fresh one.
-    pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: a file it can read
-    write_secret(pwfile, secrets.token_urlsafe(18))
+    # initdb wants a superuser password when host logins need one; every start then sets a fresh one.
+    write_secret(p["password"], secrets.token_urlsafe(18))
+    pwfile = p["data"].with_name("pwfile")  # initdb runs as the server user: give it a copy it can read
+    pwfile.write_text(p["password"].read_text())
     if user is not None:
         os.chown(p["data"], user.pw_uid, user.pw_gid)
         os.chown(pwfile, user.pw_uid, user.pw_gid)
@@ -417,11 +418,9 @@ def _new_identity(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
     nowhere: the password of a server lives exactly as long as that server. The server id is
     never sent by a client: a server that reports it is this home's (see ``alive``).
     """
-    password, server_id = secrets.token_urlsafe(18), secrets.token_hex(16)
-    sql = (
-        f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
-        f"ALTER SYSTEM SET coursedb.server_id = '{server_id}'\n"
-    )
+    _new_server_id(p, user)
+    password = secrets.token_urlsafe(18)
+    sql = f"ALTER ROLE {SUPERUSER} PASSWORD '{scram_verifier(password)}'\n"
     options = [f"-c{k}={v}" for k, v in {**SERVER_OPTIONS, "listen_addresses": ""}.items()]
     if platform.unix_sockets():
         options.append("-cunix_socket_directories=")
@@ -438,6 +437,10 @@ def _new_identity(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
             ) from None
     said = p["log"].read_bytes()[since:].decode(errors="replace").splitlines()
     failed = [ln for ln in said if "ERROR:" in ln or "FATAL:" in ln]
+    if platform.WINDOWS and any("administrative permissions" in ln for ln in said):
+        # An elevated (administrator) shell: PostgreSQL refuses to run in it except through pg_ctl,
+        # which drops those rights itself. The password then stays the previous start's.
+        return
     if result.returncode != 0 or failed:
         why = re.sub(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ", "", (failed or [_last_line(p["log"], since)])[-1])
         if "pre-existing shared memory block" in why or ("lock file" in why and "already exists" in why):
@@ -448,6 +451,26 @@ def _new_identity(bin_dir: Path, p: dict[str, Path], user: pwd.struct_passwd | N
             )
         raise CourseDBError(f"The embedded PostgreSQL server did not start: {why}. Full log: {p['log']}")
     write_secret(p["password"], password)
+
+
+def _new_server_id(p: dict[str, Path], user: pwd.struct_passwd | None) -> None:
+    """A fresh random id in the server's own settings (postgresql.auto.conf, read at start) and in the home.
+
+    Written as a file while the server is down, never on its command line (which every local user
+    can read): only this home's server can report it.
+    """
+    server_id = secrets.token_hex(16)
+    conf = p["data"] / "postgresql.auto.conf"
+    try:
+        kept = [ln for ln in conf.read_text().splitlines() if not ln.startswith("coursedb.server_id")]
+    except FileNotFoundError:
+        kept = ["# Do not edit this file manually!", "# It will be overwritten by the ALTER SYSTEM command."]
+    tmp = conf.with_name("postgresql.auto.conf.coursedb")
+    tmp.write_text("\n".join([*kept, f"coursedb.server_id = '{server_id}'"]) + "\n")
+    tmp.chmod(0o600)
+    if user is not None:
+        os.chown(tmp, user.pw_uid, user.pw_gid)
+    os.replace(tmp, conf)
     write_secret(p["server_id"], server_id)
 
 

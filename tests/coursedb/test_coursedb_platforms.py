@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,11 +108,12 @@ sys.exit(pytest.main(sys.argv[2:]))
 """
 
 
-def collect_as_on_windows(*args: str) -> subprocess.CompletedProcess:
+def collect_as_on_windows(*args: str, own: Path = ROOT) -> subprocess.CompletedProcess:
+    """pytest --collect-only as on Windows; ``own``: the folder whose modules count as the repository's."""
     from course import NBVAL_ARGS
 
     return subprocess.run(
-        [sys.executable, "-c", COLLECT_AS_ON_WINDOWS, str(ROOT), "--collect-only", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-c", COLLECT_AS_ON_WINDOWS, str(own), "--collect-only", "-q", "-p", "no:cacheprovider",
          "-p", "coursebook.pytest_plugin", *NBVAL_ARGS, *args],
         env=env_for(ROOT), cwd=ROOT, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
@@ -128,7 +130,7 @@ def test_every_test_file_is_collected_as_on_windows():
 
 def test_the_windows_collection_check_bites(tmp_path):
     """A test module importing pwd at its top is an error under the simulation, not a pass."""
-    probe = ROOT / "tests" / "coursedb" / f"test_zz_probe_{os.getpid()}.py"
+    probe = tmp_path / "test_probe.py"  # outside the suite: a whole-suite collection running meanwhile never sees it
     cases = [
         ("import pwd", "No module named 'pwd'"),
         ("import os\nROOT = os.geteuid() == 0", "has no attribute 'geteuid'"),
@@ -136,7 +138,7 @@ def test_the_windows_collection_check_bites(tmp_path):
     for code, error in cases:
         probe.write_text(f"{code}\n\n\ndef test_nothing():\n    pass\n")
         try:
-            result = collect_as_on_windows(str(probe))
+            result = collect_as_on_windows(str(probe), own=tmp_path)
         finally:
             probe.unlink()
         assert result.returncode != 0 and error in result.stdout, result.stdout[-3000:]
