@@ -81,6 +81,19 @@ def ensure_venv(dev: bool = False) -> None:
         install(DEV_SET, VENV / ".installed-dev", f"installing the maintainers' tools ({DEV_SET}, once)")
 
 
+def ensure_pinned(module: str) -> None:
+    """One package of the dev set, for a learner's command that needs just that one (learner copies read the
+    notebooks' sources with jupytext); a learner's .venv stays without the rest of the maintainers' tools."""
+    if subprocess.run([str(PY), "-c", f"import {module}"], capture_output=True).returncode == 0:
+        return
+    pins = [ln.split("#")[0].strip() for ln in (ROOT / DEV_SET).read_text().splitlines()]
+    pin = next(p for p in pins if p.split("==")[0].strip().lower() == module)
+    say(f"installing {pin} from {DEV_SET} (learner copies are made from the notebooks' sources)")
+    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if subprocess.run([*pip, pin], cwd=ROOT).returncode != 0:
+        fail(f"installing {pin} failed; the pip output above says why.")
+
+
 def install(requirements: str, stamp: Path, message: str) -> None:
     wanted = requirements_hash(LEARNER_SET, requirements)
     if stamp.exists() and stamp.read_text() == wanted:
@@ -116,6 +129,8 @@ def main(argv: list[str]) -> int:
         rest = [arg for arg in rest if arg != "--quick"]
         return run([str(PY), "-m", "pytest", *TEST_ARGS, *quick, *nbval_mode(), *rest])
     if command in ("build", "check", "learners"):
+        if command == "learners":
+            ensure_pinned("jupytext")
         return run([str(PY), "-m", "coursebook", command, *rest])
     return lab(rest)
 
@@ -126,8 +141,10 @@ def lab(rest: list[str]) -> int:
     if "--learner" in rest:
         rest = [arg for arg in rest if arg != "--learner"]
         root = ROOT / "learner"
-        if not (root / FIRST_NOTEBOOK).exists() and run([str(PY), "-m", "coursebook", "learners"]) != 0:
-            return 2
+        if not (root / FIRST_NOTEBOOK).exists():
+            ensure_pinned("jupytext")
+            if run([str(PY), "-m", "coursebook", "learners"]) != 0:
+                return 2
     if run([str(PY), "-m", "coursedb", "start"]) != 0:
         return 2
     no_news_prompt()
