@@ -6,6 +6,11 @@ on TCP with a password): start, status and stop, and the errors a wrong URL meet
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
 import pytest
 
 from coursedb.settings import describe_url
@@ -90,3 +95,29 @@ def test_errors_never_print_the_password(server, home, case, fragment):
         if command == "start":
             assert result.returncode == 2 and fragment in text, text
             assert "password=***" in text, text
+
+
+def test_room_add_never_prints_or_sends_a_learners_password(server, home, tmp_path):
+    """`room add` prints no password, and hands the server only a SCRAM verifier it made itself:
+    the learner logs in over TCP with the password in the credentials file, and nothing else."""
+    path = tmp_path / "credentials.json"
+    admin = f"postgresql://postgres:{SECRET}@127.0.0.1:{server.port}/postgres"
+    log = Path(json.loads((server.home / "state.json").read_text())["log"])
+    run(fetch(server.admin_url, "ALTER SYSTEM SET log_statement = 'all'"))
+    run(fetch(server.admin_url, "SELECT pg_reload_conf()"))
+    try:
+        result = cli(home, "room", "add", "pat", "--credentials", str(path), COURSEDB_BACKEND="url", COURSEDB_URL=admin)
+    finally:
+        run(fetch(server.admin_url, "ALTER SYSTEM RESET log_statement"))
+        run(fetch(server.admin_url, "SELECT pg_reload_conf()"))
+    assert result.returncode == 0, result.stderr
+    url = json.loads(path.read_text())["learners"]["pat"]["url"]
+    password = unquote(urlsplit(url).password)
+    assert password not in assert_hidden(result)
+    statements = log.read_text(errors="replace")
+    assert "CREATE ROLE" in statements and password not in statements
+    stored = run(fetch(server.admin_url, "SELECT rolpassword FROM pg_authid WHERE rolname = 'coursedb_learner_pat'"))
+    assert stored[0]["rolpassword"].startswith("SCRAM-SHA-256$4096:")
+    assert run(fetch(url, "SELECT current_user AS me"))[0]["me"] == "coursedb_learner_pat"
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        run(fetch(url.replace(password, password + "x"), "SELECT 1"))
