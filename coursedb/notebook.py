@@ -26,7 +26,7 @@ CELL_TEST_TIMEOUT = 30
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
 IPYTEST_ARGS = [
     "-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room",
-    "-p", "coursedb.kernel", f"--timeout={CELL_TEST_TIMEOUT}",
+    "-p", "coursedb.kernel", "-p", "coursedb.checks", f"--timeout={CELL_TEST_TIMEOUT}",
 ]  # fmt: skip
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.

@@ -1,0 +1,165 @@
+"""What a checker cell uses: ``%%ipytest --exercise N.M`` and a few helpers for checking properties.
+
+A checker is a specification. Each of its test functions checks ONE property an answer must have; its
+name is the check's stable id (what the course counts failures by) and its docstring states the
+property in one sentence. This pytest plugin (``-p coursedb.checks``, added by ``setup()``) does two
+things for a cell run with ``--exercise N.M``:
+
+- every failure of the cell ends in one sentence that names the exercise and the property that failed
+  (the test's docstring), whatever raised: an ``assert``, ``pytest.fail`` or an error in the answer;
+- frames inside installed libraries and the standard library (asyncpg, asyncio, httpx, Starlette …) are
+  left out of the report, so the learner's own line is the one that shows.
+
+Helpers for the properties themselves:
+
+- ``examples()``: Hypothesis settings for a checker: derandomized (the same examples on every run, so a
+  verdict never changes), no example database, no deadline (a query on a busy machine is not a bug),
+  and fixtures shared by the examples allowed, because each example runs in a savepoint (``savepoint``);
+- ``savepoint(conn)``: ``async with savepoint(conn):`` runs a block and always rolls it back;
+- ``waits_for(conn, other)``: true once ``conn``'s server process waits for a lock ``other`` holds
+  (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
+- ``timed(coroutine)``: the result and the seconds it took, measured around the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import sysconfig
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+# Where installed code lives: frames from here are a library's internals, not the learner's code.
+LIBRARY_PATHS = tuple(
+    {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib") if (p := sysconfig.get_path(key))}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--exercise",
+        default=None,
+        metavar="N.M",
+        help="this cell checks Exercise N.M: each failure ends with the property it checks",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("exercise") is None:
+        return
+    for item in items:
+        keep = getattr(item, "_traceback_filter", None)
+        if keep is not None:
+            item._traceback_filter = _without_library_frames(keep)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, Any, Any]:
+    report = yield
+    exercise = item.config.getoption("exercise")
+    if exercise is not None and report.failed and not getattr(item, "_course_property_said", False):
+        item._course_property_said = True  # type: ignore[attr-defined]  (once: a teardown may fail too)
+        sentence = property_sentence(exercise, item)
+        if isinstance(report.longrepr, str):
+            report.longrepr = f"{report.longrepr.rstrip()}\n{sentence}"
+        elif hasattr(report.longrepr, "toterminal"):
+            report.longrepr = _Ending(report.longrepr, sentence)
+    return report
+
+
+class _Ending:
+    """A failure's report as pytest shows it, then one more line (the summary line stays pytest's own)."""
+
+    def __init__(self, report: Any, line: str) -> None:
+        self.report, self.line = report, line
+
+    @property
+    def reprcrash(self) -> Any:
+        return getattr(self.report, "reprcrash", None)
+
+    def toterminal(self, writer: Any) -> None:
+        self.report.toterminal(writer)
+        writer.line(self.line)
+
+    def __str__(self) -> str:
+        return f"{self.report}\n{self.line}"
+
+
+def property_sentence(exercise: str, item: pytest.Item) -> str:
+    """The last line of a failed check: which exercise, and the property the check asks for."""
+    function = getattr(item, "function", None)
+    doc = inspect.getdoc(function) if function is not None else None
+    what = " ".join(doc.split("\n\n")[0].split()) if doc else item.name.removeprefix("test_").replace("_", " ")
+    return f"Exercise {exercise}, not yet: {what}"
+
+
+def _without_library_frames(keep: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def trimmed(excinfo: Any) -> Any:
+        traceback = keep(excinfo)
+        own = traceback.filter(lambda entry: not _is_library(entry.path))
+        return own if len(own) else traceback
+
+    return trimmed
+
+
+def _is_library(path: Any) -> bool:
+    try:
+        resolved = Path(path).resolve()
+    except (TypeError, OSError):
+        return False
+    return any(resolved.is_relative_to(root) for root in LIBRARY_PATHS)
+
+
+# --- helpers for checker cells --------------------------------------------------------------------
+
+
+def examples(max_examples: int = 12) -> Any:
+    """Hypothesis settings for a checker (see the module's docstring); each example in a ``savepoint``."""
+    from hypothesis import HealthCheck, settings  # here, not at the top: most checkers do without it
+
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@contextlib.asynccontextmanager
+async def savepoint(conn: Any) -> AsyncIterator[None]:
+    """Run the block inside a savepoint of ``conn``'s transaction, and roll it back whatever happens."""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        yield
+    finally:
+        await transaction.rollback()
+
+
+async def waits_for(conn: Any, other: Any, task: asyncio.Future | None = None, seconds: float = 10) -> bool:
+    """Poll the server's lock graph until ``conn`` waits for a lock ``other`` holds (True), or until
+    ``task`` ends or ``seconds`` pass (False). ``other`` asks, since ``conn`` is busy waiting."""
+    pid, holder = conn.get_server_pid(), other.get_server_pid()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if holder in await other.fetchval("SELECT pg_blocking_pids($1)", pid):
+            return True
+        if task is not None and task.done():
+            return False
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
+    """``awaitable``'s result and the seconds it took, measured around the call."""
+    start = time.perf_counter()
+    result = await awaitable
+    return result, time.perf_counter() - start
