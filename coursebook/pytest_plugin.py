@@ -47,7 +47,9 @@ from coursebook.model import BOOK_DIR, RAISES, SOURCE_NAME, find_exercises, iter
 from coursedb import names
 
 CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it (issue 10's bound)
-ALIVE = "print('kernel alive')"
+# gc: a never-awaited coroutine of an answer warns now, not as an error inside the next checker's tests
+ALIVE = "import gc; gc.collect(); print('kernel alive')"
+RUN_ALL_AGAIN_TIMEOUT_S = 900
 # What a notebook must show outside the repository beyond its text (nbval does not compare images),
 # and what it must not: the 06 chart is drawn from the course's saved results, wherever the copy is.
 MUST_SHOW = {"06_timing_and_plans": ["image/png"]}
@@ -196,7 +198,10 @@ class CourseBook(IPyNbFile):
 
     def collect(self):
         yield from super().collect()
-        yield RunAllAgain.from_parent(self, name="Run All again")
+        again = RunAllAgain.from_parent(self, name="Run All again")
+        # every wrong answer, right answer and mutant runs the checker once: far more than one Run All
+        again.add_marker(pytest.mark.timeout(RUN_ALL_AGAIN_TIMEOUT_S))
+        yield again
         yield EachCellTwice.from_parent(self, name="each cell twice")
         yield ConnectionBudget.from_parent(self, name="connection budget")
 
@@ -366,14 +371,68 @@ class RunAllAgain(pytest.Item):
             alive = book.run(ALIVE, CHECKER_TIMEOUT_S)
             if "kernel alive" not in alive.text:
                 problems.append(f"{label}: the kernel did not run the next cell: {alive.text[-400:]}")
+        solution = source.cells[source.exercises[ex_id].solution].source
+        rejected = len(entries) - sum(f"Exercise {ex_id}, wrong answer" in problem for problem in problems)
+        problems += self.try_right_and_mutants(ex_id, stub, checker, source, len(entries), rejected)
         if start is not None:  # a wrong answer may open what it likes: the budget is the course's own code's
             book.uncounted_spans.append((start, book.log_offset()))
-        solution = source.cells[source.exercises[ex_id].solution].source
         answer = book.run(solution, CHECKER_TIMEOUT_S)
         verdict = book.run(checker, CHECKER_TIMEOUT_S)
         if answer.failed or verdict.failed or "passed" not in verdict.text:
             problems.append(f"Exercise {ex_id}: the model answer does not pass its checker: {verdict.text[:1000]}")
         book.run(stub, CHECKER_TIMEOUT_S)  # the stub back in place, as the committed notebook has it
+        return problems
+
+    def try_right_and_mutants(
+        self, ex_id: str, stub: str, checker: str, source: Any, hand: int, rejected: int
+    ) -> list[str]:
+        """Every right answer of the catalogue must pass the checker; every mutant of the model answer must
+        fail it, unless the catalogue lists it as equivalent (coursebook/mutants.py)."""
+        from coursebook import answers, mutants
+
+        book, problems = self.parent, []
+        rights = answers.for_notebook(source).right(ex_id)  # loading the catalogue lists its equivalent mutants
+        if len(rights) < 2:
+            problems.append(f"Exercise {ex_id}: {len(rights)} right answers in the catalogue, at least 2 expected")
+        accepted = 0
+        for entry in rights:
+            label = f"Exercise {ex_id}, right answer {entry.name} ({entry.description})"
+            answer = book.run(
+                answers.with_imports_of(stub, entry.cell_source(answers.function_name(stub))), CHECKER_TIMEOUT_S
+            )
+            verdict = book.run(checker, CHECKER_TIMEOUT_S)
+            if answer.failed or verdict.failed or "passed" not in verdict.text:
+                problems.append(f"{label}: REJECTED by the checker: {(answer.text + verdict.text)[-1500:]}")
+            else:
+                accepted += 1
+        made = mutants.mutants(ex_id, source.cells[source.exercises[ex_id].solution].source)
+        names = {mutant.name for mutant in made}
+        listed = {name: why for (ex, name), why in mutants.EQUIVALENT.items() if ex == ex_id}
+        stale = [name for name in listed if name not in names]
+        problems += [
+            f"Exercise {ex_id}: {name!r} is listed as equivalent, but no such mutant is made" for name in stale
+        ]
+        killed = 0
+        for mutant in made:
+            if mutant.name in listed:
+                continue
+            label = f"Exercise {ex_id}, mutant {mutant.name!r}"
+            answer = book.run(mutant.source, CHECKER_TIMEOUT_S)
+            verdict = book.run(checker, CHECKER_TIMEOUT_S) if not answer.failed else answer
+            if not verdict.failed:
+                problems.append(f"{label} SURVIVED: the checker accepts it (if it is equivalent, list it, with why)")
+            elif verdict.timed_out:
+                problems.append(f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s")
+            else:
+                killed += 1
+            alive = book.run(ALIVE, CHECKER_TIMEOUT_S)
+            if "kernel alive" not in alive.text:
+                problems.append(f"{label}: the kernel did not run the next cell: {alive.text[-400:]}")
+        tried = len(made) - len(listed) + len(stale)  # a stale listing hides no mutant
+        print(  # -rP shows it: the figures of the exercise's table
+            f"Exercise {ex_id}: wrong answers rejected {rejected}/{hand} by hand, {killed}/{tried} mutants; "
+            f"right answers accepted {accepted}/{len(rights)}, equivalent mutants {len(listed)}"
+        )
         return problems
 
 
