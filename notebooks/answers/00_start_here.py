@@ -1,6 +1,6 @@
 """Answers to notebook 00 (exercises 0.1 and 0.2): wrong ones its checkers must reject, right ones they accept."""
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 
 
 @wrong("0.1", hint="count_users returned None")
@@ -8,7 +8,7 @@ async def count_users_empty_body(conn) -> int:
     """Ran the cell without writing a body."""
 
 
-@wrong("0.1", hint="with 2 users in the table, count_users returned 0")
+@wrong("0.1", hint="count_users returned 0")
 async def count_users_hard_coded(conn) -> int:
     """Returns what the first test expects."""
     return 0
@@ -62,3 +62,94 @@ async def add_user_count_as_id(conn, email: str, name: str) -> int:
 async def add_user_no_return(conn, email: str, name: str) -> int:
     """Inserts, forgets to return anything."""
     await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name)
+
+
+# --- friendly data: right only while ids run 1, 2, 3 and names differ ------------------------------
+
+
+@wrong("0.1", hint="with 5 users in the table, count_users returned 2000000000")
+async def count_users_highest_id(conn) -> int:
+    """The highest id is the number of users, as long as nobody was ever deleted."""
+    return await conn.fetchval("SELECT coalesce(max(id), 0) FROM users")
+
+
+@wrong("0.1", hint="with 5 users in the table, count_users returned 1")
+async def count_users_distinct_names(conn) -> int:
+    """Counts the different names: two people can share a name."""
+    return await conn.fetchval("SELECT count(DISTINCT name) FROM users")
+
+
+@wrong("0.1", hint="with 2 users (and 3 orders) in the tables, count_users returned 4")
+async def count_users_with_their_orders(conn) -> int:
+    """Joins the orders in, so a user with three orders counts three times."""
+    return await conn.fetchval("SELECT count(*) FROM users LEFT JOIN orders ON orders.user_id = users.id")
+
+
+@wrong("0.2", hint="but the new row's id is")
+async def add_user_highest_id(conn, email: str, name: str) -> int:
+    """The new row has the highest id: true until someone inserts an id by hand."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT max(id) FROM users")
+
+
+@wrong("0.2", hint="but the new row's id is")
+async def add_user_looks_up_the_name(conn, email: str, name: str) -> int:
+    """Finds the new row by its name: two Adas share one."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT id FROM users WHERE name = $1 ORDER BY id LIMIT 1", name)
+
+
+@wrong("0.2", hint="store it exactly")
+async def add_user_tidies_the_name(conn, email: str, name: str) -> int:
+    """Tidies names up first: strips the spaces, capitalises the words."""
+    return await conn.fetchval(
+        "INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name.strip().title()
+    )
+
+
+@wrong("0.2", hint="added 2 rows")
+async def add_user_twice(conn, email: str, name: str) -> int:
+    """Inserts, then inserts again to get the id (the second with another email so it is accepted)."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval(
+        "INSERT INTO users (email, name) VALUES ($1 || '.copy', $2) RETURNING id - 1", email, name
+    )
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("0.1")
+async def count_users_by_fetching_the_rows(conn) -> int:
+    """Fetches every id and counts them in Python."""
+    rows = await conn.fetch("SELECT id FROM users")
+    return len(rows)
+
+
+@right("0.1")
+async def count_users_from_a_named_column(conn) -> int:
+    """fetchrow with a named column, counting a NOT NULL column."""
+    row = await conn.fetchrow("SELECT count(email) AS how_many FROM users")
+    return row["how_many"]
+
+
+@right("0.2")
+async def add_user_then_currval(conn, email: str, name: str) -> int:
+    """Inserts, then asks the sequence what it just gave this session."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT currval(pg_get_serial_sequence('users', 'id'))")
+
+
+@right("0.2")
+async def add_user_then_by_email(conn, email: str, name: str) -> int:
+    """Inserts, then looks the row up by its email, which is unique."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    row = await conn.fetchrow("SELECT id FROM users WHERE email = $1", email)
+    return row["id"]
+
+
+@right("0.2")
+async def add_user_returning_the_row(conn, email: str, name: str) -> int:
+    """RETURNING the whole row, id taken from the record."""
+    row = await conn.fetchrow("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING *", email, name)
+    return row["id"]

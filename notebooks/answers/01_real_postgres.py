@@ -4,7 +4,8 @@ import re
 
 import asyncpg
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
+from coursebook.mutants import equivalent
 
 
 @wrong("1.1", hint="not only psycopg2 and asyncpg")
@@ -86,3 +87,131 @@ async def email_or_none_catches_interface_errors(conn, user_id: str) -> str | No
         return await conn.fetchval("SELECT email FROM users WHERE id = $1", int(user_id))
     except (ValueError, asyncpg.InterfaceError):
         return None
+
+
+# --- friendly data: right only for the URLs and ids the author thought of ---------------------------
+
+
+@wrong("1.1", hint="only the first '://' ends the scheme")
+def asyncpg_dsn_split_in_two(url: str) -> str:
+    """Splits at '://' into exactly two parts: a query that holds another '://' breaks it."""
+    scheme, rest = url.split("://")
+    return scheme.split("+")[0] + "://" + rest
+
+
+@wrong("1.1", hint="the same text after '://' stays")
+def asyncpg_dsn_replace_the_driver(url: str) -> str:
+    """Finds the driver name, then removes '+driver' wherever it occurs."""
+    scheme = url.split("://")[0]
+    if "+" not in scheme:
+        return url
+    return url.replace("+" + scheme.split("+")[1], "")
+
+
+@wrong("1.1", hint="any driver after '+'")
+def asyncpg_dsn_word_drivers(url: str) -> str:
+    """A regular expression for the driver: letters only, so pg8000 or psycopg2 with digits slip through."""
+    return re.sub(r"^(postgres(?:ql)?)\+[a-z]+://", r"\1://", url)
+
+
+@wrong("1.2", hint="a user with the id -7 exists")
+async def email_or_none_digits_only(conn, user_id: str) -> str | None:
+    """Digits only, and a length limit: negative ids are forgotten."""
+    if not user_id.isdigit() or len(user_id) > 10 or int(user_id) >= 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", int(user_id))
+
+
+@wrong("1.2", hint="a user with the id -2147483648 exists")
+async def email_or_none_abs_below_limit(conn, user_id: str) -> str | None:
+    """Checks the size with abs(): the lowest integer is one further from zero than the highest."""
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if abs(number) >= 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+@wrong("1.2", hint="outside the range of the integer id column")
+async def email_or_none_off_by_one(conn, user_id: str) -> str | None:
+    """Compares with <= 2**31: one past the highest id is let through."""
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if not -(2**31) <= number <= 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+@wrong("1.2", hint="expected None")
+async def email_or_none_via_float(conn, user_id: str) -> str | None:
+    """Goes through float(), so '4.2' and '1e3' become ids."""
+    try:
+        number = int(float(user_id))
+    except ValueError:
+        return None
+    if not -(2**31) <= number < 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("1.1")
+def asyncpg_dsn_with_a_regex(url: str) -> str:
+    """One anchored regular expression: a '+' and anything up to the first '://'."""
+    return re.sub(r"^([^:/+]+)\+[^:/]*://", r"\1://", url, count=1)
+
+
+@right("1.1")
+def asyncpg_dsn_by_index(url: str) -> str:
+    """Finds the first '://' and cuts the scheme at its '+', by index."""
+    end = url.index("://")
+    plus = url.find("+", 0, end)
+    return url if plus == -1 else url[:plus] + url[end:]
+
+
+@right("1.1")
+def asyncpg_dsn_split_once(url: str) -> str:
+    """Splits once at '://', keeps what is before the '+' of the scheme."""
+    scheme, rest = url.split("://", 1)
+    return scheme.split("+")[0] + "://" + rest
+
+
+@right("1.2")
+async def email_or_none_lets_asyncpg_check(conn, user_id: str) -> str | None:
+    """Converts, and lets asyncpg say when the number does not fit the column."""
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", int(user_id))
+    except (ValueError, asyncpg.DataError):
+        return None
+
+
+@right("1.2")
+async def email_or_none_compares_text(conn, user_id: str) -> str | None:
+    """Compares the id as text on the server: no conversion in Python at all."""
+    return await conn.fetchval("SELECT email FROM users WHERE id::text = $1", user_id)
+
+
+@right("1.2")
+async def email_or_none_with_a_pattern(conn, user_id: str) -> str | None:
+    """A pattern for whole numbers, then the bounds spelled out."""
+    if not re.fullmatch(r"-?[0-9]+", user_id):
+        return None
+    number = int(user_id)
+    if number < -2147483648 or number > 2147483647:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+# --- mutants of the model answer that behave exactly like it ------------------------------------------
+
+equivalent(
+    "1.1",
+    "off-by-one: 1 -> 2 in scheme.split('+', 1)[0] + separator + rest",
+    reason="splitting at the first two '+' instead of the first one leaves the part before the first '+' as it was",
+)

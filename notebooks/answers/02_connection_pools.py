@@ -2,7 +2,7 @@
 
 import asyncpg
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 
 
 @wrong("2.1", hint="the connection was not given back")
@@ -14,7 +14,7 @@ async def find_email_leaky(pool, user_id):
     return email
 
 
-@wrong("2.1", hint="its connection is still lent out")
+@wrong("2.1", hint="a connection is still lent out")
 async def find_email_never_released(pool, user_id):
     """Acquires and never gives back."""
     conn = await pool.acquire()
@@ -31,7 +31,7 @@ async def find_email_swallows_errors(pool, user_id):
         return None
 
 
-@wrong("2.1", hint="there is no user with that id")
+@wrong("2.1", hint="there is no user with the id 8")
 async def find_email_hard_coded(pool, user_id):
     """Returns the email the first test looks for."""
     async with pool.acquire() as conn:
@@ -39,7 +39,7 @@ async def find_email_hard_coded(pool, user_id):
     return "ada@example.com"
 
 
-@wrong("2.1", hint="returned None for")
+@wrong("2.1", hint="find_email returned None for")
 async def find_email_no_return(pool, user_id):
     """Queries, forgets to return the result."""
     async with pool.acquire() as conn:
@@ -97,3 +97,87 @@ async def create_guarded_pool_default_sizes(dsn):
 async def create_guarded_pool_plain(dsn):
     """A pool without any timeout."""
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+
+
+# --- no leftovers: right on the path the author tried, a leak on another ---------------------------
+
+
+@wrong("2.1", hint="after find_email found no user, a connection is still lent out")
+async def find_email_releases_only_when_found(pool, user_id):
+    """Gives the connection back on the way out with an email; the early return for no user forgets it."""
+    conn = await pool.acquire()
+    try:
+        email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    except asyncpg.PostgresError:
+        await pool.release(conn)
+        raise
+    if email is None:
+        return None
+    await pool.release(conn)
+    return email
+
+
+@wrong("2.1", hint="there is no user with the id 8")
+async def find_email_first_user(pool, user_id):
+    """fetchval with a query that ignores the id when it finds nothing: returns the first user instead."""
+    async with pool.acquire() as conn:
+        email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+        return email or await conn.fetchval("SELECT email FROM users ORDER BY id LIMIT 1")
+
+
+@wrong("2.2", hint="statement_timeout of six borrowers in turn: ['5s'")
+async def create_guarded_pool_in_seconds(dsn):
+    """A bare number in a SET: 5000 milliseconds, not the half second asked for."""
+
+    async def set_timeout(conn):
+        await conn.execute("SET statement_timeout = 5000")
+
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, setup=set_timeout)
+
+
+@wrong("2.2", hint="cancelled a 300 ms query")
+async def create_guarded_pool_too_tight(dsn):
+    """50 ms, to be safe: the server then cancels queries that were meant to run."""
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "50ms"})
+
+
+@wrong("2.2", hint="never got a statement_timeout")
+async def create_guarded_pool_lock_timeout(dsn):
+    """The timeout for waiting on locks, not for running statements."""
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"lock_timeout": "500ms"})
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("2.1")
+async def find_email_with_finally(pool, user_id):
+    """acquire() and release() by hand, the release in a finally."""
+    conn = await pool.acquire()
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    finally:
+        await pool.release(conn)
+
+
+@right("2.1")
+async def find_email_through_the_pool(pool, user_id):
+    """The pool's own fetchrow: it acquires and releases by itself."""
+    row = await pool.fetchrow("SELECT email FROM users WHERE id = $1", user_id)
+    return None if row is None else row["email"]
+
+
+@right("2.2")
+async def create_guarded_pool_setup_hook(dsn):
+    """SET in setup=, which runs on every acquire, after the previous borrower's reset."""
+
+    async def every_borrower(conn):
+        await conn.execute("SET statement_timeout = '500ms'")
+
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, setup=every_borrower)
+
+
+@right("2.2")
+async def create_guarded_pool_half_a_second(dsn):
+    """server_settings in seconds: the server stores it as 500ms."""
+    return await asyncpg.create_pool(dsn, server_settings={"statement_timeout": "0.5s"}, max_size=2, min_size=1)

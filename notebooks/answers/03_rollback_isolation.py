@@ -3,7 +3,8 @@
 import contextlib
 import types
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
+from coursebook.mutants import equivalent
 
 
 @wrong("3.2", hint="older created_at")
@@ -76,3 +77,130 @@ def pool_sharing_closes(conn):
 @wrong("3.1", hint="has no acquire() method")
 def pool_sharing_empty_body(conn):
     """Ran the cell without writing a body."""
+
+
+# --- friendly data: right only for the rows the author inserted -----------------------------------
+
+
+@wrong("3.2", hint="1 µs later")
+async def newest_user_to_the_second(conn) -> str | None:
+    """Compares sign-up times to the second, then the id: users of the same second count as a tie."""
+    return await conn.fetchval(
+        "SELECT email FROM users ORDER BY date_trunc('second', created_at) DESC, id DESC LIMIT 1"
+    )
+
+
+@wrong("3.2", hint="newest_user returned")
+async def newest_user_tie_to_the_first(conn) -> str | None:
+    """Breaks the tie the other way: the lowest id."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, id LIMIT 1")
+
+
+@wrong("3.2", hint="not the order rows come back in")
+async def newest_user_in_python_by_time(conn) -> str | None:
+    """Fetches everyone and keeps the last row with the latest time, in whatever order the rows came."""
+    newest = None
+    for row in await conn.fetch("SELECT email, created_at FROM users"):
+        if newest is None or row["created_at"] >= newest["created_at"]:
+            newest = row
+    return None if newest is None else newest["email"]
+
+
+@wrong("3.1", hint="must not swallow it")
+def pool_sharing_swallows_errors(conn):
+    """A small class of its own, whose __aexit__ returns True: every error inside the block disappears."""
+
+    class Lend:
+        async def __aenter__(self):
+            return conn
+
+        async def __aexit__(self, *exc_info):
+            return True
+
+    return types.SimpleNamespace(acquire=Lend)
+
+
+@wrong("3.1", hint="can be used any number of times")
+def pool_sharing_one_context(conn):
+    """One context manager made up front and handed out every time: a generator runs only once."""
+
+    @contextlib.asynccontextmanager
+    async def lend():
+        yield conn
+
+    once = lend()
+    return types.SimpleNamespace(acquire=lambda: once)
+
+
+@wrong("3.1", hint="ended the test's transaction")
+def pool_sharing_commits(conn):
+    """Commits what the service did when the block ends, as a real pool's connection would have."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        yield conn
+        await conn.execute("COMMIT")
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("3.1")
+def pool_sharing_as_a_class(conn):
+    """A class with acquire(), returning a small async context manager of its own."""
+
+    class Lent:
+        async def __aenter__(self):
+            return conn
+
+        async def __aexit__(self, *exc_info):
+            return False
+
+    class SharedPool:
+        def acquire(self):
+            return Lent()
+
+    return SharedPool()
+
+
+@right("3.1")
+def pool_sharing_null_context(conn):
+    """contextlib.nullcontext works in 'async with' too, and gives back what it was given."""
+    return types.SimpleNamespace(acquire=lambda: contextlib.nullcontext(conn))
+
+
+@right("3.2")
+async def newest_user_row_comparison(conn) -> str | None:
+    """Orders by the pair (created_at, id), newest first."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY (created_at, id) DESC LIMIT 1")
+
+
+@right("3.2")
+async def newest_user_latest_time_then_id(conn) -> str | None:
+    """The latest created_at first, then the highest id among the users who have it."""
+    return await conn.fetchval(
+        """
+        SELECT email FROM users
+        WHERE created_at = (SELECT max(created_at) FROM users)
+        ORDER BY id DESC
+        LIMIT 1
+        """
+    )
+
+
+@right("3.2")
+async def newest_user_in_python(conn) -> str | None:
+    """Fetches the users and picks the newest in Python, by the same two keys."""
+    rows = await conn.fetch("SELECT email, created_at, id FROM users")
+    if not rows:
+        return None
+    return max(rows, key=lambda row: (row["created_at"], row["id"]))["email"]
+
+
+# --- mutants of the model answer that behave exactly like it ------------------------------------------
+
+FETCHVAL_READS_ONE_ROW = "fetchval returns the first column of the first row: rows after the first change nothing"
+equivalent("3.2", "sql-limit: no LIMIT", reason=FETCHVAL_READS_ONE_ROW)
+equivalent("3.2", "sql-limit: LIMIT 2", reason=FETCHVAL_READS_ONE_ROW)

@@ -2,7 +2,7 @@
 
 import asyncpg
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 from shop import EmailTaken, create_user, find_user_by_email, place_order
 
 
@@ -69,7 +69,7 @@ async def import_users_lowercased(conn, people: list[tuple[str, str]]) -> list[s
     return skipped
 
 
-@wrong("4.1", hint="after importing 2 new people")
+@wrong("4.1", hint="after importing three new people the table holds")
 async def import_users_do_nothing(conn, people: list[tuple[str, str]]) -> list[str]:
     """Nobody skipped, nobody imported."""
     return []
@@ -91,7 +91,7 @@ async def place_orders_no_transaction(conn, user_id: int, totals: list[str]) -> 
     return [await place_order(conn, user_id, total) for total in totals]
 
 
-@wrong("4.2", hint="must raise")
+@wrong("4.2", hint="the error must raise")
 async def place_orders_swallows_the_error(conn, user_id: int, totals: list[str]) -> list[int]:
     """All or nothing, but the caller never hears that it was nothing."""
     try:
@@ -112,7 +112,158 @@ async def place_orders_raw_sql(conn, user_id: int, totals: list[str]) -> list[in
         raise
 
 
-@wrong("4.2", hint="placed 0 orders")
+@wrong("4.2", hint="place_orders placed [] for")
 async def place_orders_do_nothing(conn, user_id: int, totals: list[str]) -> list[int]:
     """Returns an empty list."""
     return []
+
+
+# --- friendly data and no real contention -----------------------------------------------------------
+
+
+@wrong("4.1", hint="aborted")
+async def import_users_checks_the_table_first(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Reads the taken emails once, then inserts the rest: a repeat inside the batch is not in that list."""
+    taken = {row["email"] for row in await conn.fetch("SELECT email FROM users")}
+    skipped = []
+    for email, name in people:
+        if email.lower() in taken:
+            skipped.append(email)
+            continue
+        try:
+            await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.1", hint="EmailTaken escaped import_users")
+async def import_users_locks_nothing(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Checks each email just before inserting it, in a savepoint: another connection still gets in between."""
+    skipped = []
+    for email, name in people:
+        async with conn.transaction():
+            if await find_user_by_email(conn, email) is not None:
+                skipped.append(email)
+                continue
+            await create_user(conn, email, name)
+    return skipped
+
+
+@wrong("4.1", hint="the other connection rolled back")
+async def import_users_never_waits(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Never waits for another connection: with a lock_timeout, an insert that has to wait counts as taken."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = '1ms'")
+                await create_user(conn, email, name)
+        except (EmailTaken, asyncpg.LockNotAvailableError):
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.2", hint="no longer works")
+async def place_orders_checks_in_python(conn, user_id: int, totals: list[str]) -> list[int]:
+    """Refuses negative totals in Python first, then places without a savepoint: other failures still abort."""
+    for total in totals:
+        if float(total) < 0:
+            raise ValueError(f"negative total {total}")
+    return [await place_order(conn, user_id, total) for total in totals]
+
+
+@wrong("4.2", hint="a good batch raised")
+async def place_orders_savepoint_by_hand(conn, user_id: int, totals: list[str]) -> list[int]:
+    """SAVEPOINT and ROLLBACK TO as SQL: fine inside the caller's transaction, an error without one."""
+    await conn.execute("SAVEPOINT batch")
+    try:
+        ids = [await place_order(conn, user_id, total) for total in totals]
+    except asyncpg.PostgresError:
+        await conn.execute("ROLLBACK TO SAVEPOINT batch")
+        raise
+    await conn.execute("RELEASE SAVEPOINT batch")
+    return ids
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("4.1")
+async def import_users_savepoint_by_hand(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Starts and ends each person's savepoint by hand: commit on success, rollback on EmailTaken."""
+    skipped = []
+    for email, name in people:
+        savepoint = conn.transaction()
+        await savepoint.start()
+        try:
+            await create_user(conn, email, name)
+        except EmailTaken:
+            await savepoint.rollback()
+            skipped.append(email)
+        except BaseException:
+            await savepoint.rollback()
+            raise
+        else:
+            await savepoint.commit()
+    return skipped
+
+
+@right("4.1")
+async def import_users_one_helper(conn, people: list[tuple[str, str]]) -> list[str]:
+    """A helper that tries one insert in its own savepoint and says whether it worked."""
+
+    async def added(email: str, name: str) -> bool:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            return False
+        return True
+
+    return [email for email, name in people if not await added(email, name)]
+
+
+@right("4.1")
+async def import_users_on_conflict(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Lets the server skip: INSERT ... ON CONFLICT DO NOTHING returns no id for a taken email."""
+    skipped = []
+    for email, name in people:
+        new_id = await conn.fetchval(
+            "INSERT INTO users (email, name) VALUES (lower($1), $2) ON CONFLICT DO NOTHING RETURNING id", email, name
+        )
+        if new_id is None:
+            skipped.append(email)
+    return skipped
+
+
+@right("4.2")
+async def place_orders_transaction_by_hand(conn, user_id: int, totals: list[str]) -> list[int]:
+    """start(), then commit() or rollback() by hand."""
+    batch = conn.transaction()
+    await batch.start()
+    try:
+        ids = []
+        for total in totals:
+            ids.append(await place_order(conn, user_id, total))
+    except BaseException:
+        await batch.rollback()
+        raise
+    await batch.commit()
+    return ids
+
+
+@right("4.2")
+async def place_orders_one_statement(conn, user_id: int, totals: list[str]) -> list[int]:
+    """One INSERT for the whole batch: a single statement is all or nothing by itself."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO orders (user_id, total)
+        SELECT $1, total FROM unnest($2::numeric[]) WITH ORDINALITY AS batch(total, position)
+        ORDER BY position
+        RETURNING id
+        """,
+        user_id,
+        totals,
+    )
+    return sorted(row["id"] for row in rows)

@@ -3,7 +3,7 @@
 import json
 
 import coursedb
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 
 
 @wrong("5.1", hint="the OrderStatus codec")
@@ -65,3 +65,81 @@ async def record_json_event_forgiving(conn, kind: str, payload_json: str):
 async def record_json_event_hard_coded(conn, kind: str, payload_json: str):
     """Stores an empty object, whatever came in."""
     return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, {})
+
+
+# --- friendly data: right for the values the author tried ---------------------------------------------
+
+
+@wrong("5.1", hint="the codec must encode too")
+async def init_shop_connection_decoder_only(conn) -> None:
+    """The enum codec decodes to OrderStatus but encodes with str(): 'OrderStatus.PAID' is no label."""
+    await coursedb.init_connection(conn)
+    await conn.set_type_codec("order_status", schema="public", encoder=str, decoder=OrderStatus, format="text")  # noqa: F821
+
+
+@wrong("5.1", hint="the jsonb codec must encode too")
+async def init_shop_connection_decodes_jsonb_only(conn) -> None:
+    """A jsonb decoder, and str() as its encoder: a dict is sent as its Python repr."""
+    await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@wrong("5.2", hint="not as an object")
+async def record_json_event_stores_the_text(conn, kind: str, payload_json: str):
+    """Checks that the text is JSON, then stores the text itself: the codec makes it a JSON string."""
+    json.loads(payload_json)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload_json)
+
+
+@wrong("5.2", hint="the payload came back as")
+async def record_json_event_ascii_only(conn, kind: str, payload_json: str):
+    """Cleans the text first: drops every character outside ASCII."""
+    payload = json.loads(payload_json.encode("ascii", "ignore").decode())
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+@wrong("5.2", hint="the payload came back as")
+async def record_json_event_money_as_int(conn, kind: str, payload_json: str):
+    """Parses numbers as whole numbers, so 0.1 becomes 0."""
+    payload = json.loads(payload_json, parse_float=lambda text: int(float(text)))
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+# --- right answers, written another way than the model -------------------------------------------
+
+
+@right("5.1")
+async def init_shop_connection_by_hand(conn) -> None:
+    """Every codec spelled out: json and jsonb with the json module, the enum with its value."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
+    await conn.set_type_codec(
+        "order_status",
+        schema="public",
+        encoder=lambda status: status.value,
+        decoder=OrderStatus,  # noqa: F821 - defined earlier in the notebook
+        format="text",
+    )
+
+
+@right("5.1")
+async def init_shop_connection_enum_first(conn) -> None:
+    """The enum codec first, then the course's json codecs."""
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+    await coursedb.init_connection(conn)
+
+
+@right("5.2")
+async def record_json_event_cast_on_the_server(conn, kind: str, payload_json: str):
+    """Sends the text as text and lets the server parse it as jsonb: no codec is involved."""
+    return await conn.fetchval(
+        "INSERT INTO events (kind, payload) VALUES ($1, $2::text::jsonb) RETURNING id", kind, payload_json
+    )
+
+
+@right("5.2")
+async def record_json_event_returning_the_row(conn, kind: str, payload_json: str):
+    """Decodes first, inserts with fetchrow and takes the id from the row."""
+    payload = json.loads(payload_json)
+    row = await conn.fetchrow("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING *", kind, payload)
+    return row["id"]

@@ -7,7 +7,7 @@
 # - why async tests in a notebook need one special setting;
 # - how to reset when something gets stuck.
 #
-# *About 30 minutes.*
+# *About 35 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -157,10 +157,14 @@ async def count_users(conn) -> int:
 
 
 # %% tags=["checker", "raises-exception"] exercise="0.1"
-# %%ipytest
+# %%ipytest --exercise 0.1
 import inspect
 
 import pytest
+
+ADD_USERS = (
+    "INSERT INTO users (id, email, name) SELECT n, 'user' || n || '@example.com', $2 FROM unnest($1::int[]) AS n"
+)
 
 
 async def counted(conn) -> int:
@@ -168,18 +172,36 @@ async def counted(conn) -> int:
     if inspect.iscoroutine(result):
         result.close()
         pytest.fail("count_users returned a coroutine: a query inside it was not awaited", pytrace=False)
-    assert isinstance(result, int), f"count_users returned {result!r}, not an int: which fetch method gives one value?"
+    assert type(result) is int, f"count_users returned {result!r}, not an int: which fetch method gives one value?"
     return result
 
 
-async def test_count_users_on_an_empty_table(db_conn):
+async def test_an_empty_table_counts_zero(db_conn):
+    """With no users, count_users returns the int 0."""
     assert await counted(db_conn) == 0
 
 
-async def test_count_users_counts_new_rows(db_conn):
-    await db_conn.execute("INSERT INTO users (email, name) VALUES ('a@example.com', 'A'), ('b@example.com', 'B')")
+async def test_counts_every_row_whatever_its_id(db_conn):
+    """count_users returns how many rows users has, however the ids run and whatever the names are."""
+    ids = [2_000_000_000, 7, -3, 1_000_001, 31]  # not 1, 2, 3: ids are not a count
+    await db_conn.execute(ADD_USERS, ids, "same name")
     result = await counted(db_conn)
-    assert result == 2, f"with 2 users in the table, count_users returned {result}"
+    assert result == 5, f"with 5 users in the table, count_users returned {result}"
+
+
+async def test_counts_one_row(db_conn):
+    """A table with one user counts 1."""
+    await db_conn.execute(ADD_USERS, [424242], "Zoë")
+    result = await counted(db_conn)
+    assert result == 1, f"with 1 user in the table, count_users returned {result}"
+
+
+async def test_counts_only_users(db_conn):
+    """Rows of other tables (orders) are not users."""
+    await db_conn.execute(ADD_USERS, [10, 20], "Ada")
+    await db_conn.execute("INSERT INTO orders (user_id, total) SELECT 10, 1 FROM generate_series(1, 3)")
+    result = await counted(db_conn)
+    assert result == 2, f"with 2 users (and 3 orders) in the tables, count_users returned {result}"
 
 
 # %% [markdown] tags=["hint"] exercise="0.1"
@@ -215,37 +237,59 @@ async def add_user(conn, email: str, name: str) -> int:
 
 
 # %% tags=["checker", "raises-exception"] exercise="0.2"
-# %%ipytest
+# %%ipytest --exercise 0.2
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples, savepoint
+
+NAMES = ["Miles O'Brien", 'Say "hi"', "back\\slash", "Zoë Ωmega 😀", "'); DROP TABLE users; --", "$1", "%s", " "]
 
 
 async def added(conn, email: str, name: str) -> int:
+    before = await conn.fetchval("SELECT count(*) FROM users")
     try:
         user_id = await add_user(conn, email, name)
     except asyncpg.PostgresSyntaxError:
         hint = f"the name {name!r} broke the SQL: pass values as query arguments, never inside the SQL text"
         pytest.fail(hint, pytrace=False)
-    assert isinstance(user_id, int), f"add_user returned {user_id!r}: return the new row's id, an int"
-    row_id = await conn.fetchval("SELECT id FROM users WHERE email = $1", email)
-    assert row_id is not None, f"add_user returned, but there is no user {email} in the table"
-    assert user_id == row_id, f"add_user returned {user_id}, but the new row's id is {row_id}"
+    assert type(user_id) is int, f"add_user returned {user_id!r}: return the new row's id, an int"
+    rows = await conn.fetch("SELECT id, name FROM users WHERE email = $1", email)
+    assert rows, f"add_user returned, but there is no user {email} in the table"
+    after = await conn.fetchval("SELECT count(*) FROM users")
+    assert after == before + 1, f"one call to add_user added {after - before} rows: add exactly one"
+    assert user_id == rows[0]["id"], f"add_user returned {user_id}, but the new row's id is {rows[0]['id']}"
+    assert rows[0]["name"] == name, f"the name {name!r} was stored as {rows[0]['name']!r}: store it exactly"
     return user_id
 
 
-async def test_add_user_returns_the_new_id(db_conn):
-    await added(db_conn, "ada@example.com", "Ada")
+async def test_returns_the_id_the_server_gave(db_conn):
+    """add_user inserts one row and returns the id the server gave that row, wherever the ids stand."""
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (2000000000, 'old@example.com', 'Old')")
+    await added(db_conn, "ada@example.com", "Ada")  # the new id is far below the table's highest id
 
 
-async def test_two_users_get_two_ids(db_conn):
+async def test_two_users_get_their_own_ids(db_conn):
+    """Two calls, two rows, and each call returns its own row's id, also for users with the same name."""
     first = await added(db_conn, "ada@example.com", "Ada")
-    second = await added(db_conn, "alan@example.com", "Alan")
-    assert first != second
+    second = await added(db_conn, "ada2@example.com", "Ada")
+    assert first != second, f"both calls returned the id {first}"
 
 
-async def test_a_name_with_a_quote(db_conn):
-    await added(db_conn, "miles@example.com", "Miles O'Brien")
-    assert await db_conn.fetchval("SELECT name FROM users WHERE email = 'miles@example.com'") == "Miles O'Brien"
+async def test_any_name_is_stored_exactly(db_conn):
+    """Names with quotes, backslashes, SQL and any Unicode are stored exactly as given."""
+    for number, name in enumerate(NAMES):
+        await added(db_conn, f"person{number}@example.com", name)
+
+
+@examples(12)
+@given(name=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20))
+async def test_generated_names_are_stored_exactly(db_conn, name):
+    """Any text without a NUL character (PostgreSQL text cannot hold one) is stored exactly as given."""
+    async with savepoint(db_conn):
+        await added(db_conn, "generated@example.com", name)
 
 
 # %% [markdown] tags=["hint"] exercise="0.2"

@@ -287,8 +287,12 @@ def asyncpg_dsn(url: str) -> str:
 
 
 # %% tags=["checker", "raises-exception"] exercise="1.1"
-# %%ipytest
+# %%ipytest --exercise 1.1
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples
 
 CASES = {  # id: (url, what asyncpg_dsn must return, the rule this case checks)
     "psycopg2": (
@@ -317,23 +321,55 @@ CASES = {  # id: (url, what asyncpg_dsn must return, the rule this case checks)
         "postgresql://u:p+q@h/d",
         "a '+' after '://' is part of the password, not of the scheme",
     ),
+    "driver-in-password": (
+        "postgresql+pg8000://pg8000:x+pg8000@h/d",
+        "postgresql://pg8000:x+pg8000@h/d",
+        "only the scheme loses its driver: the same text after '://' stays",
+    ),
+    "url-in-query": (
+        "postgresql+asyncpg://app@db/prod?application_name=a://b",
+        "postgresql://app@db/prod?application_name=a://b",
+        "only the first '://' ends the scheme: the query may hold another",
+    ),
 }
 
 
-@pytest.mark.parametrize(("url", "expected", "rule"), CASES.values(), ids=CASES.keys())
-def test_asyncpg_dsn_drops_only_the_driver(url, expected, rule):
-    got = asyncpg_dsn(url)
+def check(url: str, expected: str, rule: str) -> None:
+    try:
+        got = asyncpg_dsn(url)
+    except Exception as exc:  # the learner's code: say which URL broke it, and the rule
+        pytest.fail(f"asyncpg_dsn({url!r}) raised {type(exc).__name__}: {exc}; {rule}", pytrace=False)
     if got != expected:
         shown = "it unchanged" if got == url else repr(got)
         why = "the scheme is gone" if "://" not in str(got) else rule
         pytest.fail(f"asyncpg_dsn({url!r}) returned {shown}, expected {expected!r}: {why}", pytrace=False)
 
 
-def test_asyncpg_dsn_of_a_container_url():
+@pytest.mark.parametrize(("url", "expected", "rule"), CASES.values(), ids=CASES.keys())
+def test_drops_only_the_driver(url, expected, rule):
+    """Only the '+driver' part of the scheme goes; everything else comes back exactly as it was."""
+    check(url, expected, rule)
+
+
+DRIVERS = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
+REST = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+
+
+@examples(25)
+@given(scheme=st.sampled_from(["postgresql", "postgres"]), driver=DRIVERS, rest=REST)
+def test_drops_any_driver_and_keeps_any_rest(scheme, driver, rest):
+    """For any driver name and any text after '://' (with '+', '://', Unicode), only '+driver' goes."""
+    check(f"{scheme}+{driver}://{rest}", f"{scheme}://{rest}", "any driver goes, and nothing after '://' changes")
+    check(f"{scheme}://{rest}", f"{scheme}://{rest}", "a URL without a driver stays exactly as it is")
+
+
+def test_turns_a_container_url_into_the_driverless_one():
+    """What Testcontainers gives by default becomes what it gives with driver=None."""
     assert asyncpg_dsn(container_url()) == container_url(driver=None)
 
 
 async def test_asyncpg_connects_with_the_result(db_url):
+    """asyncpg connects with what asyncpg_dsn makes of a SQLAlchemy-style URL of this notebook's database."""
     sqlalchemy_style = db_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     connection = await asyncpg.connect(asyncpg_dsn(sqlalchemy_style))
     try:
@@ -384,35 +420,79 @@ async def email_or_none(conn, user_id: str) -> str | None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="1.2"
-# %%ipytest
+# %%ipytest --exercise 1.2
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples, savepoint
+
+LOWEST, HIGHEST = -(2**31), 2**31 - 1  # what the integer id column can hold
+ADD_USER = "INSERT INTO users (id, email, name) VALUES ($1, $2, 'someone')"
+
+
+async def email_of(conn, user_id: str):
+    try:
+        return await email_or_none(conn, user_id)
+    except asyncpg.DataError as exc:  # a ValueError too, so it goes first
+        if "out of int32 range" in str(exc):
+            hint = f"{user_id!r} is outside the range of the integer id column, so asyncpg refused to send it"
+            pytest.fail(f"{hint} ({exc}): no user can have that id, return None", pytrace=False)
+        hint = f"the id arrives as the str {user_id!r} and the id column is an integer: convert it before the query"
+        pytest.fail(hint, pytrace=False)
+    except ValueError:
+        pytest.fail(f"{user_id!r} is not a number: return None instead of raising ValueError", pytrace=False)
 
 
 async def test_a_numeric_id_finds_the_user(db_conn):
-    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (42, 'ada@example.com', 'Ada')")
-    try:
-        email = await email_or_none(db_conn, "42")
-    except asyncpg.DataError:
-        hint = "the id arrives as the str '42' and the id column is an integer: convert it before the query"
-        pytest.fail(hint, pytrace=False)
+    """The text of a user's id gives that user's email; the text of an id nobody has gives None."""
+    await db_conn.execute(ADD_USER, 42, "ada@example.com")
+    email = await email_of(db_conn, "42")
     assert email == "ada@example.com", f"email_or_none(conn, '42') returned {email!r}, expected 'ada@example.com'"
-    assert await email_or_none(db_conn, "43") is None, "no user has the id 43: expected None"
+    assert await email_of(db_conn, "43") is None, "no user has the id 43: expected None"
 
 
-@pytest.mark.parametrize("user_id", ["abc", "4.2", "", "99999999999", "-99999999999"])
-async def test_an_id_no_user_can_have_gives_none(db_conn, user_id):
-    try:
-        result = await email_or_none(db_conn, user_id)
-    except asyncpg.DataError as exc:  # a ValueError too, so it goes first
-        hint = f"{user_id!r} is outside the range of the integer id column, so asyncpg refused to send it ({exc})"
-        pytest.fail(hint + ": no user can have that id, return None", pytrace=False)
-    except ValueError:
-        pytest.fail(f"{user_id!r} is not a number: return None instead of raising ValueError", pytrace=False)
+@pytest.mark.parametrize("user_id", [LOWEST, HIGHEST, -7, 0])
+async def test_every_id_the_column_holds_finds_its_user(db_conn, user_id):
+    """Every id the integer column can hold, negative ones and both ends of its range, finds its user."""
+    await db_conn.execute(ADD_USER, user_id, "edge@example.com")
+    email = await email_of(db_conn, str(user_id))
+    assert email == "edge@example.com", (
+        f"a user with the id {user_id} exists, but email_or_none(conn, {str(user_id)!r}) returned {email!r}"
+    )
+
+
+@pytest.mark.parametrize("user_id", [HIGHEST + 1, LOWEST - 1, 99999999999, -99999999999, 10**30])
+async def test_a_number_outside_the_column_gives_none(db_conn, user_id):
+    """A whole number just past either end of the integer column's range (or far past it) gives None."""
+    result = await email_of(db_conn, str(user_id))
+    assert result is None, f"email_or_none(conn, {str(user_id)!r}) returned {result!r}, expected None"
+
+
+@pytest.mark.parametrize("user_id", ["abc", "4.2", "", "1e3", "0x2a", "42abc", "--1", "42.0", "4.2e1"])
+async def test_text_that_is_no_whole_number_gives_none(db_conn, user_id):
+    """Text that is not a whole number gives None."""
+    await db_conn.execute(ADD_USER, 42, "ada@example.com")
+    result = await email_of(db_conn, user_id)
     assert result is None, f"email_or_none(conn, {user_id!r}) returned {result!r}, expected None"
 
 
+@examples(15)
+@given(user_id=st.integers(LOWEST - 5, HIGHEST + 5) | st.integers())
+async def test_any_whole_number(db_conn, user_id):
+    """For any whole number: the user's email if the column can hold it and a user has it, else None."""
+    async with savepoint(db_conn):
+        exists = LOWEST <= user_id <= HIGHEST
+        if exists:
+            await db_conn.execute(ADD_USER, user_id, "any@example.com")
+        result = await email_of(db_conn, str(user_id))
+        expected = "any@example.com" if exists else None
+        assert result == expected, f"email_or_none(conn, {str(user_id)!r}) returned {result!r}, expected {expected!r}"
+
+
 async def test_other_errors_reach_the_caller(db_url):
+    """Errors that have nothing to do with the id (here: a closed connection) reach the caller."""
     closed = await asyncpg.connect(db_url)
     await closed.close()
     try:

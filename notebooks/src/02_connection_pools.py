@@ -232,7 +232,9 @@ async def find_email(pool, user_id):
 
 
 # %% tags=["checker", "raises-exception"] exercise="2.1"
-# %%ipytest
+# %%ipytest --exercise 2.1
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -243,22 +245,39 @@ async def lending_pool(db_url):
     yield pool
     pool.terminate()  # close() would wait forever for a connection find_email never gave back
     conn = await asyncpg.connect(db_url)
-    try:  # the user the first test committed
-        await conn.execute("DELETE FROM users WHERE email = 'ada@example.com'")
+    try:  # the users the tests committed
+        await conn.execute("DELETE FROM users WHERE email LIKE '%@lending.example.com'")
     finally:
         await conn.close()
 
 
-async def test_find_email_finds_a_committed_user(lending_pool):
-    async with lending_pool.acquire() as conn:  # committed, so that find_email's own connection sees it
-        user_id = await conn.fetchval("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada') RETURNING id")
-    email = await find_email(lending_pool, user_id)
-    assert email == "ada@example.com", f"find_email(pool, {user_id}) returned {email!r} for ada@example.com's id"
-    assert in_use(lending_pool) == 0, "find_email returned, but its connection is still lent out: give it back"
-    assert await find_email(lending_pool, user_id + 1) is None, "there is no user with that id: expected None"
+async def committed_user(pool, user_id: int, email: str) -> None:
+    async with pool.acquire() as conn:  # committed, so that find_email's own connection sees it
+        await conn.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, 'Ada')", user_id, email)
 
 
-async def test_find_email_returns_the_connection_after_an_error(lending_pool):
+def nothing_lent(pool, after: str) -> None:
+    assert in_use(pool) == 0, f"{after}, a connection is still lent out: give it back in every case"
+
+
+async def test_finds_a_committed_user(lending_pool):
+    """The email of the user with that id, and the connection back in the pool afterwards."""
+    await committed_user(lending_pool, 2_000_000_000, "zoë@lending.example.com")
+    email = await find_email(lending_pool, 2_000_000_000)
+    assert email == "zoë@lending.example.com", f"find_email returned {email!r} for the id of zoë@lending.example.com"
+    nothing_lent(lending_pool, "after find_email returned an email")
+
+
+async def test_no_such_user_gives_none(lending_pool):
+    """An id no user has gives None, and the connection goes back then too."""
+    await committed_user(lending_pool, 7, "seven@lending.example.com")
+    email = await find_email(lending_pool, 8)
+    assert email is None, f"there is no user with the id 8, yet find_email returned {email!r}: expected None"
+    nothing_lent(lending_pool, "after find_email found no user")
+
+
+async def test_errors_reach_the_caller_and_the_connection_comes_back(lending_pool):
+    """A failing query raises to the caller, and its connection still goes back to the pool."""
     try:
         await find_email(lending_pool, "42")
     except asyncpg.DataError:
@@ -267,6 +286,18 @@ async def test_find_email_returns_the_connection_after_an_error(lending_pool):
         hint = "find_email(pool, '42') must raise asyncpg.DataError (a str for an integer id), but it raised nothing"
         pytest.fail(hint + ": let errors reach the caller", pytrace=False)
     assert in_use(lending_pool) == 0, "after the query raised, the connection was not given back to the pool"
+
+
+async def test_many_calls_at_once_share_the_pool(lending_pool):
+    """Twenty concurrent calls, found or not found or failing, all end on a pool of two and leave nothing lent."""
+    await committed_user(lending_pool, 31, "many@lending.example.com")
+    calls = [find_email(lending_pool, user_id) for user_id in [31, 32, "x"] * 7][:20]
+    try:
+        results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=5)
+    except asyncio.TimeoutError:  # the same class as TimeoutError since Python 3.11
+        pytest.fail("20 calls on a pool of 2 did not end within 5 s: connections are not given back", pytrace=False)
+    assert results[:2] == ["many@lending.example.com", None], f"the first two calls returned {results[:2]}"
+    nothing_lent(lending_pool, "after 20 calls")
 
 
 # %% [markdown] tags=["hint"] exercise="2.1"
@@ -390,61 +421,74 @@ async def create_guarded_pool(dsn):
 
 
 # %% tags=["checker", "raises-exception"] exercise="2.2"
-# %%ipytest
+# %%ipytest --exercise 2.2
+import time
+
 import asyncpg
 import pytest
 
 
 @pytest.fixture
-async def database_defaults(db_url):
-    yield
-    conn = await asyncpg.connect(db_url)
+async def guarded(db_url):
+    pool = await create_guarded_pool(db_url)
+    yield pool
+    await pool.close()
+    database_defaults = await asyncpg.connect(db_url)
     try:  # undo a default an answer may have changed for every connection
-        database = await conn.fetchval("SELECT current_database()")
-        await conn.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
-        await conn.execute("ALTER ROLE CURRENT_USER RESET statement_timeout")
+        database = await database_defaults.fetchval("SELECT current_database()")
+        await database_defaults.execute(f'ALTER DATABASE "{database}" RESET statement_timeout')
+        await database_defaults.execute("ALTER ROLE CURRENT_USER RESET statement_timeout")
     finally:
-        await conn.close()
+        await database_defaults.close()
 
 
-async def test_every_borrower_has_the_statement_timeout(db_url, database_defaults):
-    guarded = await create_guarded_pool(db_url)
-    try:
-        sizes = (guarded.get_min_size(), guarded.get_max_size())
-        assert sizes == (1, 2), f"the pool has (min_size, max_size) = {sizes}: expected min_size=1 and max_size=2"
-        seen = []
-        for _ in range(3):
-            async with guarded.acquire() as first, guarded.acquire() as second:
-                for conn in (first, second):
-                    seen.append(await conn.fetchval("SHOW statement_timeout"))
-        if set(seen) == {"0"}:
-            hint = "the server never got a statement_timeout (asyncpg's command_timeout is a client-side timer)"
-            pytest.fail(hint, pytrace=False)
-        assert seen == ["500ms"] * 6, (
-            f"statement_timeout of six borrowers in turn: {seen}. A setting that holds for the first borrower only "
-            "was undone by the reset on release"
-        )
-        async with guarded.acquire() as conn:
-            with pytest.raises(asyncpg.QueryCanceledError):
-                await conn.execute("SELECT pg_sleep(5)")
-    finally:
-        await guarded.close()
+async def test_the_pool_sizes(guarded):
+    """The pool opens one connection at start and never more than two."""
+    sizes = (guarded.get_min_size(), guarded.get_max_size())
+    assert sizes == (1, 2), f"the pool has (min_size, max_size) = {sizes}: expected min_size=1 and max_size=2"
 
 
-async def test_the_timeout_belongs_to_the_pool_alone(db_url, database_defaults):
-    guarded = await create_guarded_pool(db_url)
-    try:
-        outsider = await asyncpg.connect(db_url)
+async def test_every_borrower_has_the_statement_timeout(guarded):
+    """Every borrower of every connection, not only the first, has statement_timeout 500ms."""
+    seen = []
+    for _ in range(3):
+        async with guarded.acquire() as first, guarded.acquire() as second:
+            for conn in (first, second):
+                seen.append(await conn.fetchval("SHOW statement_timeout"))
+    if set(seen) == {"0"}:
+        hint = "the server never got a statement_timeout (asyncpg's command_timeout is a client-side timer)"
+        pytest.fail(hint, pytrace=False)
+    assert seen == ["500ms"] * 6, (
+        f"statement_timeout of six borrowers in turn: {seen}. A setting that holds for the first borrower only "
+        "was undone by the reset on release"
+    )
+
+
+async def test_the_server_cancels_a_long_query_and_only_a_long_one(guarded):
+    """The server cancels a query after about 500 ms, and lets a 300 ms query finish."""
+    async with guarded.acquire() as conn:
         try:
-            outside = await outsider.fetchval("SHOW statement_timeout")
-        finally:
-            await outsider.close()
-        assert outside == "0", (
-            f"a new connection outside the pool has statement_timeout {outside}: the answer changed the default "
-            "for everyone using this database, not just for this pool"
-        )
+            await conn.execute("SELECT pg_sleep(0.3)")  # shorter than the bound: must finish
+        except asyncpg.QueryCanceledError:
+            pytest.fail("the server cancelled a 300 ms query: the timeout must let it finish", pytrace=False)
+        start = time.monotonic()
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await conn.execute("SELECT pg_sleep(5)")
+        took = time.monotonic() - start
+    assert took < 3, f"the server took {took:.1f} s to cancel a query: the timeout is not 500ms"
+
+
+async def test_the_timeout_belongs_to_the_pool_alone(db_url, guarded):
+    """A connection opened outside the pool has no statement_timeout: the default of the database stays."""
+    outsider = await asyncpg.connect(db_url)
+    try:
+        outside = await outsider.fetchval("SHOW statement_timeout")
     finally:
-        await guarded.close()
+        await outsider.close()
+    assert outside == "0", (
+        f"a new connection outside the pool has statement_timeout {outside}: the answer changed the default "
+        "for everyone using this database, not just for this pool"
+    )
 
 
 # %% [markdown] tags=["hint"] exercise="2.2"

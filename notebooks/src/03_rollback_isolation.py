@@ -8,7 +8,7 @@
 # - what a rollback does not reset: sequences and `now()`;
 # - why application code with its own pool connections cannot see a test's rows, and two ways out.
 #
-# *About 35 minutes.*
+# *About 40 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -275,7 +275,7 @@ def pool_sharing(conn):
 
 
 # %% tags=["checker", "raises-exception"] exercise="3.1"
-# %%ipytest
+# %%ipytest --exercise 3.1
 import inspect
 
 import pytest
@@ -283,8 +283,7 @@ import pytest
 import shop
 
 
-async def test_acquire_lends_the_tests_connection(db_conn):
-    sharing = pool_sharing(db_conn)
+def lending(sharing):
     assert hasattr(sharing, "acquire"), (
         f"pool_sharing returned {sharing!r}, which has no acquire() method: UserService calls pool.acquire()"
     )
@@ -293,12 +292,43 @@ async def test_acquire_lends_the_tests_connection(db_conn):
         if inspect.iscoroutine(lent):
             lent.close()
         pytest.fail(f"acquire() returned a {type(lent).__name__}, which 'async with' cannot use", pytrace=False)
-    async with lent as conn:
+    return lent
+
+
+async def test_acquire_lends_the_tests_connection(db_conn):
+    """'async with pool.acquire() as c' gives the test's own connection, open and in its transaction afterwards."""
+    async with lending(pool_sharing(db_conn)) as conn:
         assert conn is db_conn, f"acquire() lent {conn!r}, not the test's connection"
     assert not db_conn.is_closed(), "leaving 'async with' closed the test's connection: lend it, never close it"
+    assert db_conn.is_in_transaction(), "leaving 'async with' ended the test's transaction: lend it, leave it as it is"
+
+
+async def test_acquire_works_again_and_again(db_conn):
+    """acquire() can be used any number of times, one after the other and one inside another."""
+    sharing = pool_sharing(db_conn)
+    for _ in range(3):
+        async with lending(sharing) as conn:
+            assert conn is db_conn, f"a later acquire() lent {conn!r}, not the test's connection"
+    async with lending(sharing) as outer, lending(sharing) as inner:
+        assert outer is inner is db_conn, "acquire() inside acquire() did not lend the test's connection both times"
+
+
+async def test_errors_inside_the_block_reach_the_caller(db_conn):
+    """An exception raised inside 'async with pool.acquire()' reaches the code around it, as with a real pool."""
+
+    class Boom(Exception):
+        pass
+
+    try:
+        async with lending(pool_sharing(db_conn)):
+            raise Boom
+    except Boom:
+        return
+    pytest.fail("an exception raised inside 'async with acquire()' disappeared: __aexit__ must not swallow it")
 
 
 async def test_service_sees_the_tests_rows(db_conn):
+    """UserService on the shared connection sees the rows the test wrote and has not committed."""
     await shop.create_user(db_conn, "ada@example.com", "Ada")
     service = shop.UserService(pool_sharing(db_conn))
     assert await service.count_users() == 1
@@ -306,6 +336,7 @@ async def test_service_sees_the_tests_rows(db_conn):
 
 
 async def test_service_writes_stay_in_the_tests_transaction(db_conn, db_pool):
+    """What UserService writes stays in the test's transaction: nothing is committed."""
     service = shop.UserService(pool_sharing(db_conn))
     await service.sign_up("bob@example.com", "Bob")
     assert await db_conn.fetchval("SELECT count(*) FROM users") == 1
@@ -315,6 +346,7 @@ async def test_service_writes_stay_in_the_tests_transaction(db_conn, db_pool):
 
 
 async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
+    """A sign-up that fails (email taken) raises EmailTaken and undoes only itself."""
     service = shop.UserService(pool_sharing(db_conn))
     await service.sign_up("carol@example.com", "Carol")
     with pytest.raises(shop.EmailTaken):
@@ -357,8 +389,17 @@ async def newest_user(conn) -> str | None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="3.2"
-# %%ipytest
+# %%ipytest --exercise 3.2
+import datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples, savepoint
+
 ADD_USER = "INSERT INTO users (email, name) VALUES ($1, 'someone')"
+ADD_DATED_USER = "INSERT INTO users (email, name, created_at) VALUES ($1, 'someone', $2)"
+START = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
 
 async def newest(conn) -> str | None:
@@ -368,10 +409,12 @@ async def newest(conn) -> str | None:
 
 
 async def test_no_users_no_newest(db_conn):
+    """With no users there is no newest user: None."""
     assert await newest(db_conn) is None
 
 
 async def test_rows_of_one_transaction_tie_on_created_at(db_conn):
+    """Among users who share the latest created_at, the one inserted last (highest id) is the newest."""
     for email in ("a@example.com", "b@example.com", "c@example.com"):
         await db_conn.execute(ADD_USER, email)
     got = await newest(db_conn)
@@ -382,6 +425,7 @@ async def test_rows_of_one_transaction_tie_on_created_at(db_conn):
 
 
 async def test_an_imported_user_is_not_new(db_conn):
+    """A user inserted later (higher id) with an older created_at is not the newest."""
     await db_conn.execute(ADD_USER, "new@example.com")
     await db_conn.execute(
         "INSERT INTO users (email, name, created_at) VALUES ('imported@example.com', 'old', '2020-01-01T00:00Z')"
@@ -391,6 +435,47 @@ async def test_an_imported_user_is_not_new(db_conn):
         f"newest_user returned {got!r}, expected 'new@example.com': imported@example.com was inserted later "
         "(a higher id) but signed up in 2020, with an older created_at"
     )
+
+
+async def test_a_user_changed_later_is_not_newer(db_conn):
+    """Updating a user's row later does not make that user newer (nor does where the row now lies on disk)."""
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        await db_conn.execute(ADD_USER, email)
+    await db_conn.execute("UPDATE users SET name = 'renamed' WHERE email = 'a@example.com'")  # a new row version
+    got = await newest(db_conn)
+    assert got == "c@example.com", (
+        f"newest_user returned {got!r}, expected 'c@example.com': a@example.com was only renamed, and the three "
+        "share created_at, so the highest id decides, not the order rows come back in"
+    )
+
+
+async def test_a_microsecond_counts(db_conn):
+    """created_at one microsecond later is later: timestamps are compared exactly."""
+    await db_conn.execute(ADD_DATED_USER, "later@example.com", START + datetime.timedelta(microseconds=1))
+    await db_conn.execute(ADD_DATED_USER, "earlier@example.com", START)
+    got = await newest(db_conn)
+    assert got == "later@example.com", (
+        f"newest_user returned {got!r}, expected 'later@example.com', whose created_at is 1 µs later"
+    )
+
+
+# Offsets in microseconds from a few values, so that examples have equal and distinct timestamps alike.
+OFFSETS = st.lists(st.sampled_from([0, 1, 999_999, 86_400_000_000, -86_400_000_000]), min_size=1, max_size=6)
+
+
+@examples(15)
+@given(offsets=OFFSETS)
+async def test_any_sign_up_times_in_any_order(db_conn, offsets):
+    """For users inserted in any order with any created_at, equal or not: latest created_at, then highest id."""
+    async with savepoint(db_conn):
+        rows = []
+        for number, offset in enumerate(offsets):
+            email = f"u{number}@example.com"
+            stamp = START + datetime.timedelta(microseconds=offset)
+            rows.append((stamp, await db_conn.fetchval(ADD_DATED_USER + " RETURNING id", email, stamp), email))
+        expected = max(rows)[2]
+        got = await newest(db_conn)
+        assert got == expected, f"users (created_at, id, email) {rows}: newest_user returned {got!r}"
 
 
 # %% [markdown] tags=["hint"] exercise="3.2"

@@ -8,7 +8,7 @@
 # - how to test code that manages its own transaction, with rollback isolation still intact;
 # - how to test a rollback-on-error path so that the test can really fail.
 #
-# *About 40 minutes.*
+# *About 45 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -373,12 +373,13 @@ async def import_users(conn, people: list[tuple[str, str]]) -> list[str]:
 
 
 # %% tags=["checker", "raises-exception"] exercise="4.1"
-# %%ipytest
+# %%ipytest --exercise 4.1
 import asyncio
 
 import asyncpg
 import pytest
 
+from coursedb.checks import waits_for
 from shop import EmailTaken, create_user
 
 ABORTED = (
@@ -389,30 +390,58 @@ ABORTED = (
 
 async def imported(conn, people) -> list[str]:
     try:
-        return await import_users(conn, people)
+        skipped = await import_users(conn, people)
     except asyncpg.InFailedSQLTransactionError:
         pytest.fail(ABORTED, pytrace=False)
+    try:
+        await conn.fetchval("SELECT 1")
+    except asyncpg.InFailedSQLTransactionError:
+        pytest.fail(ABORTED + "; the caller's next query fails", pytrace=False)
+    assert conn.is_in_transaction(), "import_users ended the caller's transaction: everything the caller did is gone"
+    return skipped
+
+
+async def emails(conn) -> list[str]:
+    return [row["email"] for row in await conn.fetch("SELECT email FROM users ORDER BY email")]
 
 
 async def test_import_adds_everyone_new(db_conn):
-    skipped = await imported(db_conn, [("alan@example.com", "Alan"), ("grace@example.com", "Grace")])
-    assert skipped == [], f"import_users skipped {skipped} of two new people"
-    added = await db_conn.fetchval("SELECT count(*) FROM users")
-    assert added == 2, f"expected 2 users after importing 2 new people, found {added}"
+    """Everyone new is added, names exactly as given, and nobody is skipped."""
+    people = [("alan@example.com", "Alan"), ("grace@example.com", "Grace O'Hara"), ("zoë@example.com", "Zoë 😀")]
+    skipped = await imported(db_conn, people)
+    assert skipped == [], f"import_users skipped {skipped} of three new people"
+    added = await db_conn.fetch("SELECT email, name FROM users ORDER BY email")
+    assert [tuple(row) for row in added] == sorted(people), f"after importing three new people the table holds {added}"
 
 
 async def test_import_skips_taken_emails_and_keeps_the_rest(db_conn):
+    """A taken email is skipped, the people before and after it are added, and the caller's rows stay."""
     await create_user(db_conn, "ada@example.com", "Ada")
     people = [("alan@example.com", "Alan"), ("ADA@example.com", "Ada again"), ("grace@example.com", "Grace")]
     skipped = await imported(db_conn, people)
     assert skipped == ["ADA@example.com"], (
         f"import_users returned {skipped}: expected the skipped emails as they were given, ['ADA@example.com']"
     )
-    emails = [row["email"] for row in await db_conn.fetch("SELECT email FROM users ORDER BY email")]
-    assert emails == ["ada@example.com", "alan@example.com", "grace@example.com"]
+    assert await emails(db_conn) == ["ada@example.com", "alan@example.com", "grace@example.com"]
+
+
+async def test_a_batch_that_repeats_an_email(db_conn):
+    """An email taken earlier in the same batch is skipped too, every time, in the order given."""
+    people = [("bo@example.com", "Bo"), ("BO@example.com", "Bo 2"), ("cy@example.com", "Cy"), ("bo@example.com", "B")]
+    skipped = await imported(db_conn, people)
+    assert skipped == ["BO@example.com", "bo@example.com"], (
+        f"import_users returned {skipped}: bo@example.com was imported first, so both later spellings are taken"
+    )
+    assert await emails(db_conn) == ["bo@example.com", "cy@example.com"]
+
+
+async def test_an_empty_list_imports_nothing(db_conn):
+    """No people: nothing added, nothing skipped."""
+    assert await imported(db_conn, []) == [], "import_users of no people skipped someone"
 
 
 async def test_other_errors_are_not_skipped(db_conn):
+    """Only EmailTaken means skip: any other error (a missing name) reaches the caller."""
     try:
         skipped = await imported(db_conn, [("nameless@example.com", None)])  # name is NOT NULL
     except asyncpg.NotNullViolationError:
@@ -421,32 +450,41 @@ async def test_other_errors_are_not_skipped(db_conn):
     pytest.fail(hint, pytrace=False)
 
 
-async def test_import_survives_a_concurrent_insert(db_committed):
-    """Another connection inserts ada@example.com while the import runs: she must be skipped, not crash the import."""
-    async with db_committed.acquire() as other, db_committed.acquire() as importer:
-        async with other.transaction():
-            await other.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")  # not committed
-            import_transaction = importer.transaction()  # the caller's transaction, as with db_conn
-            await import_transaction.start()
-            people = [("alan@example.com", "Alan"), ("ada@example.com", "Ada again")]
-            running = asyncio.create_task(import_users(importer, people))
-            for _ in range(500):  # until the import waits for the other transaction's row, or is done (10 s at most)
-                pid = importer.get_server_pid()
-                waiting = await other.fetchval("SELECT cardinality(pg_blocking_pids($1)) > 0", pid)
-                if waiting or running.done():
-                    break
-                await asyncio.sleep(0.02)
-        # the other transaction has committed: ada exists for everyone now
+async def import_beside(pool, other_commits: bool) -> tuple[list[str], str | None]:
+    """Another connection inserts ada@example.com and has not committed when the import reaches her."""
+    async with pool.acquire() as other, pool.acquire() as importer, importer.transaction():
+        other_transaction = other.transaction()
+        await other_transaction.start()
+        await other.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
+        people = [("alan@example.com", "Alan"), ("ada@example.com", "Ada again")]
+        running = asyncio.create_task(import_users(importer, people))
+        await waits_for(importer, other, running)  # the server's lock graph: the import waits for that row
+        await (other_transaction.commit() if other_commits else other_transaction.rollback())
         try:
-            skipped = await running
+            skipped = await asyncio.wait_for(running, timeout=10)
         except EmailTaken:
             hint = "EmailTaken escaped import_users: another connection inserted ada@example.com after your check"
             pytest.fail(hint + " and before your insert. Handle the insert that fails, not a look-up", pytrace=False)
         except asyncpg.InFailedSQLTransactionError:
             pytest.fail(ABORTED, pytrace=False)
-        assert skipped == ["ada@example.com"], f"import_users returned {skipped}, expected ['ada@example.com']"
-        assert await importer.fetchval("SELECT count(*) FROM users WHERE email = 'alan@example.com'") == 1
-        await import_transaction.rollback()
+        names = {row["email"]: row["name"] for row in await importer.fetch("SELECT email, name FROM users")}
+        assert names.get("alan@example.com") == "Alan", "alan@example.com, first in the list, was not imported"
+        return skipped, names.get("ada@example.com")
+
+
+async def test_an_email_another_connection_takes_meanwhile_is_skipped(db_committed):
+    """Another connection inserts the same email and commits while the import waits for it: it is skipped."""
+    skipped, _ = await import_beside(db_committed, other_commits=True)
+    assert skipped == ["ada@example.com"], f"import_users returned {skipped}, expected ['ada@example.com']"
+
+
+async def test_an_email_another_connection_gives_up_is_imported(db_committed):
+    """Another connection inserts the same email and rolls back while the import waits: she is imported."""
+    skipped, ada = await import_beside(db_committed, other_commits=False)
+    assert skipped == [], (
+        f"import_users returned {skipped}, but the other connection rolled back: ada@example.com was free after all"
+    )
+    assert ada == "Ada again", "the other connection rolled back, yet ada@example.com was not imported"
 
 
 # %% [markdown] tags=["hint"] exercise="4.1"
@@ -494,7 +532,7 @@ async def place_orders(conn, user_id: int, totals: list[str]) -> list[int]:
 
 
 # %% tags=["checker", "raises-exception"] exercise="4.2"
-# %%ipytest
+# %%ipytest --exercise 4.2
 import asyncpg
 import pytest
 
@@ -503,32 +541,70 @@ from shop import create_user, place_order
 USERS_ORDERS = "SELECT id, total::text FROM orders WHERE user_id = $1 ORDER BY id"
 
 
-async def test_place_orders_places_them_all(db_conn):
-    user_id = await create_user(db_conn, "ada@example.com", "Ada")
-    ids = await place_orders(db_conn, user_id, ["10.00", "2.50"])
-    rows = await db_conn.fetch(USERS_ORDERS, user_id)
-    assert [row["total"] for row in rows] == ["10.00", "2.50"], f"place_orders placed {len(rows)} orders for 2 totals"
+async def placed(conn, user_id, totals) -> list[int]:
+    ids = await place_orders(conn, user_id, totals)
+    rows = await conn.fetch(USERS_ORDERS, user_id)
+    assert [row["total"] for row in rows] == totals, f"place_orders placed {[r['total'] for r in rows]} for {totals}"
     assert ids == [row["id"] for row in rows], f"place_orders returned {ids!r}, expected the ids of the new orders"
+    return ids
 
 
-async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn):
+async def test_places_them_all_and_returns_their_ids(db_conn):
+    """One order per total, in the order given, and their ids in that order; exact to the cent."""
+    user_id = await create_user(db_conn, "ada@example.com", "Ada")
+    await placed(db_conn, user_id, ["10.00", "0.01", "99999999.99", "2.50"])
+
+
+async def test_one_total_and_none(db_conn):
+    """One total places one order; no totals place nothing and return []."""
+    user_id = await create_user(db_conn, "ada@example.com", "Ada")
+    await placed(db_conn, user_id, [])
+    await placed(db_conn, user_id, ["7.00"])
+
+
+BAD_BATCHES = {  # id: a batch with one order the server refuses, and why
+    "negative-in-the-middle": (["10.00", "-1.00", "3.00"], "-1.00 breaks CHECK (total >= 0)"),
+    "negative-first": (["-0.01", "10.00"], "-0.01 breaks CHECK (total >= 0)"),
+    "too-big-last": (["10.00", "3.00", "100000000.00"], "100000000.00 does not fit numeric(10, 2)"),
+}
+
+
+@pytest.mark.parametrize(("totals", "why"), BAD_BATCHES.values(), ids=BAD_BATCHES.keys())
+async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn, totals, why):
+    """Wherever the bad total is: the error reaches the caller, no order of the batch stays, the caller's do."""
     user_id = await create_user(db_conn, "ada@example.com", "Ada")
     await place_order(db_conn, user_id, "5.00")  # the caller's work before the call
     try:
-        await place_orders(db_conn, user_id, ["10.00", "-1.00", "3.00"])  # -1.00 breaks CHECK (total >= 0)
-    except asyncpg.CheckViolationError:
+        await place_orders(db_conn, user_id, totals)
+    except asyncpg.PostgresError:
         pass
     else:
-        hint = "the order of -1.00 failed, yet place_orders returned normally: the error must raise"
+        hint = f"{why}, yet place_orders returned normally: the error must raise"
         pytest.fail(hint + ", so the caller knows nothing was placed", pytrace=False)
     assert db_conn.is_in_transaction(), "place_orders ended the caller's transaction: everything it did is gone"
     try:
-        totals = [row["total"] for row in await db_conn.fetch(USERS_ORDERS, user_id)]
+        totals_now = [row["total"] for row in await db_conn.fetch(USERS_ORDERS, user_id)]
     except asyncpg.InFailedSQLTransactionError:
         hint = "after the failed batch the caller's transaction no longer works"
         pytest.fail(hint + ": the failure must be undone inside place_orders", pytrace=False)
-    assert "5.00" in totals, "the caller's order, placed before the call, is gone: undo the batch, nothing more"
-    assert totals == ["5.00"], f"orders of the failed batch are still there: {totals[1:]}"
+    assert "5.00" in totals_now, "the caller's order, placed before the call, is gone: undo the batch, nothing more"
+    assert totals_now == ["5.00"], f"orders of the failed batch are still there: {totals_now[1:]}"
+
+
+async def test_all_or_nothing_outside_a_transaction_too(db_committed):
+    """With no transaction open: a good batch is placed, a failing batch leaves none of its orders."""
+    async with db_committed.acquire() as conn:
+        user_id = await create_user(conn, "ada@example.com", "Ada")
+        try:
+            await place_orders(conn, user_id, ["1.00", "2.00"])
+        except asyncpg.PostgresError as exc:
+            hint = f"on a connection with no transaction open, a good batch raised {type(exc).__name__}: {exc}"
+            pytest.fail(hint, pytrace=False)
+        with pytest.raises(asyncpg.PostgresError):
+            await place_orders(conn, user_id, ["10.00", "-1.00"])
+        assert not conn.is_in_transaction(), "place_orders left a transaction open on the connection"
+        left = [row["total"] for row in await conn.fetch(USERS_ORDERS, user_id)]
+        assert left == ["1.00", "2.00"], f"with no transaction around the call, the failed batch left: {left[2:]}"
 
 
 # %% [markdown] tags=["hint"] exercise="4.2"

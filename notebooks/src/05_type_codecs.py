@@ -372,9 +372,13 @@ async def init_shop_connection(conn) -> None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="5.1"
-# %%ipytest
+# %%ipytest --exercise 5.1
+import json
+
 import asyncpg
 import pytest
+
+VALUES = {"plan": "pro", "seats": 3, "ratio": 0.25, "tags": ["a", "ü", "😀"], "nested": {"ok": True, "none": None}}
 
 
 async def initialised(conn) -> None:
@@ -388,14 +392,21 @@ async def initialised(conn) -> None:
 
 
 async def check_codecs(conn) -> None:
-    got = await conn.fetchval("""SELECT '{"ok": true}'::jsonb""")
+    got = await conn.fetchval("SELECT $1::text::jsonb", json.dumps(VALUES))
     kind = type(got).__name__
-    assert got == {"ok": True}, f"jsonb came back as {got!r}, a {kind}: the connection needs a codec for jsonb"
-    status = await conn.fetchval("SELECT 'shipped'::order_status")
-    assert status is OrderStatus.SHIPPED, f"order_status came back as {status!r}: the OrderStatus codec is missing"
+    assert got == VALUES, f"jsonb came back as {got!r}, a {kind}: the connection needs a codec for jsonb"
+    sent = await conn.fetchval("SELECT $1::jsonb::text", VALUES)
+    assert json.loads(sent) == VALUES, f"a dict sent as jsonb arrived as {sent}: the jsonb codec must encode too"
+    labels = await conn.fetch("SELECT unnest(enum_range(NULL::order_status)) AS status")
+    decoded = [row["status"] for row in labels]
+    assert decoded == list(OrderStatus), f"order_status came back as {decoded!r}: the OrderStatus codec is missing"
+    for status in OrderStatus:
+        back = await conn.fetchval("SELECT $1::order_status", status)
+        assert back is status, f"OrderStatus.{status.name} sent and read back gave {back!r}: the codec must encode too"
 
 
 async def test_init_gives_one_connection_both_codecs(db_url):
+    """A connection the hook ran on decodes and encodes jsonb as Python objects and order_status as OrderStatus."""
     conn = await asyncpg.connect(db_url)
     try:
         await initialised(conn)
@@ -405,13 +416,14 @@ async def test_init_gives_one_connection_both_codecs(db_url):
 
 
 async def test_init_gives_every_pooled_connection_both_codecs(db_url):
+    """Every connection of a pool with init=init_shop_connection has both codecs, held all at once."""
     await test_init_gives_one_connection_both_codecs(db_url)  # the readable failure first
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=3, init=init_shop_connection)
     try:
         decoded = list((await jsonb_on_every_connection(pool)).values())
         assert decoded == [{"ok": True}] * 3, f"jsonb as decoded by each pooled connection: {decoded}"
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT $1::order_status", OrderStatus.PAID) is OrderStatus.PAID
+            await check_codecs(conn)
     finally:
         await pool.close()
 
@@ -453,33 +465,72 @@ async def record_json_event(conn, kind: str, payload_json: str):
 
 
 # %% tags=["checker", "raises-exception"] exercise="5.2"
-# %%ipytest
+# %%ipytest --exercise 5.2
 import json
+import uuid
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-STORED = "SELECT jsonb_typeof(payload) AS type, payload FROM events WHERE id = $1"
+from coursedb.checks import examples, savepoint
+
+STORED = "SELECT jsonb_typeof(payload) AS type, payload, kind FROM events WHERE id = $1"
 
 
-@pytest.mark.parametrize(("text", "json_type"), [('{"plan": "pro", "seats": 3}', "object"), ("[1, 2, 3]", "array")])
-async def test_the_payload_is_stored_as_json(db_conn, text, json_type):
-    event_id = await record_json_event(db_conn, "signup", text)
-    row = await db_conn.fetchrow(STORED, event_id)
+async def check_stored(conn, text: str) -> None:
+    event_id = await record_json_event(conn, "signup", text)
+    assert isinstance(event_id, uuid.UUID), f"record_json_event returned {event_id!r}: return the new event's id"
+    row = await conn.fetchrow(STORED, event_id)
     assert row is not None, f"record_json_event returned {event_id!r}, which is no event's id"
+    json_type = "array" if text.lstrip().startswith("[") else "object"
     assert row["type"] == json_type, (
         f"the payload was stored as a JSON {row['type']}, not as an {json_type}: the text was double-encoded"
     )
     assert row["payload"] == json.loads(text), f"the payload came back as {row['payload']!r}, expected {text}"
+    assert row["kind"] == "signup", f"the event's kind was stored as {row['kind']!r}, expected 'signup'"
 
 
-async def test_text_that_is_not_json_is_rejected(db_conn):
+@pytest.mark.parametrize(
+    "text",
+    ['{"plan": "pro", "seats": 3}', "[1, 2, 3]", '{"ratio": 0.1, "big": 12345678901234567890}', '{"ü": ["😀", null]}'],
+)
+async def test_the_payload_is_stored_as_json(db_conn, text):
+    """The event is stored with its payload as the JSON object or array the text spells, and its id returned."""
+    await check_stored(db_conn, text)
+
+
+TEXT = st.text(st.characters(exclude_characters="\x00"), max_size=8)  # jsonb cannot hold \u0000
+NUMBERS = st.integers() | st.floats(-1e6, 1e6)  # fractions, and whole numbers of any size
+JSON = st.recursive(
+    st.none() | st.booleans() | NUMBERS | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+CONTAINERS = st.lists(JSON, max_size=3) | st.dictionaries(TEXT, JSON, max_size=3)
+
+
+@examples(12)
+@given(payload=CONTAINERS, indent=st.sampled_from([None, 2]))
+async def test_any_json_object_or_array(db_conn, payload, indent):
+    """Any JSON object or array, however written (nested, Unicode, fractions, big numbers), is stored as it reads."""
+    async with savepoint(db_conn):
+        await check_stored(db_conn, json.dumps(payload, indent=indent, ensure_ascii=indent is None))
+
+
+@pytest.mark.parametrize("text", ["{plan: pro}", "", "[1, 2,]", "{'a': 1}", '{"a": 1} extra'])
+async def test_text_that_is_not_json_is_rejected(db_conn, text):
+    """Text that is not JSON raises an error, and no event is stored."""
     try:
-        event_id = await record_json_event(db_conn, "signup", "{plan: pro}")
+        async with db_conn.transaction():  # a savepoint, so a server error here does not end the test
+            event_id = await record_json_event(db_conn, "signup", text)
     except (ValueError, asyncpg.PostgresError):
+        count = await db_conn.fetchval("SELECT count(*) FROM events")
+        assert count == 0, f"{text!r} raised, but {count} event was stored anyway"
         return
     stored_as = await db_conn.fetchval("SELECT jsonb_typeof(payload) FROM events WHERE id = $1", event_id)
-    pytest.fail(f"'{{plan: pro}}' is not JSON, but it was stored anyway, as a JSON {stored_as}", pytrace=False)
+    pytest.fail(f"{text!r} is not JSON, but it was stored anyway, as a JSON {stored_as}", pytrace=False)
 
 
 # %% [markdown] tags=["hint"] exercise="5.2"
