@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import _common
 from _common import ROOT
 from jupyter_client.manager import KernelManager
 
-sys.path.insert(0, str(ROOT))  # coursebook is the authors' package, not installed
-from coursebook.model import find_exercises, iter_notebooks  # noqa: E402
+from coursebook.model import find_exercises, iter_notebooks  # _common put the repository on sys.path
 
 TARGET_S = 2.0
 CELL_TIMEOUT_S = 120
@@ -77,7 +75,7 @@ def time_notebook(notebook, env: dict[str, str], runs: int) -> list[dict]:
                     "runs": runs,
                     "passes_on_model": passed,
                     "within_target": statistics.median(times) <= TARGET_S,
-                    **({} if passed else {"output": text[-600:]}),
+                    **({} if passed else {"output": text[-3000:]}),
                 }
             )
     finally:
@@ -93,15 +91,18 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; do not write results/checkers.json")
     args = parser.parse_args()
     rows: list[dict] = []
-    with _common.private_home() as (_settings, env):
+    with _common.PrivateServer() as server:
         for notebook in iter_notebooks(args.notebooks or None):
-            rows += time_notebook(notebook, env, args.runs)
+            rows += time_notebook(notebook, server.env(), args.runs)
     print(
         _common.table(
             ["notebook", "exercise", "checker on model (s)", "passes", f"<= {TARGET_S:g} s"],
             [[r["notebook"], r["exercise"], r["seconds"], r["passes_on_model"], r["within_target"]] for r in rows],
         )
     )
+    for row in rows:
+        if not row["passes_on_model"]:
+            print(f"\n{row['notebook']} {row['exercise']}: the checker fails on the model answer:\n{row['output']}")
     slowest = max((r["seconds"] for r in rows), default=float("nan"))
     document = {"machine": _common.machine(), "target_s": TARGET_S, "checkers": rows}
     summary = {"checkers": len(rows), "slowest_s": slowest, "all_pass": all(r["passes_on_model"] for r in rows)}

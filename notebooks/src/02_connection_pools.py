@@ -291,7 +291,7 @@ async def test_errors_reach_the_caller_and_the_connection_comes_back(lending_poo
 async def test_many_calls_at_once_share_the_pool(lending_pool):
     """Twenty concurrent calls, found or not found or failing, all end on a pool of two and leave nothing lent."""
     await committed_user(lending_pool, 31, "many@lending.example.com")
-    calls = [find_email(lending_pool, user_id) for user_id in [31, 32, "x"] * 7][:20]
+    calls = [find_email(lending_pool, user_id) for user_id in ([31, 32, "x"] * 7)[:20]]
     try:
         results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=5)
     except asyncio.TimeoutError:  # the same class as TimeoutError since Python 3.11

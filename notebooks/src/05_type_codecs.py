@@ -511,7 +511,7 @@ JSON = st.recursive(
 CONTAINERS = st.lists(JSON, max_size=3) | st.dictionaries(TEXT, JSON, max_size=3)
 
 
-@examples(12)
+@examples(10)
 @given(payload=CONTAINERS, indent=st.sampled_from([None, 2]))
 async def test_any_json_object_or_array(db_conn, payload, indent):
     """Any JSON object or array, however written (nested, Unicode, fractions, big numbers), is stored as it reads."""
