@@ -47,6 +47,10 @@ class Mutant:
     name: str  # "<kind>: <what changed>", stable while the model answer is
     source: str  # the model answer's cell with this one change
 
+    @property
+    def kind(self) -> str:
+        return self.name.split(":", 1)[0]
+
 
 # --- listing equivalent mutants (called by the notebooks' catalogues) --------------------------------
 
@@ -344,9 +348,10 @@ def _sql_changes(sql: str) -> Iterator[tuple[str, str, str]]:
                 )
         elif isinstance(node, exp.LT | exp.LTE | exp.GT | exp.GTE):
             other = {exp.LT: exp.LTE, exp.LTE: exp.LT, exp.GT: exp.GTE, exp.GTE: exp.GT}[type(node)]
+            swapped = other(this=node.this.copy(), expression=node.expression.copy()).sql("postgres")
             yield (
                 "sql-compare",
-                f"{node.sql('postgres')} -> {other.key}",
+                f"{node.sql('postgres')} -> {swapped}",
                 changed(
                     index, lambda n, other=other: n.replace(other(this=n.this.copy(), expression=n.expression.copy()))
                 ),

@@ -215,3 +215,8 @@ equivalent(
     "off-by-one: 1 -> 2 in scheme.split('+', 1)[0] + separator + rest",
     reason="splitting at the first two '+' instead of the first one leaves the part before the first '+' as it was",
 )
+equivalent(
+    "1.2",
+    "except-widened: except ValueError -> except Exception",
+    reason="int() of a str raises ValueError and nothing else, so catching Exception around it catches the same",
+)

@@ -255,7 +255,30 @@ async def place_orders_transaction_by_hand(conn, user_id: int, totals: list[str]
 
 @right("4.2")
 async def place_orders_one_statement(conn, user_id: int, totals: list[str]) -> list[int]:
-    """One INSERT for the whole batch: a single statement is all or nothing by itself."""
+    """One INSERT for the whole batch, in a savepoint so that its failure does not abort the caller's work."""
+    savepoint = conn.transaction()
+    await savepoint.start()
+    try:
+        rows = await conn.fetch(
+            """
+            INSERT INTO orders (user_id, total)
+            SELECT $1, total FROM unnest($2::numeric[]) WITH ORDINALITY AS batch(total, position)
+            ORDER BY position
+            RETURNING id
+            """,
+            user_id,
+            totals,
+        )
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    await savepoint.commit()
+    return sorted(row["id"] for row in rows)
+
+
+@wrong("4.2", hint="the caller's transaction no longer works")
+async def place_orders_in_one_statement(conn, user_id: int, totals: list[str]) -> list[int]:
+    """One INSERT for the whole batch, as if one statement were all or nothing for the caller too."""
     rows = await conn.fetch(
         """
         INSERT INTO orders (user_id, total)

@@ -422,6 +422,7 @@ async def create_guarded_pool(dsn):
 
 # %% tags=["checker", "raises-exception"] exercise="2.2"
 # %%ipytest --exercise 2.2
+import asyncio
 import time
 
 import asyncpg
@@ -452,9 +453,17 @@ async def test_every_borrower_has_the_statement_timeout(guarded):
     """Every borrower of every connection, not only the first, has statement_timeout 500ms."""
     seen = []
     for _ in range(3):
-        async with guarded.acquire() as first, guarded.acquire() as second:
-            for conn in (first, second):
+        held = []
+        try:
+            for _ in range(2):  # with a bound: a pool too small fails here instead of waiting for ever
+                held.append(await guarded.acquire(timeout=2))
+            for conn in held:
                 seen.append(await conn.fetchval("SHOW statement_timeout"))
+        except asyncio.TimeoutError:
+            pytest.fail("the pool could not lend two connections at once within 2 s: max_size=2", pytrace=False)
+        finally:
+            for conn in held:
+                await guarded.release(conn)
     if set(seen) == {"0"}:
         hint = "the server never got a statement_timeout (asyncpg's command_timeout is a client-side timer)"
         pytest.fail(hint, pytrace=False)

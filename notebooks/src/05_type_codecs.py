@@ -395,13 +395,22 @@ async def check_codecs(conn) -> None:
     got = await conn.fetchval("SELECT $1::text::jsonb", json.dumps(VALUES))
     kind = type(got).__name__
     assert got == VALUES, f"jsonb came back as {got!r}, a {kind}: the connection needs a codec for jsonb"
-    sent = await conn.fetchval("SELECT $1::jsonb::text", VALUES)
+    try:
+        sent = await conn.fetchval("SELECT $1::jsonb::text", VALUES)
+    except (asyncpg.PostgresError, asyncpg.DataError, TypeError) as exc:
+        pytest.fail(f"a dict sent as jsonb was refused ({exc}): the jsonb codec must encode too", pytrace=False)
     assert json.loads(sent) == VALUES, f"a dict sent as jsonb arrived as {sent}: the jsonb codec must encode too"
     labels = await conn.fetch("SELECT unnest(enum_range(NULL::order_status)) AS status")
     decoded = [row["status"] for row in labels]
     assert decoded == list(OrderStatus), f"order_status came back as {decoded!r}: the OrderStatus codec is missing"
     for status in OrderStatus:
-        back = await conn.fetchval("SELECT $1::order_status", status)
+        try:
+            back = await conn.fetchval("SELECT $1::order_status", status)
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            pytest.fail(
+                f"OrderStatus.{status.name} was refused as an argument ({exc}): the codec must encode too",
+                pytrace=False,
+            )
         assert back is status, f"OrderStatus.{status.name} sent and read back gave {back!r}: the codec must encode too"
 
 
