@@ -18,7 +18,10 @@ Helpers for the properties themselves:
 - ``savepoint(conn)``: ``async with savepoint(conn):`` runs a block and always rolls it back;
 - ``waits_for(conn, other)``: true once ``conn``'s server process waits for a lock ``other`` holds
   (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
-- ``timed(coroutine)``: the result and the seconds it took, measured around the call.
+- ``timed(coroutine)``: the result and the seconds it took, measured around the call;
+- ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises:
+  ``None`` if it passed, else what made it fail, whichever way a test can fail (``assert``,
+  ``pytest.fail``, ``pytest.raises`` that saw nothing, an exception the app raised). A skip is not a pass.
 """
 
 from __future__ import annotations
@@ -163,3 +166,12 @@ async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
     start = time.perf_counter()
     result = await awaitable
     return result, time.perf_counter() - start
+
+
+async def outcome(test: Callable[..., Awaitable[Any]], *args: Any) -> BaseException | None:
+    """Run a learner's async test function once: None if it passed, else what made it fail (or skip)."""
+    try:
+        await test(*args)
+    except (Exception, pytest.fail.Exception, pytest.skip.Exception) as failure:  # the last two are BaseExceptions
+        return failure
+    return None

@@ -150,20 +150,6 @@ async def import_users_locks_nothing(conn, people: list[tuple[str, str]]) -> lis
     return skipped
 
 
-@wrong("4.1", hint="the other connection rolled back")
-async def import_users_never_waits(conn, people: list[tuple[str, str]]) -> list[str]:
-    """Never waits for another connection: with a lock_timeout, an insert that has to wait counts as taken."""
-    skipped = []
-    for email, name in people:
-        try:
-            async with conn.transaction():
-                await conn.execute("SET LOCAL lock_timeout = '1ms'")
-                await create_user(conn, email, name)
-        except (EmailTaken, asyncpg.LockNotAvailableError):
-            skipped.append(email)
-    return skipped
-
-
 @wrong("4.2", hint="no longer works")
 async def place_orders_checks_in_python(conn, user_id: int, totals: list[str]) -> list[int]:
     """Refuses negative totals in Python first, then places without a savepoint: other failures still abort."""
