@@ -60,8 +60,8 @@ def test_a_rejected_right_answer_a_surviving_mutant_and_a_stale_listing_fail_the
     result.stdout.fnmatch_lines(
         [
             "*Exercise 0.1, right answer count_users (counts the orders): REJECTED by the checker*",
-            "*Exercise 0.1, mutant 'planted: the model answer itself' SURVIVED*",
             "*Exercise 0.1: 'no such mutant' is listed as equivalent, but no such mutant is made*",
+            "*Exercise 0.1, mutant 'planted: the model answer itself' SURVIVED*",
         ],
         consecutive=False,
     )
