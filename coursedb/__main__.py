@@ -36,7 +36,7 @@ def _print_status(info: server.Status) -> None:
         print(f"note:      {note}")
     print(f"databases: {len(info.databases)}")
     for db in info.databases:
-        print(f"  {db.name:<32} {_describe(db)}")
+        print(f"  {db.name:<32} {_describe(db, info.grace)}")
 
 
 def _isolation(admin_url: str) -> str:
@@ -52,7 +52,7 @@ def _isolation(admin_url: str) -> str:
         return f"unknown (the server did not say: {reason(exc)})"
 
 
-def _describe(db: databases.OwnedDatabase) -> str:
+def _describe(db: databases.OwnedDatabase, grace: float) -> str:
     """One database's line: what it is, who made it, live or stale by its lock, connections."""
     conns = f"{db.connections} connection(s)"
     if db.kind == "template":
@@ -68,9 +68,35 @@ def _describe(db: databases.OwnedDatabase) -> str:
         who += f" on {owner['host']}"
     if db.locked:
         return f"{who}, live (its session holds the lock), {conns}"
+    if db.free_for is None:
+        seen = "lock free (no sweep has timed it yet)"
+    else:
+        seen = f"lock free for {db.free_for:.0f} s, as sweeps saw it"
     if not db.may_drop:
-        return f"{who}, stale (no session holds its lock); owned by role {db.role}, not ours to drop, {conns}"
-    return f"{who}, stale (no session holds its lock): dropped on next start, {conns}"
+        return f"{who}, {seen}; owned by role {db.role}, not ours to drop, {conns}"
+    return f"{who}, {seen}: a sweep drops it once free for {grace:g} s, {conns}"
+
+
+def describe_sweep(swept: databases.Sweep) -> list[str]:
+    """What a sweep saw and did, as lines: observations (how long each lock was free), not guesses."""
+
+    def timed(names: list[str]) -> str:
+        return ", ".join(f"{n} (lock free for {swept.free_for[n]:.0f} s)" if n in swept.free_for else n for n in names)
+
+    lines = []
+    owners = [n for n in swept.dropped if n in swept.free_for]
+    templates = [n for n in swept.dropped if n not in swept.free_for]
+    if owners:
+        lines.append(f"dropped {len(owners)} database(s) whose lock stayed free for {swept.grace:g} s: {timed(owners)}")
+    if templates:
+        lines.append(f"dropped {len(templates)} template(s) of other migrations nobody used: {', '.join(templates)}")
+    if swept.waiting:
+        lines.append(
+            f"kept {len(swept.waiting)} database(s) whose lock is free, for their owners to come back "
+            f"(a sweep drops one once free for {swept.grace:g} s): {timed(swept.waiting)}"
+        )
+    lines += [f"left database {name}: {why}" for name, why in swept.skipped]
+    return lines
 
 
 def _room_add(learners: list[str], path: Path) -> None:
@@ -117,15 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             note = server.mismatch(settings, state)
             if note:
                 print(f"note: {note}")
-            swept = server.sweep(state)  # killed kernels' databases, if the server was already up
-            if swept.dropped:
-                print(
-                    f"dropped {len(swept.dropped)} database(s) whose owner process is gone: {', '.join(swept.dropped)}"
-                )
-            for name, why in swept.skipped:
-                print(f"left stale database {name}: {why}")
-            if swept.postponed:
-                print(f"the server just restarted: {len(swept.postponed)} database(s) wait for their owners to return")
+            swept = server.sweep(state, settings.sweep_grace)  # killed kernels' databases
+            for line in describe_sweep(swept):
+                print(line)
         elif args.command == "status":
             _print_status(server.status(Settings.from_env()))
         elif args.command == "room" and args.room[:1] == ["add"]:

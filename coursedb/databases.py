@@ -1,11 +1,23 @@
 """Databases on the shared server: a template per schema version, one clone per owner.
 
 An owner is a process that needs a database of its own: a notebook kernel, a pytest
-session, a pytest-xdist worker. Its database is alive exactly while a session holds the
-advisory lock its name encodes (see ``keeper``); the COMMENT only says who made it, for
-``coursedb status``. Templates are named after the migrations' fingerprint, so a new or
-changed migration gets a new template while running owners keep their clones.
-Every short-lived admin connection is opened by ``admin_connection()`` and closed by it.
+session, a pytest-xdist worker. Its session holds the advisory lock the database's name
+encodes (see ``keeper``). A session can be lost for a moment (cut by an administrator or a
+timeout, a network blip, a server restart) and comes back within ``keeper.RECONNECT_BOUND``,
+so a free lock proves nothing by itself: a sweep drops a database only once its lock has been
+free for the whole grace (``Settings.sweep_grace``), as the server's clock measures it.
+
+The evidence lives in the database's COMMENT, which its role may write on any server: who made
+it (for ``coursedb status``) and, once a sweep has found its lock free, since when (the
+server's clock) and in which life of the server. A sweep marks and judges only while it holds
+the lock itself, and an owner that takes its lock again clears the mark (``vouch``), so a mark
+older than the grace means the lock was free all along. A mark from an earlier life of the
+server (a restart, or crash recovery) starts the wait again: time the server was down, or
+busy replaying WAL, never counts against an owner.
+
+Templates are named after the migrations' fingerprint, so a new or changed migration gets a
+new template while running owners keep their clones. Every short-lived admin connection is
+opened by ``admin_connection()`` and closed by it.
 """
 
 from __future__ import annotations
@@ -28,15 +40,15 @@ from . import names
 from .errors import CourseDBError
 from .migrate import migrate, schema_fingerprint
 from .names import OWNER_LOCKS
-from .settings import user_key
+from .settings import DEFAULT_SWEEP_GRACE, user_key
 
 CONNECT_TIMEOUT = 10
 COMMAND_TIMEOUT = 60  # a frozen server must not hang a start, a status or a sweep for ever
 BUILD_WAIT = 100  # how long to wait for another process that builds the template
-# After a server (re)start the owners' sessions need a moment to come back and take their locks
-# again; until then their databases look unlocked. Measured by the server's own clock: a step
-# backwards only makes the pause longer.
-RESTART_GRACE = 5
+# The server's life: a restart changes its start time, crash recovery (which keeps the start
+# time) resets the shared statistics. Anything else that changes it only makes a sweep wait longer.
+SERVER_LIFE = "SELECT pg_postmaster_start_time() AS started, (SELECT stats_reset FROM pg_stat_bgwriter) AS reset"
+UNLOCKED = "unlocked"  # the COMMENT's key for a sweep's mark: {"since": server epoch, "life": ...}
 # What talking to a server can raise. asyncio.TimeoutError is listed for Python 3.10, where it
 # is not yet the builtin TimeoutError (an OSError) that asyncpg's connect timeout raises on 3.11+.
 # InternalClientError: e.g. target_session_attrs (PGTARGETSESSIONATTRS) not matched.
@@ -72,6 +84,7 @@ class OwnedDatabase:
     connections: int
     locked: bool  # owner databases: a live session holds its lock
     may_drop: bool  # this session's role may drop it
+    free_for: float | None = None  # seconds sweeps have seen its lock free, in this life of the server
 
     @property
     def alive(self) -> bool:
@@ -80,11 +93,37 @@ class OwnedDatabase:
 
 @dataclass
 class Sweep:
-    """What a sweep did: dropped, left alone (with the reason), or postponed after a restart."""
+    """What a sweep did, with what it saw: seconds each unlocked database's lock had been free."""
 
-    dropped: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    postponed: list[str] = field(default_factory=list)
+    grace: float
+    dropped: list[str] = field(default_factory=list)  # free for the whole grace
+    waiting: list[str] = field(default_factory=list)  # free, not for long enough yet
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not ours to drop, and why
+    free_for: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Life:
+    """One life of the server: from a start, or from the end of a crash recovery."""
+
+    started: float  # epoch seconds, the server's clock
+    reset: float | None
+    system: int | None = None  # the cluster's identifier (a new one after initdb), where the role may read it
+
+    @property
+    def key(self) -> str:
+        return f"{self.started:.6f}/{self.reset or 0:.6f}"
+
+
+async def server_life(conn: asyncpg.Connection, with_system: bool = False) -> Life:
+    row = await conn.fetchrow(SERVER_LIFE)
+    system = None
+    if with_system:
+        try:
+            system = await conn.fetchval("SELECT system_identifier FROM pg_control_system()")
+        except asyncpg.InsufficientPrivilegeError:
+            pass  # some servers keep it from ordinary roles; a restart is then all the owner can tell
+    return Life(row["started"].timestamp(), row["reset"].timestamp() if row["reset"] else None, system)
 
 
 def url_for(admin_url: str, dbname: str) -> str:
@@ -305,9 +344,11 @@ async def _create_database(conn: asyncpg.Connection, name: str, template: str) -
 # --- owners' databases ----------------------------------------------------------------------
 
 
-async def take_database(conn: asyncpg.Connection, admin_url: str, name: str, kind: str) -> Sweep:
+async def take_database(
+    conn: asyncpg.Connection, admin_url: str, name: str, kind: str, grace: float = DEFAULT_SWEEP_GRACE
+) -> Sweep:
     """Sweep, then clone the current template into ``name`` (whose lock ``conn``'s session holds)."""
-    sweep = await drop_stale(conn)
+    sweep = await drop_stale(conn, grace)
     template = await ensure_template(conn, admin_url)
     try:
         await _create_database(conn, name, template)
@@ -316,14 +357,14 @@ async def take_database(conn: asyncpg.Connection, admin_url: str, name: str, kin
         # DATABASE, a sweep of another course version): build it again, once.
         template = await ensure_template(conn, admin_url)
         await _create_database(conn, name, template)
-    await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(owner_record(kind)))}")
+    await _set_comment(conn, name, owner_record(kind))
     return sweep
 
 
 async def create_owned(admin_url: str, kind: str) -> str:
     """Clone the current template into a new database with no session vouching for it.
 
-    For measurements only (benchmarks): nothing holds its lock, so any sweep drops it.
+    For measurements only (benchmarks): nothing holds its lock, so sweeps drop it after the grace.
     """
     async with admin_connection(admin_url) as conn:
         template = await ensure_template(conn, admin_url)
@@ -334,6 +375,54 @@ async def create_owned(admin_url: str, kind: str) -> str:
                 return name
             except asyncpg.DuplicateDatabaseError:
                 continue
+
+
+# --- the COMMENT: who made it, and what sweeps saw ------------------------------------------
+
+
+def _record(comment: str | None) -> dict:
+    """The COMMENT as coursedb writes it (a JSON object); anyone else's text is kept as a note."""
+    try:
+        record = json.loads(comment or "")
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        return record
+    return {"note": comment} if comment else {}
+
+
+async def _read_record(conn: asyncpg.Connection, name: str) -> dict | None:
+    """The database's COMMENT as a dict, or None if there is no such database."""
+    row = await conn.fetchrow(
+        "SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1", name
+    )
+    return None if row is None else _record(row["comment"])
+
+
+async def _set_comment(conn: asyncpg.Connection, name: str, record: dict) -> None:
+    await conn.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS {_literal(json.dumps(record))}")
+
+
+async def vouch(conn: asyncpg.Connection, name: str) -> bool:
+    """For the owner, holding ``name``'s lock again: clear a sweep's mark; False if the database is gone."""
+    record = await _read_record(conn, name)
+    if record is None:
+        return False
+    if record.pop(UNLOCKED, None) is not None:
+        await _set_comment(conn, name, record)
+    return True
+
+
+def _free_for(record: dict, life: Life, now: float) -> float | None:
+    """Seconds a sweep's mark says the lock has been free, if the mark is from this life of the server."""
+    mark = record.get(UNLOCKED)
+    if not isinstance(mark, dict) or mark.get("life") != life.key or not isinstance(mark.get("since"), float | int):
+        return None
+    free = now - mark["since"]
+    return free if free >= 0 else None  # the server's clock went back: start again
+
+
+# --- listing and sweeping -------------------------------------------------------------------
 
 
 async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
@@ -355,16 +444,15 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
             OWNER_LOCKS,
         )
     }
+    life = await server_life(conn)
+    now = (await conn.fetchval("SELECT clock_timestamp()")).timestamp()
     current = schema_fingerprint()
     out = []
     for row in rows:
         name = row["datname"]
         key = names.lock_key(name)
         made = names.parse_template(name)
-        try:
-            owner = json.loads(row["comment"] or "")
-        except ValueError:
-            owner = None
+        record = _record(row["comment"])
         if made is not None and made.fingerprint == current and not made.legacy:
             kind = "template"
         elif made is not None:
@@ -378,11 +466,12 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
             OwnedDatabase(
                 name=name,
                 kind=kind,
-                owner=owner if isinstance(owner, dict) else None,
+                owner={k: v for k, v in record.items() if k != UNLOCKED} if "pid" in record else None,
                 role=row["role"],
                 connections=row["connections"],
                 locked=locked,
                 may_drop=row["may_drop"],
+                free_for=None if locked or kind != "owner" else _free_for(record, life, now),
             )
         )
     return out
@@ -406,36 +495,66 @@ async def drop(admin_url: str, name: str) -> None:
         await drop_database(conn, name)
 
 
-async def just_restarted(conn: asyncpg.Connection) -> bool:
-    """True for RESTART_GRACE seconds after the server started (or if its clock went back)."""
-    return bool(
-        await conn.fetchval(
-            "SELECT now() - pg_postmaster_start_time() < make_interval(secs => $1)", float(RESTART_GRACE)
-        )
-    )
+async def _judge(conn: asyncpg.Connection, name: str, life: Life, grace: float) -> float | None:
+    """Holding ``name``'s lock: mark it free (first sight in this life), or drop it once free for ``grace``.
 
-
-async def drop_stale(conn: asyncpg.Connection) -> Sweep:
-    """Drop the databases no session vouches for, and old templates nobody uses.
-
-    Leaves alone, and says why: databases this role may not drop (another learner's on a
-    room server, a read-only session), and any ``coursedb_*`` database coursedb did not make.
-    Never fails because of one of them.
+    Returns the seconds its lock has been free (0 on first sight), or None if an owner holds it now
+    or it is gone. The lock keeps its owner from taking it back between what is read and what is done.
     """
-    sweep = Sweep()
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, names.lock_key(name)):
+        return None  # its owner is back (or another sweep is at it)
+    try:
+        record = await _read_record(conn, name)
+        if record is None:
+            return None
+        now = (await conn.fetchval("SELECT clock_timestamp()")).timestamp()
+        free = _free_for(record, life, now)
+        if free is None:
+            record[UNLOCKED] = {"since": now, "life": life.key}
+            await _set_comment(conn, name, record)
+            free = 0.0
+        if free >= grace:
+            await drop_database(conn, name)
+        return free
+    finally:
+        await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", OWNER_LOCKS, names.lock_key(name))
+
+
+async def drop_stale(conn: asyncpg.Connection, grace: float = DEFAULT_SWEEP_GRACE) -> Sweep:
+    """Drop the owner databases whose lock has been free for ``grace`` seconds, and old templates nobody uses.
+
+    Marks the others it finds unlocked, so that a later sweep can tell how long. Leaves alone,
+    and says why: databases this role may not drop (another learner's on a room server, a
+    read-only session), and any ``coursedb_*`` database coursedb did not make. Never fails
+    because of one of them. Never waits: the grace is measured between sweeps.
+    """
+    sweep = Sweep(grace=grace)
     entries = await list_owned(conn)
-    stale = [d for d in entries if d.kind == "owner" and not d.locked]
-    if stale and await just_restarted(conn):
-        sweep.postponed = [d.name for d in stale]
-        stale = []
-    old = [d for d in entries if d.kind == "old template" and d.connections == 0]
+    life = await server_life(conn)
     build_lock = await template_build_lock(conn)
-    for d in stale + old:
+    for d in entries:
+        if d.kind != "owner" or d.locked:
+            continue
         if not d.may_drop:
             sweep.skipped.append((d.name, f"owned by role {d.role}"))
             continue
-        # An old template: not while someone builds one (it may be this one, for another version).
-        if d.kind == "old template" and not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *build_lock):
+        try:
+            free = await _judge(conn, d.name, life, grace)
+        except NOT_OURS as exc:
+            sweep.skipped.append((d.name, str(exc)))
+            continue
+        if free is None:
+            continue
+        sweep.free_for[d.name] = free
+        (sweep.dropped if free >= grace else sweep.waiting).append(d.name)
+    for d in entries:
+        if d.kind != "old template" or d.connections:
+            continue
+        if not d.may_drop:
+            sweep.skipped.append((d.name, f"owned by role {d.role}"))
+            continue
+        # Not while someone builds one (it may be this one, for another version).
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *build_lock):
             continue
         try:
             await drop_database(conn, d.name)
@@ -443,8 +562,7 @@ async def drop_stale(conn: asyncpg.Connection) -> Sweep:
         except NOT_OURS as exc:
             sweep.skipped.append((d.name, str(exc)))
         finally:
-            if d.kind == "old template":
-                await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *build_lock)
+            await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *build_lock)
     return sweep
 
 

@@ -2,14 +2,24 @@
 
 Every owner process (kernel, pytest session, xdist worker) keeps ONE connection open on the
 server's admin database, and on it a session-level advisory lock for each database it owns.
-A database is stale exactly when no session holds its lock: a killed process's socket closes
-at once and the server releases its locks; a suspended laptop keeps its session and so its
-database. No PIDs, clocks or host names are involved, so other machines, PID namespaces,
-``hidepid`` and clock steps cannot fool it.
+No PIDs, clocks or host names are involved, so other machines, PID namespaces, ``hidepid`` and
+clock steps cannot fool it: a killed process's socket closes and the server releases its locks.
 
-The session lives in a daemon thread with its own event loop (a kernel already runs one in
-its main thread), reconnects and takes its locks again when the server restarts, never blocks
-interpreter exit, and is left alone by a forked child, which is a new owner of its own.
+A session can also be lost while its owner lives: cut by an administrator or by a server's
+``idle_session_timeout``, a network blip, a pooler, a server restart. The keeper comes back
+within RECONNECT_BOUND of the server answering again, takes its locks back (checking that it
+got each one, and that its database is still there) and clears any mark a sweep left meanwhile
+(``databases.vouch``). Sweeps wait far longer than that before they drop a database whose lock
+is free (``Settings.sweep_grace``). If a database is gone anyway, the keeper records what it
+knows of why, and the owner says so the next time it is used (``lost``).
+
+The session is immune to the server's idle timeouts and uses TCP keepalives. It connects to
+the server the state file names at that moment (``url_source``): after a restart the port or
+password may have changed, and an old port may belong to someone else by then.
+
+It lives in a daemon thread with its own event loop (a kernel already runs one in its main
+thread), never blocks interpreter exit, and is left alone by a forked child, which is a new
+owner of its own.
 """
 
 from __future__ import annotations
@@ -18,31 +28,65 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import socket
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import asyncpg
 
-from . import names
+from . import databases, names
 from .names import OWNER_LOCKS
 
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10
-WATCH_INTERVAL = 0.2  # how soon a lost session is noticed and re-opened (after a server restart)
+WATCH_INTERVAL = 0.2  # how often a lock the session could not take back yet is tried again
 RETRY_MAX = 1.0  # back-off cap while the server is away
+# Once the server answers again, a keeper has its locks back within this many seconds: it hears
+# of the loss at once (or within WATCH_INTERVAL), waits at most RETRY_MAX between attempts, and
+# each attempt is bounded by CONNECT_TIMEOUT; the rest is room for the statements that follow.
+RECONNECT_BOUND = 15.0
+# Server settings that would end an idle session: the keeper's session is idle by design.
+IMMUNE_TO = ("idle_session_timeout", "idle_in_transaction_session_timeout")
+KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPALIVE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}  # seconds; probes
+
+UrlSource = Callable[[], "str | None"]
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def _keepalive(conn: asyncpg.Connection) -> None:
+    """Probe an idle TCP session, so a dead peer is noticed in ~25 s, not hours."""
+    sock = conn._transport.get_extra_info("socket") if conn._transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket: the kernel tells us when the server goes
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in KEEPALIVE.items():
+        if hasattr(socket, option):  # each platform has its own subset
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            except OSError:
+                pass  # an older kernel without it: SO_KEEPALIVE with the system's timings
 
 
 class Keeper:
     """The session of one owner process on one server."""
 
-    def __init__(self, admin_url: str, application_name: str) -> None:
-        self.admin_url = admin_url
+    def __init__(self, url_source: UrlSource | str, application_name: str) -> None:
+        self.url_source: UrlSource = url_source if callable(url_source) else (lambda: url_source)
         self.application_name = application_name
         self.pid = os.getpid()
-        self.keys: set[int] = set()
+        self.held: dict[str, int] = {}  # databases this session vouches for: name -> lock key
+        self.pending: set[str] = set()  # ... of which the current session has not got the lock back yet
+        self.lost: dict[str, str] = {}  # databases found gone: name -> what is known of why
         self.conn: asyncpg.Connection | None = None
+        self._backend: tuple[int, Any] | None = None  # (pid, backend_start) of the session on the server
+        self._life: databases.Life | None = None
+        self._away_since: float | None = None  # when the session was found lost (this machine's clock)
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._closing = False
@@ -55,6 +99,7 @@ class Keeper:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.lock = asyncio.Lock()
+        self._wake = asyncio.Event()
         self._watcher = self.loop.create_task(self._watch())
         self._ready.set()
         try:
@@ -63,15 +108,20 @@ class Keeper:
             self.loop.close()  # and with it its self-pipe: nothing left for the garbage collector
 
     async def _watch(self) -> None:
-        """Re-open the session (and take the locks again) whenever it is lost."""
+        """Re-open the session (and take the locks back) whenever it is lost."""
         delay = WATCH_INTERVAL
         while not self._closing:
-            await asyncio.sleep(delay)
-            if self.conn is not None and not self.conn.is_closed():
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            alive = self.conn is not None and not self.conn.is_closed()
+            if alive and not self.pending:
                 delay = WATCH_INTERVAL
                 continue
-            if self.conn is None and not self.keys:
-                continue  # nothing to vouch for yet: the first call connects
+            if not alive and not self.held:
+                continue  # nothing to vouch for: the next call connects
             try:
                 async with self.lock:
                     await self._connect()
@@ -79,19 +129,86 @@ class Keeper:
             except Exception:
                 delay = min(delay * 2, RETRY_MAX)  # the server is away; try again soon
 
+    def _lost_session(self, _conn: object = None) -> None:
+        if self._away_since is None:
+            self._away_since = time.time()
+        self._wake.set()
+
     async def _connect(self) -> asyncpg.Connection:
         if self.conn is not None and not self.conn.is_closed():
+            if self.pending:
+                await self._take_back()
             return self.conn
+        if self.conn is not None:
+            self._lost_session()  # closed, and the listener did not say so (e.g. closed by us)
+        url = self.url_source()
+        if url is None:
+            raise ConnectionRefusedError("no server is recorded as running")
         conn = await asyncpg.connect(
-            self.admin_url,
-            timeout=CONNECT_TIMEOUT,
-            server_settings={"application_name": self.application_name},
+            url, timeout=CONNECT_TIMEOUT, server_settings={"application_name": self.application_name}
         )
-        for key in list(self.keys):
-            # After a server restart: the databases are back, so are their locks.
-            await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, key)
+        try:
+            _keepalive(conn)
+            await conn.execute(
+                "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = ANY($1::text[])", list(IMMUNE_TO)
+            )
+            row = await conn.fetchrow("SELECT pg_backend_pid() AS pid, backend_start FROM pg_stat_activity"
+                                      " WHERE pid = pg_backend_pid()")  # fmt: skip
+            life = await databases.server_life(conn, with_system=True)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._lost_session)
+        previous, self._backend = self._backend, (row["pid"], row["backend_start"])
+        old_life, self._life = self._life, life
         self.conn = conn
+        self.pending = set(self.held)
+        if previous is not None and self.pending:
+            # The server may not have noticed yet that our last session is gone (a network blip):
+            # it would keep our locks. It is ours, so end it (unless a pooler gave it back to us).
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid = $1 AND backend_start = $2 AND application_name = $3 AND pid <> pg_backend_pid()",
+                *previous,
+                self.application_name,
+            )
+        await self._take_back(old_life)
+        self._away_since = None
         return conn
+
+    async def _take_back(self, old_life: databases.Life | None = None) -> None:
+        """Take each pending lock back, if free; a database found gone is recorded as lost."""
+        assert self.conn is not None
+        for name in sorted(self.pending):
+            key = self.held[name]
+            if not await self.conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, key):
+                continue  # held by a sweep for a moment, or by our old session on its way out: next tick
+            self.pending.discard(name)  # taken: never take it twice (advisory locks stack)
+            try:
+                if await databases.vouch(self.conn, name):
+                    continue
+            except databases.NOT_OURS:
+                continue  # a read-only session cannot clear a mark, but holds the lock
+            await self.conn.fetchval("SELECT pg_advisory_unlock($1, $2)", OWNER_LOCKS, key)
+            del self.held[name]
+            self.lost[name] = self.why_gone(old_life)
+
+    def why_gone(self, old_life: databases.Life | None = None) -> str:
+        """What this keeper saw around a database's loss, as a clause of the owner's one sentence."""
+        if self._away_since is None:
+            return (
+                "it was dropped while your session held its lock, so not by a sweep "
+                "(a DROP DATABASE, or 'python -m coursedb stop')"
+            )
+        seen = f"your session to the server was lost at {_clock(self._away_since)} and back at {_clock(time.time())}"
+        life = self._life
+        if old_life is not None and life is not None and life.system != old_life.system:
+            seen += ", and the server it came back to is a new one (made again, e.g. after 'python -m coursedb stop')"
+        elif old_life is not None and life is not None and life.started != old_life.started:
+            seen += f", and the server restarted at {_clock(life.started)}"
+        elif old_life is not None and life is not None and life != old_life:
+            seen += f", and the server recovered from a crash at {_clock(life.reset or life.started)}"
+        return seen + "; meanwhile its lock was free and it was dropped (a sweep drops one free for its whole grace)"
 
     # --- called from any other thread ---------------------------------------------------------
 
@@ -105,7 +222,7 @@ class Keeper:
             raise TimeoutError() from None
 
     async def session(self) -> asyncpg.Connection:
-        """The live session, re-opened if the server restarted. Callers hold ``self.lock``."""
+        """The live session, re-opened (locks taken back) if it was lost. Callers hold ``self.lock``."""
         return await self._connect()
 
     async def reserve(self, pid: int) -> str:
@@ -117,15 +234,14 @@ class Keeper:
         while True:
             key = secrets.randbits(4 * names.KEY_DIGITS)
             if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", OWNER_LOCKS, key):
-                self.keys.add(key)
-                return names.owner_database(pid, key)
+                name = names.owner_database(pid, key)
+                self.held[name] = key
+                return name
 
     async def release(self, name: str) -> None:
-        key = names.lock_key(name)
-        if key is None or key not in self.keys:
-            return
-        self.keys.discard(key)
-        if self.conn is not None and not self.conn.is_closed():
+        key = self.held.pop(name, None)
+        self.pending.discard(name)
+        if key is not None and self.conn is not None and not self.conn.is_closed():
             await self.conn.fetchval("SELECT pg_advisory_unlock($1, $2)", OWNER_LOCKS, key)
 
     def close(self, timeout: float = 2.0) -> None:
@@ -138,6 +254,7 @@ class Keeper:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             if self.conn is not None and not self.conn.is_closed():
+                self.conn.remove_termination_listener(self._lost_session)
                 try:
                     await asyncio.wait_for(self.conn.close(), timeout)
                 except Exception:

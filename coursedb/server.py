@@ -7,6 +7,7 @@ records it, checks it still runs, and sets up the course template on it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class Status:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     connections: dict | None = None  # coursedb.room.headroom(): max_connections, used, headroom
+    grace: float = 0.0  # what sweeps from this home wait before dropping an unlocked database
 
     @property
     def running(self) -> bool:
@@ -79,6 +81,22 @@ def write_state(settings: Settings, state: ServerState) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(state.to_json())
     os.replace(tmp, state_file(settings))  # atomic: readers see the old or the new, never half
+
+
+def follow(settings: Settings, first: ServerState) -> Callable[[], str | None]:
+    """The admin URL of the server ``first`` names, as the state file has it now (None: none runs).
+
+    For an owner's session coming back: an embedded server that restarted may listen on another
+    port with another password, and the old port may belong to someone else by then.
+    """
+
+    def current() -> str | None:
+        if first.backend == "url":
+            return first.admin_url  # not ours to start or stop: it is where it is
+        state = read_state(settings)
+        return state.admin_url if state is not None and state.backend == first.backend else None
+
+    return current
 
 
 def _alive(state: ServerState) -> bool:
@@ -131,12 +149,12 @@ async def _prepare(admin_url: str) -> None:
         await databases.ensure_template(conn, admin_url)
 
 
-def sweep(state: ServerState) -> databases.Sweep:
-    """Drop the databases no owner's session vouches for; say what was left and why."""
+def sweep(state: ServerState, grace: float) -> databases.Sweep:
+    """Drop the databases whose lock has been free for ``grace`` seconds; say what was left and why."""
 
     async def run() -> databases.Sweep:
         async with databases.admin_connection(state.admin_url) as conn:
-            return await databases.drop_stale(conn)
+            return await databases.drop_stale(conn, grace)
 
     try:
         return run_sync(run())
@@ -179,7 +197,7 @@ def status(settings: Settings | None = None) -> Status:
     state = read_state(settings) if settings.home.exists() else None
     if state is None or not _alive(state):
         return Status(home=str(settings.home))
-    info = Status(home=str(settings.home), state=state)
+    info = Status(home=str(settings.home), state=state, grace=settings.sweep_grace)
     note = mismatch(settings, state)
     if note:
         info.notes.append(note)
@@ -188,9 +206,6 @@ def status(settings: Settings | None = None) -> Status:
         async with databases.admin_connection(state.admin_url) as conn:
             info.version = await conn.fetchval("SHOW server_version")
             info.databases = await databases.list_owned(conn)
-            stale = [d for d in info.databases if d.kind == "owner" and not d.locked]
-            if stale and await databases.just_restarted(conn):
-                info.notes.append("the server restarted moments ago: unlocked databases wait for their owners")
             info.connections = await room.headroom(conn)
 
     try:

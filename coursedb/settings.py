@@ -22,6 +22,10 @@ BACKENDS = ("auto", "docker", "embedded", "url")
 TRANSPORTS = ("auto", "unix", "tcp")
 DEFAULT_PULL_TIMEOUT = 60.0  # seconds a first Docker image pull may take before auto uses the embedded server
 DEFAULT_IMAGE = "postgres:16-alpine"
+# How long an owner database's lock must have been free, as the server's sweeps saw it, before a
+# sweep drops it: far longer than a keeper needs to come back (keeper.RECONNECT_BOUND), and the
+# longest suspension across a server restart after which a laptop still finds its database.
+DEFAULT_SWEEP_GRACE = 600.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Settings:
     port: int | None
     transport: str = "unix"  # resolved: "unix" or "tcp"
     pull_timeout: float = DEFAULT_PULL_TIMEOUT
+    sweep_grace: float = DEFAULT_SWEEP_GRACE  # COURSEDB_SWEEP_GRACE: for tests, which cannot wait that long
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +52,7 @@ class Settings:
             port=read_port(env),
             transport=read_transport(env),
             pull_timeout=read_pull_timeout(env),
+            sweep_grace=read_sweep_grace(env),
         )
 
 
@@ -102,6 +108,23 @@ def read_pull_timeout(env: Mapping[str, str]) -> float:
         seconds = -1.0
     if not 0 < seconds < 86400:  # NaN fails this too
         raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={pull!r} is not a number of seconds (e.g. 60).")
+    return seconds
+
+
+def read_sweep_grace(env: Mapping[str, str]) -> float:
+    """Seconds; 0 lets a sweep drop a database at the first sight of its free lock (tests only)."""
+    grace = env.get("COURSEDB_SWEEP_GRACE", "").strip() or None
+    if grace is None:
+        return DEFAULT_SWEEP_GRACE
+    try:
+        seconds = float(grace) if grace.isascii() else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:  # NaN fails this too
+        raise CourseDBError(
+            f"COURSEDB_SWEEP_GRACE={grace!r} is not a number of seconds (0-86400); it exists for coursedb's own tests, "
+            "so unset it."
+        )
     return seconds
 
 

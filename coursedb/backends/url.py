@@ -142,36 +142,45 @@ def stop(settings: Settings, state: ServerState | None, keep_files: bool = False
         return []
     shown = describe_url(state.admin_url)
     try:
-        done = run_sync(_drop_unused(state.admin_url, shown))
+        done = run_sync(_drop_unused(state.admin_url, shown, settings.sweep_grace))
     except databases.DB_ERRORS as exc:
         done = [f"could not drop coursedb databases on {shown}: {reason(exc)}"]
     return [*done, f"left the server at {shown} running: coursedb did not start it, so it does not stop it"]
 
 
-async def _drop_unused(admin_url: str, shown: str) -> list[str]:
-    """Never a database whose lock a live owner holds, here or on another machine."""
+async def _drop_unused(admin_url: str, shown: str, grace: float) -> list[str]:
+    """Never a database whose lock a live owner holds (here or on another machine), nor one whose
+    owner may still come back: the same rule as every sweep (databases.drop_stale)."""
     async with databases.admin_connection(admin_url) as conn:
+        swept = await databases.drop_stale(conn, grace)
         entries = await databases.list_owned(conn)
         live = [d.name for d in entries if d.kind == "owner" and d.locked]
-        names = [d.name for d in entries if d.kind == "owner" and not d.locked]
-        if not live:  # last: nobody clones from a template any more
-            names += [d.name for d in entries if d.kind in ("template", "old template")]
+        dropped = list(swept.dropped)
+        refused = [name for name, _ in swept.skipped]
+        if not live and not swept.waiting:  # last: nobody clones from a template any more
+            for d in entries:
+                if d.kind not in ("template", "old template") or d.name in dropped:
+                    continue
+                if not d.may_drop:  # only this role's own: an instructor may drop its learners', never should
+                    refused.append(d.name)
+                    continue
+                try:
+                    await databases.drop_database(conn, d.name)
+                    dropped.append(d.name)
+                except databases.NOT_OURS:
+                    refused.append(d.name)  # another role's template on a shared server
         foreign = [d.name for d in entries if d.kind == "not coursedb's"]
-        # Only this role's own: an instructor's role may drop its learners' databases, but never should.
-        refused = [d.name for d in entries if d.name in names and not d.may_drop]
-        names = [name for name in names if name not in refused]
-        dropped = []
-        for name in names:
-            try:
-                await databases.drop_database(conn, name)
-                dropped.append(name)
-            except databases.NOT_OURS:
-                refused.append(name)  # another role's database on a shared server
     done = [f"dropped {len(dropped)} coursedb database(s) on {shown}"]
     if refused:
         done.append(f"left {len(refused)} owned by other users: {', '.join(refused)}")
     if live:
         done.append(f"left {len(live)} in use by live owners (here or on other machines): {', '.join(live)}")
+    if swept.waiting:
+        waiting = ", ".join(f"{n} (lock free for {swept.free_for[n]:.0f} s)" for n in swept.waiting)
+        done.append(
+            f"left {len(swept.waiting)} whose lock is free, for their owners to come back "
+            f"(a sweep drops one once free for {grace:g} s): {waiting}"
+        )
     if foreign:
         done.append(f"left {len(foreign)} not made by coursedb: {', '.join(foreign)}")
     return done

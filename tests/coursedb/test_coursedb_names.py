@@ -21,7 +21,7 @@ from tests.helpers import fetch, owned, run, tcp_server
 
 @pytest.fixture(scope="module")
 def tcp_srv():
-    with tcp_server(past_restart_grace=True) as server:
+    with tcp_server() as server:
         yield server
 
 
@@ -135,6 +135,6 @@ def test_what_coursedb_writes_on_a_server_reads_back(tcp_srv):
 
     async def sweep():
         async with databases.admin_connection(tcp_srv.admin_url) as conn:
-            return await databases.drop_stale(conn)
+            return await databases.drop_stale(conn, grace=0)
 
     assert unheld in run(sweep()).dropped

@@ -41,7 +41,7 @@ from tests.helpers import (
 
 @pytest.fixture(scope="module")
 def srv():
-    with tcp_server(past_restart_grace=True) as server:
+    with tcp_server() as server:
         yield server
 
 
@@ -101,19 +101,30 @@ async def test_each_process_gets_its_own_database_dropped_when_it_exits(srv):
     assert dbname(second_url) not in names
 
 
-async def test_a_killed_owners_database_is_dropped_by_the_next_user(srv):
+async def test_a_killed_owners_database_is_timed_then_dropped_by_a_later_user(srv):
+    """A free lock proves nothing at once (its owner's session may be coming back): the next
+    user's sweep times it, status says for how long, and a sweep drops it once the lock has been
+    free for the whole grace (here 0 s, through the setting tests use)."""
     victim, victim_url = start_owner(srv.home)
     end_owner(victim, kill=True)  # SIGKILL: no atexit, the database stays behind...
     listed = {d.name: d for d in await owned(srv.admin_url)}
     assert listed[dbname(victim_url)].alive is False
-    assert "stale (no session holds its lock): dropped on next start" in cli(srv.home, "status").stdout
-    survivor, survivor_url = start_owner(srv.home)  # ...until the next process takes a database
+    line = next(ln for ln in cli(srv.home, "status").stdout.splitlines() if dbname(victim_url) in ln)
+    assert "lock free (no sweep has timed it yet): a sweep drops it once free for 600 s" in line
+    first, first_url = start_owner(srv.home)  # ...the next process's sweep times it...
     try:
-        names = await database_names(srv.admin_url)
-        assert dbname(victim_url) not in names
-        assert dbname(survivor_url) in names
+        assert dbname(victim_url) in await database_names(srv.admin_url)
+        line = next(ln for ln in cli(srv.home, "status").stdout.splitlines() if dbname(victim_url) in ln)
+        assert "lock free for " in line and "s, as sweeps saw it" in line
+        survivor, survivor_url = start_owner(srv.home, COURSEDB_SWEEP_GRACE="0")  # ...and a later one drops it
+        try:
+            names = await database_names(srv.admin_url)
+            assert dbname(victim_url) not in names
+            assert {dbname(first_url), dbname(survivor_url)} <= names
+        finally:
+            end_owner(survivor)
     finally:
-        end_owner(survivor)
+        end_owner(first)
 
 
 async def test_a_sweep_drops_exactly_the_databases_no_session_holds_the_lock_of(srv):
@@ -129,7 +140,7 @@ async def test_a_sweep_drops_exactly_the_databases_no_session_holds_the_lock_of(
             await lock_and_create(owner, held)
             await conn.execute(f"CREATE DATABASE {orphan} TEMPLATE {databases.template_name()}")
             await conn.execute(f"CREATE DATABASE {hand_made}")
-            sweep = await databases.drop_stale(conn)
+            sweep = await databases.drop_stale(conn, grace=0)
             names = await database_names(srv.admin_url)
             assert {held, hand_made} <= names
             assert orphan not in names and sweep.dropped == [orphan]
@@ -204,7 +215,8 @@ async def test_url_backend_stop_never_touches_a_live_owners_database_nor_the_ser
     while such an owner lives), never a hand-made coursedb_* one, and does not claim to have
     stopped a server it never started."""
     await _drop_templates(srv.admin_url)
-    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"]}
+    # Sweeps drop a free lock's database at once here: the grace is tested in tests/coursedb/robustness.
+    extra = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": roles["teacher"], "COURSEDB_SWEEP_GRACE": "0"}
     live, live_url = start_owner(home, **extra)
     killed, killed_url = start_owner(home, **extra)
     end_owner(killed, kill=True)

@@ -82,13 +82,11 @@ class TcpServer:
 
 
 @contextlib.contextmanager
-def tcp_server(past_restart_grace: bool = False) -> Iterator[TcpServer]:
+def tcp_server() -> Iterator[TcpServer]:
     """Start a TcpServer in a fresh private home; stopped and deleted afterwards."""
     port = free_port()
     with PrivateServer() as server:
         admin_url = server.start(COURSEDB_PORT=str(port))["admin_url"]
-        if past_restart_grace:
-            wait_past_restart_grace(admin_url)
         yield TcpServer(server.home, port, admin_url, (server.home / "password").read_text().strip())
 
 
@@ -187,18 +185,16 @@ async def owned(admin_url: str) -> list:
         return await databases.list_owned(conn)
 
 
-def wait_past_restart_grace(admin_url: str, limit: float = 30) -> None:
-    """Wait until sweeps act on this server: for a few seconds after a (re)start they leave
-    unlocked databases alone, while the owners' sessions come back (databases.RESTART_GRACE)."""
-
-    async def restarted() -> bool:
-        async with databases.admin_connection(admin_url) as conn:
-            return await databases.just_restarted(conn)
-
-    deadline = time.monotonic() + limit
-    while run(restarted()):
-        assert time.monotonic() < deadline, "the server stayed 'just restarted'"
-        time.sleep(0.2)
+def wait_until_locked(admin_url: str, name: str, limit: float = 30) -> float:
+    """Wait until an owner's session holds ``name``'s lock (again); return how long that took."""
+    started = time.monotonic()
+    while True:
+        listed = {d.name: d for d in run(owned(admin_url))}
+        assert name in listed, f"{name} is gone"
+        if listed[name].locked:
+            return time.monotonic() - started
+        assert time.monotonic() - started < limit, f"no session took the lock of {name} within {limit} s"
+        time.sleep(0.05)
 
 
 async def lock_and_create(conn: asyncpg.Connection, name: str) -> None:

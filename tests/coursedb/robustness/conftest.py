@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cleanup, cli, make_home, wait_past_restart_grace
+from tests.helpers import cleanup, cli, make_home
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,7 +45,6 @@ def srv():
         result = cli(path, "start")
         assert result.returncode == 0, result.stderr
         admin_url = json.loads((path / "state.json").read_text())["admin_url"]
-        wait_past_restart_grace(admin_url)
         yield Server(path, admin_url)
     finally:
         cleanup(path)

@@ -33,7 +33,6 @@ from tests.helpers import (
     run,
     settings_for,
     start_owner,
-    wait_past_restart_grace,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,10 +65,17 @@ def test_kernel_killed_mid_transaction_leaves_server_and_others_alone(srv):
         # The bystander's database, its open transaction and its connection are untouched.
         rows = run(fetch(srv.admin_url, "SELECT state FROM pg_stat_activity WHERE datname = $1", dbname(bystander_url)))
         assert [r["state"] for r in rows] == ["idle in transaction"]
-        # The next start drops the dead owner's database and says so.
+        # The next start times the free lock; once it has been free for the grace (0 s here), a
+        # start drops the dead owner's database and says what it saw.
         result = cli(srv.home, "start")
         assert result.returncode == 0, result.stderr
-        assert f"dropped 1 database(s) whose owner process is gone: {dbname(victim_url)}" in result.stdout
+        kept = "kept 1 database(s) whose lock is free, for their owners to come back"
+        kept += " (a sweep drops one once free for 600 s)"
+        assert f"{kept}: {dbname(victim_url)} (lock free for 0 s)" in result.stdout
+        result = cli(srv.home, "start", COURSEDB_SWEEP_GRACE="0")
+        assert result.returncode == 0, result.stderr
+        dropped = f"dropped 1 database(s) whose lock stayed free for 0 s: {dbname(victim_url)} (lock free for "
+        assert dropped in result.stdout
         names = run(database_names(srv.admin_url))
         assert dbname(victim_url) not in names
         assert dbname(bystander_url) in names
@@ -178,10 +184,10 @@ def test_a_leftover_data_dir_without_state_is_reused_without_dead_databases(srv)
     embedded.kill(settings_for(srv.home))
     (srv.home / "state.json").unlink()
     state = server.ensure(settings_for(srv.home))  # restarts on the old data
-    # Right after a restart a sweep waits for the owners' sessions to come back; then it acts.
-    assert dbname(url) in server.sweep(state).postponed
-    wait_past_restart_grace(srv.admin_url)
-    assert server.sweep(state).dropped == [dbname(url)]
+    # A sweep times the free lock from the server's new life on; a database whose lock stayed
+    # free for the grace (0 s here) goes.
+    assert server.sweep(state, grace=600).waiting == [dbname(url)]
+    assert server.sweep(state, grace=0).dropped == [dbname(url)]
     names = run(database_names(srv.admin_url))
     assert databases.template_name() in names
     assert dbname(url) not in names

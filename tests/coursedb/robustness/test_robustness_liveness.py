@@ -44,7 +44,7 @@ from tests.helpers import (
     run,
     start_owner,
     tcp_server,
-    wait_past_restart_grace,
+    wait_until_locked,
 )
 
 pytestmark = [
@@ -134,9 +134,9 @@ def test_a_sigkilled_owners_database_is_swept_by_the_next_start_the_others_stay(
     try:
         victim, victim_url = owners.pop(1)
         end_owner(victim, kill=True)
-        result = run_in("clock:3600", srv.home, [PYTHON, "-m", "coursedb", "start"])
+        result = run_in("clock:3600", srv.home, [PYTHON, "-m", "coursedb", "start"], COURSEDB_SWEEP_GRACE="0")
         assert result.returncode == 0, result.stderr
-        assert f"dropped 1 database(s) whose owner process is gone: {dbname(victim_url)}" in result.stdout
+        assert f"dropped 1 database(s) whose lock stayed free for 0 s: {dbname(victim_url)}" in result.stdout
         names = run(database_names(srv.admin_url))
         assert dbname(victim_url) not in names
         assert {dbname(url) for _, url in owners} <= names
@@ -151,7 +151,7 @@ def test_a_sigkilled_owners_database_is_swept_by_the_next_start_the_others_stay(
 @pytest.fixture(scope="module")
 def room():
     """A private embedded server listening on TCP: the 'room server' behind COURSEDB_URL."""
-    with tcp_server(past_restart_grace=True) as server:
+    with tcp_server() as server:
         yield server
 
 
@@ -229,19 +229,19 @@ def test_a_killed_learners_database_another_role_may_not_drop_stops_nobody(room,
     try:
         started = cli(b_home, "start", **b)
         assert started.returncode == 0, started.stderr
-        assert f"left stale database {dbname(victim_url)}: owned by role learner_a" in started.stdout
+        assert f"left database {dbname(victim_url)}: owned by role learner_a" in started.stdout
         owner, url = start_owner(b_home, **b)  # learner_b's kernel starts anyway
         try:
             run(owner_still_works(url))
             status = cli(b_home, "status", **b).stdout
             line = next(ln for ln in status.splitlines() if dbname(victim_url) in ln)
-            assert "stale" in line and "owned by role learner_a, not ours to drop" in line
+            assert "lock free" in line and "owned by role learner_a, not ours to drop" in line
             assert "coursedb_hand_made" in status and "not made by coursedb" in status
         finally:
             end_owner(owner)
         # learner_a comes back: its own start sweeps its own stale database.
-        again = cli(a_home, "start", **a)
-        assert f"dropped 1 database(s) whose owner process is gone: {dbname(victim_url)}" in again.stdout
+        again = cli(a_home, "start", **a, COURSEDB_SWEEP_GRACE="0")
+        assert f"dropped 1 database(s) whose lock stayed free for 0 s: {dbname(victim_url)}" in again.stdout
         assert "coursedb_hand_made" in run(database_names(room.admin_url))
     finally:
         for home, extra in ((a_home, a), (b_home, b)):
@@ -313,11 +313,10 @@ def test_after_a_server_restart_the_owners_sessions_come_back_and_keep_their_dat
         first = cli(srv.home, "start")  # restarts the server on the same data
         assert first.returncode == 0, first.stderr
         assert "dropped" not in first.stdout
-        wait_past_restart_grace(srv.admin_url)
-        later = cli(srv.home, "start")
+        wait_until_locked(srv.admin_url, dbname(url))
+        later = cli(srv.home, "start", COURSEDB_SWEEP_GRACE="0")  # a sweep that drops any free lock's database
         assert later.returncode == 0 and "dropped" not in later.stdout, later.stdout
-        listed = {d.name: d for d in run(owned(srv.admin_url))}
-        assert listed[dbname(url)].locked
+        assert {d.name: d for d in run(owned(srv.admin_url))}[dbname(url)].locked
     finally:
         end_owner(owner)
 
@@ -389,6 +388,5 @@ def test_an_owner_exits_even_when_its_server_is_frozen(home):
     # Its DROP may still run once the server resumes; if not, no session holds the database's
     # lock any more, so the next start drops it. Either way it is gone.
     admin_url = json.loads((home / "state.json").read_text())["admin_url"]
-    wait_past_restart_grace(admin_url)
-    assert cli(home, "start").returncode == 0
+    assert cli(home, "start", COURSEDB_SWEEP_GRACE="0").returncode == 0
     assert dbname(url) not in run(database_names(admin_url))

@@ -1,0 +1,491 @@
+"""A database dies only when its owner provably has: faults on the owners' sessions.
+
+An owner's session (its keeper) is cut over and over, by an administrator
+(``pg_terminate_backend``) or by the server's ``idle_session_timeout``; the server is killed and
+restarted with a crash recovery slowed down past the old 5 s restart grace; owners are suspended
+(SIGSTOP) across a restart; sweeps run right after a cut. Through all of it, no database whose
+owner lives is dropped and every committed row stays; a really killed owner's database is still
+swept once its lock has been free for the grace. On the embedded server and on a stock
+PostgreSQL 15 reached through COURSEDB_URL as an ordinary role (coursebook/system_postgres.py).
+
+The sweeps here use a short grace (COURSEDB_SWEEP_GRACE, GRACE seconds), still far longer than a
+keeper needs to come back on an idle machine. Every wait is bounded and timed; the times are
+printed (pytest -s), never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from coursebook.system_postgres import _as_server_user, available, system_postgres
+from coursedb import databases, names
+from tests.helpers import (
+    PYTHON,
+    ROOT,
+    cleanup,
+    cli,
+    database_names,
+    dbname,
+    end_owner,
+    env_for,
+    fetch,
+    make_home,
+    owned,
+    postmasters,
+    run,
+    start_owner,
+    wait_until_locked,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+GRACE = 4  # seconds: the sweeps' grace in these tests
+FAULT_SECONDS = 10  # how long sessions are cut
+WAIT = 60  # bound on any wait for an owner or a sweep
+
+
+# --- an owner that can be asked again ----------------------------------------------------------
+
+ASKER = r"""
+import asyncio, json, sys
+import asyncpg, coursedb
+
+async def commit(url, tag):
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("INSERT INTO users (email, name) VALUES ($1, 'Kept')", tag + "@example.com")
+    finally:
+        await conn.close()
+
+for line in sys.stdin:
+    command = line.split()
+    try:
+        url = coursedb.database_url()
+        if command[0] == "commit":
+            asyncio.run(commit(url, command[1]))
+        print(json.dumps({"url": url}), flush=True)
+    except coursedb.CourseDBError as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+"""
+
+
+class Asker:
+    """An owner process (like a kernel) that calls database_url() whenever asked, and says what it got."""
+
+    def __init__(self, home: Path, **extra: str | None) -> None:
+        self.proc = subprocess.Popen(
+            [PYTHON, "-c", ASKER], env=env_for(home, **extra), cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def ask(self, command: str = "url") -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        try:
+            return json.loads(self.lines.get(timeout=WAIT))
+        except queue.Empty:
+            raise AssertionError(f"the owner did not answer {command!r} within {WAIT} s") from None
+
+    def end(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a suspended one must be able to exit
+        end_owner(self.proc, kill=kill)
+
+
+def timed(what: str, started: float) -> float:
+    took = time.monotonic() - started
+    print(f"{what}: {took:.2f} s")
+    return took
+
+
+# --- the servers -----------------------------------------------------------------------------
+
+
+@dataclass
+class Room:
+    """A server and how its owners reach it: ``env`` for their processes, ``superuser_url`` for faults."""
+
+    home: Path
+    env: dict[str, str]
+    superuser_url: str
+
+
+@contextlib.contextmanager
+def server(where: str) -> Iterator[Room]:
+    home = make_home()
+    try:
+        if where == "embedded":
+            env = {"COURSEDB_SWEEP_GRACE": str(GRACE)}
+            assert cli(home, "start", **env).returncode == 0
+            yield Room(home, env, json.loads((home / "state.json").read_text())["admin_url"])
+            return
+        reason = available()
+        if reason:
+            pytest.skip(reason)
+        with system_postgres() as pg:
+            env = {"COURSEDB_BACKEND": "url", "COURSEDB_URL": pg.room_url, "COURSEDB_SWEEP_GRACE": str(GRACE)}
+            yield Room(home, env, pg.superuser_url)
+    finally:
+        cleanup(home)
+
+
+SERVERS = ["embedded", "postgresql15"]
+
+
+async def keeper_sessions(superuser_url: str) -> dict[int, int]:
+    """pid of each owner's keeper session, by the owner's pid (from application_name, via coursedb.names)."""
+    rows = await fetch(superuser_url, "SELECT pid, application_name FROM pg_stat_activity")
+    found = {}
+    for row in rows:
+        session = names.parse_session(row["application_name"] or "")
+        if session is not None and session.kind != "admin":
+            found[session.pid] = row["pid"]
+    return found
+
+
+class Cutter(threading.Thread):
+    """Terminates every keeper session on the server about every 0.7 s (0.4-1.0 s, at random)."""
+
+    def __init__(self, superuser_url: str) -> None:
+        super().__init__(daemon=True)
+        self.superuser_url = superuser_url
+        self.cuts = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._cut())
+        except BaseException as exc:  # reported by the test, not lost in a thread
+            self.error = exc
+
+    async def _cut(self) -> None:
+        conn = await asyncpg.connect(self.superuser_url)
+        try:
+            while not self.done.is_set():
+                for pid in (await keeper_sessions(self.superuser_url)).values():
+                    if await conn.fetchval("SELECT pg_terminate_backend($1)", pid):
+                        self.cuts += 1
+                await asyncio.sleep(random.uniform(0.4, 1.0))
+        finally:
+            await conn.close()
+
+
+class Starters(threading.Thread):
+    """Owners that start (each start sweeps) and end, one after the other, as kernels in a room do."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.home, self.env = home, env
+        self.started = 0
+        self.failures: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                proc, _ = start_owner(self.home, **self.env)
+            except AssertionError as exc:
+                self.failures.append(str(exc))
+                continue
+            self.started += 1
+            end_owner(proc)
+
+
+class Sweeper(threading.Thread):
+    """Sweeps (with the grace) every 50 ms, from the moment the server takes connections: a room
+    full of kernels starting at once, as early as any could."""
+
+    def __init__(self, admin_url: str) -> None:
+        super().__init__(daemon=True)
+        self.admin_url = admin_url
+        self.sweeps = 0
+        self.dropped: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._sweep())
+
+    async def _sweep(self) -> None:
+        while not self.done.is_set():
+            try:
+                async with databases.admin_connection(self.admin_url) as conn:
+                    self.dropped += (await databases.drop_stale(conn, GRACE)).dropped
+                    self.sweeps += 1
+            except databases.DB_ERRORS:
+                pass  # the server is away, or still recovering
+            await asyncio.sleep(0.05)
+
+
+def rows_of(url: str) -> list[str]:
+    return [r["email"] for r in run(fetch(url, "SELECT email FROM users ORDER BY email"))]
+
+
+def admin_url_of(room: Room) -> str:
+    return json.loads((room.home / "state.json").read_text())["admin_url"]
+
+
+def sweep_until_dropped(room: Room, name: str, whose: str) -> str:
+    """Run `coursedb start` (a sweep) until it drops ``name``; return what it printed."""
+    started = time.monotonic()
+    while True:
+        result = cli(room.home, "start", **room.env)
+        assert result.returncode == 0, result.stderr
+        if name not in run(database_names(admin_url_of(room))):
+            timed(f"{whose} database swept (grace {GRACE} s)", started)
+            return result.stdout
+        assert time.monotonic() - started < GRACE + WAIT, f"{name} was never swept: {result.stdout}"
+        time.sleep(0.5)
+
+
+# --- sessions cut for 10 s ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["terminate", "idle_session_timeout"])
+@pytest.mark.parametrize("where", SERVERS)
+def test_cut_keeper_sessions_lose_no_row_and_a_killed_owner_is_still_swept(where, fault):
+    """Three owners hold committed rows while, for 10 s, keeper sessions are terminated about every
+    0.7 s (or the server ends any session idle for 1 s) and other owners start in a loop, each
+    start sweeping with a 4 s grace. Every row survives and every owner keeps its database; then
+    one owner is SIGKILLed, and its database is swept once its lock has been free for the grace."""
+    with server(where) as room:
+        holders = [Asker(room.home, **room.env) for _ in range(3)]
+        try:
+            urls = [h.ask(f"commit holder{i}")["url"] for i, h in enumerate(holders)]
+            before = run(keeper_sessions(room.superuser_url))
+            if fault == "idle_session_timeout":
+                run(fetch(room.superuser_url, "ALTER SYSTEM SET idle_session_timeout = '1s'"))
+                run(fetch(room.superuser_url, "SELECT pg_reload_conf()"))
+            cutter = Cutter(room.superuser_url) if fault == "terminate" else None
+            starters = [Starters(room.home, room.env) for _ in range(2)]
+            for thread in [*starters, *([cutter] if cutter else [])]:
+                thread.start()
+            time.sleep(FAULT_SECONDS)
+            for thread in [*starters, *([cutter] if cutter else [])]:
+                thread.done.set()
+                thread.join(WAIT)
+                assert not thread.is_alive()
+            if fault == "idle_session_timeout":
+                run(fetch(room.superuser_url, "ALTER SYSTEM RESET idle_session_timeout"))
+                run(fetch(room.superuser_url, "SELECT pg_reload_conf()"))
+            failures = [f for s in starters for f in s.failures]
+            print(f"{fault} on {where}: {cutter.cuts if cutter else 0} cuts, "
+                  f"{sum(s.started for s in starters)} owners started, failures: {failures}")  # fmt: skip
+            assert cutter is None or cutter.error is None, cutter.error
+            assert sum(s.started for s in starters) >= 2, "the starters did not run: nothing was swept"
+            started = time.monotonic()
+            for url in urls:
+                wait_until_locked(admin_url_of(room), dbname(url), WAIT)
+            timed("all three locks held again", started)
+            after = run(keeper_sessions(room.superuser_url))
+            mine = [h.proc.pid for h in holders]
+            if cutter is not None:
+                assert cutter.cuts >= 10, cutter.cuts
+                assert all(after[pid] != before[pid] for pid in mine), "a keeper session was never cut"
+            else:  # immune: the server never ended them
+                assert [after[pid] for pid in mine] == [before[pid] for pid in mine]
+            for i, (holder, url) in enumerate(zip(holders, urls, strict=True)):
+                assert holder.ask() == {"url": url}  # the same database, no word of a loss
+                assert rows_of(url) == [f"holder{i}@example.com"]
+            # A really dead owner is still found out.
+            victim = holders.pop(0)
+            victim.end(kill=True)
+            out = sweep_until_dropped(room, dbname(urls[0]), "the killed owner's")
+            assert f"whose lock stayed free for {GRACE} s: {dbname(urls[0])} (lock free for " in out, out
+            names_now = run(database_names(admin_url_of(room)))
+            assert {dbname(u) for u in urls[1:]} <= names_now
+        finally:
+            for holder in holders:
+                holder.end()
+
+
+def test_a_sweep_right_after_a_cut_drops_nothing(where="embedded"):
+    """A sweep 0-0.1 s after an owner's session is cut, before it is back (the owner is held
+    with SIGSTOP for the moment, so the sweep surely finds the lock free): 9 trials. The sweep
+    times the free lock; the owner comes back and clears the mark; a sweep after the grace finds
+    the lock held. Nothing is dropped."""
+    with server(where) as room:
+        holder = Asker(room.home, **room.env)
+        try:
+            url = holder.ask("commit holder")["url"]
+            name = dbname(url)
+
+            async def cut_then_sweep(delay: float) -> databases.Sweep:
+                keeper = (await keeper_sessions(room.superuser_url))[holder.proc.pid]
+                async with databases.admin_connection(room.superuser_url) as conn:
+                    assert await conn.fetchval("SELECT pg_terminate_backend($1, $2)", keeper, WAIT * 1000)
+                    await asyncio.sleep(delay)
+                    return await databases.drop_stale(conn, GRACE)
+
+            for trial in range(9):
+                os.kill(holder.proc.pid, signal.SIGSTOP)
+                try:
+                    sweep = run(cut_then_sweep(trial * 0.0125))
+                finally:
+                    os.kill(holder.proc.pid, signal.SIGCONT)
+                assert name not in sweep.dropped and name in sweep.waiting, sweep
+                started = time.monotonic()
+                wait_until_locked(room.superuser_url, name, WAIT)
+                timed(f"trial {trial}: the owner's lock back", started)
+                listed = {d.name: d for d in run(owned(room.superuser_url))}
+                assert listed[name].free_for is None  # the owner cleared the sweep's mark
+            time.sleep(GRACE)
+            result = cli(room.home, "start", **room.env)
+            assert "dropped" not in result.stdout, result.stdout
+            assert holder.ask() == {"url": url}
+            assert rows_of(url) == ["holder@example.com"]
+        finally:
+            holder.end()
+
+
+# --- the server killed: a slow crash recovery, suspended owners ---------------------------------
+
+
+def stop_recovery(home: Path) -> psutil.Process:
+    """Find the starting server's startup process (crash recovery) and suspend it."""
+    data = str(home / "data")
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if not cmdline.startswith("postgres: startup"):
+                continue
+            try:
+                if data in proc.parent().cmdline():
+                    proc.suspend()
+                    return proc
+            except psutil.Error:
+                continue
+        time.sleep(0.001)
+    raise AssertionError("no crash recovery was seen")
+
+
+def test_a_crash_recovery_longer_than_the_old_restart_grace_drops_nothing(where="embedded"):
+    """Three owners hold committed rows; ~150 MB of WAL wait for redo when every server process is
+    SIGKILLed; the next start's crash recovery is suspended for 7 s, so the server comes up long
+    after its start time (the old grace, 5 s, counted from there). That start's sweep and those
+    after it, for longer than the grace, drop nothing: every owner comes back to its database."""
+    with server(where) as room:
+        holders = [Asker(room.home, **room.env) for _ in range(3)]
+        try:
+            urls = [h.ask(f"commit holder{i}")["url"] for i, h in enumerate(holders)]
+            admin = admin_url_of(room)
+            run(fetch(admin, "CHECKPOINT"))
+            run(fetch(admin, "CREATE TABLE ballast AS SELECT repeat('x', 100) AS pad FROM generate_series(1, 1000000)"))
+            for proc in postmasters(room.home):
+                for child in [*proc.children(), proc]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
+            started = time.monotonic()
+            while postmasters(room.home):
+                assert time.monotonic() - started < WAIT
+                time.sleep(0.01)
+            start = subprocess.Popen([PYTHON, "-m", "coursedb", "start"], env=env_for(room.home, **room.env),
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            recovery = stop_recovery(room.home)
+            sweeper = Sweeper(admin)
+            sweeper.start()
+            time.sleep(7)
+            recovery.resume()
+            out, err = start.communicate(timeout=WAIT)
+            timed("the start, crash recovery included", started)
+            assert start.returncode == 0, err
+            assert "dropped" not in out, out
+            log = (room.home / "server.log").read_text()
+            assert "database system was not properly shut down; automatic recovery in progress" in log
+            sweeping = time.monotonic()
+            while time.monotonic() - sweeping < GRACE + 2:
+                result = cli(room.home, "start", **room.env)
+                assert "dropped" not in result.stdout, result.stdout
+                time.sleep(0.5)
+            sweeper.done.set()
+            sweeper.join(WAIT)
+            print(f"{sweeper.sweeps} sweeps from the end of the recovery on")
+            assert sweeper.sweeps >= 10 and not {dbname(url) for url in urls} & set(sweeper.dropped), sweeper.dropped
+            for i, (holder, url) in enumerate(zip(holders, urls, strict=True)):
+                assert holder.ask() == {"url": url}
+                assert rows_of(url) == [f"holder{i}@example.com"]
+        finally:
+            for holder in holders:
+                holder.end()
+
+
+@pytest.mark.parametrize("where", SERVERS)
+def test_an_owner_suspended_across_a_restart_keeps_its_database_within_the_grace_and_hears_after(where):
+    """Two owners are suspended (SIGSTOP) and the server restarts under them. Sweeps run. One
+    resumes within the grace: its database, its rows, its session are back, and no later sweep
+    drops it. The other resumes after the grace: its database was dropped, and its next
+    database_url() says so in one sentence (what it saw: its session lost, the restart), then
+    the one after gives it a new, empty database."""
+    with server(where) as room:
+        short, long = Asker(room.home, **room.env), Asker(room.home, **room.env)
+        try:
+            short_url = short.ask("commit short")["url"]
+            long_url = long.ask("commit long")["url"]
+            run(fetch(room.superuser_url, "CHECKPOINT"))
+            for owner in (short, long):
+                os.kill(owner.proc.pid, signal.SIGSTOP)
+            restarted = time.monotonic()
+            if where == "embedded":
+                for proc in postmasters(room.home):
+                    proc.kill()
+                while postmasters(room.home):
+                    assert time.monotonic() - restarted < WAIT
+                    time.sleep(0.01)
+            else:
+                folder = Path(room.superuser_url.split("host=")[1])
+                restart = ["pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-m", "immediate"]
+                result = _as_server_user([*restart, "-w", "restart"], timeout=WAIT)
+                assert result.returncode == 0, result.stderr
+            first = cli(room.home, "start", **room.env)  # restarts the embedded server; sweeps
+            assert first.returncode == 0, first.stderr
+            assert "dropped" not in first.stdout and "kept 2 database(s) whose lock is free" in first.stdout
+            time.sleep(GRACE / 2)
+            os.kill(short.proc.pid, signal.SIGCONT)
+            wait_until_locked(admin_url_of(room), dbname(short_url), WAIT)
+            timed("the short suspension, restart included, until its lock was back", restarted)
+            started = time.monotonic()
+            out = sweep_until_dropped(room, dbname(long_url), "the long-suspended owner's")
+            assert dbname(short_url) not in out
+            assert f"{dbname(long_url)} (lock free for " in out
+            os.kill(long.proc.pid, signal.SIGCONT)
+            timed("the long suspension", started)
+            assert short.ask() == {"url": short_url}
+            assert rows_of(short_url) == ["short@example.com"]
+            said = long.ask()
+            assert set(said) == {"error"}, said
+            sentence = said["error"]
+            print(f"the owner was told: {sentence}")
+            assert sentence.startswith(f"Your database {dbname(long_url)} is gone, and the rows in it with it: ")
+            assert "your session to the server was lost at " in sentence
+            assert "and the server restarted at " in sentence
+            assert sentence.endswith("run this again for a new, empty database.")
+            assert sentence.count(". ") == 0 and "\n" not in sentence  # one sentence
+            again = long.ask()
+            assert "url" in again and again["url"] != long_url
+            assert rows_of(again["url"]) == []
+        finally:
+            short.end()
+            long.end()
