@@ -200,14 +200,20 @@ class Keeper:
                 "it was dropped while your session held its lock, so not by a sweep "
                 "(a DROP DATABASE, or 'python -m coursedb stop')"
             )
-        seen = f"your session to the server was lost at {_clock(self._away_since)} and back at {_clock(time.time())}"
-        life = self._life
-        if old_life is not None and life is not None and life.system != old_life.system:
-            seen += ", and the server it came back to is a new one (made again, e.g. after 'python -m coursedb stop')"
-        elif old_life is not None and life is not None and life.started != old_life.started:
-            seen += f", and the server restarted at {_clock(life.started)}"
-        elif old_life is not None and life is not None and life != old_life:
-            seen += f", and the server recovered from a crash at {_clock(life.reset or life.started)}"
+        now, life = _clock(time.time()), self._life
+        if old_life is None or life is None or life == old_life:
+            seen = f"your session to the server was found lost at {_clock(self._away_since)} and came back at {now}"
+        elif life.system != old_life.system:
+            seen = (
+                f"your session ended with the server, and at {now} it came back to a new one "
+                "(made afresh, e.g. after 'python -m coursedb stop')"
+            )
+        elif life.started != old_life.started:
+            seen = f"your session ended when the server restarted at {_clock(life.started)}, and came back at {now}"
+        else:
+            seen = (
+                f"your session ended when the server crashed (it recovered at {_clock(life.reset or 0)}), back at {now}"
+            )
         return seen + "; meanwhile its lock was free and it was dropped (a sweep drops one free for its whole grace)"
 
     # --- called from any other thread ---------------------------------------------------------

@@ -112,6 +112,19 @@ def test_bad_pull_timeout_is_named(seconds):
         settings(COURSEDB_PULL_TIMEOUT=seconds)
 
 
+@pytest.mark.parametrize("seconds", ["٦٠", "nan", "inf", "-1", "86401", "soon"])
+def test_bad_sweep_grace_is_named(seconds):
+    with pytest.raises(CourseDBError, match=r"COURSEDB_SWEEP_GRACE=.* is not a number of seconds \(0-86400\)"):
+        settings(COURSEDB_SWEEP_GRACE=seconds)
+
+
+def test_the_sweep_grace_is_far_longer_than_a_keeper_needs_to_come_back():
+    from coursedb.keeper import RECONNECT_BOUND
+
+    assert settings().sweep_grace == 600 > 10 * RECONNECT_BOUND
+    assert settings(COURSEDB_SWEEP_GRACE="0").sweep_grace == 0  # tests: drop at the first free lock
+
+
 # --- the backends' registry and their state records ------------------------------------------
 
 
