@@ -8,12 +8,13 @@ touched): every code cell of the notebook's source runs in order, the model answ
 stub, as a learner who solved the exercise would have it. Each checker cell then runs ``--runs``
 times; the time is measured around the cell's execution in the kernel (what a learner waits for,
 the %%ipytest session included). A checker that does not pass on its model answer is reported as
-such. Results: benchmarks/results/checkers.json.
+such. Results: benchmarks/results/checkers.json (notebooks not run keep their earlier rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -24,6 +25,7 @@ from jupyter_client.manager import KernelManager
 from coursebook.model import find_exercises, iter_notebooks  # _common put the repository on sys.path
 
 TARGET_S = 2.0
+RESULT = _common.RESULTS / "checkers.json"
 CELL_TIMEOUT_S = 120
 
 
@@ -104,7 +106,14 @@ def main() -> None:
         if not row["passes_on_model"]:
             print(f"\n{row['notebook']} {row['exercise']}: the checker fails on the model answer:\n{row['output']}")
     slowest = max((r["seconds"] for r in rows), default=float("nan"))
-    document = {"machine": _common.machine(), "target_s": TARGET_S, "checkers": rows}
+    # Notebooks not run this time keep their earlier figures (each with the machine facts it was measured on).
+    measured = _common.machine()
+    for row in rows:
+        row["machine"] = measured
+    earlier = RESULT.exists() and json.loads(RESULT.read_text()).get("checkers", [])
+    ran = {row["notebook"] for row in rows}
+    kept = [row for row in (earlier or []) if row["notebook"] not in ran]
+    document = {"target_s": TARGET_S, "checkers": sorted(kept + rows, key=lambda r: (r["notebook"], r["exercise"]))}
     summary = {"checkers": len(rows), "slowest_s": slowest, "all_pass": all(r["passes_on_model"] for r in rows)}
     _common.finish("checkers", document, summary, write=not args.no_write)
 
