@@ -3,7 +3,7 @@
     db_url        DSN of a database that belongs to this process alone (cloned per run)
     db_pool       one asyncpg pool per session; every connection gets the course's codecs
     db_conn       a pooled connection inside a transaction that is always rolled back
-    db_committed  the pool, for code that must see committed rows; tables emptied afterwards
+    db_committed  the pool, for code that must see committed rows; all tables emptied afterwards
 
 Where the server comes from (Docker, embedded wheel, or COURSEDB_URL) is coursedb's job, and so
 are the checks below (coursedb/fixtures.py): they turn a leaked connection or a commit inside
@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 import coursedb
-from coursedb.fixtures import CommitGuard, close_pool, empty_after_pool_closed
+from coursedb.fixtures import Before, CommitGuard, close_pool, empty_after_pool_closed
 from coursedb.room import full_server_message
 
 
@@ -51,12 +51,14 @@ async def db_conn(db_pool):
     """A pooled connection inside a transaction that is rolled back after the test.
 
     Rows committed anyway (a COMMIT in the test, even COMMIT; BEGIN, or writes through
-    db_pool) fail this test with an explanation, and are deleted so the next test starts clean.
+    db_pool) fail this test with an explanation, and are undone: rows it added are deleted, rows
+    it changed or deleted are put back, so the next test finds the tables as this one did.
     """
     async with db_pool.acquire() as conn:
+        before = await Before.take(conn)  # the tables as the test finds them: what the guard puts back
         transaction = conn.transaction()
         await transaction.start()
-        guard = await CommitGuard.start(conn)
+        guard = await CommitGuard.start(conn, before)
         try:
             yield conn
         finally:
@@ -70,7 +72,11 @@ async def db_conn(db_pool):
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def db_committed(db_pool, db_url):
-    """The pool itself, for code that must commit (or see commits); every table is emptied afterwards."""
+    """The pool itself, for code that must commit (or see commits).
+
+    Afterwards every table of the course schema (users, orders, events, and any table you made in
+    the public schema) is emptied and its ids start again at 1: rows committed before the test go too.
+    """
     yield db_pool
     if db_pool.is_closing():
         pytest.fail(await empty_after_pool_closed(db_url), pytrace=False)

@@ -53,7 +53,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 
 
 async def empty_tables(conn: asyncpg.Connection) -> None:
-    """Delete every row of the course tables and reset their sequences (not the migrations)."""
+    """Delete every row of every table in the public schema (the course's and any the learner made, but
+    not the migrations' record) and restart their ids at 1: TRUNCATE ... RESTART IDENTITY CASCADE."""
     tables = await conn.fetch(
         "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables"
         " WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"

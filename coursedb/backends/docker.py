@@ -249,7 +249,7 @@ def _run_container(settings: Settings) -> ServerState:
         settings.image, username="postgres", password=password, dbname="postgres", driver=None
     )
     container.with_command(
-        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        "postgres -c fsync=off -c synchronous_commit=on -c full_page_writes=off -c max_connections=300"
     )
     container.with_kwargs(labels={LABEL: str(settings.home), "coursedb.user": user_key()})
     local = _local_engine()
