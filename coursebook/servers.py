@@ -89,7 +89,7 @@ def cleanup(home: Path) -> list[str]:
     problems = []
     if (home / "state.json").exists() or (home / "data").exists() or server_processes(home):
         try:
-            stopped = cli(home, "stop", timeout=30)
+            stopped = cli(home, "stop", "--force", timeout=30)  # a cleanup: whoever still uses it
             if stopped.returncode != 0:
                 problems.append(f"`coursedb stop` failed: {stopped.stderr.strip()[-300:]}")
         except subprocess.TimeoutExpired:

@@ -5,7 +5,7 @@ Public API::
     coursedb.database_url()  -> DSN of this process's own database (made on first use)
     coursedb.ensure_server() -> state of the shared server (started on first use)
     coursedb.status()        -> what is running, without starting anything
-    coursedb.stop()          -> stop the server, remove everything coursedb made
+    coursedb.stop()          -> stop the server, remove everything coursedb made (not under live kernels)
     coursedb.init_connection -> pool ``init=`` hook that registers the course's codecs
     coursedb.CourseDBError   -> every problem a user can fix, as one readable sentence
 
@@ -19,6 +19,7 @@ from .platform import reexec_in_course_venv
 
 reexec_in_course_venv()
 
+import asyncio
 import atexit
 import os
 import sys
@@ -143,8 +144,10 @@ def database_url(settings: Settings | None = None) -> str:
         except databases.DB_ERRORS as exc:
             if room.full_server_error(exc) is not None:
                 raise CourseDBError(room.full_server_message(exc)) from None
+            frozen = isinstance(exc, asyncio.TimeoutError | TimeoutError) and state.backend != "url"
             raise CourseDBError(
                 f"The {state.backend} server is running but creating your database on it failed: {reason(exc)}"
+                + ("; if it stays so, 'python -m coursedb stop' ends it" if frozen else "")
             ) from None
         if name is None:
             assert mine is not None
@@ -230,11 +233,14 @@ def status(settings: Settings | None = None) -> server.Status:
     return server.status(settings)
 
 
-def stop(settings: Settings | None = None) -> list[str]:
-    """Stop the shared server and remove every process, container and file coursedb made."""
+def stop(settings: Settings | None = None, force: bool = False) -> list[str]:
+    """Stop the shared server and remove every process, container and file coursedb made.
+
+    Refused (CourseDBError) while other kernels or test runs hold databases on it, unless ``force``.
+    """
     settings = settings or Settings.from_env()
     with _lock:
         for key in [k for k in _own if k[1] == str(settings.home)]:
             del _own[key]
         _close_unused_keepers()  # nothing left to vouch for there
-    return server.stop(settings)
+    return server.stop(settings, force)

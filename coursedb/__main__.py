@@ -124,6 +124,7 @@ def _room_add(learners: list[str], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursedb", description=__doc__)
     parser.add_argument("command", choices=["start", "status", "stop", "room"])
+    parser.add_argument("--force", action="store_true", help="stop: even while kernels or test runs use the server")
     parser.add_argument(
         "room", nargs="*", metavar="N | add NAME ...",
         help="room N: what N learners need (default 30); room add NAME ...: a role for each learner",
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in room.describe_needs(room.room_needs(int(learners))):
                 print(line)
         else:
-            for line in server.stop():
+            for line in server.stop(force=args.force):
                 print(line)
     except CourseDBError as exc:
         print(f"coursedb: {exc}", file=sys.stderr)

@@ -28,8 +28,5 @@ def reason(exc: BaseException) -> str:
     if text:
         return text
     if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
-        return (
-            "the server did not answer in time (frozen or overloaded?); "
-            "try again, or restart it with 'python -m coursedb stop'"
-        )
+        return "the server did not answer in time (frozen or overloaded, or what listens there is not PostgreSQL)"
     return type(exc).__name__

@@ -50,8 +50,12 @@ class _Locked:
     """Serialize starts and stops across processes; released even if the holder is killed."""
 
     def __init__(self, settings: Settings) -> None:
-        # As root the server user must traverse home to reach data and binaries; nothing more.
-        secure_dir(settings.home, 0o711 if platform.is_root() else 0o700)
+        self.home = settings.home
+        try:
+            # As root the server user must traverse home to reach data and binaries; nothing more.
+            secure_dir(settings.home, 0o711 if platform.is_root() else 0o700)
+        except OSError as exc:
+            raise CourseDBError(unwritable_home(settings.home, exc)) from None
         self.path = settings.home / "lock"
         self.lock = filelock.FileLock(self.path, timeout=LOCK_TIMEOUT, mode=0o600)
 
@@ -63,9 +67,20 @@ class _Locked:
                 f"Another coursedb process has held {self.path} for {LOCK_TIMEOUT} s; "
                 "wait for it to finish, or check 'python -m coursedb status'."
             ) from None
+        except OSError as exc:
+            raise CourseDBError(unwritable_home(self.home, exc)) from None
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
+
+
+def unwritable_home(home: Path, exc: OSError) -> str:
+    """COURSEDB_HOME (or a folder above it) on a read-only disk, or not ours to write."""
+    why = exc.strerror or type(exc).__name__
+    return (
+        f"coursedb cannot write to COURSEDB_HOME={home} ({why}: {exc.filename or home}); "
+        "set COURSEDB_HOME to a folder you may write to, or unset it to use one in the system's temporary folder."
+    )
 
 
 def read_state(settings: Settings) -> ServerState | None:
@@ -167,8 +182,12 @@ def mismatch(settings: Settings, state: ServerState) -> str | None:
     return backends.mismatch(settings, state)
 
 
-def stop(settings: Settings | None = None) -> list[str]:
-    """Stop the server and remove what coursedb made; return what was done, for printing."""
+def stop(settings: Settings | None = None, force: bool = False) -> list[str]:
+    """Stop the server and remove what coursedb made; return what was done, for printing.
+
+    Not while other processes (kernels, test runs) hold databases on a server coursedb runs: their
+    rows would go with it. ``force`` stops it anyway, and says whose databases went.
+    """
     settings = settings or Settings.from_env()
     unrecorded = backends.unrecorded(settings)
     if not settings.home.exists() and unrecorded is None:
@@ -176,9 +195,24 @@ def stop(settings: Settings | None = None) -> list[str]:
     done = []
     with _Locked(settings):
         state = read_state(settings) or unrecorded
+        users = live_owners(state) if state is not None and state.backend != "url" else []
+        if users and not force:
+            raise CourseDBError(
+                f"{len(users)} notebook kernel(s) or test run(s) still use the {state.backend} server "
+                f"({'; '.join(users)}), and stopping it would take their databases and rows with it; "
+                "close them first, or run 'python -m coursedb stop --force'."
+            )
         # Every backend, not only the recorded one: leftovers of an earlier backend go too.
+        failed = []
         for backend in backends.ALL.values():
-            done += backend.stop(settings, state)
+            try:
+                done += backend.stop(settings, state)
+            except CourseDBError as exc:
+                failed.append(exc)  # said once the others have cleaned up; the state file stays
+        if failed:
+            raise failed[0]
+        if users:
+            done.append(f"the databases of {len(users)} live owner(s) went with it: {'; '.join(users)}")
         state_file(settings).unlink(missing_ok=True)
         if not done:
             done.append(f"no server was running; removed coursedb's files in {settings.home}")
@@ -189,6 +223,26 @@ def stop(settings: Settings | None = None) -> list[str]:
     except OSError:
         pass
     return done
+
+
+def live_owners(state: ServerState) -> list[str]:
+    """Who holds a database on the server now (its session holds the lock), for people; [] if it does not answer."""
+
+    async def ask() -> list[databases.OwnedDatabase]:
+        async with databases.admin_connection(state.admin_url) as conn:
+            return await databases.list_owned(conn)
+
+    try:
+        listed = run_sync(ask())
+    except databases.DB_ERRORS:
+        return []  # frozen or gone: stopping it is the remedy, and nobody can be using it
+    users = []
+    for db in listed:
+        if db.kind == "owner" and db.locked:
+            owner = db.owner or {}
+            who = f"{owner.get('kind', 'owner')} pid {owner.get('pid', '?')}"
+            users.append(who + (f" on {owner['host']}" if owner.get("host") else "") + f", {db.name}")
+    return users
 
 
 def status(settings: Settings | None = None) -> Status:

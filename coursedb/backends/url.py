@@ -81,8 +81,8 @@ async def check_access(url: str) -> None:
                 "remove sslmode=require from COURSEDB_URL (or use sslmode=prefer), or enable SSL on the server."
             ) from None
         raise CourseDBError(
-            f"Cannot reach the PostgreSQL server at {shown} ({exc.__class__.__name__}: {exc}). "
-            "Check host and port in COURSEDB_URL, or unset it to use the embedded server."
+            f"Cannot reach the PostgreSQL server at {shown} ({reason(exc)}); "
+            "check host and port in COURSEDB_URL, or unset it to use the embedded server."
         ) from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
         raise CourseDBError(f"The server at {shown} refused the login ({exc}); check user and password.") from None
@@ -144,7 +144,10 @@ def stop(settings: Settings, state: ServerState | None, keep_files: bool = False
     try:
         done = run_sync(_drop_unused(state.admin_url, shown, settings.sweep_grace))
     except databases.DB_ERRORS as exc:
-        done = [f"could not drop coursedb databases on {shown}: {reason(exc)}"]
+        raise CourseDBError(
+            f"The server at {shown} could not be asked which coursedb databases are unused ({reason(exc)}), "
+            "so nothing was dropped there; it keeps running (coursedb did not start it, so it does not stop it)."
+        ) from None
     return [*done, f"left the server at {shown} running: coursedb did not start it, so it does not stop it"]
 
 

@@ -391,10 +391,11 @@ def test_a_failing_server_start_names_the_log_and_leaves_no_process(srv):
 
 
 def test_stop_leaves_nothing_behind(srv):
-    """No process, no data directory, no socket, no state, no home: even with a client connected."""
+    """No process, no data directory, no socket, no state, no home: even with a client connected
+    (an owner: only --force stops a server someone uses)."""
     owner, _ = start_owner(srv.home)
     try:
-        result = cli(srv.home, "stop")
+        result = cli(srv.home, "stop", "--force")
     finally:
         end_owner(owner, kill=True)
     assert result.returncode == 0, result.stderr

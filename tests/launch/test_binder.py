@@ -198,7 +198,7 @@ def test_start_execs_its_arguments_at_once_and_starts_the_server(runner):
     finally:
         proc.kill()
         proc.wait()
-        stop = runner.run(["python", "-m", "coursedb", "stop"], timeout=60, COURSEDB_HOME=str(home))
+        stop = runner.run(["python", "-m", "coursedb", "stop", "--force"], timeout=60, COURSEDB_HOME=str(home))
         assert stop.returncode == 0, stop.stderr
     assert not (home / "data").exists()
 

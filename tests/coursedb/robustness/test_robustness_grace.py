@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import queue
 import random
 import signal
 import subprocess
@@ -36,7 +35,7 @@ import pytest
 from coursedb import databases, names
 from tests.helpers import (
     PYTHON,
-    ROOT,
+    Asker,
     cleanup,
     cli,
     database_names,
@@ -56,60 +55,6 @@ pytestmark = pytest.mark.timeout(180)
 GRACE = 4  # seconds: the sweeps' grace in these tests
 FAULT_SECONDS = 10  # how long sessions are cut
 WAIT = 60  # bound on any wait for an owner or a sweep
-
-
-# --- an owner that can be asked again ----------------------------------------------------------
-
-ASKER = r"""
-import asyncio, json, sys
-import asyncpg, coursedb
-
-async def commit(url, tag):
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("INSERT INTO users (email, name) VALUES ($1, 'Kept')", tag + "@example.com")
-    finally:
-        await conn.close()
-
-for line in sys.stdin:
-    command = line.split()
-    try:
-        url = coursedb.database_url()
-        if command[0] == "commit":
-            asyncio.run(commit(url, command[1]))
-        print(json.dumps({"url": url}), flush=True)
-    except coursedb.CourseDBError as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-"""
-
-
-class Asker:
-    """An owner process (like a kernel) that calls database_url() whenever asked, and says what it got."""
-
-    def __init__(self, home: Path, **extra: str | None) -> None:
-        self.proc = subprocess.Popen(
-            [PYTHON, "-c", ASKER], env=env_for(home, **extra), cwd=ROOT,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def ask(self, command: str = "url") -> dict:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        try:
-            return json.loads(self.lines.get(timeout=WAIT))
-        except queue.Empty:
-            raise AssertionError(f"the owner did not answer {command!r} within {WAIT} s") from None
-
-    def end(self, kill: bool = False) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)  # a suspended one must be able to exit
-        end_owner(self.proc, kill=kill)
 
 
 def timed(what: str, started: float) -> float:
