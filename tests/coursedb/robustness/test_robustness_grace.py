@@ -46,6 +46,7 @@ from tests.helpers import (
     make_home,
     owned,
     run,
+    settings_for,
     start_owner,
     wait_until_locked,
 )
@@ -465,3 +466,159 @@ def test_an_owner_suspended_across_a_restart_keeps_its_database_within_the_grace
         finally:
             short.end()
             long.end()
+
+
+# --- a cut at every statement -------------------------------------------------------------------
+
+
+class Cuts:
+    """Every connection coursedb opens in this process (on its keeper's thread: the keeper's session
+    and the admin sessions a take opens) counts its statements while armed; the one numbered
+    ``at`` finds its session cut (the socket closed under it), and at that instant another
+    owner's session is cut and a sweep runs, as if another kernel started just then."""
+
+    def __init__(self, room: Room, other_pid: int) -> None:
+        self.room, self.other_pid = room, other_pid
+        self.connect = asyncpg.connect  # the real one
+        self.at = 0
+        self.count = 0
+        self.hit = False
+        self.swept: list[databases.Sweep] = []
+
+    def arm(self, at: int) -> None:
+        self.at, self.count, self.hit = at, 0, False
+
+    def disarm(self) -> None:
+        self.at = 0
+
+    async def before_statement(self, conn: asyncpg.Connection) -> None:
+        if not self.at or self.hit:
+            return
+        self.count += 1
+        if self.count != self.at:
+            return
+        self.hit = True
+        conn.terminate()
+        other = await self.connect(self.room.superuser_url)
+        try:
+            for owner, pid in (await keeper_sessions(self.room.superuser_url)).items():
+                if owner == self.other_pid:
+                    await other.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            self.swept.append(await databases.drop_stale(other, GRACE))
+        finally:
+            await other.close()
+        raise asyncpg.ConnectionDoesNotExistError("the test cut this session")
+
+
+@pytest.fixture
+def cuts(monkeypatch):
+    """Cuts, wired into asyncpg.connect for this (test) process: coursedb's every connection."""
+    made: list[Cuts] = []
+
+    def install(room: Room, other_pid: int) -> Cuts:
+        found = Cuts(room, other_pid)
+
+        class Faulty(asyncpg.Connection):
+            async def execute(self, *args, **kwargs):
+                await found.before_statement(self)
+                return await super().execute(*args, **kwargs)
+
+            async def fetch(self, *args, **kwargs):
+                await found.before_statement(self)
+                return await super().fetch(*args, **kwargs)
+
+            async def fetchval(self, *args, **kwargs):
+                await found.before_statement(self)
+                return await super().fetchval(*args, **kwargs)
+
+            async def fetchrow(self, *args, **kwargs):
+                await found.before_statement(self)
+                return await super().fetchrow(*args, **kwargs)
+
+        def connect(*args, **kwargs):
+            if threading.current_thread().name != "coursedb-keeper":
+                return found.connect(*args, **kwargs)  # the test's own connections: never cut
+            return found.connect(*args, connection_class=Faulty, **kwargs)
+
+        monkeypatch.setattr(asyncpg, "connect", connect)
+        made.append(found)
+        return found
+
+    yield install
+    for found in made:
+        found.disarm()
+
+
+def test_a_cut_at_every_statement_of_taking_or_coming_back_loses_nothing(cuts):
+    """This test process is an owner (A) beside another (B, with a committed row). First, A takes
+    a new database again and again, its session (or an admin session of its) cut at the 1st,
+    2nd, 3rd... statement of the whole take: reserving the lock, the sweep, the template, the
+    clone, the comment. Then A holds a database with a committed row and its session is cut
+    from outside; the way back is cut at its 1st, 2nd, 3rd... statement. At each cut, B's session
+    is cut too and a sweep runs. database_url() gives a working database (the same one, on the
+    way back) or one sentence; B's database and row, and A's, survive; no mark is left; and what
+    a cut take left half made is unlocked, so sweeps drop it."""
+    import coursedb
+
+    with server("embedded") as room:
+        other = Asker(room.home, **room.env)
+        settings = settings_for(room.home, **room.env)
+        try:
+            other_url = other.ask("commit other")["url"]
+            faults = cuts(room, other.proc.pid)
+            outcomes = {"url": 0, "sentence": 0}
+            at = 0
+            while True:  # the take, cut at statement 1, 2, 3...
+                at += 1
+                coursedb._drop_own(str(room.home))
+                faults.arm(at)
+                try:
+                    url = coursedb.database_url(settings)
+                    outcomes["url"] += 1
+                except coursedb.CourseDBError as exc:
+                    assert "\n" not in str(exc) and not str(exc).rstrip().endswith(":"), exc
+                    outcomes["sentence"] += 1
+                    url = None
+                faults.disarm()
+                if url is not None:
+                    wait_until_locked(room.superuser_url, dbname(url), WAIT)
+                    assert rows_of(url) == []
+                wait_until_locked(room.superuser_url, dbname(other_url), WAIT)
+                if not faults.hit:
+                    break
+            print(f"a take has {at - 1} statements; cut at each: {outcomes}")
+            assert at > 10 and outcomes["url"] >= 1
+
+            mine = coursedb.database_url(settings)
+            run(fetch(mine, "INSERT INTO users (email, name) VALUES ('mine@example.com', 'Mine')"))
+            at = 0
+            while True:  # the way back, cut at statement 1, 2, 3...
+                at += 1
+                keeper = run(keeper_sessions(room.superuser_url))[os.getpid()]
+                faults.arm(at)
+                run(fetch(room.superuser_url, "SELECT pg_terminate_backend($1, 5000)", keeper))
+                wait_until_locked(room.superuser_url, dbname(mine), WAIT)  # the keeper comes back by itself
+                assert coursedb.database_url(settings) == mine
+                faults.disarm()
+                if not faults.hit:
+                    break
+            print(f"the way back has {at - 1} statements before the locks are back; "
+                  f"the sweeps at the cuts marked {sum(len(s.waiting) for s in faults.swept)} free locks")  # fmt: skip
+            assert at > 3
+            listed = {d.name: d for d in run(owned(room.superuser_url))}
+            for name in (dbname(mine), dbname(other_url)):
+                assert listed[name].locked and listed[name].free_for is None, listed[name]
+            assert rows_of(mine) == ["mine@example.com"] and rows_of(other_url) == ["other@example.com"]
+            assert other.ask() == {"url": other_url}
+
+            # Whatever a cut take left half made holds no lock: a sweep drops it (here at once).
+            async def sweep_now() -> databases.Sweep:
+                async with databases.admin_connection(room.superuser_url) as conn:
+                    return await databases.drop_stale(conn, grace=0)
+
+            run(sweep_now())
+            left = {d.name for d in run(owned(room.superuser_url)) if d.kind == "owner"}
+            assert left == {dbname(mine), dbname(other_url)}, left
+        finally:
+            coursedb._drop_own(str(room.home))
+            other.end()
