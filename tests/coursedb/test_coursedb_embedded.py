@@ -38,6 +38,7 @@ from tests.helpers import (
     dbname,
     end_owner,
     fetch,
+    owned,
     postmasters,
     run,
     settings_for,
@@ -220,7 +221,7 @@ def test_an_impostor_on_a_crashed_servers_port_captures_nothing_that_logs_in(hom
     tcp = {"COURSEDB_TRANSPORT": "tcp"}
     assert cli(home, "start", **tcp).returncode == 0
     old = json.loads((home / "state.json").read_text())
-    owner, _ = start_owner(home, **tcp)  # a kernel: its session reconnects when the server goes
+    owner, url = start_owner(home, **tcp)  # a kernel: its session reconnects when the server goes
     fake = None
     try:
         for proc in postmasters(home):
@@ -243,6 +244,11 @@ def test_an_impostor_on_a_crashed_servers_port_captures_nothing_that_logs_in(hom
             with pytest.raises(asyncpg.InvalidPasswordError):
                 run(fetch(stolen, "SELECT 1"))
         assert run(fetch(new.admin_url, "SELECT 1"))[0][0] == 1
+        # The kernel's session re-read the state and followed the new server: its lock is held there again.
+        deadline = time.monotonic() + 30
+        while not any(d.name == dbname(url) and d.locked for d in run(owned(new.admin_url))):
+            assert time.monotonic() < deadline, "the kernel's session did not follow the new server"
+            time.sleep(0.2)
     finally:
         if fake is not None:
             fake.close()
