@@ -9,6 +9,7 @@
     python3 course.py learners  write learner copies (no outputs, no solutions) to learner/ (or --out DIR)
     python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
     python3 course.py check     the built notebooks match notebooks/src/ cell by cell (fast; the pre-commit hook)
+    python3 course.py progress  which exercises pass, which you tried and how often, what to do next
 
 Extra arguments go to the tool: ``python3 course.py test -k pools``, ``python3 course.py lab --no-browser``.
 """
@@ -117,8 +118,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("lab", "test", "build", "check", "setup", "learners"):
-        fail(f"unknown command {command!r}; use lab, test, setup, learners, build or check.")
+    if command not in ("lab", "test", "build", "check", "setup", "learners", "progress"):
+        fail(f"unknown command {command!r}; use lab, test, setup, learners, build, check or progress.")
     dev = command in DEV_COMMANDS or (command == "setup" and "--dev" in rest)
     ensure_venv(dev)
     if command == "setup":
@@ -132,6 +133,8 @@ def main(argv: list[str]) -> int:
         if command == "learners":
             ensure_pinned("jupytext")
         return run([str(PY), "-m", "coursebook", command, *rest])
+    if command == "progress":
+        return run([str(PY), "-m", "coursedb.progress", *rest])
     return lab(rest)
 
 
