@@ -395,8 +395,12 @@ async def _send(keeper) -> None:
                 store = FileStore(local_folder())
                 learner = store.learner
                 store.add(Outcome(learner, o.exercise, o.passed, o.failed, o.at) for o in batch)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
-            _queue.put_back(batch)  # the server went away mid-send: try again later
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError):
+            pass  # rows the table refuses (a sentence far too long): dropping them is all there is to do
+        except Exception:
+            # The session went away mid-send; asyncpg says so in several ways (InterfaceError,
+            # ConnectionDoesNotExistError, InternalClientError, OSError). Kept for the next try.
+            _queue.put_back(batch)
 
 
 async def _table_state(conn: asyncpg.Connection) -> str:
@@ -409,15 +413,20 @@ async def _table_state(conn: asyncpg.Connection) -> str:
 
 
 def flush(timeout: float = 2.0) -> bool:
-    """Send what is queued now (tests, the progress cell, exit); True if nothing is left queued."""
+    """Send what is queued or on its way now (tests, the progress cell, exit); True if nothing is left."""
     keeper = _my_keeper()
-    if keeper is None or not _queue.items:
+    if keeper is None:
         return not _queue.items
 
     async def send_all() -> None:
-        while _queue.items:
+        while True:
+            running = _queue.sending.get(id(keeper))
+            if running is not None and not running.done():
+                await asyncio.wait([running])  # one already on its way: wait for it, whatever it ends with
+            if not _queue.items:
+                return
             before = len(_queue.items)
-            await _start_send(keeper)
+            await asyncio.wait([_start_send(keeper)])
             if len(_queue.items) >= before:
                 return  # nothing went: the server is away
 
