@@ -1,5 +1,6 @@
 """``python -m coursedb start|status|stop``; ``room N``: what a room of N learners needs;
-``room add NAME ...``: a role of their own for each learner (and one for the instructor)."""
+``room add NAME ...``: a role of their own for each learner (and one for the instructor);
+``room view``: the instructor's live view of the room (coursedb.roomview)."""
 
 from __future__ import annotations
 
@@ -119,9 +120,23 @@ def _room_add(learners: list[str], path: Path) -> None:
         raise CourseDBError(f"Adding the learners' roles on {describe_url(admin_url)} failed: {reason(exc)}") from None
     for line in room.describe_added(added, path):
         print(line)
+    from . import roomview  # the outcomes table every learner's checker runs go to, for the room view
+
+    print(roomview.outcomes_table(admin_url))
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["room", "view"]:  # the instructor's live view: options of its own (coursedb.roomview)
+        from . import roomview
+
+        try:
+            return roomview.main(argv[2:])
+        except CourseDBError as exc:
+            print(f"coursedb: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 0
     parser = argparse.ArgumentParser(prog="python -m coursedb", description=__doc__)
     parser.add_argument("command", choices=["start", "status", "stop", "room"])
     parser.add_argument("--force", action="store_true", help="stop: even while kernels or test runs use the server")

@@ -241,33 +241,74 @@ async def table_state(conn: asyncpg.Connection) -> str:
     return "usable"
 
 
-async def create_table(conn: asyncpg.Connection) -> str:
-    """Create the outcomes table as this role (the instructor), if missing; say what was done.
+READERS_POLICY = "instructor_reads"
 
-    Refuses (ValueError, one sentence) a table owned by someone else that this role cannot read whole.
+
+async def create_table(conn: asyncpg.Connection, reader: str | None = None) -> str:
+    """Create the outcomes table if missing, as this role (the room's administrator: on PostgreSQL 15+
+    only a role with CREATE on ``public`` can); ``reader`` (the instructor's role) may read every row.
+    Say what was done.
+
+    Refuses (ValueError, one sentence) when the table cannot be made here, or when it exists and this
+    role cannot read it whole (a learner's role: the room view would show only their own rows).
     """
-    owner = await conn.fetchval(
-        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)", TABLE
-    )  # fmt: skip
+    me = await conn.fetchval("SELECT current_user")
+    owner = await conn.fetchval("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)", TABLE)
+    said = f"{TABLE} is there (owner {owner})"
     if owner is None:
+        try:
+            async with conn.transaction():
+                await conn.execute(CREATE_SQL)
+        except asyncpg.InsufficientPrivilegeError:
+            raise ValueError(
+                f"the role {me} may not create {TABLE} on this server (PostgreSQL 15+ keeps CREATE on public "
+                "for its owner): run python -m coursedb room add (or room view) once as the room's "
+                "administrator, the role that may create roles, which makes it"
+            ) from None
+        owner = me
+        said = f"created {TABLE} (row-level security: each learner's role reads and writes only its own rows)"
+    if (
+        reader is not None
+        and await _may_alter(conn)
+        and await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", reader)
+    ):
+        ident = '"' + reader.replace('"', '""') + '"'
         async with conn.transaction():
-            await conn.execute(CREATE_SQL)
-        return f"created {TABLE} (row-level security: each learner's role reads and writes only its own rows)"
+            await conn.execute(f"DROP POLICY IF EXISTS {READERS_POLICY} ON {TABLE}")
+            await conn.execute(f"CREATE POLICY {READERS_POLICY} ON {TABLE} FOR SELECT TO {ident} USING (true)")
+        said += f"; the role {reader} reads every learner's rows"
     if not await reads_everyone(conn):
         raise ValueError(
-            f"{TABLE} belongs to the role {owner}, and {await conn.fetchval('SELECT current_user')} reads only "
-            f"its own rows there: run the room view as {owner} (the instructor), or drop the table and run it again"
+            f"{TABLE} belongs to the role {owner}, and {me} reads only its own rows there: run the room view "
+            f"as the instructor (the role in room-credentials.json) or as {owner}"
         )
-    return f"{TABLE} is there (owner {owner})"
+    return said
 
 
-async def reads_everyone(conn: asyncpg.Connection) -> bool:
-    """Does this role read every learner's rows (it owns the table, or is a superuser)?"""
+async def _may_alter(conn: asyncpg.Connection) -> bool:
     return bool(
         await conn.fetchval(
             "SELECT rolsuper OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = to_regclass($1)),"
             " 'USAGE') FROM pg_roles WHERE rolname = current_user",
             TABLE,
+        )
+    )
+
+
+async def reads_everyone(conn: asyncpg.Connection) -> bool:
+    """Does this role read every learner's rows: it owns the table (or is a member of its owner), is a
+    superuser, bypasses row-level security, or a read-all policy names a role it belongs to?"""
+    return bool(
+        await conn.fetchval(
+            """
+            SELECT r.rolsuper OR r.rolbypassrls
+                OR pg_has_role(current_user, c.relowner, 'USAGE')
+                OR EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $2
+                           AND EXISTS (SELECT FROM unnest(p.polroles) AS g WHERE pg_has_role(current_user, g, 'USAGE')))
+            FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = to_regclass($1)
+            """,
+            TABLE,
+            READERS_POLICY,
         )
     )
 

@@ -35,6 +35,8 @@ Settings come from the environment, so the same file serves the test and a trial
     COURSE_HUB_API_PORT, COURSE_HUB_HUB_PORT   the proxy's API and the hub's own port (8001, 8081)
     COURSE_HUB_PROXY       the configurable-http-proxy executable (npm install configurable-http-proxy)
     COURSE_HUB_SERVICE_TOKEN  if set, an admin service "course-admin" with this API token (for scripts and tests)
+    COURSE_HUB_INSTRUCTORS    hub users (comma-separated) who see the room view at /services/room-view/
+    COURSE_HUB_VIEW_PORT      where the room view listens, on 127.0.0.1 (default 8765)
 """
 
 import json
@@ -104,12 +106,29 @@ c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
 c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's server (and so their kernels)
 
+services, roles = [], []
 if os.environ.get("COURSE_HUB_SERVICE_TOKEN"):
-    c.JupyterHub.services = [{"name": "course-admin", "api_token": os.environ["COURSE_HUB_SERVICE_TOKEN"]}]
-    c.JupyterHub.load_roles = [
-        {
-            "name": "course-admin",
-            "scopes": ["admin:users", "admin:servers", "access:servers", "read:users"],
-            "services": ["course-admin"],
-        }
-    ]
+    services.append({"name": "course-admin", "api_token": os.environ["COURSE_HUB_SERVICE_TOKEN"]})
+    roles.append({
+        "name": "course-admin",
+        "scopes": ["admin:users", "admin:servers", "access:servers", "read:users"],
+        "services": ["course-admin"],
+    })  # fmt: skip
+
+# --- the instructor's room view (coursedb/roomview.py) as a hub service ----------------------------
+# At /services/room-view/, behind the hub's own login (OAuth): only the hub users named in
+# COURSE_HUB_INSTRUCTORS get in. It reads the room's server as the instructor's role, whose URL
+# `room add` wrote to the same credentials file; names on the page are the hub's user names.
+INSTRUCTORS = [name.strip() for name in os.environ.get("COURSE_HUB_INSTRUCTORS", "").split(",") if name.strip()]
+if INSTRUCTORS:
+    VIEW_PORT = int(os.environ.get("COURSE_HUB_VIEW_PORT", "8765"))
+    services.append({
+        "name": "room-view",
+        "url": f"http://127.0.0.1:{VIEW_PORT}",  # the view listens where the hub says (JUPYTERHUB_SERVICE_URL)
+        "command": [sys.executable, "-m", "coursedb", "room", "view", "--credentials", str(CREDENTIALS)],
+        "oauth_no_confirm": True,
+        "display": True,
+    })  # fmt: skip
+    roles.append({"name": "instructor", "scopes": ["access:services!service=room-view"], "users": INSTRUCTORS})
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles

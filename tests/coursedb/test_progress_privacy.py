@@ -1,43 +1,58 @@
 """Privacy by the server: on a stock PostgreSQL 15, a learner's role reads and writes only its own outcomes.
 
-Two learner roles and an instructor role on one Debian PostgreSQL 15 (tests/helpers/system_postgres.py).
-The instructor creates the outcomes table (a learner's role may not create tables in ``postgres`` on
-PostgreSQL 15+); row-level security keyed on ``current_user`` does the rest, whatever the client sends.
+``python -m coursedb room add alice bob`` on one Debian PostgreSQL 15 (coursebook/system_postgres.py), as
+its superuser: a role per learner, the instructor's role, and the outcomes table (a learner's role may not
+create tables in ``postgres`` on PostgreSQL 15+). Row-level security keyed on ``current_user`` does the
+rest, whatever the client sends; only the instructor's role (and the table's owner) reads everyone's rows.
 """
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 
-from coursedb import progress, roomview
-from tests.helpers import run
-from tests.helpers.system_postgres import available, system_postgres
+pytest.importorskip("pwd", reason="a Debian PostgreSQL run as its own user: Linux only")
+
+from coursebook.system_postgres import available, system_postgres
+from coursedb import names, progress, roomview
+from tests.helpers import cleanup, cli, make_home, run
 
 reason = available()
 pytestmark = pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 @pytest.fixture(scope="module")
-def pg15():
+def pg15(tmp_path_factory):
+    """The server, and the room `room add` made on it: {"alice": url, "bob": url, "instructor": url}."""
     with system_postgres() as pg:
-        yield pg
+        path = tmp_path_factory.mktemp("room") / "credentials.json"
+        home = make_home()
+        try:
+            added = cli(home, "room", "add", "alice", "bob", "--credentials", str(path),
+                        COURSEDB_BACKEND="url", COURSEDB_URL=pg.superuser_url)  # fmt: skip
+        finally:
+            cleanup(home)
+        assert added.returncode == 0, added.stderr
+        assert f"progress: created {progress.TABLE}" in added.stdout, added.stdout
+        assert f"the role {names.INSTRUCTOR_ROLE} reads every learner's rows" in added.stdout
+        stored = json.loads(path.read_text())
+        yield {name: entry["url"] for name, entry in stored["learners"].items()} | {
+            "instructor": stored["instructor"]["url"], "postgres": pg.superuser_url
+        }  # fmt: skip
 
 
-def url(pg, role: str) -> str:
-    return pg.superuser_url.replace("postgres@", f"{role}@", 1)
-
-
-async def as_role(pg, role: str, action):
-    conn = await asyncpg.connect(url(pg, role), timeout=10)
+async def as_role(urls, who: str, action):
+    conn = await asyncpg.connect(urls[who], timeout=10)
     try:
         return await action(conn)
     finally:
         await conn.close()
 
 
-def run_as(pg, role: str, action):
-    return run(as_role(pg, role, action))
+def run_as(urls, who: str, action):
+    return run(as_role(urls, who, action))
 
 
 def failing(exercise: str, check: str) -> progress.Outcome:
@@ -45,15 +60,10 @@ def failing(exercise: str, check: str) -> progress.Outcome:
 
 
 def test_a_learner_reads_and_writes_only_their_own_outcomes(pg15):
-    async def setup(conn):
-        assert (await conn.fetchval("SHOW server_version")).startswith("15")
-        await conn.execute("CREATE ROLE instructor LOGIN CREATEROLE")
-        await conn.execute("GRANT CREATE ON SCHEMA public TO instructor")  # what the room's setup grants it
-        await conn.execute("CREATE ROLE alice LOGIN")
-        await conn.execute("CREATE ROLE bob LOGIN")
+    async def version(conn):
+        return await conn.fetchval("SHOW server_version")
 
-    run_as(pg15, "postgres", setup)
-    assert "created" in run_as(pg15, "instructor", progress.create_table)
+    assert run_as(pg15, "postgres", version).startswith("15")
 
     async def alice_records(conn):
         assert await progress.table_state(conn) == "usable"
@@ -68,8 +78,9 @@ def test_a_learner_reads_and_writes_only_their_own_outcomes(pg15):
     async def alice_looks(conn):
         return [(o.learner, o.exercise) for o in await progress.fetch(conn)]
 
-    assert run_as(pg15, "alice", alice_looks) == [("alice", "3.2"), ("alice", "3.2")]  # bob's row is not there
-    assert run_as(pg15, "bob", alice_looks) == [("bob", "5.1")]
+    alice, bob = names.learner_role("alice"), names.learner_role("bob")
+    assert run_as(pg15, "alice", alice_looks) == [(alice, "3.2"), (alice, "3.2")]  # bob's row is not there
+    assert run_as(pg15, "bob", alice_looks) == [(bob, "5.1")]
 
     async def alice_tries(conn, sql: str) -> str:
         try:
@@ -80,9 +91,9 @@ def test_a_learner_reads_and_writes_only_their_own_outcomes(pg15):
 
     table = progress.TABLE
     attempts = {
-        "writes under bob's name": f"INSERT INTO {table} (learner, exercise, passed) VALUES ('bob', '5.1', true)",
-        "takes bob's rows": f"UPDATE {table} SET learner = 'alice' WHERE learner = 'bob'",
-        "deletes bob's rows": f"DELETE FROM {table} WHERE learner = 'bob'",
+        "writes under bob's name": f"INSERT INTO {table} (learner, exercise, passed) VALUES ('{bob}', '5.1', true)",
+        "takes bob's rows": f"UPDATE {table} SET learner = '{alice}' WHERE learner = '{bob}'",
+        "deletes bob's rows": f"DELETE FROM {table} WHERE learner = '{bob}'",
         "turns the policy off": f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
         "plants a table of her own": "CREATE TABLE public.coursedb_outcomes_copy (x int)",
     }
@@ -93,9 +104,9 @@ def test_a_learner_reads_and_writes_only_their_own_outcomes(pg15):
     async def everyone(conn):
         return sorted((o.learner, o.exercise) for o in await progress.fetch(conn))
 
-    assert run_as(pg15, "instructor", everyone) == [("alice", "3.2"), ("alice", "3.2"), ("bob", "5.1")]
+    assert run_as(pg15, "instructor", everyone) == [(alice, "3.2"), (alice, "3.2"), (bob, "5.1")]
 
     # A learner cannot start the room view: it would show them nothing but their own rows.
     with pytest.raises(ValueError, match="reads only its own rows"):
-        run(roomview.prepare(url(pg15, "alice")))
-    assert "is there (owner instructor)" in run(roomview.prepare(url(pg15, "instructor")))
+        run(roomview.prepare(pg15["alice"]))
+    assert "is there (owner postgres)" in run(roomview.prepare(pg15["instructor"]))

@@ -32,20 +32,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from coursebook import browser
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "00_start_here.ipynb"
-BROWSER = os.environ.get("COURSE_BROWSER", "/usr/bin/chromium")
-DRIVER = os.environ.get("COURSE_CHROMEDRIVER", "/usr/bin/chromedriver")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
 RUN_TIMEOUT = 240  # a first start of the embedded server plus every cell, on a busy 2-core machine
 
-missing = [p for p in (BROWSER, DRIVER) if not os.access(p, os.X_OK)]
 pytestmark = [
-    pytest.mark.skipif(
-        bool(missing),
-        reason=f"no browser for the JupyterLab check: {', '.join(missing)} not found; "
-        "install Debian's chromium and chromium-driver (or set COURSE_BROWSER and COURSE_CHROMEDRIVER)",
-    ),
+    pytest.mark.skipif(browser.missing() is not None, reason=f"the JupyterLab check: {browser.missing()}"),
     pytest.mark.timeout(RUN_TIMEOUT + 120),
 ]
 
@@ -134,24 +129,6 @@ class Lab:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.log.close()
-
-
-def chromium(tmp: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = BROWSER
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1800",
-        f"--user-data-dir={tmp / 'chromium-profile'}",
-    ]  # fmt: skip
-    for flag in flags:
-        options.add_argument(flag)
-    # An explicit driver path: Selenium Manager is not consulted and downloads nothing.
-    service = Service(executable_path=DRIVER, log_output=str(tmp / "chromedriver.log"))
-    return webdriver.Chrome(service=service, options=options)
 
 
 def click_when_ready(driver, locator: tuple[str, str], timeout: float = 30) -> None:
@@ -276,7 +253,7 @@ def session():
     s = Session()
     try:
         s.lab.wait_ready()
-        s.driver = chromium(s.tmp)
+        s.driver = browser.chromium(s.tmp)
         yield s
     finally:
         s.close()

@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 import asyncpg
@@ -158,6 +159,38 @@ async def execute(ws, session: str, code: str) -> dict:
     return {"status": status, "text": "".join(text)}
 
 
+def start_hub(credentials: Path, tmp_path: Path, proxy: str, **settings: str) -> tuple[subprocess.Popen, int, IO]:
+    """hub/jupyterhub_config.py as it is, on free ports, logging to tmp_path/hub.log: (process, port, log)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_", "JUPYTER"))}
+    env.update(
+        COURSE_HUB_ROOM_CREDENTIALS=str(credentials),
+        COURSE_HUB_STATE=str(tmp_path / "state"),
+        COURSE_HUB_PORT=str(port),
+        COURSE_HUB_API_PORT=str(free_port()),
+        COURSE_HUB_HUB_PORT=str(free_port()),
+        COURSE_HUB_PROXY=proxy,
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        **settings,
+    )
+    log = open(tmp_path / "hub.log", "w")  # noqa: SIM115 (closed by stop_hub)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(HUB / "jupyterhub_config.py")],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return process, port, log
+
+
+def stop_hub(process: subprocess.Popen, log: IO) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # the hub stops the users' servers, its services and the proxy
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
 @pytest.fixture
 def room_server(home, tmp_path):
     """A private embedded server on TCP, a role per user made by `room add`: (credentials file, admin URL)."""
@@ -190,23 +223,7 @@ def test_three_users_run_notebook_00_through_the_hub_on_one_shared_server(room_s
     credentials, admin_url = room_server
     roles = {user: entry["role"] for user, entry in json.loads(credentials.read_text())["learners"].items()}
     token = secrets.token_hex(16)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_", "JUPYTER"))}
-    env.update(
-        COURSE_HUB_ROOM_CREDENTIALS=str(credentials),
-        COURSE_HUB_STATE=str(tmp_path / "state"),
-        COURSE_HUB_PORT=str(port),
-        COURSE_HUB_API_PORT=str(free_port()),
-        COURSE_HUB_HUB_PORT=str(free_port()),
-        COURSE_HUB_PROXY=proxy,
-        COURSE_HUB_SERVICE_TOKEN=token,
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-    )
-    log = open(tmp_path / "hub.log", "w")  # noqa: SIM115 (closed in finally)
-    hub_process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(HUB / "jupyterhub_config.py")],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    hub_process, port, log = start_hub(credentials, tmp_path, proxy, COURSE_HUB_SERVICE_TOKEN=token)
     hub = Hub(port, token)
     nb = nbformat.read(NOTEBOOK, as_version=4)
 
@@ -233,13 +250,7 @@ def test_three_users_run_notebook_00_through_the_hub_on_one_shared_server(room_s
     try:
         runs, refused = asyncio.run(scenario())
     finally:
-        if hub_process.poll() is None:
-            hub_process.send_signal(signal.SIGTERM)  # the hub stops the users' servers and the proxy
-            try:
-                hub_process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(hub_process.pid, signal.SIGKILL)
-        log.close()
+        stop_hub(hub_process, log)
 
     databases = {}
     for user, cells in runs.items():
