@@ -176,6 +176,18 @@ def _keeper(settings: Settings, state: ServerState) -> Keeper:
     return keeper
 
 
+def own_session() -> Keeper | None:
+    """This process's session on the server of the database it took, or None before ``database_url()``.
+
+    For what must ride on that one session rather than open a connection (a checker's outcome)."""
+    pid = os.getpid()
+    for owner_pid, home in list(_own):
+        found = _keepers.get(home) if owner_pid == pid else None
+        if found is not None:
+            return found[1]
+    return None
+
+
 def _drop_own(home: str | None = None) -> None:
     """At exit: drop this process's databases, end its sessions; bounded, never blocks exit.
 
