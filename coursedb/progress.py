@@ -585,7 +585,11 @@ def describe(books: Sequence[BookExercises], outcomes: Sequence[Outcome], only: 
         if not book.exercises:
             continue
         passed = sum(mine.get(ex, Standing()).passed for ex in book.exercises)
-        lines.append(f"{book.stem[:2]} · {book.title}: {passed} of {len(book.exercises)} exercises pass")
+        head = f"{book.stem[:2]} · {book.title}: {passed} of {len(book.exercises)} exercises pass"
+        if only is None and not any(ex in mine for ex in book.exercises):
+            lines.append(f"{head}, none tried yet")  # the whole course at a glance: untouched books in a line
+            continue
+        lines.append(head)
         for ex in book.exercises:
             s = mine.get(ex, Standing())
             runs = f"{s.runs} checker run{'s' if s.runs != 1 else ''}"

@@ -110,3 +110,22 @@ def test_a_learner_reads_and_writes_only_their_own_outcomes(pg15):
     with pytest.raises(ValueError, match="reads only its own rows"):
         run(roomview.prepare(pg15["alice"]))
     assert "is there (owner postgres)" in run(roomview.prepare(pg15["instructor"]))
+
+
+def test_the_instructor_sees_the_room_under_the_learners_names(pg15):
+    """The view's data, read as the instructor's role: every learner `room add` made (by the name it was given),
+    each one's connections (the instructor's role is a member of every learner's role, so it sees them)."""
+
+    async def look() -> roomview.Room:
+        alice_session = await asyncpg.connect(pg15["alice"], timeout=10)
+        try:
+            return await as_role(pg15, "instructor", lambda c: roomview.gather(c, progress.course_exercises()))
+        finally:
+            await alice_session.close()
+
+    room = run(look())
+    learners = {x.name: x for x in room.learners}
+    assert sorted(learners) == ["alice", "bob"]
+    assert learners["alice"].connections == 1 and learners["bob"].connections == 0
+    assert learners["alice"].role == names.learner_role("alice")
+    assert learners["alice"].limit is not None and learners["alice"].limit > 0
