@@ -33,6 +33,7 @@ from urllib.parse import quote
 import asyncpg
 import nbformat
 import pytest
+from filelock import FileLock
 
 from tests.helpers import ROOT, cli, tcp_server
 
@@ -47,17 +48,21 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="JupyterHub's lo
 
 
 def install_proxy() -> str | None:
-    """Path of configurable-http-proxy, installed into hub/.proxy/ if needed; None if npm cannot."""
-    if PROXY.exists():
-        return str(PROXY)
+    """Path of configurable-http-proxy, installed into hub/.proxy/ if needed; None if npm cannot.
+
+    One install at a time: the hub's tests may run at once on two xdist workers of a fresh clone."""
     npm = shutil.which("npm")
     if npm is None:
-        return None
-    done = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(PROXY.parents[2]),
-         f"configurable-http-proxy@{PROXY_VERSION}"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        return str(PROXY) if PROXY.exists() else None
+    PROXY.parents[2].mkdir(parents=True, exist_ok=True)
+    with FileLock(PROXY.parents[2] / ".install.lock", timeout=400):
+        if PROXY.exists():
+            return str(PROXY)
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(PROXY.parents[2]),
+             f"configurable-http-proxy@{PROXY_VERSION}"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
     return str(PROXY) if done.returncode == 0 and PROXY.exists() else None
 
 

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -42,10 +43,13 @@ def wait_for_hub(base: str, process: subprocess.Popen, log: Path) -> None:
         try:
             urllib.request.urlopen(f"{base}/hub/api/", timeout=5).close()  # 200 once the hub is behind the proxy
             return
-        except OSError:  # refused, or the proxy's 404 while the hub starts
-            assert process.poll() is None, "the hub exited: " + log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "the hub did not answer"
-            time.sleep(0.5)
+        except urllib.error.HTTPError as not_yet:  # the proxy's 404 while the hub starts
+            not_yet.close()
+        except OSError:  # refused: the proxy is not up yet
+            pass
+        assert process.poll() is None, "the hub exited: " + log.read_text()[-2000:]
+        assert time.monotonic() < deadline, "the hub did not answer"
+        time.sleep(0.5)
 
 
 def log_in(driver, base: str, user: str) -> None:

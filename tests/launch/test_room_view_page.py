@@ -86,6 +86,7 @@ def see_the_room(driver, link: str, admin_url: str, downloads, tmp_path) -> None
     bare = link.split("?")[0]
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bare, timeout=10)
+    refused.value.close()
     assert refused.value.code == 403  # standalone: nothing without the printed token
 
     driver.get(link)
