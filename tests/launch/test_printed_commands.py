@@ -108,10 +108,12 @@ def test_printed_course_py_commands_run_with_a_plain_python(tmp_path):
     """course.py is standard library only; the quick printed ones run for real here."""
     python = plain_python()
     printed = {c.split()[2] for c in printed_commands() if " course.py " in c and len(c.split()) > 2}
-    assert printed <= {"lab", "test", "setup", "learners", "build", "check"}, printed
-    for args in (["setup"], ["learners", "--out", str(tmp_path / "copies"), "00"]):
+    assert printed <= {"lab", "test", "setup", "learners", "build", "check", "progress"}, printed
+    env = plain_env(COURSEDB_PROGRESS=str(tmp_path / "progress"))  # an empty record: not the tester's own
+    for args in (["setup"], ["learners", "--out", str(tmp_path / "copies"), "00"], ["progress"]):
         result = subprocess.run(
-            [python, "course.py", *args], cwd=ROOT, env=plain_env(), capture_output=True, text=True, timeout=200
+            [python, "course.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=200
         )
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stdout, result.stderr)
     assert (tmp_path / "copies" / "notebooks" / "00_start_here.ipynb").exists()
+    assert "Next: exercise 0.1 in 00_start_here.ipynb." in result.stdout, result.stdout
