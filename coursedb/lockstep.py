@@ -74,6 +74,7 @@ class Gated:
 
         @functools.wraps(value)
         async def statement(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # pytest: the learner's line, then asyncpg's error, not this wrapper
             await self.pause(str(args[0]) if args else attribute)
             return await value(*args, **kwargs)
 
@@ -114,7 +115,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)  # what ``watch`` reported
 
     def timeline(self) -> str:
-        return "; ".join(self.steps) if self.steps else "no statement"
+        return "; ".join(self.steps) if self.steps else "no statement ran"
 
     def raised(self) -> dict[str, BaseException]:
         return {name: value for name, value in self.results.items() if isinstance(value, BaseException)}
