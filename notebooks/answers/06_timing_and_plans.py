@@ -1,15 +1,18 @@
 """Answers to notebook 06 (exercises 6.1 and 6.2): wrong ones its checkers must reject, right ones they accept."""
 
-from coursebook.answers import wrong
+from collections import deque
+
+from coursebook.answers import right, wrong
+from coursebook.mutants import equivalent
 
 
-@wrong("6.1", hint="the root")
+@wrong("6.1", hint="below the Aggregate at the root")
 def scan_of_root_only(plan: list, table: str) -> str | None:
     """Looks at the root, like top_node."""
     return plan[0]["Plan"]["Node Type"]
 
 
-@wrong("6.1", hint="levels below the root")
+@wrong("6.1", hint="orders is read 3 levels down")
 def scan_of_one_level(plan: list, table: str) -> str | None:
     """Looks at the root and its children, not deeper (the issue's example)."""
     root = plan[0]["Plan"]
@@ -19,7 +22,7 @@ def scan_of_one_level(plan: list, table: str) -> str | None:
     return None
 
 
-@wrong("6.1", hint="which table")
+@wrong("6.1", hint="of four look-alikes only the Index Scan reads orders")
 def scan_of_any_relation(plan: list, table: str) -> str | None:
     """Returns the first scan it finds, whatever table it reads."""
     to_visit = [plan[0]["Plan"]]
@@ -31,7 +34,7 @@ def scan_of_any_relation(plan: list, table: str) -> str | None:
     return None
 
 
-@wrong("6.1", hint="every branch")
+@wrong("6.1", hint="a join has two branches: one reads orders")
 def scan_of_first_child_only(plan: list, table: str) -> str | None:
     """Recursion that only ever follows the first child."""
     node = plan[0]["Plan"]
@@ -43,20 +46,20 @@ def scan_of_first_child_only(plan: list, table: str) -> str | None:
         node = node["Plans"][0]
 
 
-@wrong("6.1", hint="after CREATE INDEX")
+@wrong("6.1", hint="expected an index scan")
 def scan_of_hard_coded(plan: list, table: str) -> str | None:
     """The answer of the first test."""
     return "Seq Scan"
 
 
-@wrong("6.2", hint="levels below the root")
+@wrong("6.2", hint="orders is read 3 levels down")
 def seq_scanned_tables_one_level(plan: list) -> set[str]:
     """Root and children only."""
     root = plan[0]["Plan"]
     return {node["Relation Name"] for node in [root, *root.get("Plans", [])] if node.get("Node Type") == "Seq Scan"}
 
 
-@wrong("6.2", hint="every table")
+@wrong("6.2", hint="report every table")
 def seq_scanned_tables_first_only(plan: list) -> set[str]:
     """Stops at the first sequential scan."""
     to_visit = [plan[0]["Plan"]]
@@ -80,7 +83,203 @@ def seq_scanned_tables_any_scan(plan: list) -> set[str]:
     return found
 
 
-@wrong("6.2", hint="only a Seq Scan counts")
+@wrong("6.2", hint="for a plan that reads only users")
 def seq_scanned_tables_hard_coded(plan: list) -> set[str]:
     """orders is the table without an index, so orders it is."""
     return {"orders"}
+
+
+@wrong("6.1", hint="no node reads 'order'")
+def scan_of_name_contains(plan: list, table: str) -> str | None:
+    """Matches any table whose name contains the one asked for ('orders' in 'orders_archive')."""
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if table in node.get("Relation Name", ""):
+            return node["Node Type"]
+        to_visit.extend(node.get("Plans", []))
+    return None
+
+
+@wrong("6.1", hint="no node reads 'ORDERS'")
+def scan_of_ignores_case(plan: list, table: str) -> str | None:
+    """Compares names case-insensitively: "Orders" and orders are two tables in PostgreSQL."""
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node.get("Relation Name", "").lower() == table.lower():
+            return node["Node Type"]
+        to_visit.extend(node.get("Plans", []))
+    return None
+
+
+@wrong("6.1", hint="the third reads events")
+def scan_of_two_children(plan: list, table: str) -> str | None:
+    """Treats the plan as a binary tree: a node has a left and a right child at most."""
+
+    def walk(node):
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        children = node.get("Plans", [])
+        left = walk(children[0]) if len(children) > 0 else None
+        right = walk(children[1]) if len(children) > 1 else None
+        return left or right
+
+    return walk(plan[0]["Plan"])
+
+
+@wrong("6.1", hint="below the scan of users")
+def scan_of_scans_are_leaves(plan: list, table: str) -> str | None:
+    """Does not look below a node that reads some table: a scan may have a plan of its own below it."""
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if "Relation Name" in node:
+            if node["Relation Name"] == table:
+                return node["Node Type"]
+            continue
+        to_visit.extend(node.get("Plans", []))
+    return None
+
+
+@wrong("6.2", hint="tables of earlier calls were kept")
+def seq_scanned_tables_default_set(plan: list, found: set = set()) -> set[str]:  # noqa: B006
+    """Recursion with a default set: it is made once, so each call adds to the tables of the calls before."""
+    node = plan[0]["Plan"] if isinstance(plan, list) else plan
+    if node["Node Type"] == "Seq Scan":
+        found.add(node["Relation Name"])
+    for child in node.get("Plans", []):
+        seq_scanned_tables(child, found)  # noqa: F821
+    return found
+
+
+@wrong("6.2", hint="orders by a Seq Scan below it")
+def seq_scanned_tables_scans_are_leaves(plan: list) -> set[str]:
+    """Does not look below a scan: a scan may have a plan of its own below it."""
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        elif "Relation Name" not in node:
+            to_visit.extend(node.get("Plans", []))
+    return found
+
+
+@wrong("6.2", hint="only a Seq Scan counts")
+def seq_scanned_tables_not_an_index_scan(plan: list) -> set[str]:
+    """Counts every scan that is not an index scan, a Bitmap Heap Scan included (it reads through an index)."""
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if "Relation Name" in node and not node["Node Type"].startswith("Index"):
+            found.add(node["Relation Name"])
+        to_visit.extend(node.get("Plans", []))
+    return found
+
+
+@wrong("6.2", hint="in this plan made up by the checker")
+def seq_scanned_tables_two_children(plan: list) -> set[str]:
+    """Treats the plan as a binary tree: a node has a left and a right child at most."""
+    found = set()
+
+    def walk(node):
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        for child in node.get("Plans", [])[:2]:
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+# --- right answers, written differently from the model --------------------------------------------
+
+
+@right("6.1")
+def scan_of_recursive(plan: list, table: str) -> str | None:
+    """A recursive walk that returns the first match found below a node."""
+
+    def walk(node: dict) -> str | None:
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        for child in node.get("Plans", []):
+            found = walk(child)
+            if found is not None:
+                return found
+        return None
+
+    return walk(plan[0]["Plan"])
+
+
+@right("6.1")
+def scan_of_generator(plan: list, table: str) -> str | None:
+    """Every node from a generator, then next() with a default."""
+
+    def nodes(node: dict):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    return next((node["Node Type"] for node in nodes(plan[0]["Plan"]) if node.get("Relation Name") == table), None)
+
+
+@right("6.1")
+def scan_of_breadth_first(plan: list, table: str) -> str | None:
+    """Level by level, with a deque."""
+    queue = deque([plan[0]["Plan"]])
+    while queue:
+        node = queue.popleft()
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        queue.extend(node.get("Plans", ()))
+    return None
+
+
+@right("6.2")
+def seq_scanned_tables_recursive_union(plan: list) -> set[str]:
+    """A recursive walk that unions the sets of the children."""
+
+    def walk(node: dict) -> set[str]:
+        here = {node["Relation Name"]} if node["Node Type"] == "Seq Scan" else set()
+        return here.union(*(walk(child) for child in node.get("Plans", [])))
+
+    return walk(plan[0]["Plan"])
+
+
+@right("6.2")
+def seq_scanned_tables_comprehension(plan: list) -> set[str]:
+    """A generator of every node, and a set comprehension over it."""
+
+    def nodes(node: dict):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    return {node["Relation Name"] for node in nodes(plan[0]["Plan"]) if node["Node Type"] == "Seq Scan"}
+
+
+@right("6.2")
+def seq_scanned_tables_accumulator(plan: list, found: set | None = None) -> set[str]:
+    """Recursion with an accumulator argument that defaults to None, so each call starts a new set."""
+    found = set() if found is None else found
+    node = plan[0]["Plan"] if isinstance(plan, list) else plan
+    if node["Node Type"] == "Seq Scan":
+        found.add(node["Relation Name"])
+    for child in node.get("Plans", []):
+        seq_scanned_tables(child, found)  # noqa: F821
+    return found
+
+
+# --- mutants of the model answers that behave exactly like it --------------------------------------
+
+equivalent(
+    "6.1",
+    "off-by-one: 0 -> -1 in [plan[0]['Plan']]",
+    reason="EXPLAIN (FORMAT JSON) returns a list of exactly one plan, so plan[-1] is plan[0]",
+)
+equivalent(
+    "6.2",
+    "off-by-one: 0 -> -1 in (set(), [plan[0]['Plan']])",
+    reason="EXPLAIN (FORMAT JSON) returns a list of exactly one plan, so plan[-1] is plan[0]",
+)

@@ -8,7 +8,7 @@
 # - how to measure properly: warm-up, repeats, minimum and median;
 # - where timing belongs instead: benchmarks that print numbers and never assert on them.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -487,12 +487,76 @@ print(f"The chart shows benchmarks/results/isolation.json; `{python} benchmarks/
 #
 # Write `scan_of(plan, table)`: given the parsed JSON of `EXPLAIN (FORMAT JSON)`, return the `"Node Type"`
 # of the node whose `"Relation Name"` is `table`, searching the whole tree; return `None` if no node reads it.
+#
+# The checkers try your function on real plans, and on plans that [Hypothesis](https://hypothesis.readthedocs.io)
+# makes up: trees of any shape, with table names that look alike. The next cell only defines those; run it once.
+
+# %%
+from dataclasses import dataclass
+
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from coursedb.checks import examples
+
+# The same 30 plans on every run; the first that shows a mistake is reported as it is (shrinking it to a
+# smaller one could take longer than the check itself).
+MADE_UP = settings(examples(max_examples=30), phases=[Phase.explicit, Phase.generate])
+
+TABLES = ["orders", "order", "orders_archive", "Orders", "users", "bestellungen_ü", "注文"]  # names that look alike
+SCANS = ["Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"]
+INNER = ["Aggregate", "Hash Join", "Nested Loop", "Merge Join", "Sort", "Limit", "Append", "Hash", "Gather"]
+
+
+@dataclass
+class MadeUpPlan:
+    """A made-up plan and what the checkers know about it (shown as the plan alone)."""
+
+    table: str
+    scan: str | None  # the Node Type of the one node that reads `table` (None: no node reads it)
+    plan: list  # shaped like the result of EXPLAIN (FORMAT JSON)
+    where: str  # how to reach that node, e.g. plan[0]['Plan']['Plans'][2]
+    seq_scanned: set[str]  # every table that some node reads with a Seq Scan
+
+    def __str__(self) -> str:
+        return json.dumps(self.plan, ensure_ascii=False)
+
+
+@st.composite
+def made_up_plans(draw) -> MadeUpPlan:
+    """A plan of any shape: up to 4 children a node and 5 levels, a scan may have a plan below it (an InitPlan);
+    exactly one node reads the chosen table, or none does."""
+    table, scan = draw(st.sampled_from(TABLES)), draw(st.sampled_from([*SCANS, None]))
+    made = MadeUpPlan(table, scan, [], f"no node reads {table!r}", set())
+    others = [name for name in TABLES if name != table]
+
+    def node(depth: int, carries: bool, path: str) -> dict:
+        here = carries and (depth == 4 or draw(st.booleans()))
+        if here:
+            kind, relation, made.where = scan, table, f"the node that reads {table!r} is {path}"
+        else:
+            kind = draw(st.sampled_from(SCANS if depth == 4 else SCANS + INNER))
+            relation = draw(st.sampled_from(others)) if kind in SCANS else None
+        result = {"Node Type": kind}
+        if relation is not None:  # an alias is what the query called the table: not always its name
+            result |= {"Relation Name": relation, "Alias": draw(st.sampled_from([relation, relation[0], "t"]))}
+        if kind == "Seq Scan":
+            made.seq_scanned.add(relation)
+        fewest = 1 if carries and not here else 0
+        children = draw(st.integers(fewest, max(fewest, 0 if depth == 4 else 1 if kind in SCANS else 4)))
+        target = draw(st.integers(0, children - 1)) if carries and not here else -1
+        if children:
+            result["Plans"] = [node(depth + 1, i == target, f"{path}['Plans'][{i}]") for i in range(children)]
+        return result
+
+    made.plan = [{"Plan": node(0, scan is not None, "plan[0]['Plan']")}]
+    return made
 
 
 # %% tags=["exercise"] exercise="6.1"
 # Exercise 6.1: find the node that reads a table
 def scan_of(plan: list, table: str) -> str | None:
-    raise NotImplementedError("Exercise 6.1: the node you want may sit at any depth below plan[0]['Plan']")
+    raise NotImplementedError("Exercise 6.1: return the Node Type of the node that reads `table`, wherever it is")
 
 
 # %% tags=["solution"] exercise="6.1"
@@ -507,52 +571,89 @@ def scan_of(plan: list, table: str) -> str | None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="6.1"
-# %%ipytest
+# %%ipytest --exercise 6.1
+import copy
 
 ORDER_TOTAL = "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
 TOP_FIVE = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
 USER_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
+UNDER_A_SCAN = "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)"
+THREE_TABLES = "SELECT id FROM orders WHERE user_id = $1 UNION ALL SELECT id FROM users UNION ALL SELECT 1 FROM events"
+LOOK_ALIKES = [{"Plan": {"Node Type": "Append", "Plans": [
+    {"Node Type": "Seq Scan", "Relation Name": "orders_archive", "Alias": "orders_archive"},
+    {"Node Type": "Seq Scan", "Relation Name": "Orders", "Alias": "Orders"},
+    {"Node Type": "Index Scan", "Relation Name": "orders", "Alias": "o"},
+    {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "orders"},
+]}}]  # fmt: skip
+A_JOIN = [{"Plan": {"Node Type": "Hash Join", "Plans": [
+    {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "u"},
+    {"Node Type": "Hash", "Plans": [{"Node Type": "Index Scan", "Relation Name": "orders", "Alias": "o"}]},
+]}}]  # fmt: skip
 
 
 async def explain(conn, sql: str, *args) -> list:
     return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
 
 
-def check(plan: list, table: str, expected, why: str) -> None:
-    got = scan_of(plan, table)
+def check(plan: list, table: str, expected, where: str, made_up: bool = False) -> None:
+    try:
+        got = scan_of(plan, table)
+    except Exception as exc:
+        if not made_up:  # on a real plan, show where in scan_of it happened
+            raise
+        got = exc  # on a made-up one, say it in one line (the plan is in the message)
+    if isinstance(got, Exception):
+        pytest.fail(f"scan_of(plan, {table!r}) raised {got!r}: {where}", pytrace=False)
     if got == expected or (expected is INDEX_SCANS and got in INDEX_SCANS):
         return
-    if got == plan[0]["Plan"]["Node Type"]:
-        why = "that is the root's node type; " + why
-    pytest.fail(f"scan_of(plan, {table!r}) returned {got!r}: {why}", pytrace=False)
+    wanted = "an index scan" if expected is INDEX_SCANS else repr(expected)
+    pytest.fail(f"scan_of(plan, {table!r}) returned {got!r}, expected {wanted}: {where}", pytrace=False)
 
 
-async def test_scan_of_a_simple_query(db_conn, many_orders):
-    check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "expected 'Seq Scan'")
-
-
-async def test_scan_of_finds_the_scan_under_the_aggregate(db_conn, many_orders):
+async def test_finds_the_table_in_real_plans(db_conn, many_orders):
+    """scan_of returns the Node Type of the node that reads the table in real plans: at the root, under an
+    aggregate, levels down, in either branch of a join, below another table's scan, third of three."""
+    check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "the root reads orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
-    assert plan[0]["Plan"]["Node Type"] == "Aggregate"
-    check(plan, "orders", "Seq Scan", "the scan of orders sits below the root")
+    check(plan, "orders", "Seq Scan", "the scan of orders sits below the Aggregate at the root")
+    check(await explain(db_conn, TOP_FIVE, many_orders), "orders", "Seq Scan", "orders is read 3 levels down")
+    plan = await explain(db_conn, USER_ORDERS, many_orders)
+    check(plan, "users", INDEX_SCANS, "a join has two branches: one reads users, by its primary key")
+    check(plan, "orders", "Seq Scan", "a join has two branches: one reads orders")
+    check(plan, "events", None, "no node of this plan reads events")
+    check(await explain(db_conn, UNDER_A_SCAN), "orders", "Seq Scan", "orders is read below the scan of users")
+    plan = await explain(db_conn, THREE_TABLES, many_orders)
+    check(plan, "events", "Seq Scan", "an Append has three children here: the third reads events")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
-    check(plan, "orders", INDEX_SCANS, "after CREATE INDEX the scan of orders is an index scan")
+    check(plan, "orders", INDEX_SCANS, "after CREATE INDEX, the scan below the Aggregate is an index scan")
 
 
-async def test_scan_of_a_scan_deep_in_the_tree(db_conn, many_orders):
-    plan = await explain(db_conn, TOP_FIVE, many_orders)
-    assert "Relation Name" not in plan[0]["Plan"]["Plans"][0]  # deeper than the root's children
-    check(plan, "orders", "Seq Scan", "here the scan of orders sits several levels below the root")
+@MADE_UP
+@given(made_up_plans())
+def test_finds_the_table_in_any_plan_shape(made):
+    """scan_of finds the node that reads the table in a plan of any shape (many children, a plan below a scan,
+    five levels), matches the name exactly ('orders' is not 'Orders' nor 'orders_archive', nor an alias), and
+    returns None when no node reads it."""
+    check(made.plan, made.table, made.scan, f"{made.where}, in this plan made up by the checker: {made}", made_up=True)
 
 
-async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
-    plan = await explain(db_conn, USER_ORDERS, many_orders)
-    why = "a join reads two tables in two branches: look at every branch, and check which table each node reads"
-    check(plan, "users", INDEX_SCANS, why)  # by the primary key
-    check(plan, "orders", "Seq Scan", why)
-    check(plan, "events", None, "no node reads events: expected None")
+def test_matches_the_table_name_exactly():
+    """Only a node whose Relation Name is exactly the table counts: 'Orders' is another table in PostgreSQL,
+    'orders_archive' is not 'orders', and a table the query calls orders (its alias) is not orders."""
+    check(LOOK_ALIKES, "orders", "Index Scan", "of four look-alikes only the Index Scan reads orders")
+    check(LOOK_ALIKES, "order", None, "no node reads 'order': 'orders' and 'orders_archive' are other tables")
+    check(LOOK_ALIKES, "ORDERS", None, "no node reads 'ORDERS': 'Orders' and 'orders' are other tables")
+
+
+def test_leaves_the_plan_as_it_was():
+    """scan_of only reads the plan: it leaves it unchanged, so a second call gives the same answer."""
+    plan = copy.deepcopy(A_JOIN)
+    first = scan_of(plan, "orders")
+    assert plan == A_JOIN, "scan_of changed the plan it was given: walk it without taking anything out"
+    again = scan_of(plan, "orders")
+    assert first == again == "Index Scan", f"scan_of returned {first!r}, then {again!r}, for the same plan"
 
 
 # %% [markdown] tags=["hint"] exercise="6.1"
@@ -580,7 +681,7 @@ async def test_scan_of_a_join_finds_each_table(db_conn, many_orders):
 # %% tags=["exercise"] exercise="6.2"
 # Exercise 6.2: every table read sequentially
 def seq_scanned_tables(plan: list) -> set[str]:
-    raise NotImplementedError("Exercise 6.2: like 6.1, but collect instead of stopping at the first match")
+    raise NotImplementedError("Exercise 6.2: the set of every table a Seq Scan reads, anywhere in the plan")
 
 
 # %% tags=["solution"] exercise="6.2"
@@ -595,38 +696,65 @@ def seq_scanned_tables(plan: list) -> set[str]:
 
 
 # %% tags=["checker", "raises-exception"] exercise="6.2"
-# %%ipytest
+# %%ipytest --exercise 6.2
 
 DEEP = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
 ALL_USERS_ORDERS = "SELECT count(*) FROM users u JOIN orders o ON o.user_id = u.id"
 ONE_USERS_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
+BELOW_A_SCAN = "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)"
 
 
 async def plan_of(conn, sql: str, *args) -> list:
     return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
 
 
-def check_tables(plan: list, expected: set, why: str) -> None:
-    got = seq_scanned_tables(plan)
+def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> None:
+    try:
+        got = seq_scanned_tables(plan)
+    except Exception as exc:
+        if not made_up:  # on a real plan, show where in seq_scanned_tables it happened
+            raise
+        got = exc  # on a made-up one, say it in one line (the plan is in the message)
+    if isinstance(got, Exception):
+        pytest.fail(f"seq_scanned_tables raised {got!r} {why}", pytrace=False)
     if got != expected:
         pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
 
 
-async def test_a_scan_deep_in_the_tree(db_conn, many_orders):
-    plan = await plan_of(db_conn, DEEP, many_orders)
-    check_tables(plan, {"orders"}, "the scan of orders sits several levels below the root")
-
-
-async def test_a_join_reading_both_tables(db_conn, many_orders):
+async def test_reports_every_table_in_real_plans(db_conn, many_orders):
+    """seq_scanned_tables returns the set of every table a Seq Scan reads in real plans, however deep, in every
+    branch of a join and below another scan; index scans do not count."""
+    check_tables(await plan_of(db_conn, DEEP, many_orders), {"orders"}, "orders is read 3 levels down")
     plan = await plan_of(db_conn, ALL_USERS_ORDERS)
     check_tables(plan, {"users", "orders"}, "this join reads both tables with a Seq Scan: report every table")
-
-
-async def test_index_scans_do_not_count(db_conn, many_orders):
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await plan_of(db_conn, ONE_USERS_ORDERS, many_orders)
     check_tables(plan, set(), "both tables are read through an index here, and only a Seq Scan counts")
+    await db_conn.execute("DROP INDEX orders_user_id_idx")
+    plan = await plan_of(db_conn, BELOW_A_SCAN)
+    check_tables(plan, {"orders"}, "users is read by its index, orders by a Seq Scan below it")
+
+
+@MADE_UP
+@given(made_up_plans())
+def test_reports_every_table_in_any_plan_shape(made):
+    """In a plan of any shape, seq_scanned_tables returns exactly the set of tables a Seq Scan reads: none
+    missed however deep or far right, no table that another kind of scan reads, and set() when there are none."""
+    check_tables(made.plan, made.seq_scanned, f"in this plan made up by the checker: {made}", made_up=True)
+
+
+def test_each_call_starts_afresh():
+    """Each call reports the plan it is given, and only that one: nothing is kept from an earlier call."""
+    users_only = [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}]
+    for _ in range(2):
+        got = seq_scanned_tables(users_only)
+        assert got == {"users"}, (
+            f"seq_scanned_tables returned {got!r} for a plan that reads only users: tables of earlier calls were kept"
+        )
+    assert users_only == [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}], (
+        "seq_scanned_tables changed the plan it was given"
+    )
 
 
 # %% [markdown] tags=["hint"] exercise="6.2"
@@ -637,7 +765,8 @@ async def test_index_scans_do_not_count(db_conn, many_orders):
 #
 # <details><summary>Hint 2</summary>
 #
-# A node counts when `node["Node Type"] == "Seq Scan"`; its table is `node["Relation Name"]`.
+# A node counts when `node["Node Type"] == "Seq Scan"`; its table is `node["Relation Name"]`. Start with a new,
+# empty set in every call (a default argument `found=set()` is made once, and kept between calls).
 # </details>
 
 # %% [markdown]
