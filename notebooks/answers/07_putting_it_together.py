@@ -1,9 +1,13 @@
 """Answers to notebook 07 (exercises 7.1 and 7.2): wrong ones its checkers must reject, right ones they accept."""
 
+import itertools
+import uuid
+
 import pytest
 
 import shop
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
+from coursebook.mutants import equivalent
 
 
 @wrong("7.1", hint="both returned True")
@@ -45,7 +49,7 @@ async def cancel_order_hard_coded(conn, order_id: int) -> bool:
     return True
 
 
-@wrong("7.2", hint="a second user")
+@wrong("7.2", hint="is taken: give every user an email of its own")
 @pytest.fixture
 def make_user_fixed_email(db_conn):
     """Every user gets the same email."""
@@ -88,3 +92,158 @@ def make_user_session_scoped(db_conn):
         return await shop.create_user(db_conn, email or f"user{next(counter)}@example.com", "User")
 
     return make
+
+
+@wrong("7.1", hint="both returned True")
+async def cancel_order_lock_without_transaction(conn, order_id: int) -> bool:
+    """Locks the row with FOR UPDATE, but outside a transaction the lock ends with the SELECT."""
+    status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    if status not in ("pending", "paid"):
+        return False
+    await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return True
+
+
+@wrong("7.1", hint="set total = total + 1; then cancel_order returned False")
+async def cancel_order_skip_locked(conn, order_id: int) -> bool:
+    """Skips an order someone else holds: returns False for a pending order another transaction only touched."""
+    async with conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE SKIP LOCKED", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@wrong("7.1", hint="raised LockNotAvailableError")
+async def cancel_order_nowait(conn, order_id: int) -> bool:
+    """FOR UPDATE NOWAIT: gives an error instead of waiting for the transaction that holds the order."""
+    async with conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE NOWAIT", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@wrong("7.1", hint="both returned True")
+async def cancel_order_update_then_read(conn, order_id: int) -> bool:
+    """Cancels in one statement, then decides from a second read whether it was its own cancel."""
+    await conn.execute(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid')", order_id
+    )
+    return await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id) == "cancelled"
+
+
+@wrong("7.2", hint="ids and emails are not a count")
+@pytest.fixture
+def make_user_counts_rows(db_conn):
+    """Numbers the default email by the rows in users: after a delete, the next number is taken."""
+
+    async def make(email: str | None = None) -> int:
+        number = await db_conn.fetchval("SELECT count(*) FROM users")
+        return await shop.create_user(db_conn, email or f"user{number}@example.com", "User")
+
+    return make
+
+
+@wrong("7.2", hint="has no user with that id")
+@pytest.fixture
+def make_user_returns_the_count(db_conn):
+    """Returns how many users there are now, not the new user's id."""
+
+    async def make(email: str | None = None) -> int:
+        number = await db_conn.fetchval("SELECT count(*) FROM users") + 1
+        await shop.create_user(db_conn, email or f"user-{number}-{id(make)}@example.com", "User")
+        return await db_conn.fetchval("SELECT count(*) FROM users")
+
+    return make
+
+
+# --- right answers, written differently from the model --------------------------------------------
+
+
+@right("7.1")
+async def cancel_order_lock_then_update(conn, order_id: int) -> bool:
+    """Locks the row in a transaction, decides in Python, then updates: a second cancel waits at the lock."""
+    async with conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@right("7.1")
+async def cancel_order_command_tag(conn, order_id: int) -> bool:
+    """One UPDATE; execute()'s command tag says how many rows it changed."""
+    tag = await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status < 'shipped'", order_id)
+    return tag == "UPDATE 1"
+
+
+@right("7.1")
+async def cancel_order_counted_in_sql(conn, order_id: int) -> bool:
+    """The UPDATE in a WITH, and SQL counts what it returned."""
+    return await conn.fetchval(
+        """
+        WITH changed AS (
+            UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING 1
+        )
+        SELECT count(*) = 1 FROM changed
+        """,
+        order_id,
+    )
+
+
+@right("7.2")
+@pytest.fixture
+async def make_user_async_uuid(db_conn):
+    """An async fixture; default emails from uuid4."""
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"{uuid.uuid4().hex}@example.com", "Someone")
+
+    return make
+
+
+@right("7.2")
+@pytest.fixture
+def make_user_class(db_conn):
+    """A small class whose instances are called like functions, keeping their own count."""
+
+    class UserFactory:
+        def __init__(self) -> None:
+            self.made = 0
+
+        async def __call__(self, email: str | None = None) -> int:
+            self.made += 1
+            return await shop.create_user(db_conn, email or f"made-{self.made}@example.test", f"User {self.made}")
+
+    return UserFactory()
+
+
+@right("7.2")
+@pytest.fixture
+def make_user_with_savepoints(db_conn):
+    """A yield fixture; each user made in a savepoint of the test's transaction, emails from a counter."""
+    numbers = itertools.count()
+
+    async def make(email: str | None = None) -> int:
+        async with db_conn.transaction():
+            return await shop.create_user(db_conn, email or f"factory{next(numbers)}@example.com", "F")
+
+    yield make
+
+
+# --- mutants of the model answers that behave exactly like it --------------------------------------
+
+equivalent(
+    "7.2",
+    "off-by-one: 1 -> 2 in itertools.count(1)",
+    reason="the counter only makes default emails differ from each other; where it starts does not matter",
+)
+equivalent(
+    "7.2",
+    "off-by-one: 1 -> 0 in itertools.count(1)",
+    reason="the counter only makes default emails differ from each other; where it starts does not matter",
+)

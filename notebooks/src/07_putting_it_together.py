@@ -410,13 +410,14 @@ print("what nbval compares:    ", sanitize(outputs[0]))
 # `True`. A shipped order, an order already cancelled, or an id that doesn't exist is left alone, and it returns `False`.
 #
 # Two requests may cancel the same order at the same moment, each on a connection of its own: exactly one of them may
-# return `True`. The checker tries that too.
+# return `True`. The checker tries that too, statement by statement in several orders, and it also cancels an order
+# that another transaction holds at that moment: your cancel must wait for it, then decide.
 
 
 # %% tags=["exercise"] exercise="7.1"
 # Exercise 7.1: cancel an order
 async def cancel_order(conn, order_id: int) -> bool:
-    raise NotImplementedError("Exercise 7.1: change the status only when the order may be cancelled, and say whether")
+    raise NotImplementedError("Exercise 7.1: cancel a pending or paid order and say whether you did, even under a race")
 
 
 # %% tags=["solution"] exercise="7.1"
@@ -431,72 +432,122 @@ async def cancel_order(conn, order_id: int) -> bool:
 
 
 # %% tags=["checker", "raises-exception"] exercise="7.1"
-# %%ipytest
+# %%ipytest --exercise 7.1
+from coursedb.lockstep import Lockstep, in_transaction
+
+FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
+ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, $3, $4)"
+STATUS = "SELECT status::text FROM orders WHERE id = $1"
 
 
 async def cancelled(conn, order_id: int, what: str) -> bool:
     result = await cancel_order(conn, order_id)
-    assert isinstance(result, bool), f"cancel_order on {what} returned {result!r}: return True or False"
+    assert type(result) is bool, f"cancel_order on {what} returned {result!r}: return True or False"
     return result
 
 
-async def test_cancelling_a_pending_order(db_conn, user, make_order):
-    order = await make_order("10.00")
-    assert await cancelled(db_conn, order, "a pending order") is True, "a pending order can be cancelled: expected True"
-    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order) == "cancelled"
-    assert await shop.order_total(db_conn, user) == 0
+@pytest.mark.parametrize("status", ["pending", "paid"])
+async def test_cancels_a_pending_or_paid_order(db_conn, user, status):
+    """A pending or paid order becomes cancelled, and cancel_order returns True."""
+    await db_conn.execute(ADD_ORDER, FAR, user, Decimal("0.01"), status)
+    assert await cancelled(db_conn, FAR, f"a {status} order") is True, (
+        f"a {status} order can be cancelled: expected True"
+    )
+    now = await db_conn.fetchval(STATUS, FAR)
+    assert now == "cancelled", f"cancel_order returned True, but the {status} order is now {now}"
 
 
-@pytest.mark.parametrize(("status", "cancellable"), [("paid", True), ("shipped", False), ("cancelled", False)])
-async def test_which_orders_can_be_cancelled(db_conn, make_order, status, cancellable):
-    order = await make_order("10.00", status=status)
-    result = await cancelled(db_conn, order, f"a {status} order")
-    assert result is cancellable, f"cancel_order on a {status} order returned {result}, expected {cancellable}"
-    expected = "cancelled" if cancellable else status
-    now = await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order)
-    assert now == expected, f"a {status} order is now {now}, expected {expected}"
+@pytest.mark.parametrize("status", ["shipped", "cancelled", None])
+async def test_leaves_other_orders_alone(db_conn, user, status):
+    """A shipped order, a cancelled one or an id no order has: cancel_order changes nothing and returns False."""
+    what = "an id no order has" if status is None else f"a {status} order"
+    if status is not None:
+        await db_conn.execute(ADD_ORDER, FAR, user, Decimal("10.00"), status)
+    result = await cancelled(db_conn, FAR, what)
+    assert result is False, f"cancel_order on {what} returned {result}, expected False"
+    now = await db_conn.fetchval(STATUS, FAR)
+    assert now == status, f"cancel_order on {what} left it {now}, expected {status}"
 
 
-async def test_cancelling_touches_only_that_order(db_conn, user, make_order):
-    keep = await make_order("5.00")
-    await cancel_order(db_conn, await make_order("7.00"))
-    assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", keep) == "pending"
-    assert await shop.order_total(db_conn, user) == Decimal("5.00")
+async def test_touches_only_that_order(db_conn, user):
+    """Cancelling one order leaves every other order as it was, its neighbours by id included."""
+    for offset, total in enumerate(["5.00", "7.00", "9.00"]):
+        await db_conn.execute(ADD_ORDER, FAR + offset, user, Decimal(total), "pending")
+    await cancel_order(db_conn, FAR + 1)
+    rows = await db_conn.fetch("SELECT id, status::text FROM orders ORDER BY id")
+    statuses = {row["id"] - FAR: row["status"] for row in rows}
+    assert statuses == {0: "pending", 1: "cancelled", 2: "pending"}, f"after cancelling order +1 of three: {statuses}"
 
 
-async def test_cancelling_an_unknown_order(db_conn):
-    assert await cancelled(db_conn, 999_999, "an id no order has") is False
+async def a_new_order(conn) -> int:
+    """A committed pending order of a new user."""
+    user_id = await shop.create_user(conn, f"buyer{await conn.fetchval('SELECT count(*) FROM users')}@example.com", "B")
+    return await shop.place_order(conn, user_id, "10.00")
+
+
+def cancelling(order_id: int, wrap=None):
+    """A call for the lockstep driver: cancel_order on its connection, in a transaction of its own if `wrap` says so."""
+
+    async def call(conn):
+        return await cancel_order(conn, order_id)
+
+    return wrap(call) if wrap else call
 
 
 async def test_two_concurrent_cancels_cancel_once(db_committed):
-    """Two requests cancel one order at the same moment, each on its own connection, in its own transaction."""
-    async with db_committed.acquire() as first, db_committed.acquire() as second:
-        user_id = await shop.create_user(second, "race@example.com", "Race")
-        order = await shop.place_order(second, user_id, "10.00")  # committed: both connections see it
-        async with first.transaction():  # the first request's transaction, committed when the block ends
-            first_result = await cancel_order(first, order)
-            racing = asyncio.create_task(cancel_order(second, order))
-            for _ in range(500):  # until the second waits for the first's row lock, or is done (10 s at most)
-                pid = second.get_server_pid()
-                waiting = await first.fetchval("SELECT cardinality(pg_blocking_pids($1)) > 0", pid)
-                if waiting or racing.done():
-                    break
-                await asyncio.sleep(0.02)
-        second_result = await racing
-    assert not (first_result is True and second_result is True), (
-        "two concurrent cancels of one pending order both returned True: between one's check and its change, the "
-        "other cancelled the order. Check and change in one step"
-    )
-    assert [first_result, second_result].count(True) == 1, (
-        f"two concurrent cancels of one pending order returned {first_result} and {second_result}: one must succeed"
-    )
+    """Two requests cancel one order at the same moment, on two connections, their statements interleaved in every
+    order the checker tries (with and without a transaction around them): exactly one returns True."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        for wrap_a, wrap_b in [(None, None), (in_transaction, None), (in_transaction, in_transaction)]:
+            for first, head_start in race.schedules():
+                order_id = await a_new_order(a)
+                calls = {"A": cancelling(order_id, wrap_a), "B": cancelling(order_id, wrap_b)}
+                outcome = await race.run(calls, first, head_start)
+                if outcome.raised():
+                    error = next(iter(outcome.raised().values()))
+                    pytest.fail(f"cancel_order raised {error!r} in a race ({outcome.timeline()})", pytrace=False)
+                results = [outcome.results["A"], outcome.results["B"]]
+                if results == [True, True]:
+                    pytest.fail(
+                        "two concurrent cancels of one pending order both returned True; their statements ran in this "
+                        f"order: {outcome.timeline()}. Between one's check and its change the other cancelled the "
+                        "order: check and change in one step",
+                        pytrace=False,
+                    )
+                assert results.count(True) == 1, (
+                    f"two concurrent cancels of one pending order returned {results} ({outcome.timeline()}): "
+                    "exactly one must succeed"
+                )
+                for conn in (a, b):
+                    assert not conn.is_in_transaction(), "cancel_order left its connection inside a transaction"
+
+
+@pytest.mark.parametrize(("change", "expected"), [("total = total + 1", True), ("status = 'shipped'", False)])
+async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, expected):
+    """While another transaction holds the order (it changes it and commits a moment later), cancel_order waits for it,
+    then decides on what that transaction committed: it neither gives up nor goes by what it read before."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await a_new_order(a)
+
+        async def holder(conn):
+            await conn.execute(f"UPDATE orders SET {change} WHERE id = $1", order_id)
+
+        outcome = await Lockstep(A=a, B=b).run({"A": in_transaction(holder), "B": cancelling(order_id)}, first="A")
+        result = outcome.results["B"]
+        if isinstance(result, BaseException):
+            pytest.fail(f"cancel_order raised {result!r} ({outcome.timeline()})", pytrace=False)
+        assert result is expected, (
+            f"another transaction held the order and set {change}; then cancel_order returned {result}, expected "
+            f"{expected} ({outcome.timeline()})"
+        )
 
 
 # %% [markdown] tags=["hint"] exercise="7.1"
 # <details><summary>Hint 1</summary>
 #
 # Read the status, then update: between the two, another request can cancel the same order, and both report success.
-# The checker's last test does exactly that.
+# The checker's concurrent tests do exactly that.
 # </details>
 #
 # <details><summary>Hint 2</summary>
@@ -515,15 +566,15 @@ async def test_two_concurrent_cancels_cancel_once(db_committed):
 # ## Exercise 7.2: a factory fixture of your own (stretch)
 #
 # Write a fixture `make_user` in the style of `make_order`: `await make_user()` creates a new user in the test's
-# transaction and returns its id. Every call gives a different user; `await make_user(email="grace@example.com")`
-# uses that email.
+# transaction and returns its id. Every call gives a different user, however many the test makes or deletes;
+# `await make_user(email="grace@example.com")` uses that email.
 
 
 # %% tags=["exercise"] exercise="7.2"
 # Exercise 7.2: a factory fixture
 @pytest.fixture
 def make_user(db_conn):
-    raise NotImplementedError("Exercise 7.2: a factory fixture returns a function; look at make_order above")
+    raise NotImplementedError("Exercise 7.2: each call of make_user() makes one more user in the test's transaction")
 
 
 # %% tags=["solution"] exercise="7.2"
@@ -541,26 +592,57 @@ def make_user(db_conn):
 
 
 # %% tags=["checker", "raises-exception"] exercise="7.2"
-# %%ipytest
+# %%ipytest --exercise 7.2
 
 
-async def test_make_user_makes_different_users(db_conn, make_user):
+async def made(make_user, db_conn, **email) -> int:
     assert callable(make_user), (
         f"the make_user fixture gave the test {make_user!r}, which is not callable: a factory fixture returns a "
         "function that makes users"
     )
-    first = await make_user()
     try:
-        second = await make_user()
+        user_id = await make_user(**email)
     except shop.EmailTaken as exc:
-        hint = f"a second user could not be made, {exc} is taken: give every user an email of its own"
-        pytest.fail(hint, pytrace=False)
-    assert first != second
-    grace = await make_user(email="grace@example.com")
-    assert (await shop.find_user_by_email(db_conn, "grace@example.com"))["id"] == grace
+        taken = exc
+    else:
+        taken = None
+    if taken is not None:
+        pytest.fail(
+            f"a new user could not be made, {taken} is taken: give every user an email of its own", pytrace=False
+        )
+    assert type(user_id) is int, f"make_user returned {user_id!r}: return the new user's id"
+    exists = await db_conn.fetchval("SELECT count(*) FROM users WHERE id = $1", user_id)
+    assert exists == 1, f"make_user returned {user_id}, but the test's transaction has no user with that id"
+    return user_id
+
+
+async def test_each_call_makes_a_new_user(db_conn, make_user):
+    """Every call makes one more user, in the test's transaction, and returns that user's id."""
+    ids = [await made(make_user, db_conn) for _ in range(5)]
+    assert len(set(ids)) == 5, f"five calls returned the ids {ids}: each call makes a new user"
+    count = await db_conn.fetchval("SELECT count(*) FROM users")
+    assert count == 5, f"five calls to make_user left {count} users in the table"
+
+
+async def test_uses_the_email_it_is_given(db_conn, make_user):
+    """make_user(email=...) makes the user with that email, also between users made with the default one."""
+    await made(make_user, db_conn)
+    zoe = await made(make_user, db_conn, email="zoë.ωmega@example.com")
+    found = await shop.find_user_by_email(db_conn, "zoë.ωmega@example.com")
+    assert found is not None and found["id"] == zoe, f"make_user(email=...) returned {zoe}, the user found is {found}"
+    await made(make_user, db_conn)
+
+
+async def test_new_users_after_some_were_deleted(db_conn, make_user):
+    """A test may delete users it made: later calls still make new users (ids and emails are not a count)."""
+    ids = [await made(make_user, db_conn) for _ in range(3)]
+    await db_conn.execute("DELETE FROM users WHERE id = $1", ids[1])
+    later = [await made(make_user, db_conn) for _ in range(2)]
+    assert len(set(ids + later)) == 5, f"ids made before and after a delete: {ids} then {later}"
 
 
 async def test_made_users_stay_in_the_tests_transaction(db_conn, db_pool, make_user):
+    """Users made by make_user are rolled back with the test: no other connection ever sees them."""
     try:
         await make_user(email="only-in-this-test@example.com")
     finally:
