@@ -1,10 +1,10 @@
 """Answers to notebook 08 (exercises 8.1 and 8.2): wrong ones its checkers must reject, right ones they accept."""
 
 import shop
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 
 
-@wrong("8.1", hint="two concurrent cancels returned (True, True)")
+@wrong("8.1", hint="returned [True, True]")
 async def cancel_order_read_then_write(conn, order_id: int) -> bool:
     """Exercise 7.1's read-then-write: B reads 'pending' before A commits, and both cancels succeed."""
     async with conn.transaction():
@@ -16,7 +16,7 @@ async def cancel_order_read_then_write(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("8.1", hint="two concurrent cancels returned (True, True)")
+@wrong("8.1", hint="returned [True, True]")
 async def cancel_order_decides_on_its_read(conn, order_id: int) -> bool:
     """The UPDATE re-checks the status, but the answer and the event come from the earlier read."""
     async with conn.transaction():
@@ -30,7 +30,7 @@ async def cancel_order_decides_on_its_read(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("8.1", hint="1 order_cancelled events for a shipped order")
+@wrong("8.1", hint="for a shipped order")
 async def cancel_order_always_records(conn, order_id: int) -> bool:
     """Race-free cancel, but the event is written whether or not anything was cancelled."""
     async with conn.transaction():
@@ -42,7 +42,7 @@ async def cancel_order_always_records(conn, order_id: int) -> bool:
         return cancelled is not None
 
 
-@wrong("8.1", hint="0 order_cancelled events for a pending order")
+@wrong("8.1", hint="0 order_cancelled events")
 async def cancel_order_wrong_payload(conn, order_id: int) -> bool:
     """Records the event with the id as text: {"order_id": "7"} is not {"order_id": 7} in jsonb."""
     async with conn.transaction():
@@ -56,7 +56,7 @@ async def cancel_order_wrong_payload(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("8.2", hint="lock timeout")
+@wrong("8.2", hint="not wait for them")
 async def claim_next_shipment_no_lock(conn) -> int | None:
     """No row lock on the read: B picks A's order too, then waits for A's lock on it."""
     return await conn.fetchval(
@@ -68,7 +68,7 @@ async def claim_next_shipment_no_lock(conn) -> int | None:
     )
 
 
-@wrong("8.2", hint="lock timeout")
+@wrong("8.2", hint="not wait for them")
 async def claim_next_shipment_for_update(conn) -> int | None:
     """FOR UPDATE without SKIP LOCKED: the second worker queues behind the first."""
     return await conn.fetchval(
@@ -80,7 +80,7 @@ async def claim_next_shipment_for_update(conn) -> int | None:
     )
 
 
-@wrong("8.2", hint="could not obtain lock")
+@wrong("8.2", hint="it does not fail on them")
 async def claim_next_shipment_nowait(conn) -> int | None:
     """FOR UPDATE NOWAIT: the second worker gets an error instead of the next order."""
     return await conn.fetchval(
@@ -92,13 +92,13 @@ async def claim_next_shipment_nowait(conn) -> int | None:
     )
 
 
-@wrong("8.2", hint="the next claim takes the next paid order")
+@wrong("8.2", hint="expected the next")
 async def claim_next_shipment_only_locks(conn) -> int | None:
     """Locks the order but never marks it shipped: the same transaction claims it again."""
     return await conn.fetchval("SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
 
 
-@wrong("8.2", hint="the oldest paid order comes first")
+@wrong("8.2", hint="expected the oldest paid order")
 async def claim_next_shipment_not_shipped_yet(conn) -> int | None:
     """Takes any order not shipped yet, pending ones included."""
     return await conn.fetchval(
@@ -108,3 +108,189 @@ async def claim_next_shipment_not_shipped_yet(conn) -> int | None:
         RETURNING id
         """
     )
+
+
+@wrong("8.1", hint="Do both in one transaction")
+async def cancel_order_no_transaction(conn, order_id: int) -> bool:
+    """Race-free UPDATE, then the event in a statement of its own: outside a transaction each commits alone."""
+    cancelled = await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id", order_id
+    )
+    if cancelled is None:
+        return False
+    await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+    return True
+
+
+@wrong("8.1", hint="their order_cancelled events number [1, 0]")
+async def cancel_order_one_event_per_kind(conn, order_id: int) -> bool:
+    """Records the event only if no order_cancelled event exists yet, for any order."""
+    async with conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        if cancelled is None:
+            return False
+        await conn.execute(
+            """
+            INSERT INTO events (kind, payload)
+            SELECT 'order_cancelled', $1 WHERE NOT EXISTS (SELECT FROM events WHERE kind = 'order_cancelled')
+            """,
+            {"order_id": order_id},
+        )
+        return True
+
+
+@wrong("8.1", hint="returned [True, True]")
+async def cancel_order_lock_outside_transaction(conn, order_id: int) -> bool:
+    """Reads with FOR UPDATE before its transaction starts: the lock ends with that SELECT."""
+    status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    if status not in ("pending", "paid"):
+        return False
+    async with conn.transaction():
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+    return True
+
+
+@wrong("8.1", hint="then cancel_order returned False")
+async def cancel_order_skip_locked(conn, order_id: int) -> bool:
+    """Gives up on an order another transaction holds, although that transaction may not cancel it."""
+    async with conn.transaction():
+        cancelled = await conn.fetchval(
+            """
+            UPDATE orders SET status = 'cancelled'
+            WHERE id = (SELECT id FROM orders WHERE id = $1 AND status IN ('pending', 'paid') FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """,
+            order_id,
+        )
+        if cancelled is None:
+            return False
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@wrong("8.2", hint="expected the oldest paid order")
+async def claim_next_shipment_no_order_by(conn) -> int | None:
+    """No ORDER BY: the first paid row the server finds, which is not always the lowest id."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'shipped'
+        WHERE id = (SELECT id FROM orders WHERE status = 'paid' LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+        """
+    )
+
+
+@wrong("8.2", hint="expected the oldest paid order")
+async def claim_next_shipment_by_created_at(conn) -> int | None:
+    """Oldest by created_at: an order imported with an old timestamp jumps the queue."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'shipped'
+        WHERE id = (SELECT id FROM orders WHERE status = 'paid' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+        """
+    )
+
+
+@wrong("8.2", hint="expected the two oldest paid ones")
+async def claim_next_shipment_locks_the_user(conn) -> int | None:
+    """Joins users to check the buyer exists, so it locks the user's row too: that user's next order is skipped."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'shipped'
+        WHERE id = (
+            SELECT o.id FROM orders o JOIN users u ON u.id = o.user_id
+            WHERE o.status = 'paid' ORDER BY o.id LIMIT 1 FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id
+        """
+    )
+
+
+@wrong("8.2", hint="advisory locks still held")
+async def claim_next_shipment_advisory_lock(conn) -> int | None:
+    """Claims with a session advisory lock, which outlives the transaction (nothing ever unlocks it)."""
+    for order_id in await conn.fetch("SELECT id FROM orders WHERE status = 'paid' ORDER BY id"):
+        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", order_id["id"]):
+            await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", order_id["id"])
+            return order_id["id"]
+    return None
+
+
+# --- right answers, written differently from the model --------------------------------------------
+
+
+@right("8.1")
+async def cancel_order_lock_then_decide(conn, order_id: int) -> bool:
+    """Locks the order in a transaction, decides in Python, then changes it and records the event."""
+    async with conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@right("8.1")
+async def cancel_order_one_statement(conn, order_id: int) -> bool:
+    """The UPDATE and the INSERT in one statement (a data-modifying WITH): one statement is one transaction."""
+    recorded = await conn.fetchval(
+        """
+        WITH cancelled AS (
+            UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id
+        )
+        INSERT INTO events (kind, payload)
+        SELECT 'order_cancelled', jsonb_build_object('order_id', id) FROM cancelled
+        RETURNING true
+        """,
+        order_id,
+    )
+    return recorded is not None
+
+
+@right("8.1")
+async def cancel_order_command_tag(conn, order_id: int) -> bool:
+    """execute()'s command tag says whether the UPDATE changed a row; a transaction object started and ended by hand."""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        tag = await conn.execute(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid')", order_id
+        )
+        if tag == "UPDATE 1":
+            await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+    except BaseException:
+        await transaction.rollback()
+        raise
+    await transaction.commit()
+    return tag == "UPDATE 1"
+
+
+@right("8.2")
+async def claim_next_shipment_two_statements(conn) -> int | None:
+    """Picks and locks with one statement, ships with a second (the lock holds until the caller's transaction ends)."""
+    order_id = await conn.fetchval(
+        "SELECT id FROM orders WHERE status = 'paid' ORDER BY id ASC LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    if order_id is not None:
+        await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", order_id)
+    return order_id
+
+
+@right("8.2")
+async def claim_next_shipment_update_from(conn) -> int | None:
+    """UPDATE … FROM a WITH that picks the order, with the weaker FOR NO KEY UPDATE lock."""
+    row = await conn.fetchrow(
+        """
+        WITH next AS (
+            SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+        )
+        UPDATE orders SET status = 'shipped' FROM next WHERE orders.id = next.id RETURNING orders.id
+        """
+    )
+    return None if row is None else row["id"]

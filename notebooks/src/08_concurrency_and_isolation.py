@@ -9,7 +9,7 @@
 # - READ COMMITTED, REPEATABLE READ and SERIALIZABLE on the same two anomalies;
 # - a retry loop for `SerializationError`, and a test that proves the retry works.
 #
-# *About 45 minutes.*
+# *About 55 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -289,12 +289,15 @@ async with two_sessions() as (a, b):
     await b.run(bump_second)
     await b.run(bump_first)
     await b.run("COMMIT")
-#
+
+# %% [markdown]
 # ## Job queues: `FOR UPDATE SKIP LOCKED`
 #
-# Workers that take jobs from a table must not take the same job twice. `FOR UPDATE` alone makes
-# the second worker *wait* for the first (and then find the job taken); `SKIP LOCKED` makes it
-# pass over locked rows and take the next free one. Three paid orders to ship, two workers.
+# A job queue in a table: workers each take the next job, and no job may be taken twice. Here the jobs are
+# paid orders waiting to be shipped, and each worker is a transaction that locks the order it takes.
+#
+# `FOR UPDATE` alone makes the second worker *wait* for the first (and then find the job taken); `SKIP LOCKED`
+# makes it pass over locked rows and take the next free one. Three paid orders to ship, two workers.
 # `lock_timeout` turns "waits for ever" into an error after 200 ms, so the blocked version shows up
 # as an error instead of a hang:
 
@@ -498,14 +501,16 @@ async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
 # Write `cancel_order(conn, order_id)`: a pending or paid order becomes cancelled and the function
 # returns `True`, **and** it records one event `("order_cancelled", {"order_id": order_id})` with
 # `shop.record_event`, in the same transaction. Anything else: `False`, and no event. Two concurrent
-# cancels of one order must give one `True` and **one** event (`cancel_twice` checks that).
+# cancels of one order must give one `True` and **one** event, and no other connection may ever see the
+# order cancelled without its event. The checker drives two cancels statement by statement, in several
+# orders (what `cancel_twice` does, and more).
 
 
 # %% tags=["exercise"] exercise="8.1"
 # Exercise 8.1: a cancel that records its event exactly once
 async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
     raise NotImplementedError(
-        "Exercise 8.1: check and change the row in one statement; record the event only when it cancelled something"
+        "Exercise 8.1: cancel a pending or paid order, with exactly one order_cancelled event for it, even in a race"
     )
 
 
@@ -525,33 +530,150 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 
 
 # %% tags=["checker", "raises-exception"] exercise="8.1"
-# %%ipytest
+# %%ipytest --exercise 8.1
+from coursedb.lockstep import Lockstep, in_transaction
+
+FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
+ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, 10, $3)"
 CANCEL_EVENTS = "SELECT count(*) FROM events WHERE kind = 'order_cancelled' AND payload = $1"
+STATUS = "SELECT status::text FROM orders WHERE id = $1"
+
+
+async def cancelled(conn, order_id: int, what: str) -> bool:
+    result = await cancel_order(conn, order_id)
+    assert type(result) is bool, f"cancel_order on {what} returned {result!r}: return True or False"
+    return result
+
+
+async def events_of(conn, order_id: int) -> int:
+    return await conn.fetchval(CANCEL_EVENTS, {"order_id": order_id})
 
 
 @pytest.mark.parametrize(("status", "cancellable"), [("pending", True), ("paid", True), ("shipped", False)])
-async def test_cancel_and_its_event(db_conn, status, cancellable):
+async def test_a_cancel_records_one_event(db_conn, status, cancellable):
+    """A pending or paid order is cancelled with one order_cancelled event {"order_id": <its id>}; any other order
+    gets False and no event, and so does a second cancel of the same order."""
     user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
-    order_id = await shop.place_order(db_conn, user_id, "10.00", status)
-    assert await cancel_order(db_conn, order_id) is cancellable, f"a {status} order"
-    events = await db_conn.fetchval(CANCEL_EVENTS, {"order_id": order_id})
-    assert events == int(cancellable), f"{events} order_cancelled events for a {status} order"
-    assert await cancel_order(db_conn, order_id) is False, "the second cancel of one order"
-    events = await db_conn.fetchval(CANCEL_EVENTS, {"order_id": order_id})
-    assert events == int(cancellable), f"{events} order_cancelled events after cancelling twice"
+    await db_conn.execute(ADD_ORDER, FAR, user_id, status)
+    await shop.record_event(db_conn, "order_paid", {"order_id": FAR})  # another kind of event, for the same order
+    result = await cancelled(db_conn, FAR, f"a {status} order")
+    assert result is cancellable, f"cancel_order on a {status} order returned {result}, expected {cancellable}"
+    events = await events_of(db_conn, FAR)
+    assert events == int(cancellable), f"{events} order_cancelled events {{'order_id': {FAR}}} for a {status} order"
+    result = await cancelled(db_conn, FAR, "an order cancelled a moment ago")
+    assert result is False, f"the second cancel of one {status} order returned {result}"
+    events = await events_of(db_conn, FAR)
+    assert events == int(cancellable), f"{events} order_cancelled events after cancelling a {status} order twice"
+
+
+async def test_each_cancelled_order_gets_its_own_event(db_conn):
+    """Cancelling two orders records one event for each, whatever events other orders already have."""
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+    for order_id in (FAR, FAR - 1):
+        await db_conn.execute(ADD_ORDER, order_id, user_id, "pending")
+        assert await cancelled(db_conn, order_id, "a pending order") is True, "a pending order can be cancelled"
+    counts = [await events_of(db_conn, order_id) for order_id in (FAR, FAR - 1)]
+    assert counts == [1, 1], f"after cancelling two orders, their order_cancelled events number {counts}"
 
 
 async def test_cancelling_an_unknown_order(db_conn):
-    assert await cancel_order(db_conn, 999_999) is False, "an order that does not exist"
+    """An id no order has: False, and no event."""
+    assert await cancelled(db_conn, FAR, "an id no order has") is False, "an order that does not exist"
     assert await db_conn.fetchval("SELECT count(*) FROM events") == 0, "an event for an order that does not exist"
 
 
+async def new_order(conn) -> int:
+    """A committed pending order of a new user (written on one of the two connections the test holds)."""
+    user_id = await shop.create_user(conn, f"{uuid.uuid4()}@example.com", "Buyer")
+    return await shop.place_order(conn, user_id, "10.00")
+
+
+def cancelling(order_id: int, wrap=None):
+    """A call for the lockstep driver: cancel_order on its connection, in a transaction of its own if `wrap` says so."""
+
+    async def call(conn):
+        return await cancel_order(conn, order_id)
+
+    return wrap(call) if wrap else call
+
+
+def said(outcome, what: str) -> None:
+    """A session that raised fails the test with one sentence, not asyncpg's traceback."""
+    for name, error in outcome.raised().items():
+        pytest.fail(f"{what}: cancel_order raised {error!r} on {name} ({outcome.timeline()})", pytrace=False)
+
+
 async def test_two_concurrent_cancels_one_success_one_event(db_committed):
-    order_id = await committed_order(db_committed)
-    results = await cancel_twice(db_committed, cancel_order, order_id)
-    assert results == (True, False), f"two concurrent cancels returned {results}"
-    events = await db_committed.fetchval(CANCEL_EVENTS, {"order_id": order_id})
-    assert events == 1, f"{events} order_cancelled events after two concurrent cancels"
+    """Two cancels of one order at the same moment, on two connections, statements interleaved in every order the
+    checker tries (with and without a transaction around them): one returns True, and there is one event."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        for wrap_a, wrap_b in [(None, None), (in_transaction, None), (in_transaction, in_transaction)]:
+            for first, head_start in race.schedules():
+                order_id = await new_order(a)
+                calls = {"A": cancelling(order_id, wrap_a), "B": cancelling(order_id, wrap_b)}
+                outcome = await race.run(calls, first, head_start)
+                said(outcome, "two concurrent cancels of one order")
+                results, events = [outcome.results["A"], outcome.results["B"]], await events_of(a, order_id)
+                assert sorted(results) == [False, True] and events == 1, (
+                    f"two concurrent cancels of one pending order returned {results} and recorded {events} events; "
+                    f"their statements ran in this order: {outcome.timeline()}"
+                )
+                for conn in (a, b):
+                    assert not conn.is_in_transaction(), "cancel_order left its connection inside a transaction"
+
+
+async def test_no_one_sees_the_cancel_without_its_event(db_committed):
+    """The status change and the event commit together: another connection never sees the order cancelled without
+    its event (nor the event without the cancel), after any statement of cancel_order."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+
+        async def both_or_neither(other) -> str | None:
+            status, events = await other.fetchval(STATUS, order_id), await events_of(other, order_id)
+            if (status == "cancelled") != (events == 1):
+                return f"another connection saw the order {status} with {events} order_cancelled events"
+            return None
+
+        outcome = await Lockstep(A=a, B=b).run({"A": cancelling(order_id)}, watch=both_or_neither)
+        said(outcome, "one cancel")
+        assert not outcome.problems, (
+            f"{outcome.problems[0]} after one of these statements: {outcome.timeline()}. Do both in one transaction"
+        )
+
+
+@pytest.mark.parametrize(("change", "expected"), [("total = total + 1", True), ("status = 'shipped'", False)])
+async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, expected):
+    """While another transaction holds the order (it changes it and commits a moment later), cancel_order waits for
+    it, then decides on what that transaction committed, and records an event only if it cancelled."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+
+        async def holder(conn):
+            await conn.execute(f"UPDATE orders SET {change} WHERE id = $1", order_id)
+
+        outcome = await Lockstep(A=a, B=b).run({"A": in_transaction(holder), "B": cancelling(order_id)}, first="A")
+        said(outcome, "a cancel of an order another transaction holds")
+        result, events = outcome.results["B"], await events_of(a, order_id)
+        assert (result, events) == (expected, int(expected)), (
+            f"another transaction held the order and set {change}; then cancel_order returned {result} and recorded "
+            f"{events} events, expected {expected} and {int(expected)} ({outcome.timeline()})"
+        )
+
+
+# %% [markdown] tags=["hint"] exercise="8.1"
+# <details><summary>Hint 1</summary>
+#
+# Two things must happen together or not at all: the order changes, and its event is written. And only the call
+# that really changed the order may write the event: what tells *this* call that it did?
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Exercise 7.1's one-statement `UPDATE … RETURNING id` answers that: it returns the id only to the call that
+# changed the row. Put it and `shop.record_event` inside `async with conn.transaction():`, and record only when
+# the `UPDATE` returned something.
+# </details>
 
 
 # %% [markdown]
@@ -560,14 +682,14 @@ async def test_two_concurrent_cancels_one_success_one_event(db_committed):
 # Write `claim_next_shipment(conn)`: inside the caller's transaction, take the **oldest** (lowest id)
 # `paid` order that no other transaction has claimed, set it to `shipped`, and return its id; return
 # `None` when there is none. Two workers with open transactions must get different orders, and the
-# second must not wait for the first (the checker gives waiting a `lock_timeout` of 1 s).
+# second must not wait for the first: the checker asks the server whether it does.
 
 
 # %% tags=["exercise"] exercise="8.2"
 # Exercise 8.2: a job queue that never hands out a job twice
 async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
     raise NotImplementedError(
-        "Exercise 8.2: lock the order you pick, pass over the ones other workers hold (the job-queue section)"
+        "Exercise 8.2: give each worker the oldest paid order nobody else is shipping, never making it wait"
     )
 
 
@@ -584,30 +706,120 @@ async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="8.2"
-# %%ipytest
+# %%ipytest --exercise 8.2
+import random
+
+from coursedb.lockstep import Lockstep, in_transaction
+
+FAR = 2_000_000_000  # ids far from 1
+ADD_ORDERS = """
+    INSERT INTO orders (id, user_id, total, status, created_at)
+    SELECT id, $2, 10, status::order_status, now() - make_interval(secs => id - $3)
+    FROM unnest($1::int[], $4::text[]) AS o(id, status)
+"""  # a higher id is made to look older: the oldest order is the one with the lowest id, whatever created_at says
+
+
+async def add_orders(conn, user_id: int, orders: dict[int, str]) -> None:
+    """Insert {id: status} in a shuffled order (rows do not come back sorted by id unless asked to)."""
+    ids = list(orders)
+    random.Random(8).shuffle(ids)
+    await conn.execute(ADD_ORDERS, ids, user_id, FAR, [orders[i] for i in ids])
+
+
+async def claimed(conn, what: str) -> int | None:
+    result = await claim_next_shipment(conn)
+    assert result is None or type(result) is int, f"claim_next_shipment returned {result!r} ({what}): an id or None"
+    return result
 
 
 async def test_claims_the_oldest_paid_order_once(db_conn):
+    """Claims take the paid orders by lowest id (ids far from 1, rows inserted shuffled, created_at no help), ship
+    each once, return None when none is left, and touch no pending or cancelled order."""
     user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
-    await shop.place_order(db_conn, user_id, "1.00", "pending")
-    first = await shop.place_order(db_conn, user_id, "2.00", "paid")
-    second = await shop.place_order(db_conn, user_id, "3.00", "paid")
-    assert await claim_next_shipment(db_conn) == first, "the oldest paid order comes first"
-    assert await claim_next_shipment(db_conn) == second, "the next claim takes the next paid order"
-    assert await claim_next_shipment(db_conn) is None, "no paid order left: None"
-    statuses = [row["status"] for row in await db_conn.fetch("SELECT status::text FROM orders ORDER BY id")]
-    assert statuses == ["pending", "shipped", "shipped"], "claimed orders are shipped, the pending one untouched"
+    orders = {FAR + 1: "pending", FAR + 7: "paid", FAR + 3: "paid", FAR + 2: "cancelled", FAR + 12: "paid"}
+    await add_orders(db_conn, user_id, orders)
+    for expected, what in [(FAR + 3, "the oldest paid order"), (FAR + 7, "the next"), (FAR + 12, "the last")]:
+        got = await claimed(db_conn, what)
+        assert got == expected, f"claim_next_shipment returned {got}, expected {what}: {expected} (paid: +3, +7, +12)"
+    assert await claimed(db_conn, "no paid order left") is None, "no paid order left: expected None"
+    rows = await db_conn.fetch("SELECT id - $1 AS id, status::text FROM orders ORDER BY id", FAR)
+    statuses = {row["id"]: row["status"] for row in rows}
+    expected = {1: "pending", 2: "cancelled", 3: "shipped", 7: "shipped", 12: "shipped"}
+    assert statuses == expected, f"after claiming every paid order, the orders (id - {FAR}: status) are {statuses}"
+
+
+async def fresh_queue(conn, orders: dict[int, str]) -> None:
+    """Committed: only these orders, all of one user."""
+    await conn.execute("DELETE FROM orders")
+    user_id = await conn.fetchval("SELECT id FROM users LIMIT 1") or await shop.create_user(conn, "q@example.com", "Q")
+    await add_orders(conn, user_id, orders)
+
+
+async def claim(conn):
+    return await claim_next_shipment(conn)
 
 
 async def test_two_workers_get_different_orders_without_waiting(db_committed):
-    first = await committed_order(db_committed, "paid")
-    second = await committed_order(db_committed, "paid")
-    async with db_committed.acquire() as a, db_committed.acquire() as b, a.transaction(), b.transaction():
-        await b.execute("SET LOCAL lock_timeout = '1s'")
-        assert await claim_next_shipment(a) == first, "worker A takes the oldest paid order"
-        assert await claim_next_shipment(b) == second, "worker B takes the next one, without waiting"
-        assert await claim_next_shipment(b) is None, "nothing left for worker B"
+    """Two workers claim at the same moment, each in its transaction, in every order the checker tries: they get the
+    two oldest paid orders, one each, neither waits for the other, and nothing stays locked once they commit."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        for first, head_start in race.schedules():
+            await fresh_queue(a, {FAR + 5: "paid", FAR + 4: "pending", FAR + 9: "paid", FAR + 6: "paid"})
+            outcome = await race.run({"A": in_transaction(claim), "B": in_transaction(claim)}, first, head_start)
+            for name, error in outcome.raised().items():
+                why = "a worker passes over the orders another one holds, it does not fail on them. "
+                why = why if isinstance(error, asyncpg.LockNotAvailableError) else ""
+                pytest.fail(f"worker {name} raised {error!r}: {why}({outcome.timeline()})", pytrace=False)
+            assert not outcome.waited, (
+                f"{outcome.waited[0]}: a worker must pass over the orders another one holds, not wait for them "
+                f"({outcome.timeline()})"
+            )
+            got = sorted(r - FAR for r in outcome.results.values() if r is not None)
+            assert got == [5, 6], (
+                f"two workers claimed the orders {got} (id - {FAR}), expected the two oldest paid ones, 5 and 6, one "
+                f"each ({outcome.timeline()})"
+            )
+            held = await a.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = ANY($1) AND locktype = 'advisory'",
+                [a.get_server_pid(), b.get_server_pid()],
+            )
+            assert held == 0, f"{held} advisory locks still held after the workers' transactions ended"
 
+
+async def test_a_claim_rolled_back_frees_the_order(db_committed):
+    """A worker whose transaction rolls back gives its order back: the next claim, by another worker, gets it."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        await fresh_queue(a, {FAR + 9: "paid", FAR + 5: "paid"})
+        transaction = a.transaction()
+        await transaction.start()
+        try:
+            first = await claimed(a, "worker A")
+        finally:
+            await transaction.rollback()
+        async with b.transaction():
+            again = await claimed(b, "worker B, after worker A rolled back")
+        assert first == again == FAR + 5, (
+            f"worker A claimed {first} and rolled back; then worker B claimed {again}, expected {FAR + 5} again"
+        )
+
+
+# %% [markdown] tags=["hint"] exercise="8.2"
+# <details><summary>Hint 1</summary>
+#
+# Two things at once: a worker must *hold* the order it picks (so no one else takes it), and must not wait for an
+# order someone else holds. The job-queue section above shows a lock clause that does both.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# In a subquery, pick the lowest-id paid order with `ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`; an outer
+# `UPDATE orders SET status = 'shipped' WHERE id = (…) RETURNING id` ships it and returns its id, or nothing.
+# </details>
+
+# %% [markdown]
+# Stuck? Open the hints under a checker one at a time. The model answers are not in this notebook: try first, then
+# ask your instructor or compare with a classmate.
 
 # %%
 if not conn.is_closed():  # this cell may run twice
