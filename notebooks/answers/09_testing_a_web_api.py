@@ -1,10 +1,11 @@
 """Answers to notebook 09 (exercises 9.1 and 9.2): wrong ones its checkers must reject, right ones they accept."""
 
 import httpx
+import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
 
 
 @wrong("9.1", hint="(200, {'id':")
@@ -90,10 +91,111 @@ async def check_duplicate_sign_up_same_spelling(client: httpx.AsyncClient) -> No
     assert second.json()["error"] == "email taken"
 
 
-@wrong("9.2", hint="passed against an app with a 409 without the JSON error")
+@wrong("9.2", hint="passed against an app with a 409 without a JSON body")
 async def check_duplicate_sign_up_status_only(client: httpx.AsyncClient) -> None:
     """Checks the status codes but never the body a client reads."""
     first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
     assert first.status_code == 201
     second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
     assert second.status_code == 409
+
+
+@wrong("9.1", hint="were answered [200, 200]")
+async def cancel_order_endpoint_read_then_write(request: Request) -> Response:
+    """Reads the status, then updates: two requests at once both read 'pending' and both answer 200."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn:
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        if status is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if status not in ("pending", "paid"):
+            return JSONResponse({"error": f"order is {status}"}, status_code=409)
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.1", hint="were answered [200, 200]")
+async def cancel_order_endpoint_lock_without_transaction(request: Request) -> Response:
+    """SELECT … FOR UPDATE without a transaction: the lock ends with the SELECT."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn:
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        if status is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if status not in ("pending", "paid"):
+            return JSONResponse({"error": f"order is {status}"}, status_code=409)
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.2", hint="an app with a 409 whose JSON error says 'conflict'")
+async def check_duplicate_sign_up_any_error_key(client: httpx.AsyncClient) -> None:
+    """Checks that the 409's JSON has an "error", not what it says."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert second.status_code == 409
+    assert "error" in second.json()
+
+
+@right("9.2")
+async def check_duplicate_sign_up_with_pytest_fail(client: httpx.AsyncClient) -> None:
+    """Fails with pytest.fail and a sentence of its own, as the course's checkers do."""
+    first = await client.post("/users", json={"email": "grace@example.com", "name": "Grace"})
+    if first.status_code != 201:
+        pytest.fail(f"the first sign-up was answered {first.status_code}")
+    second = await client.post("/users", json={"email": "Grace@EXAMPLE.com", "name": "Grace again"})
+    if second.status_code != 409:
+        pytest.fail(f"the duplicate was answered {second.status_code}, not 409")
+    if second.headers.get("content-type") != "application/json" or second.json().get("error") != "email taken":
+        pytest.fail(f"the 409 said {second.text!r}")
+
+
+@right("9.2")
+async def check_duplicate_sign_up_with_pytest_raises(client: httpx.AsyncClient) -> None:
+    """raise_for_status() for the first answer, pytest.raises for the second, then the whole body compared."""
+    (await client.post("/users", json={"email": "bo@example.com", "name": "Bo"})).raise_for_status()
+    second = await client.post("/users", json={"email": "BO@example.com", "name": "Bo again"})
+    with pytest.raises(httpx.HTTPStatusError):
+        second.raise_for_status()
+    assert (second.status_code, second.json()) == (409, {"error": "email taken", "email": "BO@example.com"})
+
+
+@right("9.2")
+async def check_duplicate_sign_up_every_spelling(client: httpx.AsyncClient) -> None:
+    """One sign-up, then a loop over other spellings of the same email, each refused the same way."""
+    assert (await client.post("/users", json={"email": "zoe@example.com", "name": "Zoë"})).status_code == 201
+    for spelling in ("ZOE@example.com", "Zoe@Example.COM"):
+        response = await client.post("/users", json={"email": spelling, "name": "Zoë again"})
+        assert response.status_code == 409, f"{spelling}: {response.status_code}"
+        assert response.json()["error"] == "email taken", response.text
+
+
+@right("9.1")
+async def cancel_order_endpoint_lock_then_decide(request: Request) -> Response:
+    """Locks the order in a transaction, then decides in Python which answer to give."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
+        if status in ("pending", "paid"):
+            await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    if status in ("pending", "paid"):
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@right("9.1")
+async def cancel_order_endpoint_pool_methods(request: Request) -> Response:
+    """The pool's own fetchval (no acquire): the UPDATE decides; a second query says why it changed nothing."""
+    pool = request.app.state.pool
+    order_id = int(request.path_params["order_id"])
+    if await pool.fetchval(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status < 'shipped' RETURNING true", order_id
+    ):
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    status = await pool.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)

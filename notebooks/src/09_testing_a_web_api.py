@@ -9,7 +9,7 @@
 # - how database errors should look to a client: a unique violation is a `409`, not a `500`;
 # - two ways to break all of this: a pool made on another event loop, and a request that commits.
 #
-# *About 40 minutes.*
+# *About 45 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -331,13 +331,14 @@ def test_an_app_whose_pool_was_made_at_import_time():
 # | no such order | 404 | `{"error": "no such order"}` |
 #
 # The order id is `request.path_params["order_id"]`. Use the pool as the other handlers do, and no raw
-# `BEGIN`/`COMMIT`.
+# `BEGIN`/`COMMIT`. Two clients may cancel the same order at the same moment: one gets the `200`, the other
+# the `409`. The checker sends two such requests to the app with a real pool, statement by statement.
 
 
 # %% tags=["exercise"] exercise="9.1"
 # Exercise 9.1: an endpoint to cancel an order
 async def cancel_order_endpoint(request: Request) -> Response:
-    raise NotImplementedError("Exercise 9.1: try the UPDATE first; if it matched nothing, look up why (404 or 409)")
+    raise NotImplementedError("Exercise 9.1: answer each request with the status code and body the table above says")
 
 
 # %% tags=["solution"] exercise="9.1"
@@ -357,15 +358,30 @@ async def cancel_order_endpoint(request: Request) -> Response:
 
 
 # %% tags=["checker", "raises-exception"] exercise="9.1"
-# %%ipytest
+# %%ipytest --exercise 9.1
+import contextvars
+
+from coursedb.lockstep import Lockstep
+
+FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
+
+
+class LentConnection(SharedConnection):
+    """Pool-shaped, like SharedConnection; pool.fetchval(...) and friends work too, as on a real pool."""
+
+    def __getattr__(self, name: str):
+        return getattr(self.conn, name)
+
+
+def app_with(pool) -> Starlette:
+    route = Route("/orders/{order_id:int}/cancel", cancel_order_endpoint, methods=["POST"])
+    return create_app(pool=pool, routes=[route])
 
 
 @pytest.fixture
 async def orders_api(db_conn):
-    route = Route("/orders/{order_id:int}/cancel", cancel_order_endpoint, methods=["POST"])
-    app = create_app(pool=SharedConnection(db_conn), routes=[route])
-    async with client_for(app, raise_app_exceptions=True) as client:  # your exception, not a bare 500
-        yield client
+    async with client_for(app_with(LentConnection(db_conn)), raise_app_exceptions=True) as client:
+        yield client  # raise_app_exceptions: your handler's exception, not a bare 500
 
 
 def answer(response: httpx.Response) -> tuple:
@@ -378,14 +394,18 @@ def answer(response: httpx.Response) -> tuple:
 async def place(db_conn):
     user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
 
-    async def order_with(status: str) -> int:
-        return await shop.place_order(db_conn, user_id, "10.00", status)
+    async def order_with(status: str, order_id: int = FAR) -> int:
+        await db_conn.execute(
+            "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, 10, $3)", order_id, user_id, status
+        )
+        return order_id
 
     return order_with
 
 
 @pytest.mark.parametrize("status", ["pending", "paid"])
 async def test_cancel_a_cancellable_order(orders_api, place, db_conn, status):
+    """A pending or paid order: 200 with {"id": <its id>, "status": "cancelled"}, and the order is cancelled."""
     order_id = await place(status)
     response = await orders_api.post(f"/orders/{order_id}/cancel")
     assert answer(response) == (200, {"id": order_id, "status": "cancelled"})
@@ -394,37 +414,99 @@ async def test_cancel_a_cancellable_order(orders_api, place, db_conn, status):
 
 @pytest.mark.parametrize("status", ["shipped", "cancelled"])
 async def test_an_order_that_cannot_be_cancelled_is_409(orders_api, place, db_conn, status):
+    """A shipped or cancelled order: 409 with {"error": "order is <its status>"}, and the order is unchanged."""
     order_id = await place(status)
     response = await orders_api.post(f"/orders/{order_id}/cancel")
     assert answer(response) == (409, {"error": f"order is {status}"})
     assert await db_conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id) == status
 
 
-async def test_an_unknown_order_is_404(orders_api):
-    response = await orders_api.post("/orders/999999/cancel")
+async def test_an_unknown_order_is_404(orders_api, place):
+    """An id no order has (its neighbours exist): 404 with {"error": "no such order"}."""
+    await place("pending", FAR - 1)
+    await place("shipped", FAR + 1)
+    response = await orders_api.post(f"/orders/{FAR}/cancel")
     assert answer(response) == (404, {"error": "no such order"})
 
 
 async def test_cancelling_twice(orders_api, place):
+    """The second cancel of one order: 409, the order is cancelled."""
     order_id = await place("pending")
     assert (await orders_api.post(f"/orders/{order_id}/cancel")).status_code == 200
-    assert (await orders_api.post(f"/orders/{order_id}/cancel")).status_code == 409
+    assert answer(await orders_api.post(f"/orders/{order_id}/cancel")) == (409, {"error": "order is cancelled"})
+
+
+class RacingPool:
+    """Pool-shaped: lends each request the connection the lockstep driver runs it on."""
+
+    def __init__(self) -> None:
+        self.lent = contextvars.ContextVar("lent")
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        yield self.lent.get()
+
+    def __getattr__(self, name: str):
+        return getattr(self.lent.get(), name)
+
+
+async def test_two_concurrent_cancels_one_200(db_committed):
+    """Two clients cancel one pending order at the same moment, through an app with a real pool, their requests'
+    statements interleaved in every order the checker tries: one gets 200, the other 409."""
+    pool = RacingPool()
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        race = Lockstep(A=a, B=b)
+        buyer = await shop.create_user(a, "racer@example.com", "Racer")
+        async with client_for(app_with(pool), raise_app_exceptions=True) as api:
+            for first, head_start in race.schedules():
+                order_id = await shop.place_order(a, buyer, "10.00")
+
+                async def request(conn, order_id=order_id):
+                    pool.lent.set(conn)
+                    return await api.post(f"/orders/{order_id}/cancel")
+
+                outcome = await race.run({"A": request, "B": request}, first, head_start)
+                if outcome.raised():
+                    raise next(iter(outcome.raised().values()))  # your handler's exception, as the learner sees it
+                codes = sorted(response.status_code for response in outcome.results.values())
+                assert codes == [200, 409], (
+                    f"two concurrent cancels of one pending order were answered {codes}, expected one 200 and one 409; "
+                    f"their statements ran in this order: {outcome.timeline()}"
+                )
+                for conn in (a, b):
+                    assert not conn.is_in_transaction(), "a request left its connection inside a transaction"
+
+
+# %% [markdown] tags=["hint"] exercise="9.1"
+# <details><summary>Hint 1</summary>
+#
+# Exercise 7.1 already cancels an order safely and says whether it did. What is left is telling the two "no"
+# answers apart: the order does not exist (404), or it exists in a status that cannot be cancelled (409).
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# In `async with request.app.state.pool.acquire() as conn, conn.transaction():` try the one-statement `UPDATE …
+# RETURNING id` first; only when it changed nothing, read the order's status: `None` means 404, anything else is
+# the 409's `"order is …"`.
+# </details>
 
 
 # %% [markdown]
 # ## Exercise 9.2: a test that catches broken APIs
 #
 # Now the other side: write the test. `check_duplicate_sign_up(client)` gets an `httpx.AsyncClient` for an
-# app with **empty tables**. It must pass against the real app and fail (raise `AssertionError`) against
-# each broken one the checker builds: one that answers a duplicate with `500`, one that compares emails
-# case-sensitively, and one whose `409` has no JSON body saying `"email taken"`.
-# Sign up a user, then the same email with different capitals.
+# app with **empty tables**. It must pass against the real app and fail against each broken one the checker
+# builds (any way a test fails will do: an `assert`, `pytest.fail`, `pytest.raises`, an error): one that
+# answers a duplicate with `500`, one that compares emails case-sensitively, one whose `409` has no JSON body,
+# and one whose `409` says something else than `"email taken"`. Sign up a user, then the same email with
+# different capitals.
 
 
 # %% tags=["exercise"] exercise="9.2"
 # Exercise 9.2: a test that catches broken APIs
 async def check_duplicate_sign_up(client: httpx.AsyncClient) -> None:
-    raise NotImplementedError("Exercise 9.2: post two sign-ups, then assert on each status code and on the body")
+    raise NotImplementedError("Exercise 9.2: pass against the real API, fail against any of the broken ones")
 
 
 # %% tags=["solution"] exercise="9.2"
@@ -437,7 +519,8 @@ async def check_duplicate_sign_up(client: httpx.AsyncClient) -> None:
 
 
 # %% tags=["checker", "raises-exception"] exercise="9.2"
-# %%ipytest
+# %%ipytest --exercise 9.2
+from coursedb.checks import outcome
 
 
 async def sign_up_case_sensitive(request: Request) -> Response:
@@ -457,27 +540,52 @@ async def conflict_as_text(request: Request, exc: Exception) -> Response:
     return Response("Conflict", status_code=409)
 
 
+async def conflict_without_reason(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "conflict"}, status_code=409)
+
+
 BROKEN_APIS = {
     "a duplicate answered with 500": {"exception_handlers": {}},
     "emails compared case-sensitively": {"routes": [Route("/users", sign_up_case_sensitive, methods=["POST"])]},
-    "a 409 without the JSON error": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
+    "a 409 without a JSON body": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
+    "a 409 whose JSON error says 'conflict', not 'email taken'": {
+        "exception_handlers": {shop.EmailTaken: conflict_without_reason}
+    },
 }
 
 
+async def outcome_against(db_conn, **broken) -> BaseException | None:
+    """What check_duplicate_sign_up raised against this app (None: it passed). Any way a test fails counts."""
+    async with client_for(create_app(pool=SharedConnection(db_conn), **broken)) as client:
+        return await outcome(check_duplicate_sign_up, client)
+
+
 async def test_passes_against_the_real_app(db_conn):
-    async with client_for(create_app(pool=SharedConnection(db_conn))) as client:
-        await check_duplicate_sign_up(client)
+    """Against the real API, check_duplicate_sign_up passes."""
+    failure = await outcome_against(db_conn)
+    if failure is not None:
+        pytest.fail(f"check_duplicate_sign_up failed against the real app: {failure!r}", pytrace=False)
 
 
 @pytest.mark.parametrize("broken", BROKEN_APIS)
 async def test_fails_against_a_broken_app(db_conn, broken):
-    async with client_for(create_app(pool=SharedConnection(db_conn), **BROKEN_APIS[broken])) as client:
-        try:
-            await check_duplicate_sign_up(client)
-        except (AssertionError, ValueError):  # ValueError: a body that is not JSON
-            return
-    pytest.fail(f"check_duplicate_sign_up passed against an app with {broken}")
+    """Against each broken API, check_duplicate_sign_up fails, one way or another."""
+    if await outcome_against(db_conn, **BROKEN_APIS[broken]) is None:
+        pytest.fail(f"check_duplicate_sign_up passed against an app with {broken}", pytrace=False)
 
+
+# %% [markdown] tags=["hint"] exercise="9.2"
+# <details><summary>Hint 1</summary>
+#
+# Each broken app differs from the real one in one thing a client can see: a status code, whether two spellings
+# of one email are one user, or the body of the `409`. Your test must look at each of those.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Sign up `ada@example.com`, then `ADA@Example.com`; check the first answer is `201`, the second `409`, and that the
+# second's JSON body has `"error": "email taken"`.
+# </details>
 
 # %% [markdown]
 # ## Key points
