@@ -1,13 +1,16 @@
 """Answers to notebook 10 (exercises 10.1 and 10.2): wrong ones its checkers must reject, right ones they accept."""
 
 import asyncio
+import contextlib
 
 import asyncpg
+import pytest
 
-from coursebook.answers import wrong
+from coursebook.answers import right, wrong
+from coursebook.mutants import equivalent
 
 
-@wrong("10.1", hint="still listening after returning")
+@wrong("10.1", hint="after returning a payload")
 async def wait_for_notification_keeps_listening(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
     """Never removes its listener: the connection goes on listening (and queueing) after the call."""
     payloads = asyncio.Queue()
@@ -18,7 +21,7 @@ async def wait_for_notification_keeps_listening(conn: asyncpg.Connection, channe
         return None
 
 
-@wrong("10.1", hint="still listening after returning")
+@wrong("10.1", hint="after returning a payload")
 async def wait_for_notification_removes_another_callback(
     conn: asyncpg.Connection, channel: str, timeout: float
 ) -> str | None:
@@ -50,7 +53,7 @@ async def wait_for_notification_lets_the_timeout_out(
         await conn.remove_listener(channel, on_notification)
 
 
-@wrong("10.1", hint="still waiting after 5 s")
+@wrong("10.1", hint="still waiting after")
 async def wait_for_notification_without_a_bound(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
     """Ignores the timeout: with no notification it waits for ever."""
     payloads = asyncio.Queue()
@@ -65,7 +68,7 @@ async def wait_for_notification_without_a_bound(conn: asyncpg.Connection, channe
         await conn.remove_listener(channel, on_notification)
 
 
-@wrong("10.1", hint="assert None == 'job 7'")
+@wrong("10.1", hint="PostgresSyntaxError")
 async def wait_for_notification_plain_listen(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
     """Sends LISTEN itself: the server delivers, but asyncpg calls no callback, so nothing is ever returned."""
     await conn.execute(f"LISTEN {channel}")
@@ -76,9 +79,9 @@ async def wait_for_notification_plain_listen(conn: asyncpg.Connection, channel: 
         await conn.execute(f"UNLISTEN {channel}")
 
 
-@wrong("10.2", hint="DID NOT RAISE")
+@wrong("10.2", hint="passed for announce_and_commit")
 async def check_announced_only_on_commit_commit_only(
-    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
 ) -> None:
     """Checks the committed case only: a notification that escapes a rollback goes unnoticed."""
     payloads = asyncio.Queue()
@@ -90,14 +93,14 @@ async def check_announced_only_on_commit_commit_only(
     try:
         async with working.transaction():
             order_id = await place(working, user_id, "10.00")
-        assert await asyncio.wait_for(payloads.get(), 5) == str(order_id)
+        assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
     finally:
         await listening.remove_listener("orders", on_notification)
 
 
-@wrong("10.2", hint="announce_the_total")
+@wrong("10.2", hint="passed for announce_the_total")
 async def check_announced_only_on_commit_any_payload(
-    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
 ) -> None:
     """Checks that something arrives on commit and nothing on rollback, but not what arrives."""
     payloads = asyncio.Queue()
@@ -109,13 +112,13 @@ async def check_announced_only_on_commit_any_payload(
     try:
         async with working.transaction():
             await place(working, user_id, "10.00")
-        await asyncio.wait_for(payloads.get(), 5)
+        await asyncio.wait_for(payloads.get(), wait)
         rolled_back = working.transaction()
         await rolled_back.start()
         await place(working, user_id, "20.00")
         await rolled_back.rollback()
         try:
-            payload = await asyncio.wait_for(payloads.get(), 0.3)
+            payload = await asyncio.wait_for(payloads.get(), wait)
         except asyncio.TimeoutError:
             payload = None
         assert payload is None, f"a rolled-back order was announced: {payload}"
@@ -123,9 +126,9 @@ async def check_announced_only_on_commit_any_payload(
         await listening.remove_listener("orders", on_notification)
 
 
-@wrong("10.2", hint="test_passes_for_the_real_function")
+@wrong("10.2", hint="failed for the real function")
 async def check_announced_only_on_commit_waits_before_commit(
-    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
 ) -> None:
     """Waits for the notification inside the transaction, before the COMMIT that would send it."""
     payloads = asyncio.Queue()
@@ -137,6 +140,326 @@ async def check_announced_only_on_commit_waits_before_commit(
     try:
         async with working.transaction():
             order_id = await place(working, user_id, "10.00")
-            assert await asyncio.wait_for(payloads.get(), 1) == str(order_id)
+            assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
     finally:
         await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.1", hint="returned None")
+async def wait_for_notification_falsy_payload(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Polls until a payload is truthy: an empty payload counts as nothing."""
+    received = []
+    loop = asyncio.get_running_loop()
+
+    def on_notification(connection, pid, channel, payload):
+        received.append(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        deadline = loop.time() + timeout
+        while not (received and received[0]) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return received[0] if received and received[0] else None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="return as soon as one arrives")
+async def wait_for_notification_sleeps_out_the_timeout(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """Listens for the whole timeout, then returns the first payload that came."""
+    received = []
+
+    def on_notification(connection, pid, channel, payload):
+        received.append(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        await asyncio.sleep(timeout)
+    finally:
+        await conn.remove_listener(channel, on_notification)
+    return received[0] if received else None
+
+
+@wrong("10.1", hint="a leftover of the first")
+async def wait_for_notification_notebook_queue(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Reuses the notebook's on_notification and next_notification: their queue outlives the call."""
+    await conn.add_listener(channel, on_notification)  # noqa: F821
+    try:
+        return await next_notification(timeout)  # noqa: F821
+    finally:
+        await conn.remove_listener(channel, on_notification)  # noqa: F821
+
+
+@wrong("10.1", hint="after its task was cancelled")
+async def wait_for_notification_no_finally(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Removes the listener after the wait, but not in a finally: a cancelled call leaves it behind."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        payload = await asyncio.wait_for(payloads.get(), timeout)
+    except asyncio.TimeoutError:
+        payload = None
+    await conn.remove_listener(channel, on_notification)
+    return payload
+
+
+@wrong("10.1", hint="a third call on the same connection returned None")
+async def wait_for_notification_unlisten(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Stops listening with UNLISTEN *: the server forgets the channel, asyncpg still thinks it listens."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(payloads.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.execute("UNLISTEN *")
+
+
+@wrong("10.2", hint="passed for announce_the_user")
+async def check_announced_only_on_commit_compares_the_user(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Compares the payload with the user's id: right only while the first user and the first order share id 1."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert await asyncio.wait_for(payloads.get(), wait) in (str(order_id), str(user_id))
+        rolled_back = working.transaction()
+        await rolled_back.start()
+        await place(working, user_id, "20.00")
+        await rolled_back.rollback()
+        try:
+            payload = await asyncio.wait_for(payloads.get(), wait)
+        except asyncio.TimeoutError:
+            payload = None
+        assert payload is None
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="your test left `listening` listening")
+async def check_announced_only_on_commit_keeps_listening(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Right checks, but never stops listening."""
+    payloads = asyncio.Queue()
+    await listening.add_listener("orders", lambda connection, pid, channel, payload: payloads.put_nowait(payload))
+    async with working.transaction():
+        order_id = await place(working, user_id, "10.00")
+    assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
+    rolled_back = working.transaction()
+    await rolled_back.start()
+    await place(working, user_id, "20.00")
+    await rolled_back.rollback()
+    assert payloads.empty() or await asyncio.wait_for(payloads.get(), wait) is None
+
+
+@wrong("10.2", hint="left `working` inside a transaction")
+async def check_announced_only_on_commit_never_rolls_back(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Treats 'not committed yet' as 'rolled back': the second transaction is left open."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
+        await working.transaction().start()
+        await place(working, user_id, "20.00")
+        try:
+            payload = await asyncio.wait_for(payloads.get(), wait)
+        except asyncio.TimeoutError:
+            payload = None
+        assert payload is None
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="wait at most `wait` for each notification")
+async def check_announced_only_on_commit_fixed_bound(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Ignores `wait` and waits 3 s for the notification that must not come."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert await asyncio.wait_for(payloads.get(), 3) == str(order_id)
+        rolled_back = working.transaction()
+        await rolled_back.start()
+        await place(working, user_id, "20.00")
+        await rolled_back.rollback()
+        try:
+            payload = await asyncio.wait_for(payloads.get(), 3)
+        except asyncio.TimeoutError:
+            payload = None
+        assert payload is None
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+# --- right answers, written differently from the model --------------------------------------------
+
+
+@right("10.1")
+async def wait_for_notification_future(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """A future that the first notification completes, awaited with wait_for."""
+    first = asyncio.get_running_loop().create_future()
+
+    def on_notification(connection, pid, channel, payload):
+        if not first.done():
+            first.set_result(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(first, timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@right("10.1")
+async def wait_for_notification_timeout_block(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """An Event and a list, with asyncio.timeout() (Python 3.11) as the bound."""
+    payloads, arrived = [], asyncio.Event()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.append(payload)
+        arrived.set()
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        async with asyncio.timeout(timeout):
+            await arrived.wait()
+        return payloads[0]
+    except TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@right("10.1")
+async def wait_for_notification_exit_stack(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """The clean-up registered on an AsyncExitStack the moment the listener is added."""
+    queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+
+    def on_notification(connection, pid, channel, payload):
+        if not queue.full():
+            queue.put_nowait(payload)
+
+    async with contextlib.AsyncExitStack() as stack:
+        await conn.add_listener(channel, on_notification)
+        stack.push_async_callback(conn.remove_listener, channel, on_notification)
+        getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({getter}, timeout=timeout)
+        getter.cancel()
+        return getter.result() if done else None
+
+
+@right("10.2")
+async def check_announced_only_on_commit_with_pytest(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """pytest.fail for a missing announcement, pytest.raises(TimeoutError) for the one that must not come."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "1.00")
+        try:
+            payload = await asyncio.wait_for(payloads.get(), wait)
+        except asyncio.TimeoutError:
+            pytest.fail("a committed order was not announced")
+        if payload != str(order_id):
+            pytest.fail(f"order {order_id} was announced as {payload!r}")
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "2.00")
+        finally:
+            await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@right("10.2")
+async def check_announced_only_on_commit_rollback_first(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """The rolled-back order first, then the committed one; everything that arrived is compared at the end."""
+    arrived = []
+
+    def on_notification(connection, pid, channel, payload):
+        arrived.append(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        with contextlib.suppress(ZeroDivisionError):
+            async with working.transaction():
+                await place(working, user_id, "3.00")
+                raise ZeroDivisionError  # leaves the block: the transaction rolls back
+        async with working.transaction():
+            order_id = await place(working, user_id, "4.00")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not arrived and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(min(wait, 0.1))  # anything else on its way
+        assert arrived == [str(order_id)], f"announced {arrived}, expected only order {order_id}"
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+# --- mutants of the model answers that behave exactly like it --------------------------------------
+
+equivalent(
+    "10.1",
+    "except-widened: except asyncio.TimeoutError -> except Exception",
+    reason="asyncio.wait_for(queue.get(), timeout) raises TimeoutError and nothing else that is an Exception "
+    "(a cancellation is a BaseException, so it still goes through)",
+)
+equivalent(
+    "10.2",
+    "except-widened: except asyncio.TimeoutError -> except Exception",
+    reason="asyncio.wait_for(queue.get(), wait) raises TimeoutError and nothing else that is an Exception",
+)
+equivalent(
+    "10.2",
+    "with: async with working.transaction() dropped",
+    reason="place() called outside a transaction still runs in one that commits: its own conn.transaction() is a "
+    "real transaction when the caller has none, so the test still shows the committed announcement",
+)

@@ -11,7 +11,7 @@
 # - `copy_records_to_table` against `executemany` for bulk test data;
 # - property-based tests with Hypothesis on a database: a savepoint per example.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -97,6 +97,7 @@ async with another_connection() as sender:
     print("before COMMIT:", await next_notification(0.2))
     await transaction.commit()
     print("after COMMIT: ", await next_notification(5))
+await conn.remove_listener("orders", on_notification)  # done with it: a listener left behind keeps queueing
 
 # %% [markdown]
 # PostgreSQL queues a notification with the transaction and delivers it when the transaction commits;
@@ -429,15 +430,17 @@ await conn.close()  # the exercises' checkers use two pool connections, and one 
 #
 # Write `wait_for_notification(conn, channel, timeout)`: listen on `channel` with `conn.add_listener`, return
 # the payload of the first notification that arrives, or `None` if none arrives within `timeout` seconds.
-# Whatever happens, stop listening before returning (`remove_listener` with the same callback): asyncpg
-# warns when a connection goes back to a pool with a listener still on it.
+# Return as soon as a notification arrives, not at the end of the timeout. Whatever happens (a payload, the
+# timeout, or your task being cancelled), stop listening before returning (`remove_listener` with the same
+# callback): asyncpg warns when a connection goes back to a pool with a listener still on it, and the next call
+# on the same connection must work as well as the first.
 
 
 # %% tags=["exercise"] exercise="10.1"
 # Exercise 10.1: wait for one notification, with a bound
 async def wait_for_notification(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
     raise NotImplementedError(
-        "Exercise 10.1: a callback that fills a queue, a bounded wait for it, and remove the same callback in finally"
+        "Exercise 10.1: the first payload on `channel` within `timeout` seconds (else None), then stop listening"
     )
 
 
@@ -458,27 +461,101 @@ async def wait_for_notification(conn: asyncpg.Connection, channel: str, timeout:
 
 
 # %% tags=["checker", "raises-exception"] exercise="10.1"
-# %%ipytest
+# %%ipytest --exercise 10.1
 LISTENING = "SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_listening_channels() AS c"
+CHANNEL = "Jobs: Ünïcode"  # a channel name that needs quoting in SQL
+NOTIFY = "SELECT pg_notify($1, $2)"
+LAST_QUERY = "SELECT state, query FROM pg_stat_activity WHERE pid = $1"
 
 
-async def test_returns_the_payload_of_a_committed_notification(db_pool):
-    # The listening connection is not pooled: a listener left on it cannot upset the pool.
+async def still_listening(conn, when: str) -> None:
+    channels = await conn.fetchval(LISTENING)
+    assert channels == [], f"the connection still listens on {channels} {when}: stop listening whatever happens"
+
+
+async def notify_until_heard(working, waiting: asyncio.Task, *payloads: str) -> None:
+    """Send the payloads (in one transaction) until the waiting call returns: it may not be listening yet."""
+    for _ in range(100):
+        async with working.transaction():
+            for payload in payloads:
+                await working.execute(NOTIFY, CHANNEL, payload)
+        done, _ = await asyncio.wait({waiting}, timeout=0.05)
+        if done:
+            return
+
+
+async def heard(listening, working, *payloads: str, timeout: float = 3) -> tuple[str | None, float]:
+    """What wait_for_notification returned while `payloads` were sent, and how many seconds it took."""
+    started = time.perf_counter()
+    waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, timeout))
+    await notify_until_heard(working, waiting, *payloads)
+    return await within(timeout + 5, waiting), time.perf_counter() - started
+
+
+async def test_returns_the_first_payload_as_soon_as_it_arrives(db_pool):
+    """The payload of the first notification on the channel comes back, and at once: not at the end of the
+    timeout. Any payload: Unicode, or empty."""
     async with another_connection() as listening, db_pool.acquire() as working:
-        waiting = asyncio.create_task(wait_for_notification(listening, "jobs", 5))
-        for _ in range(100):  # notify until it is heard: the listener may not be listening yet
-            await working.execute("SELECT pg_notify('jobs', 'job 7')")
-            done, _ = await asyncio.wait({waiting}, timeout=0.05)
-            if done:
-                break
-        assert await within(5, waiting) == "job 7"
-        assert await listening.fetchval(LISTENING) == [], "still listening after returning"
+        for payloads in [("jöb 7 ✓", "job 8"), ("",)]:
+            payload, seconds = await heard(listening, working, *payloads)
+            assert payload == payloads[0], f"notified {list(payloads)}, wait_for_notification returned {payload!r}"
+            assert seconds < 1.5, (
+                f"wait_for_notification returned after {seconds:.1f} s with a timeout of 3 s, although a notification "
+                "arrived within a moment: return as soon as one arrives"
+            )
+            await still_listening(listening, "after returning a payload")
 
 
-async def test_returns_none_when_nothing_arrives_in_time():
+async def test_returns_none_after_the_timeout():
+    """With nothing sent, it returns None once the timeout has passed: not before, and not much later."""
     async with another_connection() as listening:
-        assert await within(5, wait_for_notification(listening, "jobs", 0.2)) is None
-        assert await listening.fetchval(LISTENING) == [], "still listening after the timeout"
+        started = time.perf_counter()
+        payload = await within(3, wait_for_notification(listening, CHANNEL, 0.3))
+        seconds = time.perf_counter() - started
+        assert payload is None, f"nothing was sent, and wait_for_notification returned {payload!r}"
+        assert 0.25 <= seconds < 2.5, f"with a timeout of 0.3 s, wait_for_notification returned after {seconds:.2f} s"
+        await still_listening(listening, "after the timeout")
+
+
+async def test_stops_listening_when_cancelled(db_pool):
+    """If the caller cancels the call while it waits, it still stops listening."""
+    async with another_connection() as listening, db_pool.acquire() as observer:
+        waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, 10))
+        for _ in range(500):  # until the server says the call's LISTEN is done (the connection is busy meanwhile)
+            last = await observer.fetchrow(LAST_QUERY, listening.get_server_pid())
+            if waiting.done() or (last["state"] == "idle" and last["query"].lstrip().upper().startswith("LISTEN")):
+                break
+            await asyncio.sleep(0.01)
+        waiting.cancel()
+        await asyncio.wait({waiting}, timeout=5)
+        assert waiting.done(), "wait_for_notification was cancelled, and still had not ended 5 s later"
+        await still_listening(listening, "after its task was cancelled")
+
+
+async def test_a_second_call_starts_afresh(db_pool):
+    """Calls on one connection are independent: the second hears its own notification, not a leftover of the first."""
+    async with another_connection() as listening, db_pool.acquire() as working:
+        payload, _ = await heard(listening, working, "first", "second")
+        assert payload == "first", f"notified ['first', 'second'], wait_for_notification returned {payload!r}"
+        leftover = await within(3, wait_for_notification(listening, CHANNEL, 0.3))
+        assert leftover is None, f"a second call, with nothing sent, returned {leftover!r}: a leftover of the first"
+        payload, _ = await heard(listening, working, "third")
+        assert payload == "third", f"a third call on the same connection returned {payload!r} instead of 'third'"
+        await still_listening(listening, "after three calls")
+
+
+# %% [markdown] tags=["hint"] exercise="10.1"
+# <details><summary>Hint 1</summary>
+#
+# `add_listener` calls your callback whenever a notification comes; your function needs to *wait* for the first
+# one, with a limit, and clean up afterwards whatever happened. Which asyncio tools wait with a limit?
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# A callback that puts each payload into an `asyncio.Queue` made inside the call; `await asyncio.wait_for(queue.get(),
+# timeout)` (its `TimeoutError` means None); `remove_listener` with that same callback in a `finally`.
+# </details>
 
 
 # %% [markdown]
@@ -497,27 +574,28 @@ async def place_order_announced(conn: asyncpg.Connection, user_id: int, total: s
 
 
 # %% [markdown]
-# Write the test: `check_announced_only_on_commit(listening, working, place, user_id)` gets two connections, a
-# function shaped like `place_order_announced`, and the id of a committed user. Listen on `orders` on
-# `listening`. Then on `working`: call `place` **in a transaction that commits**, and show that exactly the new
-# order's id arrives; call it **in a transaction that rolls back**, and show that nothing arrives (wait 0.3 s).
-# Stop listening at the end. The checker runs your test against the real function (it must pass) and against
-# broken ones (it must fail with an `AssertionError`).
+# Write the test: `check_announced_only_on_commit(listening, working, place, user_id, wait)` gets two connections,
+# a function shaped like `place_order_announced`, the id of a committed user, and `wait`: how many seconds to wait
+# for a notification (it may not come). Listen on `orders` on `listening`. Then on `working`: call `place` **in a
+# transaction that commits**, and show that exactly the new order's id arrives; call it **in a transaction that
+# rolls back**, and show that nothing arrives within `wait` seconds. Stop listening at the end, whatever happens.
+# The checker runs your test against the real function (it must pass) and against broken ones (it must fail,
+# whichever way: an `assert`, `pytest.fail`, `pytest.raises`, an error).
 
 
 # %% tags=["exercise"] exercise="10.2"
 # Exercise 10.2: prove that a notification is sent only on commit
 async def check_announced_only_on_commit(
-    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
 ) -> None:
     raise NotImplementedError(
-        "Exercise 10.2: listen first; then place() in a committed transaction, and again in a rolled-back one"
+        "Exercise 10.2: pass for the real place_order_announced, fail for any version that breaks its promise"
     )
 
 
 # %% tags=["solution"] exercise="10.2"
 async def check_announced_only_on_commit(
-    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
 ) -> None:
     payloads = asyncio.Queue()
 
@@ -528,14 +606,14 @@ async def check_announced_only_on_commit(
     try:
         async with working.transaction():
             order_id = await place(working, user_id, "10.00")
-        assert await asyncio.wait_for(payloads.get(), 5) == str(order_id)
+        assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
 
         rolled_back = working.transaction()
         await rolled_back.start()
         await place(working, user_id, "20.00")
         await rolled_back.rollback()
         try:
-            payload = await asyncio.wait_for(payloads.get(), 0.3)
+            payload = await asyncio.wait_for(payloads.get(), wait)
         except asyncio.TimeoutError:
             payload = None
         assert payload is None, f"a rolled-back order was announced: {payload}"
@@ -544,11 +622,14 @@ async def check_announced_only_on_commit(
 
 
 # %% tags=["checker", "raises-exception"] exercise="10.2"
-# %%ipytest
+# %%ipytest --exercise 10.2
+from coursedb.checks import outcome
+
+WAIT = 0.5  # seconds: what the checker passes as `wait`
 
 
 async def announce_and_commit(conn: asyncpg.Connection, user_id: int, total: str) -> int:
-    """Commits the caller's transaction itself, so the announcement goes out whatever the caller does next."""
+    """Commits the caller's transaction itself, so the announcement goes out even when the caller then rolls back."""
     order_id = await shop.place_order(conn, user_id, total)
     await conn.execute("SELECT pg_notify('orders', $1)", str(order_id))
     await conn.execute("COMMIT")
@@ -557,33 +638,81 @@ async def announce_and_commit(conn: asyncpg.Connection, user_id: int, total: str
 
 
 async def announce_nothing(conn: asyncpg.Connection, user_id: int, total: str) -> int:
+    """Places the order and never announces it."""
     return await shop.place_order(conn, user_id, total)
 
 
 async def announce_the_total(conn: asyncpg.Connection, user_id: int, total: str) -> int:
+    """Announces the order's total instead of its id."""
     async with conn.transaction():
         order_id = await shop.place_order(conn, user_id, total)
         await conn.execute("SELECT pg_notify('orders', $1)", total)
     return order_id
 
 
-async def run_the_check(pool: asyncpg.Pool, place) -> None:
+async def announce_the_user(conn: asyncpg.Connection, user_id: int, total: str) -> int:
+    """Announces the buyer's id instead of the order's."""
+    async with conn.transaction():
+        order_id = await shop.place_order(conn, user_id, total)
+        await conn.execute("SELECT pg_notify('orders', $1)", str(user_id))
+    return order_id
+
+
+async def run_the_check(pool: asyncpg.Pool, place) -> tuple[BaseException | None, float]:
+    """What check_announced_only_on_commit raised for `place` (None: it passed) and how long it took. The user's id and
+    the orders' ids are far apart and far from 1. Whatever happened, the test must have stopped listening."""
     async with another_connection() as listening, pool.acquire() as working:
-        user_id = await shop.create_user(working, "ada@example.com", "Ada")
-        await within(20, check_announced_only_on_commit(listening, working, place, user_id))
+        await working.execute("SELECT setval('orders_id_seq', 1000000)")  # db_committed starts the next test at 1
+        user_id = await working.fetchval(
+            "INSERT INTO users (id, email, name) VALUES (2000000000, 'ada@example.com', 'Ada') RETURNING id"
+        )
+        started = time.perf_counter()  # any way a test fails counts (outcome), a hang too (within)
+        failure = await outcome(within, 10, check_announced_only_on_commit(listening, working, place, user_id, WAIT))
+        seconds = time.perf_counter() - started
+        channels = await listening.fetchval("SELECT coalesce(array_agg(c), '{}') FROM pg_listening_channels() c")
+        assert channels == [], f"your test left `listening` listening on {channels}: stop listening whatever happens"
+        if place is place_order_announced:  # a broken function may leave a transaction open itself
+            assert not working.is_in_transaction(), "your test left `working` inside a transaction: end each one"
+    return failure, seconds
 
 
 async def test_passes_for_the_real_function(db_committed):
-    await run_the_check(db_committed, place_order_announced)
+    """Against place_order_announced, the test passes, waiting no more than `wait` for each notification."""
+    failure, seconds = await run_the_check(db_committed, place_order_announced)
+    if failure is not None:
+        pytest.fail(f"check_announced_only_on_commit failed for the real function: {failure!r}", pytrace=False)
+    assert seconds < 4 * WAIT + 1, (
+        f"with wait={WAIT}, check_announced_only_on_commit took {seconds:.1f} s: wait at most `wait` for each "
+        "notification"
+    )
 
 
 @pytest.mark.parametrize(
-    "broken", [announce_and_commit, announce_nothing, announce_the_total], ids=lambda f: f.__name__
+    "broken", [announce_and_commit, announce_nothing, announce_the_total, announce_the_user], ids=lambda f: f.__name__
 )
 async def test_fails_for_a_broken_function(db_committed, broken):
-    with pytest.raises((AssertionError, asyncio.TimeoutError)):  # a bounded wait that ran out fails too
-        await run_the_check(db_committed, broken)
+    """Against each broken version of place_order_announced, the test fails, one way or another."""
+    failure, _ = await run_the_check(db_committed, broken)
+    if failure is None:
+        how = broken.__doc__.rstrip(".")
+        pytest.fail(
+            f"check_announced_only_on_commit passed for {broken.__name__}, which is broken: {how}", pytrace=False
+        )
 
+
+# %% [markdown] tags=["hint"] exercise="10.2"
+# <details><summary>Hint 1</summary>
+#
+# Your test must notice three ways to break the promise: no announcement on commit, a wrong payload, and an
+# announcement that escapes a rollback. Exercise 10.1's listener and bounded wait are the tools, with `wait` as the bound.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Add a listener that fills a queue; `async with working.transaction(): order_id = await place(...)`, then the
+# first payload must equal `str(order_id)`; start a second transaction by hand, `place(...)`, roll it back, and
+# `asyncio.wait_for(queue.get(), wait)` must time out. Remove the listener in a `finally`.
+# </details>
 
 # %% [markdown]
 # ## Key points
