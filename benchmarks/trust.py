@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/trust.py                       # against the code before the change (901231e)
     .venv/bin/python benchmarks/trust.py --baseline <commit>   # against another commit
-    .venv/bin/python benchmarks/trust.py --quick               # fewer samples, ~30 s
+    .venv/bin/python benchmarks/trust.py --quick               # fewer samples, ~30 s, writes nothing
 
 Side by side in one run, each on a private embedded server of its own:
 
@@ -116,9 +116,10 @@ def measure(server: PrivateServer, code: Path, rounds: int, learner_rows: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default="901231e", help="the commit to compare with (default 901231e)")
-    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--quick", action="store_true", help="fewer samples (never writes results/)")
+    parser.add_argument("--no-write", action="store_true", help="do not write results/trust.json")
     args = parser.parse_args()
-    rounds, repeats, learner_rows = (30, 2, 100) if args.quick else (200, 5, 100)
+    rounds, repeats, learner_rows = (20, 1, 100) if args.quick else (200, 5, 100)
     samples: dict[str, dict] = {"now": {}, "before": {}}
     with tempfile.TemporaryDirectory(prefix="cdbtrust") as tmp, PrivateServer() as now_server, PrivateServer() as old:
         codes = {"now": ROOT, "before": extract(args.baseline, Path(tmp))}
@@ -143,7 +144,8 @@ def main() -> None:
     print(f"medians in ms; before = {args.baseline}, now = this checkout; {repeats} processes each")
     print(table(["measure", "before", "now"], rows))
     document = {"machine": machine({"baseline": args.baseline, "rounds": rounds, "repeats": repeats}), **figures}
-    finish("trust", document, {"reuse_ms": figures["now"]["reuse"], "take_ms": figures["now"]["take"]})
+    summary = {"reuse_ms": figures["now"]["reuse"], "take_ms": figures["now"]["take"]}
+    finish("trust", document, summary, write=not (args.quick or args.no_write))
 
 
 if __name__ == "__main__":

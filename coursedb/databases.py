@@ -427,6 +427,10 @@ def _free_for(record: dict, life: Life, now: float) -> float | None:
 
 async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
     """Every ``coursedb_*`` database on this server: what it is, whose, and whether it lives."""
+    return (await _list_owned(conn))[0]
+
+
+async def _list_owned(conn: asyncpg.Connection) -> tuple[list[OwnedDatabase], Life]:
     rows = await conn.fetch(
         "SELECT d.datname, shobj_description(d.oid, 'pg_database') AS comment,"
         " pg_get_userbyid(d.datdba) AS role,"
@@ -474,7 +478,7 @@ async def list_owned(conn: asyncpg.Connection) -> list[OwnedDatabase]:
                 free_for=None if locked or kind != "owner" else _free_for(record, life, now),
             )
         )
-    return out
+    return out, life
 
 
 async def drop_database(conn: asyncpg.Connection, name: str) -> None:
@@ -529,8 +533,7 @@ async def drop_stale(conn: asyncpg.Connection, grace: float = DEFAULT_SWEEP_GRAC
     because of one of them. Never waits: the grace is measured between sweeps.
     """
     sweep = Sweep(grace=grace)
-    entries = await list_owned(conn)
-    life = await server_life(conn)
+    entries, life = await _list_owned(conn)
     build_lock = await template_build_lock(conn)
     for d in entries:
         if d.kind != "owner" or d.locked:

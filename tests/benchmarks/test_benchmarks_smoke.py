@@ -33,6 +33,8 @@ CASES = {
     "suite": ("--dry-run", {"notebooks_cold_s", "reference_cold_s", "tests_cold_s", "notebooks"}),
     # One learner runs notebook 00 on a private embedded server.
     "room": ("--quick", {"n", "failures", "peak_connections", "per_learner_peak"}),
+    # Two private servers: this checkout's coursedb and the baseline commit's, one owner process each.
+    "trust": ("--quick", {"reuse_ms", "take_ms"}),
 }
 
 
