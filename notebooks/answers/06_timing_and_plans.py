@@ -193,6 +193,38 @@ def seq_scanned_tables_two_children(plan: list) -> set[str]:
     return found
 
 
+@wrong("6.1", hint="below a WindowAgg")
+def scan_of_known_node_types(plan: list, table: str) -> str | None:
+    """Descends only through the node types it knows to have children (and scans): the checker's old list."""
+    known = {"Aggregate", "Hash Join", "Nested Loop", "Merge Join", "Sort", "Limit", "Append", "Hash", "Gather"}
+
+    def walk(node: dict) -> str | None:
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        if node["Node Type"] in known or node["Node Type"].endswith("Scan"):
+            for child in node.get("Plans", []):
+                found = walk(child)
+                if found is not None:
+                    return found
+        return None
+
+    return walk(plan[0]["Plan"])
+
+
+@wrong("6.2", hint="below a WindowAgg")
+def seq_scanned_tables_known_node_types(plan: list) -> set[str]:
+    """Descends only through the node types it knows to have children (and scans): the checker's old list."""
+    known = {"Aggregate", "Hash Join", "Nested Loop", "Merge Join", "Sort", "Limit", "Append", "Hash", "Gather"}
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        if node["Node Type"] in known or node["Node Type"].endswith("Scan"):
+            to_visit.extend(node.get("Plans", []))
+    return found
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 
