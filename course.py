@@ -17,6 +17,7 @@ Extra arguments go to the tool: ``python3 course.py test -k pools``, ``python3 c
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -37,15 +38,12 @@ FIRST_NOTEBOOK = "notebooks/00_start_here.ipynb"
 # The committed notebook outputs were recorded on this Python. Tracebacks differ a little
 # between Python versions, so elsewhere nbval checks that every cell runs, not its text.
 REFERENCE_PYTHON = (3, 11)
-# Strict nbval over the committed outputs: every argument, in this one place (coursebook re-exports it).
-NBVAL_ARGS = [
-    "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg", "--nbval-cell-timeout", "300",
-]  # fmt: skip
-# Each test file (and notebook: its items share one kernel) on one worker; the plugin runs each notebook
-# once as a learner does and checks everything about it in that kernel (coursebook/pytest_plugin.py).
-TEST_ARGS = ["-n", "auto", "--dist", "loadfile", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS]
-# --quick: what an author re-runs after editing a notebook; CI and `test` keep these.
-QUICK_SKIPS = ["--ignore=tests/launch", "--ignore=tests/benchmarks"]
+# The test command's arguments are coursebook's (coursebook/commands.py: standard library only), loaded by
+# path: this file runs on a bare Python, from any folder, and notebook 07 reads TEST_ARGS from it.
+_spec = importlib.util.spec_from_file_location("coursebook_commands", ROOT / "coursebook" / "commands.py")
+_commands = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_commands)
+NBVAL_ARGS, TEST_ARGS, QUICK_SKIPS = _commands.NBVAL_ARGS, _commands.TEST_ARGS, _commands.QUICK_SKIPS
 
 
 def say(message: str) -> None:

@@ -15,12 +15,12 @@ fresh CI machine. The shared server is never touched. Every command is `course.p
     book        python3 course.py test notebooks/           each notebook's one kernel run: strict nbval, Run All
                        again with every wrong answer and solution, each cell twice, the connection budget
     reference   python3 course.py test <reference files>    the article's tests and coursedb's own tests
-                       (tests/reference/, tests/coursedb/test_coursedb_*.py: issue 3's "reference suite")
+                       (tests/reference/, tests/coursedb/test_coursedb_*.py: the "reference suite")
     tests       python3 course.py test                      the whole test command (CI runs exactly this)
     quick       python3 course.py test --quick              the authors' loop: no launch checks, no benchmark smoke
 
-Targets: notebooks <= 60 s (aim 30 s, issue 4), reference suite <= 15 s (issue 3), the whole
-command <= 50 s on an idle 2-core machine (issue 13). `tests` and `notebooks` run side by side
+Targets: notebooks <= 60 s (aim 30 s), reference suite <= 15 s, the whole command <= 50 s on an
+idle 2-core machine. `tests` and `notebooks` run side by side
 (alternating), so their ratio holds even on a busy machine.
 Each run also lists where the time goes per file (pytest --durations=0, summed).
 """

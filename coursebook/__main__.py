@@ -4,7 +4,8 @@ build [NN ...]                 execute notebooks/src/NN_*.py into notebooks/NN_*
                                after writing the learner times; then refresh every book
 refresh                        write learner times, navigation and Markdown into the built books
                                without running anything (refuses books whose code changed)
-check [NN ...]                 the built notebooks match their sources cell by cell (fast: nothing runs)
+check [NN ...]                 the built notebooks match their sources cell by cell, and every exercise
+                               meets the rules of coursebook/exercises.py (fast: nothing runs)
 learners [--out DIR] [NN ...]  learner copies (no outputs, no solutions) into DIR (default learner/)
 timings [NN ...]               per-notebook Run All timings, as a Markdown table
 list [NN ...]                  the notebooks' stems, one a line
@@ -16,12 +17,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from coursebook.cells import CourseBookError
 from coursebook.model import ROOT, iter_notebooks
 
 COMMANDS = ["build", "refresh", "check", "learners", "timings", "list"]
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return run(argv)
+    except CourseBookError as exc:
+        print(f"coursebook: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m coursebook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -37,7 +47,10 @@ def main(argv: list[str]) -> int:
         print("\n".join(n.stem for n in notebooks))
         return 0
     if args.command == "check":
+        from coursebook import exercises
+
         problems = [p for p in (n.pairing_problem() for n in notebooks) if p]
+        problems += [str(p) for n in notebooks for p in exercises.problems(n)]
         for problem in problems:
             print(f"coursebook: {problem}", file=sys.stderr)
         return 1 if problems else 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from coursebook.model import BOOK_DIR, KERNEL, NAVIGATION, Notebook, notebook_client, tags
+from coursebook.cells import NAVIGATION, tags
+from coursebook.model import BOOK_DIR, KERNEL, Notebook, notebook_client
 
 
 def set_ids(cells: list[Any]) -> None:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from coursebook import times
-from coursebook.model import BOOK_DIR, ROOT, SOLUTION, iter_notebooks, tags
+from coursebook.cells import SOLUTION, CourseBookError, tags
+from coursebook.model import BOOK_DIR, ROOT, iter_notebooks
 
 MARKER = ".learner-copies"
 RELATIVE_LINK = re.compile(r"\]\(\.\./([^)#\s]+)")  # a Markdown link's target: ](../coursedb/codecs.py)
@@ -46,7 +47,7 @@ def pytest_settings() -> str:
     text = (ROOT / "pyproject.toml").read_text()
     match = re.search(r"^\[tool\.pytest\.ini_options\]\n.*?(?=^\[|\Z)", text, flags=re.MULTILINE | re.DOTALL)
     if match is None:
-        raise SystemExit("coursebook: pyproject.toml has no [tool.pytest.ini_options]")
+        raise CourseBookError("pyproject.toml has no [tool.pytest.ini_options]")
     return "# pytest settings of the course (copied from its pyproject.toml)\n" + match.group(0).rstrip() + "\n"
 
 
@@ -63,7 +64,7 @@ def learner_notebook(book: Any, out: Path) -> Any:
             return match.group(0)
         source = ROOT / target
         if not source.is_file():
-            raise SystemExit(f"coursebook: a notebook links to ../{target}, which the course does not have.")
+            raise CourseBookError(f"a notebook links to ../{target}, which the course does not have.")
         copy = out / READING_COPIES / target
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, copy)
@@ -79,12 +80,12 @@ def learner_notebook(book: Any, out: Path) -> Any:
 def make(out: Path, prefixes: Iterable[str] = ()) -> list[Path]:
     out = out.resolve()
     if out == ROOT or ROOT.is_relative_to(out) or out.is_relative_to(BOOK_DIR):
-        raise SystemExit(f"coursebook: refusing to write learner copies into {out}; choose a directory of its own")
+        raise CourseBookError(f"refusing to write learner copies into {out}; choose a directory of its own")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise SystemExit(f"coursebook: {out} exists and was not made by this tool; choose another --out")
+        raise CourseBookError(f"{out} exists and was not made by this tool; choose another --out")
     notebooks = list(iter_notebooks(prefixes))
     if not notebooks:
-        raise SystemExit(f"coursebook: no notebook matches {list(prefixes)}")
+        raise CourseBookError(f"no notebook matches {list(prefixes)}")
     shutil.rmtree(out, ignore_errors=True)
     (out / "notebooks").mkdir(parents=True)
     (out / MARKER).write_text("made by python3 course.py learners; replaced on every run\n")

@@ -1,4 +1,5 @@
-"""Notebook, Exercise and iter_notebooks(): each notebook's source parsed once, by cell tags."""
+"""Notebook, Exercise and iter_notebooks(): each notebook's source parsed once, by cell tags; the facts
+its header states about it (Facts)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from course import NBVAL_ARGS as NBVAL_ARGS  # the one place: course.py (it must run on a bare Python)
+from coursebook.cells import CHECKER, EXERCISE, HINT, SOLUTION, tags
+from coursebook.navigation import with_navigation
+from coursedb.paths import course_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = course_root()
+
 BOOK_DIR = ROOT / "notebooks"  # the executed notebooks with committed outputs
 SOURCE_DIR = BOOK_DIR / "src"  # their percent-format sources, the truth reviewers read
 SOURCE_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.py$")
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELL_TIMEOUT_S = 300
 STATED_TIME = re.compile(r"\*About (\d+) minutes\.\*")
-
-# Cell tags of the exercise convention (docs/maintainers.md); the `exercise` metadata key says which one.
-EXERCISE, SOLUTION, CHECKER, HINT = "exercise", "solution", "checker", "hint"
-RAISES = "raises-exception"
-NAVIGATION = "navigation"  # generated previous / contents / next cell at the end of each book
-
-
-def tags(cell: Any) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
 
 
 @dataclass
@@ -72,6 +67,39 @@ def find_exercises(cells: list[Any]) -> dict[str, Exercise]:
     return found
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What a notebook's source states about itself in its header, for the notebook run:
+
+    # ---
+    # jupyter:
+    #   course:
+    #     connections: 8               # most sessions open at once (default: coursedb.room.BUDGET)
+    #     must_show: [image/png]       # in some output of a Run All from the learner copies
+    #     must_not_show: [No results]  # in none of them
+    # ---
+    """
+
+    connections: int | None = None
+    must_show: tuple[str, ...] = ()
+    must_not_show: tuple[str, ...] = ()
+
+    @classmethod
+    def from_header(cls, header: Any, where: str) -> Facts:
+        """The ``course`` mapping of the header; ValueError with one sentence if it says something else."""
+        header = {} if header is None else header
+        known = {"connections": int, "must_show": list, "must_not_show": list}
+        if not isinstance(header, dict) or set(header) - set(known):
+            raise ValueError(f"{where}: the header's course: may hold only {', '.join(known)}; it has {header!r}")
+        for key, value in header.items():
+            texts = known[key] is list and all(isinstance(v, str) for v in value)
+            if not isinstance(value, known[key]) or not (texts or known[key] is int):
+                kind = "a number" if known[key] is int else "a list of texts"
+                raise ValueError(f"{where}: course.{key} in the header must be {kind}, not {value!r}")
+        lists = {key: tuple(value) for key, value in header.items() if isinstance(value, list)}
+        return cls(**{**header, **lists})
+
+
 @dataclass
 class Notebook:
     """One course notebook: its percent source notebooks/src/NN_*.py and its built book notebooks/NN_*.ipynb."""
@@ -100,6 +128,11 @@ class Notebook:
     @property
     def cells(self) -> list[Any]:
         return self.source.cells
+
+    @cached_property
+    def facts(self) -> Facts:
+        """What the source's header states (Facts)."""
+        return Facts.from_header(self.source.metadata.get("course"), self.source_path.name)
 
     @cached_property
     def exercises(self) -> dict[str, Exercise]:
@@ -133,8 +166,6 @@ class Notebook:
     def book_cells(self) -> list[Any]:
         """The source's cells as the built book has them: solution cells dropped, navigation appended."""
         import copy
-
-        from coursebook.navigation import with_navigation
 
         cells = [copy.deepcopy(c) for c in self.cells if SOLUTION not in tags(c)]
         return with_navigation(cells, self, list(iter_notebooks()))

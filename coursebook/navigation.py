@@ -8,9 +8,12 @@ neighbours' links. Idempotent: a second refresh changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coursebook.model import NAVIGATION, Notebook, tags
+from coursebook.cells import NAVIGATION, tags
+
+if TYPE_CHECKING:  # the model imports this module: a notebook is only passed in here
+    from coursebook.model import Notebook
 
 
 def navigation_cell(notebook: Notebook, notebooks: list[Notebook]) -> Any:

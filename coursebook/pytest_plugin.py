@@ -43,17 +43,14 @@ import pytest
 from nbval.kernel import RunningKernel, start_new_kernel
 from nbval.plugin import IPyNbFile
 
-from coursebook.model import BOOK_DIR, RAISES, SOURCE_NAME, find_exercises, iter_notebooks, tags
+from coursebook.cells import RAISES, tags
+from coursebook.model import BOOK_DIR, SOURCE_NAME, find_exercises, iter_notebooks
 from coursedb import names
 
 CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it (issue 10's bound)
 # gc: a never-awaited coroutine of an answer warns now, not as an error inside the next checker's tests
 ALIVE = "import gc; gc.collect(); print('kernel alive')"
 RUN_ALL_AGAIN_TIMEOUT_S = 900
-# What a notebook must show outside the repository beyond its text (nbval does not compare images),
-# and what it must not: the 06 chart is drawn from the course's saved results, wherever the copy is.
-MUST_SHOW = {"06_timing_and_plans": ["image/png"]}
-MUST_NOT_SHOW = {"06_timing_and_plans": ["No results yet"]}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -333,9 +330,10 @@ class RunAllAgain(pytest.Item):
                 ex_id = checker_of[index]
                 problems += self.try_exercise(ex_id, cells, exercises[ex_id], source)
         text = "\n".join(str(out) for out in shown)
-        missing = [s for s in MUST_SHOW.get(stem, ()) if s not in text]
+        facts = source.facts  # what the notebook's header says it must (not) show, beyond its text
+        missing = [s for s in facts.must_show if s not in text]
         problems += [f"{stem} does not show {s!r} outside the repository" for s in missing]
-        problems += [f"{stem} shows {s!r} outside the repository" for s in MUST_NOT_SHOW.get(stem, ()) if s in text]
+        problems += [f"{stem} shows {s!r} outside the repository" for s in facts.must_not_show if s in text]
         assert not problems, "\n".join(problems)
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -484,7 +482,8 @@ class ConnectionBudget(pytest.Item):
         assert peaks.groups.get("kernel"), "the server logged no session of this kernel: the count would prove nothing"
         assert peaks.refused == 0, "the server refused a connection"
         most, peak_at = peaks.groups["kernel"], peaks.groups_peak_at["kernel"]
-        budget = room.EXCEPTIONS.get(self.path.stem, room.BUDGET)
+        (notebook,) = iter_notebooks([self.path.stem])
+        budget = room.BUDGET if notebook.facts.connections is None else notebook.facts.connections
         print(f"{self.path.stem}: at most {most} connections at once (budget {budget})")  # -rP shows it
         during = [code for at, code in self.parent.cells_run if at <= peak_at][-1:] or ["the first Run All"]
         assert most <= budget, (

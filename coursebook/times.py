@@ -8,7 +8,7 @@ every exercise (a first try, the checker's hint, a second try). So, per notebook
     exercises  EXERCISE_MIN per exercise, or its own `minutes="N"` in the stub's cell header
 
 rounded up to 5 minutes. The constants were set so that the 2026-11 version of notebooks 00-07
-(9 exercises) comes to the 3.5-4 h that a learner who worked every exercise needed (issue 10);
+(9 exercises) comes to the 3.5-4 h that a learner who worked every exercise needed, measured;
 the earlier figure, 2 h 10 min, left the exercises out. The build writes the figure into each
 notebook's "*About N minutes.*" line, the README and the instructor guide.
 """
@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from coursebook.model import ROOT, SOLUTION, STATED_TIME, Notebook, tags
+from coursebook.cells import SOLUTION, CourseBookError, tags
+from coursebook.model import ROOT, STATED_TIME, Notebook
 
 READING_WPM = 200
 CODE_LINES_PER_MIN = 20
@@ -83,7 +84,7 @@ def table(notebooks: list[Notebook], link_prefix: str = "") -> str:
 def replace_block(text: str, block: str, where: Path) -> str:
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), flags=re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"coursebook: {where} has no {BEGIN} ... {END} block for the timings table.")
+        raise CourseBookError(f"{where} has no {BEGIN} ... {END} block for the timings table.")
     return pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text)
 
 
@@ -93,7 +94,7 @@ def stated_source(notebook: Notebook) -> str:
     line = f"*About {learner_time(notebook).minutes} minutes.*"
     new, count = STATED_TIME.subn(line, text, count=1)
     if count != 1:
-        raise SystemExit(f"coursebook: {notebook.source_path.name} has no '*About N minutes.*' line in its intro.")
+        raise CourseBookError(f"{notebook.source_path.name} has no '*About N minutes.*' line in its intro.")
     return new
 
 

@@ -12,7 +12,8 @@ import sys
 import time
 from collections.abc import Iterable
 
-from coursebook.model import NBVAL_ARGS, ROOT, iter_notebooks
+from coursebook.commands import NBVAL_ARGS
+from coursebook.model import ROOT, iter_notebooks
 
 
 def main(prefixes: Iterable[str] = ()) -> int:

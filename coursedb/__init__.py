@@ -232,8 +232,8 @@ def _after_fork() -> None:
             sock = keeper.conn._transport.get_extra_info("socket") if keeper.conn is not None else None
             if sock is not None:
                 os.close(sock.fileno())
-        except Exception:
-            pass
+        except (AttributeError, OSError):
+            pass  # no transport or an fd already closed: nothing of the parent's is held here
     _keepers.clear()
 
 

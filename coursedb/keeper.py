@@ -269,7 +269,7 @@ class Keeper:
         try:
             self.call(finish(), timeout + 1)
         except Exception:
-            pass
+            pass  # finish() ran out of time or the loop is gone: the loop is stopped below either way
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:

@@ -11,7 +11,7 @@ number of them (``max_connections``, 100 by default on PostgreSQL). So the cours
            + 2 a ``%%ipytest`` cell's ``db_pool`` (conftest.py: min_size=1, max_size=2)
 
 (A demo cell may use up to 3 connections of its own while no test runs. The one exception is
-notebook 07's ``pytest -n 2`` demo, see EXCEPTIONS.)
+notebook 07's ``pytest -n 2`` demo, stated in that notebook's header as ``connections: 8``.)
 
 The course's test command runs every notebook in a real kernel (coursebook/pytest_plugin.py) and counts,
 from the server's own connection log, the most sessions that were open at once; ``benchmarks/room.py`` does
@@ -39,15 +39,15 @@ from . import databases, names
 from .databases import _literal as literal
 from .databases import quote_ident
 from .errors import CourseDBError
+from .paths import benchmark_results
 
 BUDGET = 4
 # db_pool in conftest.py: two connections are what a test needs to show concurrency and isolation.
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 2
-# The one stated exception: notebook 07 runs `pytest -n 2` in a subprocess to show a database per
-# xdist worker. For those seconds two more owners join the kernel (its liveness session and its
-# connection), each with a liveness session and a db_pool of its own.
-EXCEPTIONS = {"07_putting_it_together": 2 + 2 * (1 + POOL_MAX_SIZE)}
+# The most a notebook may state in its header instead of BUDGET (07 does: its `pytest -n 2` demo adds two
+# owners for a few seconds, each with a liveness session and a db_pool of its own).
+MAX_NOTEBOOK_BUDGET = 2 + 2 * (1 + POOL_MAX_SIZE)
 
 # Connections a room server needs beyond the learners': PostgreSQL's reserved superuser slots
 # (superuser_reserved_connections, 3 by default) and a few for the instructor's own sessions.
@@ -56,8 +56,6 @@ SERVER_RESERVE = 3 + 5
 # SQLSTATE 53300: max_connections reached, a role's or a database's CONNECTION LIMIT reached,
 # or only the slots reserved for superusers are left. asyncpg raises TooManyConnectionsError.
 TOO_MANY_CONNECTIONS = "53300"
-
-RESULTS_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "room.json"
 
 
 # --- a full server says so ------------------------------------------------------------------
@@ -217,13 +215,13 @@ def describe_headroom(info: dict) -> str:
     )
 
 
-def measured_figures(path: Path = RESULTS_FILE) -> dict:
-    """Per-learner figures from benchmarks/room.py's last run, or the course's design figures."""
+def measured_figures(path: Path | None = None) -> dict:
+    """Per-learner figures from benchmarks/room.py's last run (or ``path``), or the course's design figures."""
     figures = {"per_learner_connections": BUDGET, "per_learner_memory_mb": 40.0, "server_base_memory_mb": 150.0}
     figures["source"] = "the course's design budget (run benchmarks/room.py for measured figures)"
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
+        stored = json.loads((path or benchmark_results("room")).read_text())
+    except (OSError, ValueError, CourseDBError):  # no results, or no course checkout to hold them
         return figures
     measured = stored.get("figures") or {}
     if measured.get("per_learner_connections"):
@@ -281,7 +279,7 @@ def sizing_table(learners: Iterable[int] = (30, 60, 100), figures: dict | None =
 
 # A learner's CONNECTION LIMIT: two notebooks open at once, even two at the largest budget
 # (07's pytest -n 2 demo). It stops a runaway notebook, not a learner working normally.
-LEARNER_CONNECTION_LIMIT = 2 * max(BUDGET, *EXCEPTIONS.values())
+LEARNER_CONNECTION_LIMIT = 2 * max(BUDGET, MAX_NOTEBOOK_BUDGET)
 CREDENTIALS_FILE = "room-credentials.json"
 # COMMENT ON ROLE marks the roles coursedb made, so that `room add` never takes over another role.
 _LEARNER_MARK = "coursedb learner "

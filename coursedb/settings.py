@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import CourseDBError
+from .paths import course_root
 from .platform import unix_sockets
 
 BACKENDS = ("auto", "docker", "embedded", "url")
@@ -138,12 +139,8 @@ def resolve_home(value: str) -> Path:
         return default_home()
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
-        path = COURSE_ROOT / path
+        path = course_root() / path
     return Path(os.path.abspath(path))
-
-
-# The folder that holds the coursedb package: the course checkout.
-COURSE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def user_key() -> str:

@@ -278,7 +278,7 @@ def _run_container(settings: Settings) -> ServerState:
         try:
             container.stop()
         except Exception:
-            pass
+            pass  # the start failed already: that failure is the one to report, not this cleanup's
         if not isinstance(exc, Exception):
             raise
         reason = reason_of(exc)

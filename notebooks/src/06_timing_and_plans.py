@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   course:
+#     # The chart is drawn from the course's saved results, wherever the learner's copy is.
+#     must_show: [image/png]
+#     must_not_show: [No results yet]
+# ---
+
 # %% [markdown]
 # # 06 · Timing and query plans
 #

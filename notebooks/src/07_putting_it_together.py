@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   course:
+#     # The one notebook above the room's 4: its `pytest -n 2` demo adds two owners for a few seconds,
+#     # each with a liveness session and a db_pool of 2 (2 + 2 x 3).
+#     connections: 8
+# ---
+
 # %% [markdown]
 # # 07 · Putting it together
 #

@@ -1,4 +1,4 @@
-"""Every message made whole (issue 11): each names the cause and the fix, in one or two sentences.
+"""Every message made whole: each names the cause and the fix, in one or two sentences.
 
 On private servers; the frozen-server case stops a private postmaster with SIGSTOP and always
 lets it go on again.

@@ -1,4 +1,4 @@
-"""Fault injection against real, private PostgreSQL servers (issue 7).
+"""Fault injection against real, private PostgreSQL servers.
 
 Every test here breaks something on purpose: it kills processes, corrupts state, fills
 disks. So none of them touches the shared server in /tmp/coursedb-<uid>: each works on a

@@ -1,4 +1,4 @@
-"""Liveness the server vouches for (issue 11): clock steps, other machines, one role per learner.
+"""Liveness the server vouches for: clock steps, other machines, one role per learner.
 
 An owner's database lives exactly while the owner's session holds its advisory lock. These
 tests break what the old liveness (PIDs, process start times, host names) relied on:
