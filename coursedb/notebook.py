@@ -13,12 +13,17 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asyncpg import InvalidCatalogNameError, TooManyConnectionsError
 
 from . import database_url, hints, room, server
 from .errors import CourseDBError
+
+if TYPE_CHECKING:
+    from .kernel import Watch
 
 # A test inside a notebook gets this long (pytest-timeout's --timeout, per test, setup to teardown);
 # `%%ipytest --timeout 120` changes it for one cell.
@@ -26,7 +31,7 @@ CELL_TEST_TIMEOUT = 30
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
 IPYTEST_ARGS = [
     "-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room",
-    "-p", "coursedb.kernel", "-p", "coursedb.checks", f"--timeout={CELL_TEST_TIMEOUT}",
+    "-p", "coursedb.checks", f"--timeout={CELL_TEST_TIMEOUT}",
 ]  # fmt: skip
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.
@@ -114,18 +119,20 @@ def ipytest_magic(line: str, cell: str) -> None:
             "A test from an earlier cell is still running and cannot be stopped: "
             "restart the kernel (Kernel → Restart Kernel), then run the setup cell again."
         )
+    from .kernel import Watch
+
     args = shlex.split(line)
     kwargs = eval_run_kwargs(cell)
     ipytest.clean(module=kwargs.get("module"))
     get_ipython().run_cell(cell)
+    watch = Watch()  # this run's plugin: the timer, the interrupt, the line under the report
+    plugins = [*kwargs.pop("plugins", ()), watch]
 
     def tests() -> int:
-        return ipytest.run(*args, run_in_thread=False, raise_on_error=False, **kwargs)
+        return ipytest.run(*args, run_in_thread=False, raise_on_error=False, plugins=plugins, **kwargs)
 
-    from . import kernel
-
-    exit_code, interrupted = _run_watched(tests)
-    message = kernel.verdict(kernel.current, exit_code, interrupted)
+    exit_code, interrupted = _run_watched(tests, watch)
+    message = watch.verdict(exit_code, interrupted)
     if message and (interrupted or current_config["raise_on_error"]):
         raise CellFailed(message)
 
@@ -133,10 +140,8 @@ def ipytest_magic(line: str, cell: str) -> None:
 ipytest_magic._ipython_magic_no_var_expand = True  # as ipytest's own: {MODULE} is pytest's, not IPython's
 
 
-def _run_watched(tests) -> tuple[int | None, bool]:
+def _run_watched(tests: Callable[[], int], watch: Watch) -> tuple[int | None, bool]:
     """Run pytest in a thread; Kernel → Interrupt stops it instead of leaving it behind."""
-    from . import kernel
-
     global _last_run
     result: list[int] = []
     finished = threading.Event()
@@ -148,7 +153,6 @@ def _run_watched(tests) -> tuple[int | None, bool]:
             finished.set()
 
     streams = sys.stdout, sys.stderr
-    kernel.current.__init__()  # this run's state; pytest_configure fills in the rest
     thread = threading.Thread(target=target, name="ipytest", daemon=True)
     _last_run = finished
     interrupted = False
@@ -157,12 +161,12 @@ def _run_watched(tests) -> tuple[int | None, bool]:
         # Poll with sleep, not Thread.join: a join interrupted by KeyboardInterrupt can leave the
         # Thread object believing it has ended (CPython issue 90882).
         try:
-            while not finished.is_set() and not kernel.current.stuck:
+            while not finished.is_set() and not watch.stuck:
                 time.sleep(0.05)
         except KeyboardInterrupt:
             interrupted = True
-            kernel.interrupt(kernel.current)
-            while not finished.is_set() and not kernel.current.stuck:
+            watch.interrupt()
+            while not finished.is_set() and not watch.stuck:
                 time.sleep(0.05)
     finally:
         if not finished.is_set() or (sys.stdout, sys.stderr) != streams:

@@ -1,8 +1,9 @@
 """The checks of each notebook's one kernel run (coursebook/pytest_plugin.py) can fail.
 
-Notebook 00 runs under the plugin in a pytest of its own (pytester), with a catalogue in which one "wrong
-answer" is the model answer itself and a budget of one connection. Both must be reported, each in
-the item that owns it, with one sentence that says what is wrong.
+Notebook 00 runs under the plugin in a pytest of its own (pytester), started outside the repository, with
+a catalogue in which one "wrong answer" is the model answer itself, a header that wants an output the
+notebook never shows, and a budget of one connection. Each must be reported, in the item that owns it,
+with one sentence that says what is wrong.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from coursebook import NBVAL_ARGS, ROOT, iter_notebooks
 pytest_plugins = ["pytester"]
 
 SABOTAGE = '''
-"""A catalogue whose only entry for Exercise 0.1 is its solution, and a room budget of one connection."""
-from coursebook import answers, iter_notebooks
+"""A catalogue whose only entry for Exercise 0.1 is its solution, a header wanting what 00 never shows,
+and a room budget of one connection."""
+from coursebook import answers, iter_notebooks, model
 from coursedb import room
 
 (NOTEBOOK,) = iter_notebooks(["00"])
@@ -34,6 +36,7 @@ def the_solution():
 
 
 answers.for_notebook = lambda notebook: answers.Catalogue((TheSolution("0.1", the_solution, hint="anything"),) * 3)
+model.Notebook.facts = model.Facts(must_show=("an output 00 never shows",))
 room.BUDGET = 1
 '''
 
@@ -49,14 +52,14 @@ def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(pytester, 
     args += ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
     # Only the two items under test: "Run All again" runs every cell itself, so the first pass can go.
     args += ["-rf", "-k", "again or budget", str(notebook.book_path)]
-    monkeypatch.chdir(ROOT)  # where nbval's sanitize file and the node ids are
     result = pytester.runpytest_subprocess(*args, timeout=280)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*Exercise 0.1, wrong answer the_solution (not wrong at all): ACCEPTED by the checker*",
-            "*the room budget is 1 per learner*",
-            "FAILED notebooks/00_start_here.ipynb::Run All again*",
-            "FAILED notebooks/00_start_here.ipynb::connection budget*",
+            "Exercise 0.1, wrong answer the_solution (not wrong at all): ACCEPTED by the checker",
+            "00_start_here does not show 'an output 00 never shows' outside the repository",
+            "00_start_here had * connections open at once (first while running *); the room budget is 1 per learner",
+            "FAILED *notebooks/00_start_here.ipynb::Run All again",
+            "FAILED *notebooks/00_start_here.ipynb::connection budget",
         ]
     )

@@ -1,0 +1,92 @@
+"""What the run's notebooks share: a folder of learner copies outside the repository and, on the
+embedded backend, the run's own logged server.
+
+The first process of the run (the xdist controller, or the only one) makes a private home
+(coursebook.servers) and hands its path to every xdist worker in ``workerinput``. The first notebook
+a process runs starts the server (coursedb takes a lock, so two workers may race to it) and makes
+that process's learner copies. Every notebook runs on that one server, two at once under xdist, as
+learners' kernels share a room's server; it logs every session, so each kernel's connections can be
+counted (items.ConnectionBudget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from coursebook.servers import PrivateServer
+
+WORKERINPUT_KEY = "coursebook_server_home"
+
+
+def counts_connections() -> bool:
+    """Only the embedded backend runs on the run's own server; docker or url run on theirs."""
+    backend = os.environ.get("COURSEDB_BACKEND", "auto")
+    return backend in ("auto", "embedded") and not os.environ.get("COURSEDB_URL")
+
+
+@dataclass
+class Workbench:
+    """One process's share of the run. ``server`` is None when the notebooks use the configured server."""
+
+    server: PrivateServer | None
+    owns_server: bool = False  # the first process made it, and stops and deletes it
+    _folder: Path | None = field(default=None, init=False)
+    _log: Path | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+
+    @classmethod
+    def for_config(cls, config: pytest.Config) -> Workbench:
+        home = getattr(config, "workerinput", {}).get(WORKERINPUT_KEY)
+        if home is not None:
+            return cls(PrivateServer(Path(home)))
+        if hasattr(config, "workerinput") or not counts_connections():
+            return cls(None)
+        return cls(PrivateServer(), owns_server=True)
+
+    @property
+    def folder(self) -> Path:
+        """This process's learner copies (``course.py learners``), made on first use."""
+        if self._folder is None:
+            from coursebook import learners
+
+            folder = Path(tempfile.mkdtemp(prefix="coursebook-learner-")) / "room"
+            learners.make(folder)
+            self._folder = folder
+        return self._folder
+
+    def _start(self) -> None:
+        if self._started or self.server is None:
+            return
+        from coursedb import room
+
+        state = self.server.start()
+        asyncio.run(room.enable_connection_log(state["admin_url"]))
+        self._log, self._started = Path(state["log"]), True
+
+    @property
+    def kernel_env(self) -> dict[str, str] | None:
+        """The environment of the run's kernels; None: this process's own (the configured server)."""
+        self._start()
+        return None if self.server is None else self.server.env()
+
+    @property
+    def log(self) -> Path | None:
+        """The run's server log, every session in it; None when the notebooks use the configured server."""
+        self._start()
+        return self._log
+
+    def close(self) -> list[str]:
+        """Remove the learner copies, and the server if this process made it; what went wrong, if anything."""
+        if self._folder is not None:
+            shutil.rmtree(self._folder.parent, ignore_errors=True)
+        return self.server.cleanup() if self.server is not None and self.owns_server else []
+
+
+WORKBENCH = pytest.StashKey[Workbench]()
