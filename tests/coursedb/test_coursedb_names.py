@@ -93,7 +93,7 @@ def test_session_names_round_trip_within_63_characters(kind, pid):
 
 
 def test_the_budget_counters_read_the_same_names():
-    from coursebook.pytest_plugin import Family
+    from coursebook.run.book import Family
 
     me = os.getpid()
     family = Family(me)
