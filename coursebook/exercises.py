@@ -156,20 +156,20 @@ def _hint_format(ex: Context) -> str | None:
     return None
 
 
+def _enough(kind: str, found: int, least: int, decorator: str) -> str | None:
+    if found < least:
+        return f"{found} {kind} answers in the catalogue, at least {least} expected ({decorator})"
+    return None
+
+
 @rule("wrong answers")
 def _wrong_answers(ex: Context) -> str | None:
-    found = len(ex.catalogue.wrong(ex.id))
-    if found < MIN_WRONG:
-        return f"{found} wrong answers in the catalogue, at least {MIN_WRONG} expected (@wrong({ex.id!r}, hint=...))"
-    return None
+    return _enough("wrong", len(ex.catalogue.wrong(ex.id)), MIN_WRONG, f"@wrong({ex.id!r}, hint=...)")
 
 
 @rule("right answers")
 def _right_answers(ex: Context) -> str | None:
-    found = len(ex.catalogue.right(ex.id))
-    if found < MIN_RIGHT:
-        return f"{found} right answers in the catalogue, at least {MIN_RIGHT} expected (@right({ex.id!r}))"
-    return None
+    return _enough("right", len(ex.catalogue.right(ex.id)), MIN_RIGHT, f"@right({ex.id!r})")
 
 
 def check(cells: list[Any], catalogue: Catalogue, where: str, pending: set[str] = frozenset()) -> list[Problem]:

@@ -88,16 +88,24 @@ class Facts:
     def from_header(cls, header: Any, where: str) -> Facts:
         """The ``course`` mapping of the header; ValueError with one sentence if it says something else."""
         header = {} if header is None else header
-        known = {"connections": int, "must_show": list, "must_not_show": list}
-        if not isinstance(header, dict) or set(header) - set(known):
-            raise ValueError(f"{where}: the header's course: may hold only {', '.join(known)}; it has {header!r}")
+        readers = {"connections": _number, "must_show": _texts, "must_not_show": _texts}
+        if not isinstance(header, dict) or set(header) - set(readers):
+            raise ValueError(f"{where}: the header's course: may hold only {', '.join(readers)}; it has {header!r}")
+        read = {}
         for key, value in header.items():
-            texts = known[key] is list and all(isinstance(v, str) for v in value)
-            if not isinstance(value, known[key]) or not (texts or known[key] is int):
-                kind = "a number" if known[key] is int else "a list of texts"
+            read[key], kind = readers[key](value)
+            if read[key] is None:
                 raise ValueError(f"{where}: course.{key} in the header must be {kind}, not {value!r}")
-        lists = {key: tuple(value) for key, value in header.items() if isinstance(value, list)}
-        return cls(**{**header, **lists})
+        return cls(**read)
+
+
+def _number(value: Any) -> tuple[int | None, str]:
+    return (value if isinstance(value, int) and not isinstance(value, bool) else None), "a number"
+
+
+def _texts(value: Any) -> tuple[tuple[str, ...] | None, str]:
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return (tuple(value) if ok else None), "a list of texts"
 
 
 @dataclass
