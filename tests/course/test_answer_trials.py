@@ -8,11 +8,9 @@ an equivalent mutant that does not exist.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from coursebook import NBVAL_ARGS, ROOT, iter_notebooks
+from tests.helpers.notebook_run import run_notebook_00
 
 pytest_plugins = ["pytester"]
 
@@ -46,16 +44,7 @@ mutants.equivalent("0.1", "no such mutant", reason="planted: a listing that name
 
 @pytest.mark.timeout(300)
 def test_a_rejected_right_answer_a_surviving_mutant_and_a_stale_listing_fail_the_run(pytester, monkeypatch):
-    pytester.makepyfile(sabotage=SABOTAGE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
-    for name in [n for n in os.environ if n.startswith("COURSEDB_")]:  # the run picks its own server
-        monkeypatch.delenv(name)
-    (notebook,) = iter_notebooks(["00"])
-    args = ["-p", "sabotage", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS, "-p", "no:xdist", "-p", "no:cacheprovider"]
-    args += ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
-    args += ["-rf", "-k", "again", str(notebook.book_path)]
-    monkeypatch.chdir(ROOT)  # where nbval's sanitize file and the node ids are
-    result = pytester.runpytest_subprocess(*args, timeout=280)
+    result = run_notebook_00(pytester, monkeypatch, SABOTAGE, "again")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [

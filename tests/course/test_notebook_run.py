@@ -8,11 +8,9 @@ with one sentence that says what is wrong.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from coursebook import NBVAL_ARGS, ROOT, iter_notebooks
+from tests.helpers.notebook_run import run_notebook_00
 
 pytest_plugins = ["pytester"]
 
@@ -43,16 +41,8 @@ room.BUDGET = 1
 
 @pytest.mark.timeout(300)
 def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(pytester, monkeypatch):
-    pytester.makepyfile(sabotage=SABOTAGE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
-    for name in [n for n in os.environ if n.startswith("COURSEDB_")]:  # the run picks its own server
-        monkeypatch.delenv(name)
-    (notebook,) = iter_notebooks(["00"])
-    args = ["-p", "sabotage", "-p", "coursebook.pytest_plugin", *NBVAL_ARGS, "-p", "no:xdist", "-p", "no:cacheprovider"]
-    args += ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
     # Only the two items under test: "Run All again" runs every cell itself, so the first pass can go.
-    args += ["-rf", "-k", "again or budget", str(notebook.book_path)]
-    result = pytester.runpytest_subprocess(*args, timeout=280)
+    result = run_notebook_00(pytester, monkeypatch, SABOTAGE, "again or budget")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
