@@ -100,33 +100,36 @@ def read_transport(env: Mapping[str, str]) -> str:
 
 
 def read_pull_timeout(env: Mapping[str, str]) -> float:
-    pull = env.get("COURSEDB_PULL_TIMEOUT", "").strip() or None
-    if pull is None:
-        return DEFAULT_PULL_TIMEOUT
-    try:
-        seconds = float(pull) if pull.isascii() else -1.0
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < 86400:  # NaN fails this too
-        raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={pull!r} is not a number of seconds (e.g. 60).")
+    seconds = _seconds(env, "COURSEDB_PULL_TIMEOUT", DEFAULT_PULL_TIMEOUT, zero=False)
+    if seconds is None:
+        shown = env["COURSEDB_PULL_TIMEOUT"].strip()
+        raise CourseDBError(f"COURSEDB_PULL_TIMEOUT={shown!r} is not a number of seconds (e.g. 60).")
     return seconds
 
 
 def read_sweep_grace(env: Mapping[str, str]) -> float:
     """Seconds; 0 lets a sweep drop a database at the first sight of its free lock (tests only)."""
-    grace = env.get("COURSEDB_SWEEP_GRACE", "").strip() or None
-    if grace is None:
-        return DEFAULT_SWEEP_GRACE
-    try:
-        seconds = float(grace) if grace.isascii() else -1.0
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 86400:  # NaN fails this too
+    seconds = _seconds(env, "COURSEDB_SWEEP_GRACE", DEFAULT_SWEEP_GRACE, zero=True)
+    if seconds is None:
+        shown = env["COURSEDB_SWEEP_GRACE"].strip()
         raise CourseDBError(
-            f"COURSEDB_SWEEP_GRACE={grace!r} is not a number of seconds (0-86400); it exists for coursedb's own tests, "
+            f"COURSEDB_SWEEP_GRACE={shown!r} is not a number of seconds (0-86400); it exists for coursedb's own tests, "
             "so unset it."
         )
     return seconds
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, zero: bool) -> float | None:
+    """``name`` as seconds up to a day (``default`` if unset or blank); None if it is no such number."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text) if text.isascii() else -1.0
+    except ValueError:
+        return None
+    above_floor = seconds >= 0 if zero else seconds > 0
+    return seconds if above_floor and seconds <= 86400 else None  # NaN fails both
 
 
 def resolve_home(value: str) -> Path:

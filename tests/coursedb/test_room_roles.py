@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(available() is not None, reason=str(available())
 # were one and the same.
 LONG = "learner_with_a_rather_long_name_from_the_university_"
 LEARNERS = ["ada", "bob", LONG + "one", LONG + "two"]
-LARGEST = ROOT / "notebooks" / "07_putting_it_together.ipynb"  # the most connections at once (room.EXCEPTIONS)
+LARGEST = ROOT / "notebooks" / "07_putting_it_together.ipynb"  # the most connections at once (its header states it)
 
 
 @pytest.fixture(scope="module")
