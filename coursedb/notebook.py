@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 # A test inside a notebook gets this long (pytest-timeout's --timeout, per test, setup to teardown);
 # `%%ipytest --timeout 120` changes it for one cell.
 CELL_TEST_TIMEOUT = 30
+# Only the plugins a notebook's tests use: every installed one (xdist, nbval, pytest-postgresql, ...) would
+# be imported by the first %%ipytest cell of each kernel, for nothing (benchmarks/first_ipytest.py).
+AUTOLOAD_OFF = "--disable-plugin-autoload"
 # -q: short reports; --color=no: nbval compares text, and colour codes are noise there.
 IPYTEST_ARGS = [
-    "-q", "--tb=short", "--color=no", "-p", "no:cacheprovider", "-p", "coursedb.pytest_room",
-    "-p", "coursedb.checks", f"--timeout={CELL_TEST_TIMEOUT}",
+    "-q", "--tb=short", "--color=no", AUTOLOAD_OFF, "-p", "asyncio", "-p", "timeout", "-p", "no:cacheprovider",
+    "-p", "coursedb.pytest_room", "-p", "coursedb.checks", f"--timeout={CELL_TEST_TIMEOUT}",
 ]  # fmt: skip
+# Loaded too once the kernel uses the library: its plugin shows a failing @given test's example.
+PLUGINS_OF = {"hypothesis": "hypothesispytest"}
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.
 CI_VARIABLES = ("CI", "BUILD_NUMBER")
@@ -126,6 +131,7 @@ def ipytest_magic(line: str, cell: str) -> None:
     ipytest.clean(module=kwargs.get("module"))
     get_ipython().run_cell(cell)
     watch = Watch()  # this run's plugin: the timer, the interrupt, the line under the report
+    args += [arg for module, plugin in PLUGINS_OF.items() if module in sys.modules for arg in ("-p", plugin)]
     plugins = [*kwargs.pop("plugins", ()), watch]
 
     def tests() -> int:
