@@ -322,3 +322,22 @@ class Asker:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)  # a suspended one must be able to exit
         end_owner(self.proc, kill=kill)
+
+
+def run_with_course_fixtures(folder: Path, name: str, tests: str) -> subprocess.CompletedProcess:
+    """``tests`` as ``folder/name``, run by a pytest of its own beside the course's conftest.py (the learners'
+    fixtures) and the asyncio settings they need; short reports, no CI variable (CI=1 lengthens them)."""
+    (folder / "conftest.py").write_text((ROOT / "conftest.py").read_text())
+    (folder / name).write_text(tests)
+    (folder / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = session\n"
+        "asyncio_default_test_loop_scope = session\n"
+    )
+    return subprocess.run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=line", "-rN"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**{k: v for k, v in os.environ.items() if k != "CI"}, "PYTHONPATH": str(ROOT)},
+    )

@@ -7,12 +7,7 @@ such test fails with one sentence saying so, and the learner's rows are there af
 exactly as they were. Run as an inner pytest with the repository's conftest.py.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import run_with_course_fixtures
 
 TESTS = """
 import asyncpg
@@ -68,20 +63,7 @@ async def test_5_and_new_rows_get_the_next_ids(db_conn):
 
 
 def test_the_guard_undoes_what_a_test_committed_and_nothing_else(tmp_path):
-    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text())
-    (tmp_path / "test_guard.py").write_text(TESTS)
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = session\n"
-        "asyncio_default_test_loop_scope = session\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=line", "-rN"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**{k: v for k, v in os.environ.items() if k != "CI"}, "PYTHONPATH": str(ROOT)},  # CI=1 lengthens reports
-    )
+    result = run_with_course_fixtures(tmp_path, "test_guard.py", TESTS)
     out = result.stdout
     assert "6 passed, 3 errors" in out, out[-4000:]
     said = [line for line in out.splitlines() if line.startswith("coursedb: ")]
