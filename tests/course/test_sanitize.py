@@ -8,13 +8,14 @@ official Debian-based images, most servers behind COURSEDB_URL), must compare eq
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-ROOT = Path(__file__).resolve().parents[2]
-PATTERNS = dict(get_sanitize_patterns((ROOT / "notebooks" / "sanitize.cfg").read_text()))
+from coursebook import ROOT
+from coursebook.commands import SANITIZE_FILE
+
+PATTERNS = dict(get_sanitize_patterns((ROOT / SANITIZE_FILE).read_text()))
 
 
 def sanitize(text: str) -> str:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from jupyter_client.manager import KernelManager
 
-ROOT = Path(__file__).resolve().parents[2]
+from coursedb.paths import course_root
+
+ROOT = course_root()
 NOTEBOOKS = ROOT / "notebooks"
 SETUP = "from coursedb.notebook import setup\n\ndb_url = setup()"
 
