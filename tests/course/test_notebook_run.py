@@ -53,3 +53,23 @@ def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(pytester, 
             "FAILED *notebooks/00_start_here.ipynb::connection budget",
         ]
     )
+
+
+def test_xdist_workers_run_on_the_controllers_server_and_only_it_removes_it(monkeypatch):
+    """The workbench travels in config.stash and workerinput: no environment variable, no module global."""
+    import types
+
+    from coursebook import pytest_plugin
+    from coursebook.run.workbench import WORKBENCH, Workbench
+
+    monkeypatch.setenv("COURSEDB_BACKEND", "embedded")
+    monkeypatch.delenv("COURSEDB_URL", raising=False)
+    controller = Workbench.for_config(types.SimpleNamespace())  # a home of its own; nothing started yet
+    node = types.SimpleNamespace(config=types.SimpleNamespace(stash={WORKBENCH: controller}), workerinput={})
+    pytest_plugin.pytest_configure_node(node)
+    worker = Workbench.for_config(types.SimpleNamespace(workerinput=node.workerinput))
+    assert worker.server.home == controller.server.home and controller.owns_server and not worker.owns_server
+    assert worker.close() == [] and controller.server.home.exists(), "a worker removed the run's server home"
+    assert controller.close() == [] and not controller.server.home.exists()
+    monkeypatch.setenv("COURSEDB_BACKEND", "docker")
+    assert Workbench.for_config(types.SimpleNamespace()).server is None, "docker: the notebooks use its server"
