@@ -35,6 +35,8 @@ CASES = {
     "room": ("--quick", {"n", "failures", "peak_connections", "per_learner_peak"}),
     # Two private servers: this checkout's coursedb and the baseline commit's, one owner process each.
     "trust": ("--quick", {"reuse_ms", "take_ms"}),
+    # One fresh kernel and one nbval run per plugin set, on a private server.
+    "first_ipytest": ("--runs 1 --no-write", {"kernel_first_s", "nbval_first_s", "kernel_first_autoload_s"}),
 }
 
 
