@@ -15,6 +15,13 @@ luck: a schedule gives the same interleaving on a quiet laptop and on a busy CI 
 ``head_start`` is how many steps the first session takes before the other starts; after that they
 alternate. ``in_transaction(call)`` runs a call in a transaction whose COMMIT is a step of its own,
 so the driver decides when its locks are released.
+
+``hold=seconds`` asks whether a session waits for a lock as long as it is held: after its head start the
+first session (the holder) goes on only when no other session can, and only once each session that
+waits for it has waited that long; the outcome notes who stopped
+waiting before (``gave_up``: a timeout of its own ran out) and who waited under a time limit it set
+itself (``limits``: ``lock_timeout`` or ``statement_timeout``, asked of its own session before each of
+its steps), which would end the wait of any holder that holds longer.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ STATEMENTS = frozenset(
     }
 )
 POLL_S = 0.005  # how often the driver looks at a statement it let go
+LIMITS = ("lock_timeout", "statement_timeout")  # the server's own ends to a wait; SHOW takes no snapshot
 BOUND_S = 10.0  # one run; a session still busy after this fails the run instead of hanging it
 
 Call = Callable[["Gated"], Awaitable[Any]]
@@ -66,6 +74,7 @@ class Gated:
         self.go = asyncio.Event()
         self.driven = False
         self.next_step = ""
+        self.limits: dict[str, str] = {}  # the time limits in force for its next step, when a run asks
 
     def __getattr__(self, attribute: str) -> Any:
         value = getattr(self.conn, attribute)
@@ -112,6 +121,8 @@ class Outcome:
     results: dict[str, Any]
     steps: list[str] = field(default_factory=list)
     waited: list[str] = field(default_factory=list)  # "B waits for A", once per wait
+    gave_up: list[str] = field(default_factory=list)  # "B stopped waiting for A after 0.05 s" (with hold=)
+    limits: list[str] = field(default_factory=list)  # "B waited for A with lock_timeout = 2s" (with hold=)
     problems: list[str] = field(default_factory=list)  # what ``watch`` reported
 
     def timeline(self) -> str:
@@ -142,12 +153,15 @@ class Lockstep:
         first: str | None = None,
         head_start: int = 1,
         watch: Callable[[asyncpg.Connection], Awaitable[str | None]] | None = None,
+        hold: float | None = None,
     ) -> Outcome:
         """Start every ``calls[name](connection)`` and drive them in lockstep; return what each gave.
 
         ``watch``, if given, is called after every step with a connection that has no call of its own
-        and no open transaction, and returns a sentence for anything wrong it sees (or None)."""
-        run = _Run(self.sessions, calls, first or next(iter(calls)), head_start)
+        and no open transaction, and returns a sentence for anything wrong it sees (or None).
+        ``hold``, if given, is how long a lock is held while others wait for it (see the module's
+        docstring); each waiting session's own time limits are noted too."""
+        run = _Run(self.sessions, calls, first or next(iter(calls)), head_start, hold)
         try:
             await run.drive(watch)
         finally:
@@ -156,24 +170,32 @@ class Lockstep:
 
 
 class _Run:
-    def __init__(self, sessions: dict[str, Gated], calls: dict[str, Call], first: str, head_start: int) -> None:
+    def __init__(
+        self, sessions: dict[str, Gated], calls: dict[str, Call], first: str, head_start: int, hold: float | None
+    ) -> None:
         self.sessions = sessions
         self.order = [first, *[name for name in calls if name != first]]
         self.head_start = head_start
+        self.hold = hold
         self.outcome = Outcome(results={})
         self.blocked: set[str] = set()
+        self.waits_for: dict[str, tuple[list[str], float]] = {}  # who a blocked session waits for, since when
+        self.usual: dict[str, dict[str, str]] = {}  # each session's time limits before the run
         self.released = 0
         self.last: str | None = None
         self.deadline = time.monotonic() + BOUND_S
+        self.calls = calls
         self.tasks: dict[str, asyncio.Task] = {}
-        for name in self.order:
-            session = sessions[name]
-            session.driven = True
-            session.parked.clear()
-            self.tasks[name] = asyncio.create_task(calls[name](session))
         self.idle = [s.conn for name, s in sessions.items() if name not in calls]
 
     async def drive(self, watch: Callable[[asyncpg.Connection], Awaitable[str | None]] | None) -> None:
+        for name in self.order:
+            if self.hold is not None:  # before its call starts: what the call sets itself shows as a change
+                self.usual[name] = await self.limits_of(name) or {}
+            session = self.sessions[name]
+            session.driven = True
+            session.parked.clear()
+            self.tasks[name] = asyncio.create_task(self.calls[name](session))
         for name in self.order:  # every session up to its first step
             await self.settle(name)
         while not all(task.done() for task in self.tasks.values()):
@@ -186,6 +208,9 @@ class _Run:
                 continue
             name = self.pick(ready)
             session = self.sessions[name]
+            if self.hold is not None:
+                await self.hold_for(name)
+                session.limits = await self.limits_of(name) or {}
             self.outcome.steps.append(f"{name}: {session.next_step}")
             self.released += 1
             self.last = name
@@ -208,6 +233,8 @@ class _Run:
         first = self.order[0]
         if self.released < self.head_start and first in ready:
             return first
+        if self.hold is not None:  # the first session, a holder, goes on only when no other session can
+            return next((name for name in ready if name != first), first)
         others = [name for name in ready if name != self.last]
         return others[0] if others else ready[0]
 
@@ -219,10 +246,15 @@ class _Run:
             if holders:
                 if name not in self.blocked:
                     self.blocked.add(name)
+                    self.waits_for[name] = (holders, time.monotonic())
                     waits = f"{name} waits for {', '.join(holders)}"
                     self.outcome.waited.append(waits)
                     if self.outcome.steps:
                         self.outcome.steps[-1] += f" ({waits})"
+                    own = {k: v for k, v in session.limits.items() if v != self.usual.get(name, {}).get(k)}
+                    if own:
+                        limits = ", ".join(f"{k} = {v}" for k, v in own.items())
+                        self.outcome.limits.append(f"{name} waited for {', '.join(holders)} with {limits}")
                 return
             self.check_deadline()
             await asyncio.wait({task}, timeout=POLL_S)
@@ -243,6 +275,32 @@ class _Run:
                 continue
             return [names.get(p, f"server process {p}") for p in pids]
         return None
+
+    async def hold_for(self, name: str) -> None:
+        """Before ``name`` takes its next step (a COMMIT may free its locks): let each session that waits for it
+        wait ``hold`` seconds in all, and note one that stops waiting before that."""
+        for waiter in sorted(self.blocked):
+            holders, since = self.waits_for[waiter]
+            if name not in holders:
+                continue
+            task, session = self.tasks[waiter], self.sessions[waiter]
+            while time.monotonic() - since < (self.hold or 0):
+                if task.done() or session.parked.is_set():
+                    waited = time.monotonic() - since
+                    self.outcome.gave_up.append(f"{waiter} stopped waiting for {name} after {waited:.2f} s")
+                    self.outcome.steps.append(f"{waiter}: stopped waiting after {waited:.2f} s, {name} still holding")
+                    self.blocked.discard(waiter)
+                    break
+                await asyncio.wait({task}, timeout=POLL_S)
+
+    async def limits_of(self, name: str) -> dict[str, str] | None:
+        """The time limits in force on session ``name`` now (it stands before a step), or None if it cannot say
+        (its transaction is aborted)."""
+        conn = self.sessions[name].conn
+        try:
+            return {limit: await conn.fetchval(f"SHOW {limit}") for limit in LIMITS}
+        except asyncpg.PostgresError:
+            return None
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:

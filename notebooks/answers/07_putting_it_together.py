@@ -1,13 +1,14 @@
 """Answers to notebook 07 (exercises 7.1 and 7.2): wrong ones its checkers must reject, right ones they accept."""
 
 import itertools
+import random
 import uuid
 
+import asyncpg
 import pytest
 
 import shop
 from coursebook.answers import right, wrong
-from coursebook.mutants import equivalent
 
 
 @wrong("7.1", hint="both returned True")
@@ -160,6 +161,49 @@ def make_user_returns_the_count(db_conn):
     return make
 
 
+# Written by an outside engineer without seeing the catalogue, accepted by the checkers before they grew.
+
+
+@wrong("7.1", hint="a time limit it set itself")
+async def cancel_order_gives_up_after_lock_timeout(conn, order_id: int) -> bool:
+    """A bounded wait: SET LOCAL lock_timeout = '2s', and an order still held after that counts as not cancellable."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '2s'")
+        try:
+            async with conn.transaction():
+                changed = await conn.fetchval(
+                    "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') "
+                    "RETURNING id",
+                    order_id,
+                )
+        except asyncpg.LockNotAvailableError:
+            return False
+        return changed is not None
+
+
+@wrong("7.2", hint="not one that differs by chance")
+@pytest.fixture
+def make_user_random_number(db_conn):
+    """Default emails from random.randint(1, 10000): different by luck, until a test makes a few hundred users."""
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"user{random.randint(1, 10000)}@example.com", "User")
+
+    return make
+
+
+@wrong("7.2", hint="which the test had chosen")
+@pytest.fixture
+def make_user_counter(db_conn):
+    """Default emails user1@, user2@... from a counter: a test that chose user2@example.com itself collides with it."""
+    numbers = itertools.count(1)
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"user{next(numbers)}@example.com", "User")
+
+    return make
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 
@@ -209,15 +253,20 @@ async def make_user_async_uuid(db_conn):
 @right("7.2")
 @pytest.fixture
 def make_user_class(db_conn):
-    """A small class whose instances are called like functions, keeping their own count."""
+    """A small class whose instances are called like functions, keeping their own count and passing over numbers
+    whose email is taken already."""
 
     class UserFactory:
         def __init__(self) -> None:
             self.made = 0
 
         async def __call__(self, email: str | None = None) -> int:
-            self.made += 1
-            return await shop.create_user(db_conn, email or f"made-{self.made}@example.test", f"User {self.made}")
+            while email is None:
+                self.made += 1
+                candidate = f"made-{self.made}@example.test"
+                if not await db_conn.fetchval("SELECT EXISTS (SELECT FROM users WHERE email = $1)", candidate):
+                    email = candidate
+            return await shop.create_user(db_conn, email, f"User {self.made}")
 
     return UserFactory()
 
@@ -225,25 +274,17 @@ def make_user_class(db_conn):
 @right("7.2")
 @pytest.fixture
 def make_user_with_savepoints(db_conn):
-    """A yield fixture; each user made in a savepoint of the test's transaction, emails from a counter."""
+    """A yield fixture; emails from a counter, each try in a savepoint of the test's transaction: a taken email rolls
+    back its savepoint, and the next number is tried."""
     numbers = itertools.count()
 
     async def make(email: str | None = None) -> int:
-        async with db_conn.transaction():
-            return await shop.create_user(db_conn, email or f"factory{next(numbers)}@example.com", "F")
+        while True:
+            try:
+                async with db_conn.transaction():
+                    return await shop.create_user(db_conn, email or f"factory{next(numbers)}@example.com", "F")
+            except shop.EmailTaken:
+                if email is not None:
+                    raise
 
     yield make
-
-
-# --- mutants of the model answers that behave exactly like it --------------------------------------
-
-equivalent(
-    "7.2",
-    "off-by-one: 1 -> 2 in itertools.count(1)",
-    reason="the counter only makes default emails differ from each other; where it starts does not matter",
-)
-equivalent(
-    "7.2",
-    "off-by-one: 1 -> 0 in itertools.count(1)",
-    reason="the counter only makes default emails differ from each other; where it starts does not matter",
-)

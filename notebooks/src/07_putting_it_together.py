@@ -15,7 +15,7 @@
 # - how `pytest-xdist` runs tests in parallel with a database per worker;
 # - how CI tests the notebooks themselves with nbval.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -446,6 +446,7 @@ from coursedb.lockstep import Lockstep, in_transaction
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
 ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, $3, $4)"
 STATUS = "SELECT status::text FROM orders WHERE id = $1"
+HOLD = 0.2  # seconds another transaction keeps the order while cancel_order waits for it
 
 
 async def cancelled(conn, order_id: int, what: str) -> bool:
@@ -533,18 +534,33 @@ async def test_two_concurrent_cancels_cancel_once(db_committed):
 
 @pytest.mark.parametrize(("change", "expected"), [("total = total + 1", True), ("status = 'shipped'", False)])
 async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, expected):
-    """While another transaction holds the order (it changes it and commits a moment later), cancel_order waits for it,
-    then decides on what that transaction committed: it neither gives up nor goes by what it read before."""
+    """While another transaction holds the order (it changes it and commits later), cancel_order waits for it, with no
+    time limit of its own (the holder may take longer than any), then decides on what that transaction committed: it
+    neither gives up nor goes by what it read before."""
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         order_id = await a_new_order(a)
 
         async def holder(conn):
             await conn.execute(f"UPDATE orders SET {change} WHERE id = $1", order_id)
 
-        outcome = await Lockstep(A=a, B=b).run({"A": in_transaction(holder), "B": cancelling(order_id)}, first="A")
+        calls = {"A": in_transaction(holder), "B": cancelling(order_id)}
+        outcome = await Lockstep(A=a, B=b).run(calls, first="A", hold=HOLD)  # A commits once B has waited HOLD s
         result = outcome.results["B"]
         if isinstance(result, BaseException):
             pytest.fail(f"cancel_order raised {result!r} ({outcome.timeline()})", pytrace=False)
+        if outcome.gave_up:
+            pytest.fail(
+                f"cancel_order stopped waiting for the order while another transaction still held it "
+                f"({outcome.timeline()}): wait for whoever holds it, however long, then decide",
+                pytrace=False,
+            )
+        if outcome.limits:
+            pytest.fail(
+                f"cancel_order waited for the order with {outcome.limits[0].partition(' with ')[2]}, a time limit it "
+                "set itself: whoever holds the order may keep it longer (a slow payment), and then a cancellable order "
+                f"is reported as not cancellable; wait without a limit ({outcome.timeline()})",
+                pytrace=False,
+            )
         assert result is expected, (
             f"another transaction held the order and set {change}; then cancel_order returned {result}, expected "
             f"{expected} ({outcome.timeline()})"
@@ -574,8 +590,9 @@ async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, 
 # ## Exercise 7.2: a factory fixture of your own (stretch)
 #
 # Write a fixture `make_user` in the style of `make_order`: `await make_user()` creates a new user in the test's
-# transaction and returns its id. Every call gives a different user, however many the test makes or deletes;
-# `await make_user(email="grace@example.com")` uses that email.
+# transaction and returns its id. Every call gives a different user, however many the test makes (hundreds) or
+# deletes; `await make_user(email="grace@example.com")` uses that email, and a test may give it any email, even one
+# like those `make_user()` makes itself.
 
 
 # %% tags=["exercise"] exercise="7.2"
@@ -586,21 +603,24 @@ def make_user(db_conn):
 
 
 # %% tags=["solution"] exercise="7.2"
-import itertools
+import uuid
 
 
 @pytest.fixture
 def make_user(db_conn):
-    numbers = itertools.count(1)
-
     async def make(email: str | None = None) -> int:
-        return await shop.create_user(db_conn, email or f"user{next(numbers)}@example.com", "User")
+        # A uuid: never an email a test writes by hand (user1@… is one), and no count to get wrong after a delete.
+        return await shop.create_user(db_conn, email or f"user-{uuid.uuid4().hex}@example.com", "User")
 
     return make
 
 
 # %% tags=["checker", "raises-exception"] exercise="7.2"
 # %%ipytest --exercise 7.2
+import random
+import re
+
+MANY = 500  # users one test makes
 
 
 async def made(make_user, db_conn, **email) -> int:
@@ -641,6 +661,53 @@ async def test_uses_the_email_it_is_given(db_conn, make_user):
     await made(make_user, db_conn)
 
 
+async def test_hundreds_of_users_in_one_test(db_conn, make_user):
+    """Hundreds of calls in one test each make a new user: emails that differ only by chance (a random number) collide
+    sooner or later."""
+    random.seed(MANY)  # the same "random" emails on every run, so the verdict never changes
+    assert callable(make_user), f"the make_user fixture gave the test {make_user!r}: a function that makes users"
+    ids = set()
+    for call in range(1, MANY + 1):
+        try:
+            ids.add(await make_user())
+        except shop.EmailTaken as taken:
+            pytest.fail(
+                f"call {call} of {MANY} to make_user() tried {taken}, which an earlier call had made: give every user "
+                "an email of its own, not one that differs by chance",
+                pytrace=False,
+            )
+    assert len(ids) == MANY, f"{MANY} calls to make_user() returned {len(ids)} different ids"
+
+
+def look_alikes(email: str) -> list[str]:
+    """Emails like `email` with one of its numbers counted up: what a counter would make next."""
+    found = []
+    for number in re.finditer(r"\d+", email):
+        for step in (1, 2, 3):
+            bigger = str(int(number.group()) + step).zfill(len(number.group()))
+            found.append(email[: number.start()] + bigger + email[number.end() :])
+    return found[:12]
+
+
+async def test_emails_the_test_chose_are_left_to_it(db_conn, make_user):
+    """make_user() never makes an email the test already gave make_user(email=...), even one like those it makes itself
+    (user2@… after user1@…)."""
+    first = await made(make_user, db_conn)
+    email = await db_conn.fetchval("SELECT email FROM users WHERE id = $1", first)
+    chosen = look_alikes(email)
+    for other in chosen:
+        await made(make_user, db_conn, email=other)
+    for _ in range(len(chosen) + 1):
+        try:
+            await make_user()
+        except shop.EmailTaken as taken:
+            pytest.fail(
+                f"make_user() made {email}, then the test made users with the emails {chosen}; then make_user() tried "
+                f"{taken}, which the test had chosen: make emails no test would write (a uuid), or skip taken ones",
+                pytrace=False,
+            )
+
+
 async def test_new_users_after_some_were_deleted(db_conn, make_user):
     """A test may delete users it made: later calls still make new users (ids and emails are not a count)."""
     ids = [await made(make_user, db_conn) for _ in range(3)]
@@ -671,8 +738,8 @@ async def test_made_users_stay_in_the_tests_transaction(db_conn, db_pool, make_u
 #
 # <details><summary>Hint 2</summary>
 #
-# Build on `db_conn` (so the rollback removes the users) and count the calls to make each email unique, e.g. with
-# `itertools.count()`.
+# Build on `db_conn` (so the rollback removes the users) and make each default email unique without counting:
+# `f"user-{uuid.uuid4().hex}@example.com"`. A counter's `user2@example.com` is an email a test may well choose itself.
 # </details>
 
 # %% [markdown]

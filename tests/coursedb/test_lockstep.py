@@ -102,3 +102,63 @@ async def test_watch_sees_each_step_from_an_idle_connection(db_committed):
         outcome = await Lockstep(A=a, B=b).run({"A": lambda c: read_then_write(c, order_id)}, watch=watch)
         assert seen == ["pending", "cancelled"]
         assert outcome.problems == ["saw cancelled"]
+
+
+def cancel_with(order_id: int, limit: str | None):
+    """A cancel in a transaction of its own, under a lock_timeout it sets itself (if any); False when the limit
+    ends its wait (the near-miss: a pending order reported as not cancellable)."""
+
+    async def call(conn) -> bool:
+        async with conn.transaction():
+            if limit is not None:
+                await conn.execute(f"SET LOCAL lock_timeout = '{limit}'")
+            try:
+                async with conn.transaction():
+                    return await conn.fetchval(CANCEL, order_id) is not None
+            except asyncpg.LockNotAvailableError:
+                return False
+
+    return call
+
+
+def holding(order_id: int):
+    async def call(conn) -> None:
+        await conn.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+
+    return in_transaction(call)
+
+
+async def test_hold_notes_a_waiter_that_gives_up_and_the_limit_it_set(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        outcome = await Lockstep(A=a, B=b).run(
+            {"A": holding(order_id), "B": cancel_with(order_id, "10ms")}, first="A", hold=30
+        )
+        assert outcome.results == {"A": None, "B": False}
+        assert outcome.limits == ["B waited for A with lock_timeout = 10ms"]
+        assert len(outcome.gave_up) == 1 and outcome.gave_up[0].startswith("B stopped waiting for A after ")
+        assert "A still holding" in outcome.timeline()
+
+
+async def test_hold_notes_a_limit_that_would_end_a_longer_wait(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        outcome = await Lockstep(A=a, B=b).run(
+            {"A": holding(order_id), "B": cancel_with(order_id, "1h")}, first="A", hold=0
+        )
+        assert outcome.results == {"A": None, "B": True}
+        assert outcome.limits == ["B waited for A with lock_timeout = 1h"] and outcome.gave_up == []
+
+
+async def test_hold_leaves_a_patient_waiter_alone(db_committed):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        await b.execute("SET lock_timeout = '1h'")  # the session's own setting before the run: not the call's doing
+        try:
+            outcome = await Lockstep(A=a, B=b).run(
+                {"A": holding(order_id), "B": cancel_with(order_id, None)}, first="A", hold=0
+            )
+        finally:
+            await b.execute("RESET lock_timeout")
+        assert outcome.results == {"A": None, "B": True}
+        assert outcome.waited == ["B waits for A"] and outcome.limits == [] and outcome.gave_up == []
