@@ -49,8 +49,8 @@ def test_an_accepted_wrong_answer_and_a_blown_budget_fail_their_items(pytester, 
             "Exercise 0.1, wrong answer the_solution (not wrong at all): ACCEPTED by the checker",
             "00_start_here does not show 'an output 00 never shows' outside the repository",
             "00_start_here had * connections open at once (first while running *); the room budget is 1 per learner",
-            "FAILED *notebooks/00_start_here.ipynb::Run All again",
-            "FAILED *notebooks/00_start_here.ipynb::connection budget",
+            "FAILED *notebooks/00_start_here.ipynb::Run All again*",
+            "FAILED *notebooks/00_start_here.ipynb::connection budget*",
         ]
     )
 
