@@ -7,11 +7,14 @@ the failure); any other error stops the build. A rebuild of unchanged sources ch
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from coursebook.cells import NAVIGATION, tags
-from coursebook.model import BOOK_DIR, KERNEL, Notebook, notebook_client
+from coursebook.model import BOOK_DIR, KERNEL, Notebook, notebook_client, progress_store
+from coursedb import progress
 
 
 def set_ids(cells: list[Any]) -> None:
@@ -26,7 +29,11 @@ def build(notebook: Notebook) -> Path:
 
     nb = nbformat.v4.new_notebook(cells=notebook.book_cells())
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
-    notebook_client(nb, BOOK_DIR, record_timing=False).execute()
+    store = progress_store()  # outputs as the notebook run shows them, never the author's own progress
+    try:
+        notebook_client(nb, BOOK_DIR, record_timing=False).execute(env={**os.environ, progress.ENV: str(store)})
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
     set_ids(nb.cells)
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     nbformat.write(nb, notebook.book_path)

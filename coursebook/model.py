@@ -4,6 +4,7 @@ its header states about it (Facts)."""
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -211,6 +212,13 @@ def iter_notebooks(prefixes: Iterable[str] = ()) -> Iterator[Notebook]:
     for path in sorted(SOURCE_DIR.iterdir()):
         if SOURCE_NAME.match(path.name) and (not prefixes or path.name.startswith(prefixes)):
             yield Notebook(path)
+
+
+def progress_store() -> Path:
+    """An empty folder for the checker outcomes of one notebook's kernel (``COURSEDB_PROGRESS``): its progress
+    cell then shows what this run of it did, never anyone's own progress, the same on every run. The
+    caller removes it once the kernel has ended."""
+    return Path(tempfile.mkdtemp(prefix="coursebook-progress-"))
 
 
 def notebook_client(nb: Any, cwd: Path, timeout: int = CELL_TIMEOUT_S, **options: Any) -> Any:

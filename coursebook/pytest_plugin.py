@@ -21,6 +21,7 @@ import pytest
 from nbval.plugin import IPyNbFile
 
 from coursebook.model import BOOK_DIR, SOURCE_NAME
+from coursebook.run.book import StrictBook
 from coursebook.run.items import CourseBook
 from coursebook.run.workbench import WORKBENCH, WORKERINPUT_KEY, Workbench
 
@@ -55,8 +56,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[None, Any, Any]:
     found = yield
-    if parent.config.getoption("nbval_only") or file_path.parent != BOOK_DIR:
+    if file_path.parent != BOOK_DIR or not SOURCE_NAME.match(file_path.stem + ".py"):
         return found
-    if not SOURCE_NAME.match(file_path.stem + ".py"):
-        return found
-    return [CourseBook.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]
+    book = StrictBook if parent.config.getoption("nbval_only") else CourseBook
+    return [book.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]

@@ -23,7 +23,7 @@ from types import TracebackType
 
 import psutil
 
-from coursedb import Settings
+from coursedb import Settings, progress
 from coursedb.paths import course_root
 
 CLI_TIMEOUT = 60
@@ -44,6 +44,8 @@ def env_for(home: Path, **extra: str | None) -> dict[str, str]:
     """The environment of a process that uses ``home``; ``NAME=None`` removes a variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COURSEDB_", "PYTEST_"))}
     env.update(COURSEDB_HOME=str(home), COURSEDB_BACKEND="embedded", PYTHONUNBUFFERED="1")
+    # A checker run there records its outcome in the home too, never in the learner's own progress.
+    env[progress.ENV] = str(home / "progress")
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)

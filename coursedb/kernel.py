@@ -30,7 +30,12 @@ from typing import Any
 
 import pytest
 
+from . import progress
+
 GRACE = 3.0  # seconds a stopped test gets to wind down before the next, harder step
+
+
+INTERRUPTED = "Kernel → Interrupt"  # what a run stopped by the learner's interrupt has as session.shouldstop
 
 
 class TestStopped(BaseException):
@@ -54,6 +59,8 @@ class Watch:
         self.stopped: dict[str, str] = {}  # node id -> the sentence shown for it
         self.stuck: str | None = None  # set when a test could not be stopped at all
         self.fails_on_purpose = False
+        self.exercise: str | None = None  # `%%ipytest --exercise N.M`: a checker cell, its outcome is recorded
+        self.checks: dict[str, str] = {}  # check id (the test's name) -> the sentence its failure said
 
     # --- pytest hooks ------------------------------------------------------------------------------
 
@@ -67,6 +74,7 @@ class Watch:
     def pytest_configure(self, config: pytest.Config) -> None:
         self.thread_id = threading.get_ident()
         self.fails_on_purpose = config.getoption("fails_on_purpose")
+        self.exercise = config.getoption("exercise", default=None)  # coursedb.checks registers it
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
@@ -109,6 +117,16 @@ class Watch:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed and report.nodeid not in self.failed:
             self.failed.append(report.nodeid)
+        if report.failed and self.exercise:
+            self.checks.setdefault(progress.check_id(report.nodeid), progress.sentence(report.longrepr))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """A checker's verdict is recorded: passed, or which checks failed. Not an interrupted run, nor one
+        that could not run its tests (a learner's syntax error is not a try of the exercise's checks)."""
+        verdict = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if self.exercise and verdict and session.shouldstop != INTERRUPTED and not self.stuck:
+            failed = [progress.Failed(check, said) for check, said in self.checks.items()]
+            progress.record(self.exercise, exitstatus == pytest.ExitCode.OK, failed)
 
     # --- stopping ----------------------------------------------------------------------------------
 
@@ -134,7 +152,7 @@ class Watch:
     def interrupt(self) -> None:
         """Kernel → Interrupt while tests run: stop the running test and skip the rest of the cell."""
         if self.session is not None:
-            self.session.shouldstop = "Kernel → Interrupt"
+            self.session.shouldstop = INTERRUPTED
         item = self.item
         if item is not None:
             self.stop_test(item, self.item_done, "this test was interrupted (Kernel → Interrupt)")

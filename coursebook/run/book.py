@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,9 @@ import pytest
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, RunningKernel, start_new_kernel
 from nbval.plugin import IPyNbFile
 
-from coursebook.model import Notebook, iter_notebooks
+from coursebook.model import Notebook, iter_notebooks, progress_store
 from coursebook.run.workbench import WORKBENCH, Workbench
-from coursedb import names
+from coursedb import names, progress
 
 
 class CourseKernel(RunningKernel):
@@ -67,7 +68,9 @@ class Book(IPyNbFile):
             self.log_start = bench.log.stat().st_size
         cwd = str(bench.folder / "notebooks")
         timeout = self.config.option.nbval_kernel_startup_timeout
-        self.kernel = CourseKernel(self.kernel_name(), cwd, timeout, bench.kernel_env)
+        self.progress = progress_store()  # its kernel's checker runs, and nobody else's
+        env = {**(bench.kernel_env or os.environ), progress.ENV: str(self.progress)}
+        self.kernel = CourseKernel(self.kernel_name(), cwd, timeout, env)
         self.setup_sanitize_files()
         if getattr(self.config.option, "cov_source", None):  # pytest-cov's --cov, as nbval does
             setup_coverage(self.config, self.kernel, getattr(self, "fspath", None))
@@ -80,6 +83,7 @@ class Book(IPyNbFile):
     def teardown(self) -> None:
         self.family.stop()
         super().teardown()
+        shutil.rmtree(self.progress, ignore_errors=True)
 
     def log_offset(self) -> int | None:
         """How far the run's server log has grown since this kernel started; None if nothing is logged."""
@@ -195,3 +199,24 @@ def report(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> s
     if isinstance(excinfo.value, NotebookProblems):
         return "\n".join(excinfo.value.problems)
     return None
+
+
+class StrictBook(IPyNbFile):
+    """nbval's own collector (``--nbval-only``), its kernel with an empty progress store of its own
+    (nbval's kernel takes this process's environment as it starts)."""
+
+    def setup(self) -> None:
+        self.progress = progress_store()
+        before = os.environ.get(progress.ENV)
+        os.environ[progress.ENV] = str(self.progress)
+        try:
+            super().setup()
+        finally:
+            if before is None:
+                del os.environ[progress.ENV]
+            else:
+                os.environ[progress.ENV] = before
+
+    def teardown(self) -> None:
+        super().teardown()
+        shutil.rmtree(self.progress, ignore_errors=True)

@@ -51,7 +51,7 @@ class Recorder:
 
     def __init__(self, home: Path, **env: str | None) -> None:
         self.proc = subprocess.Popen(
-            [PYTHON, "-c", RECORDER], env=env_for(home, **env), cwd=ROOT, text=True,
+            [PYTHON, "-c", RECORDER], env=env_for(home, COURSEDB_PROGRESS=None, **env), cwd=ROOT, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         first = self.proc.stdout.readline().split()
@@ -119,7 +119,7 @@ def test_a_laptop_records_outside_coursedb_home_and_stop_leaves_it(home, data_ho
     assert cli(home, "stop").returncode == 0
     assert not home.exists() or not any(home.iterdir())
     view = subprocess.run(
-        [PYTHON, "-m", "coursedb.progress"], env=env_for(home, XDG_DATA_HOME=str(data_home)),
+        [PYTHON, "-m", "coursedb.progress"], env=env_for(home, XDG_DATA_HOME=str(data_home), COURSEDB_PROGRESS=None),
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert view.returncode == 0, view.stderr

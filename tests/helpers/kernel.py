@@ -35,9 +35,9 @@ class Output:
 
 
 class Kernel:
-    def __init__(self, cwd: Path = NOTEBOOKS) -> None:
+    def __init__(self, cwd: Path = NOTEBOOKS, env: dict[str, str] | None = None) -> None:
         self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(cwd=str(cwd))
+        self.manager.start_kernel(cwd=str(cwd), **({"env": env} if env is not None else {}))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=120)
