@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -100,6 +101,14 @@ def _checker(ex: Context) -> str | None:
     cell = ex.cells[ex.exercise.checker]
     if not cell.source.lstrip().startswith("%%ipytest"):
         return "the checker runs real tests: start it with %%ipytest"
+    try:
+        magic = shlex.split(cell.source.lstrip().splitlines()[0])
+    except ValueError:  # an unclosed quote: the kernel could not read it either
+        magic = []
+    at = magic.index("--exercise") + 1 if "--exercise" in magic else len(magic)
+    if magic[at : at + 1] != [ex.id]:
+        # The kernel sees no cell tags: this option is how it knows which exercise a run's outcome is for.
+        return f"start the checker with %%ipytest --exercise {ex.id}"
     if RAISES not in tags(cell):
         return f"the checker fails on the stub, so tag it {RAISES!r}"
     return None

@@ -40,7 +40,7 @@ def answer() -> int:
     return 42
 
 # %% tags=["checker", "raises-exception"] exercise="9.1"
-# %%ipytest
+# %%ipytest --exercise 9.1
 def test_answer():
     assert answer() == 42, "Exercise 9.1: not the answer"
 
@@ -73,7 +73,7 @@ def other():
     raise ValueError("not done yet")
 
 # %% tags=["checker", "raises-exception"] exercise="9.2"
-# %%ipytest
+# %%ipytest --exercise 9.1
 def test_other():
     assert other()
 
@@ -120,6 +120,7 @@ def test_the_validator_names_each_rule_a_throwaway_exercise_breaks():
         ("Exercise 9.1", "wrong answers"),  # 1 of 3
         ("Exercise 9.1", "right answers"),  # 0 of 2
         ("Exercise 9.2", "cells"),  # the solution after the checker
+        ("Exercise 9.2", "checker"),  # --exercise 9.1: its runs would count for another exercise
         ("Exercise 9.2", "stub raises"),  # ValueError, no "Exercise 9.2: "
         ("Exercise 9.2", "hint format"),  # text outside <details>
         ("Exercise 9.2", "wrong answers"),
@@ -130,6 +131,16 @@ def test_the_validator_names_each_rule_a_throwaway_exercise_breaks():
     for problem in found:
         assert problem.sentence and "\n" not in problem.sentence, problem
     assert "return await conn.fetchval('SELECT 42')" in str(next(p for p in found if p.rule == "stub gives away"))
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    ["# %%ipytest", "# %%ipytest --exercise 9.2", "# %%ipytest --exercise", "# %%ipytest --exercise '9.1"],
+)
+def test_a_checker_names_its_exercise_for_the_kernel(first_line):
+    cells = jupytext.reads(WELL_MADE.replace("# %%ipytest --exercise 9.1", first_line), fmt="py:percent").cells
+    (problem,) = exercises.check(cells, _catalogue(wrong_9_1=3, right_9_1=2), "99_throwaway")
+    assert (problem.rule, problem.sentence) == ("checker", "start the checker with %%ipytest --exercise 9.1")
 
 
 def test_pending_rules_are_not_checked():
