@@ -8,6 +8,7 @@ stub, every wrong answer of notebooks/answers/ and the model answer), ``each cel
 repository, the run's logged server) lives in ``config.stash``; xdist workers get the server's home
 in ``workerinput``. ``--dist loadfile`` keeps each notebook's items on one worker, in order, on one
 kernel. ``--nbval-only`` leaves nbval alone (strict nbval of the committed notebooks, nothing else).
+Every item's time limit stretches with how busy the machine is (coursebook/limits.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from nbval.plugin import IPyNbFile
 
+from coursebook import limits
 from coursebook.model import BOOK_DIR, SOURCE_NAME
 from coursebook.run.book import StrictBook
 from coursebook.run.items import CourseBook
@@ -60,3 +62,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
         return found
     book = StrictBook if parent.config.getoption("nbval_only") else CourseBook
     return [book.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
+    return limits.set_timer(item, settings)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"time limits: as written x{limits.stretch():.1f} now ({limits.describe()}; coursebook/limits.py)"

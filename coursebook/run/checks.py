@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from coursebook import answers, exercises
+from coursebook import answers, exercises, limits
 from coursebook.cells import RAISES, tags
 from coursebook.model import Exercise, find_exercises
 from coursebook.run.book import Book, Ran, where
 
-CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it
+CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it on an idle machine (stretched with the load)
 # gc: a never-awaited coroutine of an answer warns now, not as an error inside the next checker's tests
 ALIVE = "import gc; gc.collect(); print('kernel alive')"
 
@@ -58,7 +58,7 @@ class ExerciseRun:
         return answers.function_name(self.stub)
 
     def run(self, code: str) -> Ran:
-        return self.book.run(code, CHECKER_TIMEOUT_S)
+        return self.book.run(code, limits.scaled(CHECKER_TIMEOUT_S))
 
     def try_answer(self, entry: answers.Answer) -> tuple[Ran, Ran | None]:
         """Put a catalogue entry in place of the stub, then run the checker: (answer cell, checker or None
@@ -147,7 +147,7 @@ class WrongAnswersRejected(Check):
         if not verdict.failed:
             yield f"{label}: ACCEPTED by the checker"
         elif verdict.timed_out:
-            yield f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s"
+            yield f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s, stretched for {limits.describe()}"
         elif " ".join(entry.hint.split()) not in verdict.text:
             yield f"{label}: rejected, but without the hint {entry.hint!r}: {verdict.text[:1000]}"
         if (said := ex.kernel_answers()) is not None:
@@ -196,7 +196,7 @@ class MutantsRejected(Check):
         if not verdict.failed:
             yield f"{label} SURVIVED: the checker accepts it (if it is equivalent, list it, with why)"
         elif verdict.timed_out:
-            yield f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s"
+            yield f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s, stretched for {limits.describe()}"
         if (said := ex.kernel_answers()) is not None:
             yield f"{label}: the kernel did not run the next cell: {said}"
 
