@@ -93,17 +93,20 @@ def markdown(data: dict[str, dict]) -> str:
         add("Pool throughput, best (1 ms queries)", best, "", "pools")
         add("Acquire wait p95, worst", f"{fmt_ms(s['worst_acquire_p95_ms'])} ({s['worst_acquire_at']})", "", "pools")
     su = data.get("suite")
-    if su and su.get("summary", {}).get("notebooks_cold_s") is not None:
+    if su and su.get("summary", {}).get("tests_s") is not None:
         s = su["summary"]
-        nb = f"All {s['notebooks']} notebooks under strict nbval, cold"
-        add(nb, f"{s['notebooks_cold_s']:.1f} s", "≤ 60 s (aim 30 s)", "suite")
-        if s.get("book_cold_s") is not None:
-            every = f"All {s['notebooks']} notebooks, every check (nbval, answers, each cell twice, budget), cold"
-            add(every, f"{s['book_cold_s']:.1f} s", "", "suite")
-        if s.get("reference_cold_s") is not None:
-            add("Reference suite (article + coursedb tests), cold", f"{s['reference_cold_s']:.1f} s", "≤ 15 s", "suite")
-        if s.get("tests_cold_s") is not None:
-            add("`python3 course.py test` (everything), cold", f"{s['tests_cold_s']:.1f} s", "≤ 50 s", "suite")
+        rows = [
+            ("`python3 course.py test` (everything), cold", "tests", "s", "≤ 480 s"),
+            ("`python3 course.py test --quick`, cold", "quick", "s", "≤ 120 s"),
+            ("One notebook's full check (03), cold", "notebook", "s", "≤ 30 s"),
+            ("All notebooks under strict nbval alone, cold", "nbval", "s", ""),
+            ("First `%%ipytest` cell of a fresh kernel", "first_ipytest", "s", "≤ 0.5 s"),
+        ]
+        for label, what, unit, target in rows:
+            if s.get(f"{what}_s") is not None:
+                before = s.get(f"{what}_before_s")
+                was = f" (was {before:.3g} {unit})" if before is not None else ""
+                add(label, f"{s[f'{what}_s']:.3g} {unit}{was}", target, "suite")
     when = sorted({d["machine"]["measured_at"] for d in data.values() if d.get("machine")})
     cpus = {d["machine"]["cpus"] for d in data.values() if d.get("machine")}
     machines = [d["machine"] for d in data.values() if d.get("machine")]

@@ -1,154 +1,230 @@
-"""The course's own speed: strict nbval alone, every notebook check, the reference suite, the whole test command, cold.
+"""The maintainers' loop, before and after: the whole test command, --quick, one notebook's check, strict nbval
+alone and the first %%ipytest cell, for this checkout and a checkout of a base commit, in one run.
 
-    .venv/bin/python benchmarks/suite.py             # 3 runs each (1 of the whole command), median; 10+ minutes
-    .venv/bin/python benchmarks/suite.py --quick     # 1 run of each, results not written
-    .venv/bin/python benchmarks/suite.py --runs 1 --only notebooks book   # 1 run each, written
-    .venv/bin/python benchmarks/suite.py --only notebooks tests
-    .venv/bin/python benchmarks/suite.py --dry-run   # print the commands, run nothing
+    .venv/bin/python benchmarks/suite.py                       # everything, both checkouts (about an hour busy)
+    .venv/bin/python benchmarks/suite.py --only notebook nbval first_ipytest
+    .venv/bin/python benchmarks/suite.py --no-before           # this checkout only
+    .venv/bin/python benchmarks/suite.py --dry-run             # print the commands, run nothing
 
-"Cold" means every run gets a fresh private COURSEDB_HOME with no server, so the server
-start, the course template and each worker's database are part of the time, as on a
-fresh CI machine. The shared server is never touched. Every command is `course.py test`
-(its pytest, xdist and nbval arguments), so what is measured is what people run:
+The base checkout is a git worktree with a venv of its own (the commands below make it once):
 
-    notebooks   python3 course.py test --nbval-only notebooks/    all notebooks under strict nbval, nothing else
-    book        python3 course.py test notebooks/           each notebook's one kernel run: strict nbval, Run All
-                       again with every wrong answer and solution, each cell twice, the connection budget
-    reference   python3 course.py test <reference files>    the article's tests and coursedb's own tests
-                       (tests/reference/, tests/coursedb/test_coursedb_*.py: the "reference suite")
-    tests       python3 course.py test                      the whole test command (CI runs exactly this)
-    quick       python3 course.py test --quick              the authors' loop: no launch checks, no benchmark smoke
+    git worktree add /tmp/base-901231e 901231e && (cd /tmp/base-901231e && python3 course.py setup --dev)
 
-Targets: notebooks <= 60 s (aim 30 s), reference suite <= 15 s, the whole command <= 50 s on an
-idle 2-core machine. `tests` and `notebooks` run side by side
-(alternating), so their ratio holds even on a busy machine.
-Each run also lists where the time goes per file (pytest --durations=0, summed).
+Every command is that checkout's own ``python3 course.py test ...`` (its pytest, xdist and nbval
+arguments, its own .venv), so what is measured is what people run there:
+
+    tests          python3 course.py test                       the whole suite, every check (CI runs it)
+    quick          python3 course.py test --quick               the authors' loop (what --quick is: course.py test -h)
+    notebook       python3 course.py test notebooks/03_rollback_isolation.ipynb   one notebook's full check
+    nbval          python3 course.py test --nbval-only notebooks/   strict nbval of every notebook, nothing else
+    first_ipytest  a fresh kernel in the checkout's notebooks/: the setup cell, then the same %%ipytest cell
+                   twice (an async test on db_conn); the first cell's seconds (the second's beside it)
+
+"Cold": each command gets a fresh private COURSEDB_HOME with no server (coursebook.servers), so the
+server start is part of the time, as on a fresh CI machine; the shared server is never touched. The two
+checkouts alternate command by command, so background load hits both alike, and the load average is
+printed beside every figure: at the start, the mean of samples every 5 s while it ran, and the most.
+``tests`` and ``quick`` take /tmp/full-suite.lock (flock) first: one whole suite at a time on the machine.
+Targets (idle 2 cores): tests <= 480 s, quick <= 120 s, one notebook <= 30 s, first %%ipytest <= 0.5 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import json
+import os
 import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import _common
 from _common import ROOT
 
-COURSE_TEST = [sys.executable, "course.py", "test"]
-REPORT = ["-q", "--durations=0"]
-REFERENCE = [
-    "test_seed_examples.py",
-    "test_isolation.py",
-    "test_shop.py",
-    "test_fixture_mutation.py",
-    "test_coursedb_*.py",
-]
-
-
-def reference_files() -> list[str]:
-    found = {p for pattern in REFERENCE for p in (ROOT / "tests").rglob(pattern)}
-    return [str(p.relative_to(ROOT)) for p in sorted(found)]
-
-
+BASE_COMMIT = "901231e"
+BASE_DIR = Path(f"/tmp/base-{BASE_COMMIT}")
+LOCK = Path("/tmp/full-suite.lock")
+NOTEBOOK = "notebooks/03_rollback_isolation.ipynb"
+REPORT = ["-q", "--durations=25"]
 COMMANDS = {
-    "notebooks": [*COURSE_TEST, *REPORT, "--nbval-only", "notebooks/"],
-    "book": [*COURSE_TEST, *REPORT, "notebooks/"],
-    "reference": [*COURSE_TEST, *REPORT, *reference_files()],
-    "tests": [*COURSE_TEST, *REPORT],
-    "quick": [*COURSE_TEST, "--quick", *REPORT],
+    "tests": ["test", *REPORT],
+    "quick": ["test", "--quick", *REPORT],
+    "notebook": ["test", *REPORT, NOTEBOOK],
+    "nbval": ["test", *REPORT, "--nbval-only", "notebooks/"],
 }
-DURATION_LINE = re.compile(r"^([\d.]+)s (?:setup|call|teardown)\s+([^:\s]+)::")
-TARGETS_S = {"notebooks": 60.0, "book": None, "reference": 15.0, "tests": 50.0, "quick": None}
+TAKES_THE_LOCK = {"tests", "quick"}
+TARGETS_S = {"tests": 480.0, "quick": 120.0, "notebook": 30.0, "nbval": None, "first_ipytest": 0.5}
+WHATS = [*COMMANDS, "first_ipytest"]
 # pytest's closing line, with or without the ===== padding (-q drops it)
 SUMMARY_LINE = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped).* in [\d.]+s.*?|no tests ran.*?)\s*=*$")
-
-
-def timed_run(what: str) -> dict:
-    """One cold run of a command in a fresh private home; the server is stopped afterwards."""
-    with _common.PrivateServer() as server:
+DURATION_LINE = re.compile(r"^([\d.]+)s (setup|call|teardown)\s+(\S+)")
+# Run by the checkout's own venv Python (jupyter_client only): its kernel, its coursedb.notebook.setup().
+FIRST_CELL = """
+import json, sys, time
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name="python3", cwd=sys.argv[1])
+try:
+    seconds = []
+    for code in sys.argv[2:]:
         t0 = time.perf_counter()
-        done = subprocess.run(COMMANDS[what], cwd=ROOT, env=server.env(), capture_output=True, text=True, timeout=1800)
+        reply = kc.execute_interactive(code, timeout=300, output_hook=lambda msg: None)
+        seconds.append(time.perf_counter() - t0)
+        if reply["content"]["status"] != "ok":
+            raise SystemExit(f"a cell failed: {reply['content'].get('evalue')}")
+    print(json.dumps(seconds))
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+"""
+SETUP_CELL = "from coursedb.notebook import setup\nsetup()\n"
+IPYTEST_CELL = "%%ipytest\nasync def test_one(db_conn):\n    assert await db_conn.fetchval('SELECT 1') == 1\n"
+
+
+class Load(threading.Thread):
+    """The 1-minute load average at the start, and sampled every 5 s until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples = [os.getloadavg()[0]]
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(5):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> dict:
+        self.done.set()
+        self.join()
+        s = self.samples
+        return {"start": round(s[0], 2), "mean": round(statistics.mean(s), 2), "max": round(max(s), 2)}
+
+
+@contextlib.contextmanager
+def full_suite_lock(what: str) -> Iterator[None]:
+    """/tmp/full-suite.lock for a whole suite (others' full suites wait, and this waits for theirs)."""
+    if what not in TAKES_THE_LOCK:
+        yield
+        return
+    with LOCK.open("a") as handle:
+        t0 = time.perf_counter()
+        print(f"  {what}: waiting for {LOCK} ...", file=sys.stderr, flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        print(f"  {what}: got the lock after {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def command_line(checkout: Path, what: str) -> list[str]:
+    if what == "first_ipytest":
+        return [str(checkout / ".venv/bin/python"), "-c", "<FIRST_CELL>", "notebooks/", "<setup>", "%%ipytest x2"]
+    return ["python3", "course.py", *COMMANDS[what]]
+
+
+def timed(checkout: Path, label: str, what: str) -> dict:
+    """One cold run of ``what`` in ``checkout`` on a fresh private home; the server is stopped afterwards."""
+    with full_suite_lock(what), _common.PrivateServer() as server:
+        env = server.env()
+        load = Load()
+        t0 = time.perf_counter()
+        if what == "first_ipytest":
+            python = str(checkout / ".venv/bin/python")
+            args = [python, "-c", FIRST_CELL, str(checkout / "notebooks"), SETUP_CELL, IPYTEST_CELL, IPYTEST_CELL]
+        else:
+            args = ["python3", "course.py", *COMMANDS[what]]
+        done = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True, timeout=3600)
         seconds = time.perf_counter() - t0
+        loads = load.stop()
+    result = {"checkout": label, "what": what, "seconds": round(seconds, 2), "exit": done.returncode, "load": loads}
+    if what == "first_ipytest":
+        if done.returncode == 0:
+            cells = json.loads(done.stdout.strip().splitlines()[-1])
+            result.update(seconds=round(cells[1], 3), second_s=round(cells[2], 3), outcome="ran")
+        else:
+            result.update(seconds=None, outcome=(done.stderr.strip().splitlines() or ["no output"])[-1])
+        return result
     found = [m.group(1) for m in map(SUMMARY_LINE.search, done.stdout.splitlines()) if m]
-    outcome = found[-1] if found else (done.stdout.strip().splitlines() or ["no output"])[-1]
-    per_file: dict[str, float] = {}  # where the time goes: --durations=0 lists every phase of every item
-    for m in map(DURATION_LINE.search, done.stdout.splitlines()):
-        if m:
-            per_file[m.group(2)] = per_file.get(m.group(2), 0.0) + float(m.group(1))
-    slowest = dict(sorted(((k, round(v, 2)) for k, v in per_file.items()), key=lambda kv: -kv[1]))
-    return {
-        "what": what,
-        "seconds": round(seconds, 2),
-        "exit": done.returncode,
-        "outcome": outcome,
-        "seconds_per_file": slowest,
-    }
+    result["outcome"] = found[-1] if found else (done.stdout.strip().splitlines() or ["no output"])[-1]
+    result["slowest"] = [
+        f"{m.group(1)}s {m.group(2)} {m.group(3)}" for m in map(DURATION_LINE.search, done.stdout.splitlines()) if m
+    ]
+    return result
+
+
+def head_commit(checkout: Path) -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    return done.stdout.strip() or "?"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="cold runs of each command")
-    parser.add_argument("--quick", action="store_true", help="one run of each")
-    parser.add_argument("--only", choices=sorted(COMMANDS), nargs="+", help="measure only these")
-    parser.add_argument("--tests-runs", type=int, default=1, help="cold runs of the whole command and --quick")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=WHATS, nargs="+", help="measure only these")
+    parser.add_argument("--before", type=Path, default=BASE_DIR, help=f"the base checkout (default {BASE_DIR})")
+    parser.add_argument("--no-before", action="store_true", help="measure this checkout only")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each (notebook, nbval, first_ipytest)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run nothing")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/suite.json")
     args = parser.parse_args(argv)
-    runs = 1 if args.quick else args.runs
-    whats = args.only or list(COMMANDS)
-    listed = subprocess.run([sys.executable, "-m", "coursebook", "list"], cwd=ROOT, capture_output=True, text=True)
-    notebooks = listed.stdout.split()
+    whats = args.only or WHATS
+    checkouts = {"after": ROOT} if args.no_before else {"before": args.before, "after": ROOT}
 
     if args.dry_run:
-        for what in whats:
-            print(f"{what}: python3 {' '.join(COMMANDS[what][1:])}")
-        summary = {f"{w}_cold_s": None for w in COMMANDS}
-        summary.update(notebooks=len(notebooks), dry_run=True)
-        _common.finish("suite", {}, summary, write=False)
+        for label, checkout in checkouts.items():
+            for what in whats:
+                print(f"{label} {what}: (cd {checkout} && {' '.join(command_line(checkout, what))})")
+        summary: dict = {f"{w}_s": None for w in WHATS} | {f"{w}_before_s": None for w in WHATS}
+        _common.finish("suite", {}, summary | {"dry_run": True}, write=False)
         return 0
+    missing = [str(c) for c in checkouts.values() if not (c / ".venv/bin/python").exists()]
+    if missing:
+        print(f"suite: no checkout with a .venv at {', '.join(missing)}; make it with the commands in --help, "
+              "or pass --no-before.", file=sys.stderr)  # fmt: skip
+        return 2
 
     results = []
-    for i in range(runs):  # alternate, so background load hits each alike
-        for what in whats:
-            if what in ("tests", "quick", "book") and i >= args.tests_runs:
-                continue
-            result = timed_run(what)
-            result["run"] = i + 1
-            results.append(result)
-            print(f"  {what} run {i + 1}: {result['seconds']:.1f} s, {result['outcome']}", file=sys.stderr, flush=True)
+    for what in whats:  # the checkouts alternate, so background load hits both alike
+        for run in range(1 if what in TAKES_THE_LOCK else args.runs):
+            for label, checkout in checkouts.items():
+                result = timed(checkout, label, what) | {"run": run + 1}
+                results.append(result)
+                ld = result["load"]
+                said = f"{result['seconds']} s, {result['outcome']}"
+                print(f"  {label} {what}: {said} (load {ld['start']} at start, mean {ld['mean']}, max {ld['max']})",
+                      file=sys.stderr, flush=True)  # fmt: skip
 
-    print(f"\nThe course, cold (fresh server each run), {len(notebooks)} notebooks, {runs} run(s)\n")
-    rows = [(r["what"], r["run"], r["seconds"], r["exit"], r["outcome"]) for r in results]
-    print(_common.table(["what", "run", "seconds", "exit", "pytest says"], rows))
-    summary: dict = {"notebooks": len(notebooks), "runs": runs, "all_green": all(r["exit"] == 0 for r in results)}
-    for what in COMMANDS:
-        times = [r["seconds"] for r in results if r["what"] == what]
-        summary[f"{what}_cold_s"] = round(statistics.median(times), 2) if times else None
-        summary[f"{what}_target_s"] = TARGETS_S[what]
-    for what in whats:
-        files: dict[str, list[float]] = {}
-        for r in results:
-            if r["what"] == what:
-                for name, sec in r["seconds_per_file"].items():
-                    files.setdefault(name, []).append(sec)
-        top = sorted(((statistics.median(v), k) for k, v in files.items()), reverse=True)[:8]
-        if top:
-            print(f"\n{what}: time spent per file (median over runs, summed over items; workers run in parallel)\n")
-            print(_common.table(["file", "seconds"], [(k, round(v, 2)) for v, k in top]))
+    commits = {label: head_commit(checkout) for label, checkout in checkouts.items()}
     print(
-        f"\nmedians: notebooks {summary['notebooks_cold_s']} s (target <= 60, aim 30), "
-        f"every notebook check {summary['book_cold_s']} s, "
-        f"reference suite {summary['reference_cold_s']} s (target <= 15), "
-        f"python3 course.py test {summary['tests_cold_s']} s (target <= 50), --quick {summary['quick_cold_s']} s"
+        f"\nThe maintainers' loop, cold, {os.cpu_count()} cores: " + ", ".join(f"{k} = {v}" for k, v in commits.items())
     )
-    machine = _common.machine(
-        {"notebook_files": notebooks, "commands": {k: "python3 " + " ".join(v[1:]) for k, v in COMMANDS.items()}}
-    )
+    rows = []
+    for r in results:
+        ld = r["load"]
+        rows.append(
+            (r["what"], r["checkout"], r["seconds"], f"{ld['start']} / {ld['mean']} / {ld['max']}", r["outcome"])
+        )
+    print(_common.table(["what", "checkout", "seconds", "load start / mean / max", "outcome"], rows))
+    summary = {"commits": commits, "all_green": all(r["exit"] == 0 for r in results)}
+    for what in WHATS:
+        for label, key in (("after", f"{what}_s"), ("before", f"{what}_before_s")):
+            times = [r["seconds"] for r in results if r["what"] == what and r["checkout"] == label]
+            summary[key] = round(statistics.median(times), 3) if times and None not in times else None
+        summary[f"{what}_target_s"] = TARGETS_S[what]
+    for r in results:
+        if r.get("slowest"):
+            print(f"\n{r['checkout']} {r['what']}: the slowest items\n  " + "\n  ".join(r["slowest"][:12]))
+    machine = _common.machine({"commands": {w: " ".join(command_line(Path("."), w)) for w in WHATS}})
     document = {"machine": machine, "results": results, "summary": summary}
-    _common.finish("suite", document, summary, write=not (args.no_write or args.quick))
+    _common.finish("suite", document, summary, write=not args.no_write)
     return 0
 
 

@@ -30,7 +30,7 @@ CASES = {
         "--shared --sizes 2 --tasks 1 4 --duration 0.05 --no-write",
         {"best_ops_per_s", "worst_acquire_p95_ms", "exhaustion_timed_out"},
     ),
-    "suite": ("--dry-run", {"notebooks_cold_s", "reference_cold_s", "tests_cold_s", "notebooks"}),
+    "suite": ("--dry-run", {"tests_s", "quick_s", "notebook_s", "nbval_s", "first_ipytest_s", "tests_before_s"}),
     # One learner runs notebook 00 on a private embedded server.
     "room": ("--quick", {"n", "failures", "peak_connections", "per_learner_peak"}),
     # Two private servers: this checkout's coursedb and the baseline commit's, one owner process each.
