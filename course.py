@@ -4,7 +4,7 @@
     python3 course.py lab       create .venv, start the database server, open JupyterLab
     python3 course.py lab --learner   the same on the learner copies (written to learner/ if missing)
     python3 course.py test      run every test: coursedb, the reference suite, all notebooks
-    python3 course.py test --quick   the same without the launch checks and benchmark smoke (for authors)
+    python3 course.py test --quick   the authors' loop: unit tests and strict nbval (test -h says what it skips)
     python3 course.py setup     only create .venv and install what a learner needs (--dev: the maintainers' tools too)
     python3 course.py learners  write learner copies (no outputs, no solutions) to learner/ (or --out DIR)
     python3 course.py build     re-execute notebooks from notebooks/src/ (for authors)
@@ -43,7 +43,7 @@ REFERENCE_PYTHON = (3, 11)
 _spec = importlib.util.spec_from_file_location("coursebook_commands", ROOT / "coursebook" / "commands.py")
 _commands = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_commands)
-NBVAL_ARGS, TEST_ARGS, QUICK_SKIPS = _commands.NBVAL_ARGS, _commands.TEST_ARGS, _commands.QUICK_SKIPS
+NBVAL_ARGS, TEST_ARGS, QUICK_ARGS = _commands.NBVAL_ARGS, _commands.TEST_ARGS, _commands.QUICK_ARGS
 
 
 def say(message: str) -> None:
@@ -118,13 +118,16 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command not in ("lab", "test", "build", "check", "setup", "learners", "progress"):
         fail(f"unknown command {command!r}; use lab, test, setup, learners, build, check or progress.")
+    if command == "test" and ("-h" in rest or "--help" in rest):
+        print(_commands.test_help())
+        return 0
     dev = command in DEV_COMMANDS or (command == "setup" and "--dev" in rest)
     ensure_venv(dev)
     if command == "setup":
         say(f"ready: {VENV}" + (" (with the maintainers' tools)" if dev else ""))
         return 0
     if command == "test":
-        quick = QUICK_SKIPS if "--quick" in rest else []
+        quick = QUICK_ARGS if "--quick" in rest else []
         rest = [arg for arg in rest if arg != "--quick"]
         return run([str(PY), "-m", "pytest", *TEST_ARGS, *quick, *nbval_mode(), *rest])
     if command in ("build", "check", "learners"):
