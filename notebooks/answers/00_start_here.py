@@ -73,7 +73,7 @@ async def count_users_highest_id(conn) -> int:
     return await conn.fetchval("SELECT coalesce(max(id), 0) FROM users")
 
 
-@wrong("0.1", hint="with 5 users in the table, count_users returned 1")
+@wrong("0.1", hint="with 5 users in the table, count_users returned 3")
 async def count_users_distinct_names(conn) -> int:
     """Counts the different names: two people can share a name."""
     return await conn.fetchval("SELECT count(DISTINCT name) FROM users")
@@ -114,6 +114,54 @@ async def add_user_twice(conn, email: str, name: str) -> int:
     return await conn.fetchval(
         "INSERT INTO users (email, name) VALUES ($1 || '.copy', $2) RETURNING id - 1", email, name
     )
+
+
+# --- written blind by an outside learner, and accepted until the checker broke their data ----------
+
+
+@wrong("0.1", hint="with 5 users in the table, count_users returned")
+async def count_users_grouped_by_name(conn) -> int:
+    """A per-name report's query: the count of the first group of names, right only while everyone shares one."""
+    return await conn.fetchval("SELECT count(*) FROM users GROUP BY name") or 0
+
+
+@wrong("0.1", hint="with 5 users in the table, count_users returned 4")
+async def count_users_signed_up_until_now(conn) -> int:
+    """Counts only users who signed up by now(): a user imported from a clock that runs ahead is left out."""
+    return await conn.fetchval("SELECT count(*) FROM users WHERE created_at <= now()")
+
+
+@wrong("0.2", hint="not its own new row's id")
+async def add_user_sequence_last_value(conn, email: str, name: str) -> int:
+    """Inserts, then reads the sequence's last_value, which is the latest id ANY connection took."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT last_value FROM users_id_seq")
+
+
+@wrong("0.2", hint="a taken email")
+async def add_user_upsert(conn, email: str, name: str) -> int:
+    """ON CONFLICT DO UPDATE: a taken email renames that user and returns their old id, adding nobody."""
+    return await conn.fetchval(
+        "INSERT INTO users (email, name) VALUES ($1, $2)"
+        " ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        email,
+        name,
+    )
+
+
+@wrong("0.2", hint="a taken email")
+async def add_user_do_nothing_on_conflict(conn, email: str, name: str) -> int:
+    """ON CONFLICT DO NOTHING: a taken email adds nobody and returns None, and the caller never hears of it."""
+    return await conn.fetchval(
+        "INSERT INTO users (email, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id", email, name
+    )
+
+
+@wrong("0.2", hint="broke the SQL")
+async def add_user_escapes_only_the_name(conn, email: str, name: str) -> int:
+    """Doubles the quotes in the name and pastes the email as it is: o'brien@example.com breaks the SQL."""
+    safe_name = name.replace("'", "''")
+    return await conn.fetchval(f"INSERT INTO users (email, name) VALUES ('{email}', '{safe_name}') RETURNING id")
 
 
 # --- right answers, written another way than the model -------------------------------------------

@@ -158,13 +158,18 @@ async def count_users(conn) -> int:
 
 # %% tags=["checker", "raises-exception"] exercise="0.1"
 # %%ipytest --exercise 0.1
+import datetime
 import inspect
 
 import pytest
 
-ADD_USERS = (
-    "INSERT INTO users (id, email, name) SELECT n, 'user' || n || '@example.com', $2 FROM unnest($1::int[]) AS n"
+ADD_USERS = (  # ids, names and sign-up times (NULL: now()) of the users to add
+    "INSERT INTO users (id, email, name, created_at)"
+    " SELECT id, 'user' || id || '@example.com', name, coalesce(signed_up, now())"
+    " FROM unnest($1::int[], $2::text[], $3::timestamptz[]) AS new(id, name, signed_up)"
 )
+FUTURE = datetime.datetime(2999, 1, 1, tzinfo=datetime.timezone.utc)  # a user imported from a clock far ahead
+PAST = datetime.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
 
 
 async def counted(conn) -> int:
@@ -182,23 +187,24 @@ async def test_an_empty_table_counts_zero(db_conn):
 
 
 async def test_counts_every_row_whatever_its_id(db_conn):
-    """count_users returns how many rows users has, however the ids run and whatever the names are."""
+    """count_users returns how many rows users has, however the ids run, whatever the names and sign-up times."""
     ids = [2_000_000_000, 7, -3, 1_000_001, 31]  # not 1, 2, 3: ids are not a count
-    await db_conn.execute(ADD_USERS, ids, "same name")
+    names = ["Bob", "Zoë O'Hara", "Bob", "Ada", "Bob"]  # some shared, some not: names are not a count either
+    await db_conn.execute(ADD_USERS, ids, names, [FUTURE, PAST, None, None, None])
     result = await counted(db_conn)
     assert result == 5, f"with 5 users in the table, count_users returned {result}"
 
 
 async def test_counts_one_row(db_conn):
     """A table with one user counts 1."""
-    await db_conn.execute(ADD_USERS, [424242], "Zoë")
+    await db_conn.execute(ADD_USERS, [424242], ["Zoë"], [None])
     result = await counted(db_conn)
     assert result == 1, f"with 1 user in the table, count_users returned {result}"
 
 
 async def test_counts_only_users(db_conn):
     """Rows of other tables (orders) are not users."""
-    await db_conn.execute(ADD_USERS, [10, 20], "Ada")
+    await db_conn.execute(ADD_USERS, [10, 20], ["Ada", "Ada"], [None, None])
     await db_conn.execute("INSERT INTO orders (user_id, total) SELECT 10, 1 FROM generate_series(1, 3)")
     result = await counted(db_conn)
     assert result == 2, f"with 2 users (and 3 orders) in the tables, count_users returned {result}"
@@ -222,7 +228,8 @@ async def test_counts_only_users(db_conn):
 # asyncpg takes the values of a query as extra arguments, numbered `$1`, `$2`, … in the SQL:
 # `await conn.fetchval("SELECT $1::int + 1", 41)` returns `42`. Write `add_user(conn, email, name)`: it inserts a
 # user and returns the new row's `id`, which the server generates. People's names contain quotes
-# (`Miles O'Brien`), and that must work too.
+# (`Miles O'Brien`), and so do emails (`o'brien@example.com`): that must work too. Emails are unique, so adding
+# one that is taken must raise an error and change nothing.
 
 
 # %% tags=["exercise"] exercise="0.2"
@@ -244,8 +251,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint
+from coursedb.lockstep import Lockstep
 
 NAMES = ["Miles O'Brien", 'Say "hi"', "back\\slash", "Zoë Ωmega 😀", "'); DROP TABLE users; --", "$1", "%s", " "]
+EMAILS = ["o'brien@example.com", 'say."hi"@example.com', "zoë@exämple.com", "x'); DROP TABLE users; --@example.com"]
 
 
 async def added(conn, email: str, name: str) -> int:
@@ -253,8 +262,8 @@ async def added(conn, email: str, name: str) -> int:
     try:
         user_id = await add_user(conn, email, name)
     except asyncpg.PostgresSyntaxError:
-        hint = f"the name {name!r} broke the SQL: pass values as query arguments, never inside the SQL text"
-        pytest.fail(hint, pytrace=False)
+        hint = f"the email {email!r} or the name {name!r} broke the SQL: pass values as query arguments, never"
+        pytest.fail(hint + " inside the SQL text", pytrace=False)
     assert type(user_id) is int, f"add_user returned {user_id!r}: return the new row's id, an int"
     rows = await conn.fetch("SELECT id, name FROM users WHERE email = $1", email)
     assert rows, f"add_user returned, but there is no user {email} in the table"
@@ -284,12 +293,55 @@ async def test_any_name_is_stored_exactly(db_conn):
         await added(db_conn, f"person{number}@example.com", name)
 
 
+async def test_any_email_is_stored_exactly(db_conn):
+    """Emails with quotes, SQL and Unicode (o'brien@example.com is a valid address) are stored exactly as given."""
+    for email in EMAILS:
+        await added(db_conn, email, "Someone")
+
+
 @examples(12)
 @given(name=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20))
 async def test_generated_names_are_stored_exactly(db_conn, name):
     """Any text without a NUL character (PostgreSQL text cannot hold one) is stored exactly as given."""
     async with savepoint(db_conn):
         await added(db_conn, "generated@example.com", name)
+
+
+async def test_a_taken_email_raises_and_changes_nothing(db_conn):
+    """Adding a user whose email is taken raises an error (emails are unique) and adds or changes no row."""
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (-42, 'ada@example.com', 'Ada')")
+    try:
+        async with db_conn.transaction():  # a savepoint: the server's error does not end the test's transaction
+            got = await add_user(db_conn, "ada@example.com", "Eve")
+    except Exception:
+        pass
+    else:
+        hint = f"add_user with a taken email returned {got!r} instead of raising: it added nobody, so the caller"
+        pytest.fail(hint + " must hear it (the server raises UniqueViolationError by itself)", pytrace=False)
+    rows = [tuple(row) for row in await db_conn.fetch("SELECT id, email, name FROM users")]
+    assert rows == [(-42, "ada@example.com", "Ada")], f"after adding a taken email the users are {rows}"
+
+
+async def test_two_connections_adding_at_once_get_their_own_ids(db_conn, db_pool):
+    """Two connections add a user at the same moment, their statements interleaved in every order the checker
+    tries: each call returns the id of its own new row."""
+    async with db_pool.acquire() as other:
+        race = Lockstep(A=db_conn, B=other)
+        emails = {"A": "ann@example.com", "B": "bo@example.com"}
+        for first, head_start in race.schedules(2):
+            async with savepoint(db_conn), savepoint(other):  # both rolled back after each round
+                calls = {name: (lambda conn, e=email: add_user(conn, e, "Someone")) for name, email in emails.items()}
+                outcome = await race.run(calls, first, head_start)
+                for name, result in outcome.results.items():
+                    if isinstance(result, BaseException):
+                        raise result
+                    conn = race[name].conn
+                    own = await conn.fetchval("SELECT id FROM users WHERE email = $1", emails[name])
+                    assert result == own, (
+                        f"two connections added a user at once ({outcome.timeline()}): connection {name} got "
+                        f"{result}, not its own new row's id {own}. Another connection's insert came in between: "
+                        "ask for the id of the row your INSERT made, not for the latest id anyone took"
+                    )
 
 
 # %% [markdown] tags=["hint"] exercise="0.2"
