@@ -158,6 +158,22 @@ async def email_or_none_via_float(conn, user_id: str) -> str | None:
     return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
 
 
+# --- written blind by an outside learner, and accepted until the checker broke their data ----------
+
+
+@wrong("1.1", hint="a URL without a driver stays exactly as it is")
+def asyncpg_dsn_regex_before_the_separator(url: str) -> str:
+    """Removes the first '+word' that stands right before a '://', wherever it is: also in a driverless URL's query."""
+    return re.sub(r"\+[^:/]+(?=://)", "", url, count=1)
+
+
+@wrong("1.1", hint="not even a space at its end")
+def asyncpg_dsn_strips_the_url(url: str) -> str:
+    """Tidies the URL with strip() first: a query or password that ends in a space loses it."""
+    scheme, separator, rest = url.strip().partition("://")
+    return scheme.split("+")[0] + separator + rest
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

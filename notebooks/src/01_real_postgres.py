@@ -331,6 +331,21 @@ CASES = {  # id: (url, what asyncpg_dsn must return, the rule this case checks)
         "postgresql://app@db/prod?application_name=a://b",
         "only the first '://' ends the scheme: the query may hold another",
     ),
+    "driver-like-text-in-query": (
+        "postgresql://app@db/prod?application_name=a+b://c",
+        "postgresql://app@db/prod?application_name=a+b://c",
+        "a URL without a driver stays exactly as it is, whatever its query holds",
+    ),
+    "driver-like-text-in-password": (
+        "postgres://u:p+w://x@h/d",
+        "postgres://u:p+w://x@h/d",
+        "a URL without a driver stays exactly as it is, whatever its password holds",
+    ),
+    "space-at-the-end": (
+        "postgresql+asyncpg://app@db/prod?application_name=my app ",
+        "postgresql://app@db/prod?application_name=my app ",
+        "nothing after the scheme changes, not even a space at its end",
+    ),
 }
 
 
@@ -352,7 +367,10 @@ def test_drops_only_the_driver(url, expected, rule):
 
 
 DRIVERS = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
-REST = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+# Any text after '://', and text made of the pieces that fool a parser: '+', '://', a driver's name, spaces.
+PIECES = st.sampled_from(["+", "://", ":", "@", "/", "?", "=", "+asyncpg://", "psycopg2", "p+w", " ", "\n", "é", "a"])
+ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+REST = ANY_TEXT | st.lists(PIECES, max_size=8).map("".join)
 
 
 @examples(25)
@@ -396,7 +414,8 @@ async def test_asyncpg_connects_with_the_result(db_url):
 # `get_user_email` at the top of this notebook failed on the real server because the id from the URL path is a
 # `str`. Write `email_or_none(conn, user_id)` for that handler: `user_id` is the text from the path. Return the
 # user's email, or `None` when no user has that id. An id that no user can have, such as `"abc"`, `"4.2"` or
-# `"99999999999"`, also gives `None`. Any other error (a closed connection, say) must still reach the caller.
+# `"99999999999"`, also gives `None` (spellings like `"042"` or `" 42"` are yours to read either way). Any other
+# error (a closed connection, say) must still reach the caller.
 
 
 # %% tags=["exercise"] exercise="1.2"
