@@ -147,6 +147,56 @@ async def create_guarded_pool_lock_timeout(dsn):
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"lock_timeout": "500ms"})
 
 
+# --- written blind by an outside learner: leftovers on paths the checker did not take ---------------
+
+
+@wrong("2.1", hint="cancelled")
+async def find_email_releases_on_exceptions(pool, user_id):
+    """Gives the connection back on success and in `except Exception`: a cancelled call (a request's timeout)
+    raises CancelledError, which is no Exception, and keeps the connection for ever."""
+    conn = await pool.acquire()
+    try:
+        email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    except Exception:
+        await pool.release(conn)
+        raise
+    await pool.release(conn)
+    return email
+
+
+@wrong("2.1", hint="closed the connection it borrowed")
+async def find_email_closes_the_connection(pool, user_id):
+    """Closes the borrowed connection instead of giving it back: nothing looks lent, but every call costs the
+    pool a new connection, and the server a new process."""
+    conn = await pool.acquire()
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    finally:
+        await conn.close()
+
+
+@wrong("2.2", hint="the borrower before it")
+async def create_guarded_pool_keeps_every_session(dsn):
+    """SET in init= and a reset= that does nothing, so the SET survives: and so does whatever a borrower sets
+    itself (statement_timeout = 0 for a migration), its advisory locks and its LISTENs."""
+
+    async def set_timeout(conn):
+        await conn.execute("SET statement_timeout = '500ms'")
+
+    async def keep_everything(conn):
+        pass
+
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=set_timeout, reset=keep_everything)
+
+
+@wrong("2.2", hint="left a connection open")
+async def create_guarded_pool_tries_the_setting_first(dsn):
+    """Opens a connection of its own to see that the server takes the setting, and never closes it."""
+    probe = await asyncpg.connect(dsn, server_settings={"statement_timeout": "500ms"})
+    assert await probe.fetchval("SHOW statement_timeout") == "500ms"
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms"})
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

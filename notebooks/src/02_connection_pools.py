@@ -9,7 +9,7 @@
 # - what `init=`, `setup=` and the reset on release do, and what the reset leaves behind;
 # - how `close()` and `terminate()` differ.
 #
-# *About 40 minutes.*
+# *About 45 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -256,6 +256,9 @@ async def committed_user(pool, user_id: int, email: str) -> None:
         await conn.execute("INSERT INTO users (id, email, name) VALUES ($1, $2, 'Ada')", user_id, email)
 
 
+WAITING_FOR_USERS = "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'users'::regclass AND NOT granted"
+
+
 def nothing_lent(pool, after: str) -> None:
     assert in_use(pool) == 0, f"{after}, a connection is still lent out: give it back in every case"
 
@@ -286,6 +289,46 @@ async def test_errors_reach_the_caller_and_the_connection_comes_back(lending_poo
         hint = "find_email(pool, '42') must raise asyncpg.DataError (a str for an integer id), but it raised nothing"
         pytest.fail(hint + ": let errors reach the caller", pytrace=False)
     assert in_use(lending_pool) == 0, "after the query raised, the connection was not given back to the pool"
+
+
+async def test_the_connection_goes_back_open(lending_pool):
+    """find_email gives back the very connection it borrowed, still open: the next borrower gets it again."""
+    servers = []
+    for user_id in (5, "x", 6):  # found nothing, failed, found nothing: each call leaves the pool's one connection
+        try:
+            await find_email(lending_pool, user_id)
+        except asyncpg.DataError:
+            pass
+        nothing_lent(lending_pool, f"after find_email(pool, {user_id!r})")
+        async with lending_pool.acquire() as conn:
+            servers.append(conn.get_server_pid())
+    assert len(set(servers)) == 1, (
+        "after each call to find_email the pool had to open a new connection for the next borrower: find_email "
+        "closed the connection it borrowed instead of giving it back (each new connection is a new server process)"
+    )
+
+
+async def test_a_cancelled_call_gives_the_connection_back(lending_pool, db_url):
+    """A call cancelled while its query waits (a request's timeout) still gives its connection back."""
+    locker = await asyncpg.connect(db_url)
+    try:
+        async with locker.transaction():  # users locked: find_email's query waits until the transaction ends
+            await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            call = asyncio.create_task(find_email(lending_pool, 1))
+            for _ in range(500):  # until the server shows the query waiting for the lock (at most 5 s)
+                if call.done() or await locker.fetchval(WAITING_FOR_USERS):
+                    break
+                await asyncio.sleep(0.01)
+            if call.done():
+                pytest.fail(f"find_email(pool, 1) ended before its query ran: {call.exception()!r}", pytrace=False)
+            call.cancel()
+            await asyncio.wait({call})
+    finally:
+        await locker.close()
+    if not call.cancelled():
+        hint = "find_email did not end with CancelledError when it was cancelled: let the cancellation through"
+        pytest.fail(f"{hint} (it ended with {call.exception() or call.result()!r})", pytrace=False)
+    nothing_lent(lending_pool, "after find_email was cancelled")
 
 
 async def test_many_calls_at_once_share_the_pool(lending_pool):
@@ -404,7 +447,8 @@ for label, options in hooks.items():
 # ## Exercise 2.2: a pool whose queries can never run away (stretch)
 #
 # Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
-# not just the first, has `statement_timeout` set to `'500ms'`.
+# not just the first, has `statement_timeout` set to `'500ms'`, whatever the borrower before it did to its
+# session: the pool still cleans up after each borrower, as pools do.
 
 
 # %% tags=["exercise"] exercise="2.2"
@@ -423,15 +467,32 @@ async def create_guarded_pool(dsn):
 # %% tags=["checker", "raises-exception"] exercise="2.2"
 # %%ipytest --exercise 2.2
 import asyncio
+import gc
 import time
+import warnings
 
 import asyncpg
 import pytest
 
+# The server's connections to this notebook's database, as the server lists them.
+CONNECTED = (
+    "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity"
+    " WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+async def created(dsn: str) -> tuple[asyncpg.Pool, list[str]]:
+    """The answer's pool, and what asyncpg warned about while making it (a connection left unclosed)."""
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", ResourceWarning)
+        pool = await create_guarded_pool(dsn)
+        gc.collect()  # a connection nobody holds any more is found now, not in a later test
+    return pool, [str(w.message) for w in warned if issubclass(w.category, ResourceWarning)]
+
 
 @pytest.fixture
 async def guarded(db_url):
-    pool = await create_guarded_pool(db_url)
+    pool, _ = await created(db_url)
     yield pool
     await pool.close()
     database_defaults = await asyncpg.connect(db_url)
@@ -441,6 +502,19 @@ async def guarded(db_url):
         await database_defaults.execute("ALTER ROLE CURRENT_USER RESET statement_timeout")
     finally:
         await database_defaults.close()
+
+
+async def both_connections(pool) -> list:
+    """Both connections of the pool at once; with a bound, so a pool too small fails instead of waiting for ever."""
+    held = []
+    try:
+        for _ in range(2):
+            held.append(await pool.acquire(timeout=2))
+    except asyncio.TimeoutError:
+        for conn in held:
+            await pool.release(conn)
+        pytest.fail("the pool could not lend two connections at once within 2 s: max_size=2", pytrace=False)
+    return held
 
 
 async def test_the_pool_sizes(guarded):
@@ -453,14 +527,10 @@ async def test_every_borrower_has_the_statement_timeout(guarded):
     """Every borrower of every connection, not only the first, has statement_timeout 500ms."""
     seen = []
     for _ in range(3):
-        held = []
+        held = await both_connections(guarded)
         try:
-            for _ in range(2):  # with a bound: a pool too small fails here instead of waiting for ever
-                held.append(await guarded.acquire(timeout=2))
             for conn in held:
                 seen.append(await conn.fetchval("SHOW statement_timeout"))
-        except asyncio.TimeoutError:
-            pytest.fail("the pool could not lend two connections at once within 2 s: max_size=2", pytrace=False)
         finally:
             for conn in held:
                 await guarded.release(conn)
@@ -471,6 +541,35 @@ async def test_every_borrower_has_the_statement_timeout(guarded):
         f"statement_timeout of six borrowers in turn: {seen}. A setting that holds for the first borrower only "
         "was undone by the reset on release"
     )
+
+
+async def test_a_borrowers_own_changes_do_not_reach_the_next(guarded):
+    """Whatever a borrower did to its session (its own statement_timeout, an advisory lock, a LISTEN) is gone for
+    the next borrower, who has statement_timeout 500ms again."""
+    held = await both_connections(guarded)
+    try:
+        for conn in held:  # a migration, say: no timeout for its long statements, and a lock so it runs alone
+            await conn.execute("SET statement_timeout = 0; SELECT pg_advisory_lock_shared(2022); LISTEN migrations")
+    finally:
+        for conn in held:
+            await guarded.release(conn)
+    held = await both_connections(guarded)
+    try:
+        for conn in held:
+            found = await conn.fetchrow(
+                "SELECT current_setting('statement_timeout') AS timeout,"
+                " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,"
+                " (SELECT count(*) FROM pg_listening_channels()) AS channels"
+            )
+            left = dict(found)
+            assert left == {"timeout": "500ms", "locks": 0, "channels": 0}, (
+                f"the borrower before it set statement_timeout = 0, took an advisory lock and ran LISTEN; the next "
+                f"borrower found timeout {left['timeout']}, {left['locks']} advisory locks, {left['channels']} "
+                "channels: the pool must still reset each connection on release, and the guard must survive that reset"
+            )
+    finally:
+        for conn in held:
+            await guarded.release(conn)
 
 
 async def test_the_server_cancels_a_long_query_and_only_a_long_one(guarded):
@@ -498,6 +597,40 @@ async def test_the_timeout_belongs_to_the_pool_alone(db_url, guarded):
         f"a new connection outside the pool has statement_timeout {outside}: the answer changed the default "
         "for everyone using this database, not just for this pool"
     )
+
+
+async def test_no_connection_is_left_behind(db_url):
+    """create_guarded_pool leaves open only the pool's own connections, and closing the pool closes them all."""
+    observer = await asyncpg.connect(db_url)
+    try:
+        before = set(await observer.fetchval(CONNECTED))
+        pool, warned = await created(db_url)
+        try:
+            assert not warned, (
+                f"create_guarded_pool left a connection open that nothing refers to any more ({warned[0][:120]}): "
+                "close every connection you open, or open none besides the pool's"
+            )
+            extra = await connections_since(observer, before, pool.get_size())
+            assert not extra, (
+                f"create_guarded_pool left a connection open besides the pool's {pool.get_size()} (server processes "
+                f"{sorted(extra)}): close every connection you open, or open none besides the pool's"
+            )
+        finally:
+            await pool.close()
+        extra = await connections_since(observer, before, 0)
+        assert not extra, f"after pool.close() the server still had {len(extra)} of the answer's connections open"
+    finally:
+        await observer.close()
+
+
+async def connections_since(observer, before: set[int], expected: int) -> set[int]:
+    """Connections opened since ``before`` beyond ``expected``; a closed one can take a moment to leave the list."""
+    for _ in range(100):  # at most about 2 s; a right answer gets there at once
+        new = set(await observer.fetchval(CONNECTED)) - before
+        if len(new) <= expected:
+            return set()
+        await asyncio.sleep(0.02)
+    return new
 
 
 # %% [markdown] tags=["hint"] exercise="2.2"
