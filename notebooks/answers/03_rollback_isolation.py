@@ -1,5 +1,6 @@
 """Answers to notebook 03 (exercises 3.1 and 3.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
 import contextlib
 import types
 
@@ -142,6 +143,61 @@ def pool_sharing_commits(conn):
         await conn.execute("COMMIT")
 
     return types.SimpleNamespace(acquire=acquire)
+
+
+# --- written blind by an outside learner, and accepted until the checker broke their data ----------
+
+
+@wrong("3.1", hint="acquire() added a transaction of its own")
+def pool_sharing_savepoint_per_block(conn):
+    """Wraps every block in conn.transaction(), a savepoint: an error undoes what the block wrote before it,
+    which a real pool's connection keeps, so a test of a half-done sign-up passes when the app has the bug."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        async with conn.transaction():
+            yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="reset the test's connection")
+def pool_sharing_resets_like_a_pool(conn):
+    """Resets the connection when the block ends, as a pool does on release: the test's own settings go too."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        try:
+            yield conn
+        finally:
+            await conn.execute("RESET ALL; UNLISTEN *")
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="acquire() inside acquire() waited")
+def pool_sharing_one_borrower_at_a_time(conn):
+    """Lends the connection to one borrower at a time, with a lock: an acquire() inside another waits for ever."""
+    lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        async with lock:
+            yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.2", hint="break the tie")
+async def newest_user_tie_by_email(conn) -> str | None:
+    """Breaks the created_at tie by email: right only while emails sort in the order the users were inserted."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, email DESC LIMIT 1")
+
+
+@wrong("3.2", hint="Europe/Berlin")
+async def newest_user_by_the_text_of_created_at(conn) -> str | None:
+    """Sorts created_at as text, as the session's time zone spells it: wrong in the hour a clock goes back."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at::text DESC, id DESC LIMIT 1")
 
 
 # --- right answers, written another way than the model -------------------------------------------

@@ -250,8 +250,9 @@ async def test_db_committed_left_nothing_behind(db_conn):
 # ## Exercise 3.1: let the service join the test's transaction (stretch)
 #
 # `UserService` only ever calls `pool.acquire()` and uses the result in `async with`. Write
-# `pool_sharing(conn)`: it returns an object whose `acquire()` hands out `conn` itself, every time,
-# without closing or releasing it. With it, `UserService(pool_sharing(db_conn))` runs inside the test's
+# `pool_sharing(conn)`: it returns an object whose `acquire()` hands out `conn` itself, every time, also inside
+# another `acquire()`, and leaves it exactly as it was: not closed, not released, not reset, and with no
+# transaction of its own around the block (a real pool adds none either). With it, `UserService(pool_sharing(db_conn))` runs inside the test's
 # transaction, and the rollback undoes its work too.
 
 
@@ -276,6 +277,7 @@ def pool_sharing(conn):
 
 # %% tags=["checker", "raises-exception"] exercise="3.1"
 # %%ipytest --exercise 3.1
+import asyncio
 import inspect
 
 import pytest
@@ -304,13 +306,56 @@ async def test_acquire_lends_the_tests_connection(db_conn):
 
 
 async def test_acquire_works_again_and_again(db_conn):
-    """acquire() can be used any number of times, one after the other and one inside another."""
+    """acquire() can be used any number of times, one after the other and one inside another, without waiting."""
     sharing = pool_sharing(db_conn)
     for _ in range(3):
         async with lending(sharing) as conn:
             assert conn is db_conn, f"a later acquire() lent {conn!r}, not the test's connection"
-    async with lending(sharing) as outer, lending(sharing) as inner:
-        assert outer is inner is db_conn, "acquire() inside acquire() did not lend the test's connection both times"
+
+    async def nested():
+        async with lending(sharing) as outer, lending(sharing) as inner:
+            return outer, inner
+
+    try:  # bounded: a lender that waits for its own borrower would wait for ever
+        outer, inner = await asyncio.wait_for(nested(), 2)
+    except asyncio.TimeoutError:
+        hint = "acquire() inside acquire() waited 2 s for the outer block to end, which it never does:"
+        pytest.fail(f"{hint} lend the connection to every borrower at once (the service nests them)", pytrace=False)
+    assert outer is inner is db_conn, "acquire() inside acquire() did not lend the test's connection both times"
+
+
+async def test_leaving_the_block_keeps_the_session(db_conn):
+    """Leaving 'async with acquire()' leaves the test's session as it was: its settings stay."""
+    await db_conn.execute("SET LOCAL statement_timeout = '7s'; SET LOCAL application_name = 'the test'")
+    async with lending(pool_sharing(db_conn)):
+        pass
+    found = tuple(
+        await db_conn.fetchrow("SELECT current_setting('statement_timeout'), current_setting('application_name')")
+    )
+    assert found == ("7s", "the test"), (
+        f"the test set statement_timeout 7s and application_name 'the test'; after the block they were {found}: "
+        "acquire() reset the test's connection. Lend it and leave it as it is; the test's rollback cleans up"
+    )
+
+
+async def test_acquire_adds_no_transaction_of_its_own(db_conn):
+    """An error in the block undoes nothing the block wrote: acquire() adds no savepoint, as a real pool adds none."""
+
+    class Boom(Exception):
+        pass
+
+    try:
+        async with lending(pool_sharing(db_conn)) as conn:
+            await conn.execute("INSERT INTO users (id, email, name) VALUES (-7, 'half@example.com', 'Half done')")
+            raise Boom
+    except Boom:
+        pass
+    kept = await db_conn.fetchval("SELECT count(*) FROM users WHERE id = -7")
+    assert kept == 1, (
+        "the block inserted a user, then raised; afterwards the user was gone: acquire() added a transaction of "
+        "its own (a savepoint) and rolled it back. On a real pool's connection the row stays, so a test of code that "
+        "half-fails would pass with this lender and hide the bug: yield the connection with no transaction around it"
+    )
 
 
 async def test_errors_inside_the_block_reach_the_caller(db_conn):
@@ -373,7 +418,7 @@ async def test_a_failed_sign_up_keeps_earlier_rows(db_conn):
 #
 # Write `newest_user(conn)`: the email of the user who signed up last, by `created_at`, or `None` when there are no
 # users. Remember what you saw above: rows inserted in one transaction share their `created_at`, and then the
-# one inserted last (the highest `id`) counts as newest. Users imported from an old system keep their old
+# one inserted last (the highest `id`) counts as newest, whatever the emails are. Users imported from an old system keep their old
 # `created_at`, so a high `id` alone does not make a user new.
 
 
@@ -414,13 +459,14 @@ async def test_no_users_no_newest(db_conn):
 
 
 async def test_rows_of_one_transaction_tie_on_created_at(db_conn):
-    """Among users who share the latest created_at, the one inserted last (highest id) is the newest."""
-    for email in ("a@example.com", "b@example.com", "c@example.com"):
+    """Among users who share the latest created_at, the one inserted last (highest id) is the newest, whatever
+    the emails (here they sort neither in insertion order nor against it)."""
+    for email in ("zed@example.com", "amy@example.com", "mia@example.com"):
         await db_conn.execute(ADD_USER, email)
     got = await newest(db_conn)
-    assert got == "c@example.com", (
-        f"newest_user returned {got!r}, expected 'c@example.com', inserted last. The three rows share created_at "
-        "(now() is the time the transaction started): break the tie"
+    assert got == "mia@example.com", (
+        f"newest_user returned {got!r}, expected 'mia@example.com', inserted last (after zed@ and amy@). The three "
+        "rows share created_at (now() is the time the transaction started): break the tie by id, not by email"
     )
 
 
@@ -459,6 +505,22 @@ async def test_a_microsecond_counts(db_conn):
     )
 
 
+async def test_the_session_time_zone_does_not_matter(db_conn):
+    """created_at is compared as a moment in time, in any session time zone (also the hour a clock goes back)."""
+    await db_conn.execute("SET LOCAL TIME ZONE 'Europe/Berlin'")  # 27 Oct 2024: 03:00 CEST became 02:00 CET
+    await db_conn.execute(
+        ADD_DATED_USER, "later@example.com", datetime.datetime(2024, 10, 27, 1, 10, tzinfo=datetime.timezone.utc)
+    )
+    await db_conn.execute(
+        ADD_DATED_USER, "earlier@example.com", datetime.datetime(2024, 10, 27, 0, 30, tzinfo=datetime.timezone.utc)
+    )
+    got = await newest(db_conn)
+    assert got == "later@example.com", (
+        f"in time zone Europe/Berlin newest_user returned {got!r}, expected 'later@example.com' (01:10 UTC, written "
+        "02:10+01) over 'earlier@example.com' (00:30 UTC, written 02:30+02): compare created_at, not its text"
+    )
+
+
 # Offsets in microseconds from a few values, so that examples have equal and distinct timestamps alike.
 OFFSETS = st.lists(st.sampled_from([0, 1, 999_999, 86_400_000_000, -86_400_000_000]), min_size=1, max_size=5)
 
@@ -470,7 +532,7 @@ async def test_any_sign_up_times_in_any_order(db_conn, offsets):
     async with savepoint(db_conn):
         rows = []
         for number, offset in enumerate(offsets):
-            email = f"u{number}@example.com"
+            email = f"{'mzaby'[number]}{number}@example.com"  # emails sort neither with nor against the ids
             stamp = START + datetime.timedelta(microseconds=offset)
             rows.append((stamp, await db_conn.fetchval(ADD_DATED_USER + " RETURNING id", email, stamp), email))
         expected = max(rows)[2]
