@@ -172,6 +172,70 @@ async def place_orders_savepoint_by_hand(conn, user_id: int, totals: list[str]) 
     return ids
 
 
+# --- written blind by an outside learner: right inside one transaction, on the errors the checker raised --
+
+
+@wrong("4.1", hint="no transaction open")
+async def import_users_savepoint_statements(conn, people: list[tuple[str, str]]) -> list[str]:
+    """SAVEPOINT and ROLLBACK TO SAVEPOINT by hand: on a connection with no transaction open each is an error."""
+    skipped = []
+    for email, name in people:
+        await conn.execute("SAVEPOINT import_one")
+        try:
+            await create_user(conn, email, name)
+        except EmailTaken:
+            await conn.execute("ROLLBACK TO SAVEPOINT import_one")
+            skipped.append(email)
+        else:
+            await conn.execute("RELEASE SAVEPOINT import_one")
+    return skipped
+
+
+@wrong("4.1", hint="no transaction open")
+async def import_users_never_commits(conn, people: list[tuple[str, str]]) -> list[str]:
+    """A transaction object per person, rolled back on EmailTaken and never committed: with no transaction
+    open, the first start() is a BEGIN that stays open, and nothing is ever committed."""
+    skipped = []
+    for email, name in people:
+        step = conn.transaction()
+        await step.start()
+        try:
+            await create_user(conn, email, name)
+        except EmailTaken:
+            await step.rollback()
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.2", hint="'ten'")
+async def place_orders_rolls_back_server_errors(conn, user_id: int, totals: list[str]) -> list[int]:
+    """A savepoint by hand, rolled back only on a server's error: a total Python refuses ('ten') leaves the
+    savepoint open and the batch's earlier orders in place."""
+    batch = conn.transaction()
+    await batch.start()
+    try:
+        ids = [await place_order(conn, user_id, total) for total in totals]
+    except asyncpg.PostgresError:
+        await batch.rollback()
+        raise
+    await batch.commit()
+    return ids
+
+
+@wrong("4.2", hint="Return the ids of the orders this call placed")
+async def place_orders_newest_ids(conn, user_id: int, totals: list[str]) -> list[int]:
+    """executemany, then the user's newest len(totals) orders as the ids: another request's order for the
+    same user, committed in between, gets mixed in."""
+    async with conn.transaction():
+        await conn.executemany(
+            "INSERT INTO orders (user_id, total) VALUES ($1, $2::text::numeric)", [(user_id, t) for t in totals]
+        )
+        rows = await conn.fetch(
+            "SELECT id FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2", user_id, len(totals)
+        )
+    return sorted(row["id"] for row in rows)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

@@ -345,7 +345,8 @@ async def test_order_batch_rolls_back_on_a_foreign_key_violation(db_conn):
 # Write `import_users(conn, people)`. `people` is a list of `(email, name)` pairs. Insert each one
 # with `shop.create_user`; when it raises `EmailTaken`, skip that person and carry on. Any other error must
 # reach the caller. Return the emails you skipped, as they were given, in order. It must work inside a
-# transaction (the checker uses `db_conn`), which is exactly where the pitfall above bites, and while other
+# transaction (the checker uses `db_conn`), which is exactly where the pitfall above bites; on a connection with no
+# transaction open (then what it imports is committed, and it leaves no transaction open); and while other
 # connections add users at the same moment.
 
 # %% tags=["exercise"] exercise="4.1"
@@ -450,6 +451,30 @@ async def test_other_errors_are_not_skipped(db_conn):
     pytest.fail(hint, pytrace=False)
 
 
+async def test_works_with_no_transaction_open(db_committed):
+    """On a connection with no transaction open, the new people are committed, the taken one skipped, and no
+    transaction is left open."""
+    async with db_committed.acquire() as conn, db_committed.acquire() as other:
+        await create_user(conn, "ada@example.com", "Ada")
+        people = [("alan@example.com", "Alan"), ("ADA@example.com", "Ada again"), ("grace@example.com", "Grace")]
+        try:
+            skipped = await import_users(conn, people)
+        except asyncpg.PostgresError as exc:
+            hint = f"on a connection with no transaction open, import_users raised {type(exc).__name__}: {exc}"
+            pytest.fail(hint + " (asyncpg's conn.transaction() works with and without one)", pytrace=False)
+        open_after = conn.is_in_transaction()
+        assert not open_after, (
+            "on a connection with no transaction open, import_users left a transaction open: nothing it imported "
+            "is committed, and the connection's next user works inside it. Close every transaction you start"
+        )
+        assert skipped == ["ADA@example.com"], f"import_users returned {skipped}, expected ['ADA@example.com']"
+        seen = await emails(other)
+        assert seen == ["ada@example.com", "alan@example.com", "grace@example.com"], (
+            f"another connection sees the users {seen} after the import: with no transaction around the call, "
+            "each person imported must be committed"
+        )
+
+
 async def import_beside(pool, other_commits: bool) -> tuple[list[str], str | None]:
     """Another connection inserts ada@example.com and has not committed when the import reaches her."""
     async with pool.acquire() as other, pool.acquire() as importer, importer.transaction():
@@ -536,6 +561,7 @@ async def place_orders(conn, user_id: int, totals: list[str]) -> list[int]:
 import asyncpg
 import pytest
 
+from coursedb.lockstep import Lockstep
 from shop import create_user, place_order
 
 USERS_ORDERS = "SELECT id, total::text FROM orders WHERE user_id = $1 ORDER BY id"
@@ -562,21 +588,23 @@ async def test_one_total_and_none(db_conn):
     await placed(db_conn, user_id, ["7.00"])
 
 
-BAD_BATCHES = {  # id: a batch with one order the server refuses, and why
+BAD_BATCHES = {  # id: a batch with one order that fails (on the server, or in Python before it), and why
     "negative-in-the-middle": (["10.00", "-1.00", "3.00"], "-1.00 breaks CHECK (total >= 0)"),
     "negative-first": (["-0.01", "10.00"], "-0.01 breaks CHECK (total >= 0)"),
     "too-big-last": (["10.00", "3.00", "100000000.00"], "100000000.00 does not fit numeric(10, 2)"),
+    "not-a-number": (["10.00", "ten"], "'ten' is no number (Decimal refuses it in Python, before the server)"),
 }
 
 
 @pytest.mark.parametrize(("totals", "why"), BAD_BATCHES.values(), ids=BAD_BATCHES.keys())
 async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn, totals, why):
-    """Wherever the bad total is: the error reaches the caller, no order of the batch stays, the caller's do."""
+    """Wherever the bad total is, and whatever fails (the server or Python): the error reaches the caller, no order
+    of the batch stays, the caller's do."""
     user_id = await create_user(db_conn, "ada@example.com", "Ada")
     await place_order(db_conn, user_id, "5.00")  # the caller's work before the call
     try:
         await place_orders(db_conn, user_id, totals)
-    except asyncpg.PostgresError:
+    except Exception:  # any error counts (the server's or Python's): what matters is what it leaves
         pass
     else:
         hint = f"{why}, yet place_orders returned normally: the error must raise"
@@ -588,7 +616,40 @@ async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn, to
         hint = "after the failed batch the caller's transaction no longer works"
         pytest.fail(hint + ": the failure must be undone inside place_orders", pytrace=False)
     assert "5.00" in totals_now, "the caller's order, placed before the call, is gone: undo the batch, nothing more"
-    assert totals_now == ["5.00"], f"orders of the failed batch are still there: {totals_now[1:]}"
+    assert totals_now == ["5.00"], (
+        f"{why}; orders of the failed batch are still there: {totals_now[1:]}. Undo the batch on any error"
+    )
+
+
+async def test_two_batches_for_one_user_at_once(db_committed):
+    """Another connection places an order for the same user while the batch runs, in every interleaving the
+    checker tries: place_orders returns the ids of its own orders, never the other one's."""
+    async with db_committed.acquire() as first, db_committed.acquire() as second:
+        user_id = await create_user(first, "ada@example.com", "Ada")
+        race = Lockstep(A=first, B=second)
+        calls = {
+            "A": lambda conn: place_orders(conn, user_id, ["10.00", "20.00"]),
+            "B": lambda conn: place_order(conn, user_id, "99.00"),
+        }
+        for which, head_start in race.schedules(2):
+            outcome = await race.run(calls, which, head_start)
+            for name, error in outcome.raised().items():
+                pytest.fail(
+                    f"connection {name} raised {type(error).__name__}: {error} ({outcome.timeline()})", pytrace=False
+                )
+            own = [
+                row["id"]
+                for row in await first.fetch(
+                    "SELECT id FROM orders WHERE user_id = $1 AND total < 99 ORDER BY id", user_id
+                )
+            ]
+            got = outcome.results["A"]
+            assert got == own, (
+                f"another connection placed an order for the same user meanwhile ({outcome.timeline()}): "
+                f"place_orders returned {got}, but its own orders are {own}. Return the ids of the orders this call "
+                "placed, not the user's newest ones"
+            )
+            await first.execute("DELETE FROM orders WHERE user_id = $1", user_id)
 
 
 async def test_all_or_nothing_outside_a_transaction_too(db_committed):
