@@ -105,18 +105,64 @@ async def record_json_event_money_as_int(conn, kind: str, payload_json: str):
     return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
 
 
+# --- written blind by an outside learner: right for the values the checker sent, wrong for the shop's own -
+
+
+@wrong("5.1", hint="'pending'")
+async def init_shop_connection_encodes_members_only(conn) -> None:
+    """The enum's encoder reads .value: OrderStatus members work, the plain 'pending' shop.place_order sends
+    by default does not."""
+    await coursedb.init_connection(conn)
+    await conn.set_type_codec(
+        "order_status",
+        schema="public",
+        encoder=lambda status: status.value,
+        decoder=OrderStatus,  # noqa: F821 - defined earlier in the notebook
+        format="text",
+    )
+
+
+@wrong("5.1", hint="'pending'")
+async def init_shop_connection_by_member_name(conn) -> None:
+    """Encodes a member by its name and decodes a label by name: members round-trip, a str label is refused."""
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "order_status",
+        schema="public",
+        encoder=lambda member: member.name.lower(),
+        decoder=lambda label: OrderStatus[label.upper()],  # noqa: F821 - defined earlier in the notebook
+        format="text",
+    )
+
+
+@wrong("5.2", hint="leave the connection's codecs as they were")
+async def record_json_event_text_codec(conn, kind: str, payload_json: str):
+    """Checks the text is JSON, then swaps the connection's jsonb codec for one that passes text through:
+    the connection keeps it, and the next dict anyone sends on it is refused."""
+    json.loads(payload_json)
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=lambda text: text, decoder=json.loads)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload_json)
+
+
+@wrong("5.2", hint="is not JSON, but it was stored anyway")
+async def record_json_event_lenient(conn, kind: str, payload_json: str):
+    """json.loads(strict=False), to be lenient: a raw line break inside a string, which JSON forbids, is stored."""
+    payload = json.loads(payload_json, strict=False)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
 @right("5.1")
 async def init_shop_connection_by_hand(conn) -> None:
-    """Every codec spelled out: json and jsonb with the json module, the enum with its value."""
+    """Every codec spelled out: json and jsonb with the json module, the enum with its value (a label as it is)."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
     await conn.set_type_codec(
         "order_status",
         schema="public",
-        encoder=lambda status: status.value,
+        encoder=lambda status: getattr(status, "value", status),
         decoder=OrderStatus,  # noqa: F821 - defined earlier in the notebook
         format="text",
     )

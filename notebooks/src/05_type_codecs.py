@@ -9,7 +9,7 @@
 # - which Python types `uuid`, `numeric`, `timestamptz` and enums become, and why `float` is wrong for money;
 # - how to write a codec of your own.
 #
-# *About 40 minutes.*
+# *About 45 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -353,7 +353,9 @@ await plain.close()
 #
 # Write `init_shop_connection(conn)` for `asyncpg.create_pool(..., init=init_shop_connection)`. Every
 # connection must decode `jsonb` to Python objects (as `coursedb.init_connection` does) **and**
-# `order_status` to `OrderStatus`. The checker tests a single connection, then every connection of a pool.
+# `order_status` to `OrderStatus`, and accept as an `order_status` argument an `OrderStatus` as well as its label,
+# a `str` (`shop.place_order` sends `'pending'`). The checker tests a single connection, then every connection of
+# a pool, through the shop's own functions too.
 
 
 # %% tags=["exercise"] exercise="5.1"
@@ -377,6 +379,8 @@ import json
 
 import asyncpg
 import pytest
+
+import shop
 
 VALUES = {"plan": "pro", "seats": 3, "ratio": 0.25, "tags": ["a", "ü", "😀"], "nested": {"ok": True, "none": None}}
 
@@ -412,6 +416,15 @@ async def check_codecs(conn) -> None:
                 pytrace=False,
             )
         assert back is status, f"OrderStatus.{status.name} sent and read back gave {back!r}: the codec must encode too"
+        try:
+            back = await conn.fetchval("SELECT $1::order_status", status.value)
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            pytest.fail(
+                f"the label {status.value!r}, a str, was refused as an order_status ({exc}): shop.place_order sends "
+                "'pending' as a str, so the encoder must take an OrderStatus or its label",
+                pytrace=False,
+            )
+        assert back is status, f"the label {status.value!r} sent and read back gave {back!r}, not {status}"
 
 
 async def test_init_gives_one_connection_both_codecs(db_url):
@@ -433,8 +446,28 @@ async def test_init_gives_every_pooled_connection_both_codecs(db_url):
         assert decoded == [{"ok": True}] * 3, f"jsonb as decoded by each pooled connection: {decoded}"
         async with pool.acquire() as conn:
             await check_codecs(conn)
+        await shop_uses(pool)
     finally:
         await pool.close()
+
+
+async def shop_uses(pool) -> None:
+    """The shop's own calls on a pooled connection: a str status by default, an OrderStatus given, read back."""
+    async with pool.acquire() as conn:
+        rolled_back = conn.transaction()  # nothing the check writes is committed
+        await rolled_back.start()
+        try:
+            user_id = await shop.create_user(conn, "codec@example.com", "Codec")
+            try:
+                pending = await shop.place_order(conn, user_id, "5.00")
+                paid = await shop.place_order(conn, user_id, "7.50", OrderStatus.PAID)
+            except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+                hint = f"shop.place_order failed on a pooled connection ({exc}): its default 'pending' is a str"
+                pytest.fail(hint, pytrace=False)
+            statuses = [await conn.fetchval("SELECT status FROM orders WHERE id = $1", i) for i in (pending, paid)]
+            assert statuses == [OrderStatus.PENDING, OrderStatus.PAID], f"the shop's orders read back as {statuses}"
+        finally:
+            await rolled_back.rollback()
 
 
 # %% [markdown] tags=["hint"] exercise="5.1"
@@ -454,8 +487,9 @@ async def test_init_gives_every_pooled_connection_both_codecs(db_url):
 #
 # An HTTP handler receives an event's payload as JSON **text**, such as `'{"plan": "pro"}'`. Write
 # `record_json_event(conn, kind, payload_json)`: store the event in `events` so that its payload is a JSON object
-# (or array), not a string, and return the new event's id. `conn` has the course's json codecs, like `db_conn`.
-# Text that is not JSON must raise an error instead of being stored.
+# (or array), not a string, and return the new event's id. `conn` has the course's json codecs, like `db_conn`,
+# and keeps them: it goes back to a pool for the next request. Text that is not JSON must raise an error instead of
+# being stored.
 
 
 # %% tags=["exercise"] exercise="5.2"
@@ -499,6 +533,23 @@ async def check_stored(conn, text: str) -> None:
     )
     assert row["payload"] == json.loads(text), f"the payload came back as {row['payload']!r}, expected {text}"
     assert row["kind"] == "signup", f"the event's kind was stored as {row['kind']!r}, expected 'signup'"
+    await codecs_as_they_were(conn)
+
+
+async def codecs_as_they_were(conn) -> None:
+    """The connection still sends and reads jsonb as Python objects, for whoever uses it next."""
+    try:
+        back = await conn.fetchval("SELECT $1::jsonb", {"plan": "pro"})
+    except (asyncpg.PostgresError, asyncpg.DataError, TypeError) as exc:
+        refused = str(exc)
+    else:
+        assert back == {"plan": "pro"}, (
+            f"after record_json_event a dict sent as jsonb came back as {back!r}: leave the connection's codecs as "
+            "they were"
+        )
+        return
+    hint = f"after record_json_event the connection refused a dict as jsonb ({refused}): the next request on it fails"
+    pytest.fail(f"{hint}; leave the connection's codecs as they were", pytrace=False)
 
 
 @pytest.mark.parametrize(
@@ -528,9 +579,12 @@ async def test_any_json_object_or_array(db_conn, payload, indent):
         await check_stored(db_conn, json.dumps(payload, indent=indent, ensure_ascii=indent is None))
 
 
-@pytest.mark.parametrize("text", ["{plan: pro}", "", "[1, 2,]", "{'a': 1}", '{"a": 1} extra'])
+NOT_JSON = ["{plan: pro}", "", "[1, 2,]", "{'a': 1}", '{"a": 1} extra', '{"a": "line\nbreak"}', "[NaN]"]
+
+
+@pytest.mark.parametrize("text", NOT_JSON, ids=[repr(text) for text in NOT_JSON])
 async def test_text_that_is_not_json_is_rejected(db_conn, text):
-    """Text that is not JSON raises an error, and no event is stored."""
+    """Text that is not JSON (also a raw line break inside a string, or NaN) raises an error, and no event is stored."""
     try:
         async with db_conn.transaction():  # a savepoint, so a server error here does not end the test
             event_id = await record_json_event(db_conn, "signup", text)
