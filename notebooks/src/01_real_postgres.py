@@ -289,7 +289,7 @@ def asyncpg_dsn(url: str) -> str:
 # %% tags=["checker", "raises-exception"] exercise="1.1"
 # %%ipytest --exercise 1.1
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from coursedb.checks import examples
@@ -373,7 +373,8 @@ ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_
 REST = ANY_TEXT | st.lists(PIECES, max_size=8).map("".join)
 
 
-@examples(25)
+# No shrinking (it takes longer than the checks themselves): the fixed cases above are the short examples.
+@settings(examples(25), phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(scheme=st.sampled_from(["postgresql", "postgres"]), driver=DRIVERS, rest=REST)
 def test_drops_any_driver_and_keeps_any_rest(scheme, driver, rest):
     """For any driver name and any text after '://' (with '+', '://', Unicode), only '+driver' goes."""
