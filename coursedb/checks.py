@@ -19,15 +19,18 @@ Helpers for the properties themselves:
 - ``waits_for(conn, other)``: true once ``conn``'s server process waits for a lock ``other`` holds
   (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
-- ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises:
-  ``None`` if it passed, else what made it fail, whichever way a test can fail (``assert``,
-  ``pytest.fail``, ``pytest.raises`` that saw nothing, an exception the app raised). A skip is not a pass.
+- ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
+  (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
+  ``pytest.raises`` that saw nothing, an exception the app raised); or neither: skipped or xfailed
+  (``pytest.skip``/``pytest.xfail`` called, or a skip/xfail mark), which a real pytest run reports
+  without failing, so a broken app that makes the test skip ships with a green run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import sysconfig
 import time
@@ -168,10 +171,67 @@ async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
-async def outcome(test: Callable[..., Awaitable[Any]], *args: Any) -> BaseException | None:
-    """Run a learner's async test function once: None if it passed, else what made it fail (or skip)."""
-    try:
-        await test(*args)
-    except (Exception, pytest.fail.Exception, pytest.skip.Exception) as failure:  # the last two are BaseExceptions
-        return failure
+@dataclasses.dataclass(frozen=True)
+class Ending:
+    """How a learner's test ended against one app: ``how`` is "passed", "failed", "skipped", "xfailed" or
+    "xpassed"; ``error`` is what made it fail, skip or xfail. ``str()`` says it for a checker's message."""
+
+    how: str
+    error: BaseException | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.how == "passed"
+
+    @property
+    def failed(self) -> bool:
+        return self.how == "failed"
+
+    def __str__(self) -> str:
+        if self.how in ("passed", "failed"):
+            return self.how if self.error is None else f"{self.how}: {self.error!r}"
+        reason = str(self.error) if self.error is not None else ""
+        said = f"{self.how} ({reason!r})" if reason else self.how
+        return (
+            f"{said}: neither a pass nor a failure (a real pytest run reports it as {self.how} and exits 0, green "
+            "even for a broken app); let the test pass or fail (assert, pytest.fail), never skip or xfail"
+        )
+
+
+def _marked(test: Callable[..., Any], name: str) -> Any:
+    """The test's ``name`` mark (skip, skipif, xfail) if it applies: no condition, or a true one."""
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == name and all(bool(condition) for condition in mark.args):
+            return mark
     return None
+
+
+async def outcome(test: Callable[..., Awaitable[Any]], *args: Any, seconds: float | None = None) -> Ending:
+    """Run a learner's async test function once, as pytest would, and say how it ended (``Ending``). With
+    ``seconds``, a test still running after that long is stopped and counts as failed (a hang is no pass)."""
+    if _marked(test, "skip") or _marked(test, "skipif"):
+        return Ending("skipped", pytest.skip.Exception("marked to skip"))
+    xfail = _marked(test, "xfail")
+    if xfail is not None and not xfail.kwargs.get("run", True):
+        return Ending("xfailed", pytest.xfail.Exception("marked xfail, not run"))
+    try:
+        await (test(*args) if seconds is None else _bounded(test(*args), seconds))
+    except pytest.xfail.Exception as xfailed:  # before Failed: XFailed is one
+        return Ending("xfailed", xfailed)
+    except pytest.skip.Exception as skipped:  # a BaseException, like the two pytest.fail ones
+        return Ending("skipped", skipped)
+    except (Exception, pytest.fail.Exception) as failure:
+        return Ending("xfailed" if xfail is not None else "failed", failure)
+    if xfail is not None:
+        return Ending("failed" if xfail.kwargs.get("strict") else "xpassed")
+    return Ending("passed")
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=1)  # let it clean up (a listener removed in its finally)
+        raise AssertionError(f"the test had not ended after {seconds:g} s")
+    return task.result()

@@ -64,7 +64,7 @@ async def cancel_order_endpoint_raw_commit(request: Request) -> Response:
     return JSONResponse({"error": f"order is {status}"}, status_code=409)
 
 
-@wrong("9.2", hint="passed against an app with a duplicate answered with 500")
+@wrong("9.2", hint="did not fail against an app with a duplicate answered with 500")
 async def check_duplicate_sign_up_first_only(client: httpx.AsyncClient) -> None:
     """Checks the happy path and only sends the duplicate."""
     first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
@@ -72,7 +72,7 @@ async def check_duplicate_sign_up_first_only(client: httpx.AsyncClient) -> None:
     await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
 
 
-@wrong("9.2", hint="passed against an app with a duplicate answered with 500")
+@wrong("9.2", hint="did not fail against an app with a duplicate answered with 500")
 async def check_duplicate_sign_up_any_error(client: httpx.AsyncClient) -> None:
     """Accepts any error status for the duplicate, a 500 included."""
     first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
@@ -81,7 +81,7 @@ async def check_duplicate_sign_up_any_error(client: httpx.AsyncClient) -> None:
     assert second.status_code >= 400
 
 
-@wrong("9.2", hint="passed against an app with emails compared case-sensitively")
+@wrong("9.2", hint="did not fail against an app with emails compared case-sensitively")
 async def check_duplicate_sign_up_same_spelling(client: httpx.AsyncClient) -> None:
     """Sends the very same email twice, so case-sensitive comparison goes unnoticed."""
     first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
@@ -91,7 +91,7 @@ async def check_duplicate_sign_up_same_spelling(client: httpx.AsyncClient) -> No
     assert second.json()["error"] == "email taken"
 
 
-@wrong("9.2", hint="passed against an app with a 409 without a JSON body")
+@wrong("9.2", hint="did not fail against an app with a 409 without a JSON body")
 async def check_duplicate_sign_up_status_only(client: httpx.AsyncClient) -> None:
     """Checks the status codes but never the body a client reads."""
     first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
@@ -100,7 +100,7 @@ async def check_duplicate_sign_up_status_only(client: httpx.AsyncClient) -> None
     assert second.status_code == 409
 
 
-@wrong("9.1", hint="were answered [200, 200]")
+@wrong("9.1", hint="were answered [(200, {'id'")
 async def cancel_order_endpoint_read_then_write(request: Request) -> Response:
     """Reads the status, then updates: two requests at once both read 'pending' and both answer 200."""
     order_id = request.path_params["order_id"]
@@ -114,7 +114,7 @@ async def cancel_order_endpoint_read_then_write(request: Request) -> Response:
     return JSONResponse({"id": order_id, "status": "cancelled"})
 
 
-@wrong("9.1", hint="were answered [200, 200]")
+@wrong("9.1", hint="were answered [(200, {'id'")
 async def cancel_order_endpoint_lock_without_transaction(request: Request) -> Response:
     """SELECT … FOR UPDATE without a transaction: the lock ends with the SELECT."""
     order_id = request.path_params["order_id"]
@@ -196,6 +196,118 @@ async def cancel_order_endpoint_pool_methods(request: Request) -> Response:
     ):
         return JSONResponse({"id": order_id, "status": "cancelled"})
     status = await pool.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+# Classes an outside engineer found with answers written blind: each entry is one of them, written anew.
+
+
+@wrong("9.2", hint="every sign-up, the first too, answered 409")
+async def check_duplicate_sign_up_duplicate_only(client: httpx.AsyncClient) -> None:
+    """Checks the duplicate's answer only: an API that refuses every sign-up looks right to it."""
+    await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert (second.status_code, second.json()["error"]) == (409, "email taken")
+
+
+@wrong("9.2", hint="a duplicate answered 200 with the body")
+async def check_duplicate_sign_up_body_only(client: httpx.AsyncClient) -> None:
+    """Checks what the duplicate's body says, never its status code."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert second.json().get("error") == "email taken"
+
+
+@wrong("9.2", hint="the plain text 'email taken', not JSON")
+async def check_duplicate_sign_up_text_contains(client: httpx.AsyncClient) -> None:
+    """Looks for the words in the body's text, so a 409 that is not JSON at all passes."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert second.status_code == 409 and "email taken" in second.text.lower()
+
+
+@wrong("9.2", hint="neither a pass nor a failure")
+async def check_duplicate_sign_up_skips_surprises(client: httpx.AsyncClient) -> None:
+    """Skips instead of failing when the API surprises it: against a broken API the run is green."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    if (first.status_code, second.status_code) != (201, 409):
+        pytest.skip(f"unexpected answers {first.status_code}, {second.status_code}: is the API up?")
+    if second.headers.get("content-type") != "application/json" or second.json().get("error") != "email taken":
+        pytest.skip("unexpected body")
+
+
+@right("9.2")
+async def check_duplicate_sign_up_whole_answers(client: httpx.AsyncClient) -> None:
+    """Compares each whole answer (status, content type, JSON) to the one expected, with one assert per request."""
+    first = await client.post("/users", json={"email": "Kim@example.com", "name": "Kim"})
+    assert (first.status_code, first.json()) == (201, {"id": first.json().get("id"), "email": "kim@example.com"})
+    second = await client.post("/users", json={"email": "kim@EXAMPLE.com", "name": "Kim"})
+    kind = second.headers.get("content-type")
+    assert (second.status_code, kind, second.json()["error"]) == (409, "application/json", "email taken"), second.text
+
+
+@wrong("9.1", hint="the other says what the order is once the first is done")
+async def cancel_order_endpoint_status_before_update(request: Request) -> Response:
+    """Reads the status first, then cancels with the one-statement UPDATE; its 409 tells the status it read before,
+    which a concurrent cancel has changed since."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    if cancelled is not None:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@wrong("9.1", hint="kept the connection it acquired from the pool")
+async def cancel_order_endpoint_never_released(request: Request) -> Response:
+    """Awaits pool.acquire() and never gives the connection back."""
+    order_id = request.path_params["order_id"]
+    conn = await request.app.state.pool.acquire()
+    async with conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if cancelled is not None:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@right("9.1")
+async def cancel_order_endpoint_acquire_and_release(request: Request) -> Response:
+    """Awaits pool.acquire() and gives the connection back with pool.release() in a finally."""
+    order_id = request.path_params["order_id"]
+    pool = request.app.state.pool
+    conn = await pool.acquire()
+    try:
+        async with conn.transaction():
+            cancelled = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            )
+            status = (
+                "cancelled"
+                if cancelled
+                else await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+            )
+    finally:
+        await pool.release(conn)
+    if cancelled:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
     if status is None:
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse({"error": f"order is {status}"}, status_code=409)

@@ -366,11 +366,58 @@ from coursedb.lockstep import Lockstep
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
 
 
-class LentConnection(SharedConnection):
-    """Pool-shaped, like SharedConnection; pool.fetchval(...) and friends work too, as on a real pool."""
+class Lend:
+    """What the checker's pools' acquire() returns, as asyncpg's does: use it with `async with`, or await it and give
+    the connection back with `await pool.release(conn)`. The pool counts the connections not given back."""
+
+    def __init__(self, pool, conn) -> None:
+        self.pool, self.conn = pool, conn
+
+    async def __aenter__(self):
+        self.pool.out += 1
+        return self.conn
+
+    async def __aexit__(self, *exc) -> None:
+        self.pool.out -= 1
+
+    def __await__(self):
+        return self.__aenter__().__await__()
+
+
+class Lender:
+    """Pool-shaped: acquire(), release(conn), and pool.fetchval(...) and friends, as on a real pool."""
+
+    out = 0  # connections lent and not given back
+
+    def lent_now(self):
+        raise NotImplementedError
+
+    def acquire(self) -> Lend:
+        return Lend(self, self.lent_now())
+
+    async def release(self, conn) -> None:
+        self.out -= 1
 
     def __getattr__(self, name: str):
-        return getattr(self.conn, name)
+        return getattr(self.lent_now(), name)
+
+    def all_back(self, what: str) -> None:
+        if self.out:
+            pytest.fail(
+                f"{what} kept the connection it acquired from the pool: give it back (`async with pool.acquire() as "
+                "conn:`, or `await pool.release(conn)` in a `finally`)",
+                pytrace=False,
+            )
+
+
+class LentConnection(Lender):
+    """Lends the test's own connection to every request."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def lent_now(self):
+        return self.conn
 
 
 def app_with(pool) -> Starlette:
@@ -380,7 +427,13 @@ def app_with(pool) -> Starlette:
 
 @pytest.fixture
 async def orders_api(db_conn):
-    async with client_for(app_with(LentConnection(db_conn)), raise_app_exceptions=True) as client:
+    pool = LentConnection(db_conn)
+    async with client_for(app_with(pool), raise_app_exceptions=True) as client:
+
+        async def all_back(response: httpx.Response) -> None:
+            pool.all_back("a request")
+
+        client.event_hooks["response"].append(all_back)
         yield client  # raise_app_exceptions: your handler's exception, not a bare 500
 
 
@@ -436,23 +489,19 @@ async def test_cancelling_twice(orders_api, place):
     assert answer(await orders_api.post(f"/orders/{order_id}/cancel")) == (409, {"error": "order is cancelled"})
 
 
-class RacingPool:
-    """Pool-shaped: lends each request the connection the lockstep driver runs it on."""
+class RacingPool(Lender):
+    """Lends each request the connection the lockstep driver runs it on."""
 
     def __init__(self) -> None:
         self.lent = contextvars.ContextVar("lent")
 
-    @contextlib.asynccontextmanager
-    async def acquire(self):
-        yield self.lent.get()
-
-    def __getattr__(self, name: str):
-        return getattr(self.lent.get(), name)
+    def lent_now(self):
+        return self.lent.get()
 
 
 async def test_two_concurrent_cancels_one_200(db_committed):
-    """Two clients cancel one pending order at the same moment, through an app with a real pool, their requests'
-    statements interleaved in every order the checker tries: one gets 200, the other 409."""
+    """Two clients cancel one pending order at the same moment, their requests' statements interleaved in every
+    order the checker tries: one gets the 200, the other the 409 of the order as it is after the race (cancelled)."""
     pool = RacingPool()
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         race = Lockstep(A=a, B=b)
@@ -468,11 +517,14 @@ async def test_two_concurrent_cancels_one_200(db_committed):
                 outcome = await race.run({"A": request, "B": request}, first, head_start)
                 if outcome.raised():
                     raise next(iter(outcome.raised().values()))  # your handler's exception, as the learner sees it
-                codes = sorted(response.status_code for response in outcome.results.values())
-                assert codes == [200, 409], (
-                    f"two concurrent cancels of one pending order were answered {codes}, expected one 200 and one 409; "
-                    f"their statements ran in this order: {outcome.timeline()}"
+                answers = sorted((answer(response) for response in outcome.results.values()), key=str)
+                expected = [(200, {"id": order_id, "status": "cancelled"}), (409, {"error": "order is cancelled"})]
+                assert answers == expected, (
+                    f"two concurrent cancels of one pending order were answered {answers}, expected {expected}: one "
+                    "cancels it, the other says what the order is once the first is done; their statements ran in "
+                    f"this order: {outcome.timeline()}"
                 )
+                pool.all_back("a request of the two")
                 for conn in (a, b):
                     assert not conn.is_in_transaction(), "a request left its connection inside a transaction"
 
@@ -496,11 +548,12 @@ async def test_two_concurrent_cancels_one_200(db_committed):
 # ## Exercise 9.2: a test that catches broken APIs
 #
 # Now the other side: write the test. `check_duplicate_sign_up(client)` gets an `httpx.AsyncClient` for an
-# app with **empty tables**. It must pass against the real app and fail against each broken one the checker
-# builds (any way a test fails will do: an `assert`, `pytest.fail`, `pytest.raises`, an error): one that
-# answers a duplicate with `500`, one that compares emails case-sensitively, one whose `409` has no JSON body,
-# and one whose `409` says something else than `"email taken"`. Sign up a user, then the same email with
-# different capitals.
+# app with **empty tables**. It must pass against the real app and fail against any app that answers a client
+# differently: the first sign-up not `201`, a duplicate (the same email with different capitals) not `409`, or
+# a `409` whose JSON body does not say `"error": "email taken"`. The checker builds such broken apps (one answers
+# a duplicate with `500`, one compares emails case-sensitively, one refuses every sign-up, …). Any way a test
+# fails will do (an `assert`, `pytest.fail`, `pytest.raises`, an error); a `pytest.skip` is no failure (a
+# skipped test leaves the run green).
 
 
 # %% tags=["exercise"] exercise="9.2"
@@ -536,42 +589,67 @@ async def sign_up_case_sensitive(request: Request) -> Response:
     return JSONResponse({"id": user_id, "email": body["email"]}, status_code=201)
 
 
+async def refuse_every_sign_up(request: Request) -> Response:
+    """Answers every sign-up, the first one too, with the duplicate's 409."""
+    body = await request.json()
+    raise shop.EmailTaken(body["email"])
+
+
 async def conflict_as_text(request: Request, exc: Exception) -> Response:
     return Response("Conflict", status_code=409)
+
+
+async def email_taken_as_text(request: Request, exc: Exception) -> Response:
+    return Response("email taken", status_code=409)
 
 
 async def conflict_without_reason(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "conflict"}, status_code=409)
 
 
+async def email_taken_with_200(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "email taken", "email": str(exc)}, status_code=200)
+
+
 BROKEN_APIS = {
     "a duplicate answered with 500": {"exception_handlers": {}},
     "emails compared case-sensitively": {"routes": [Route("/users", sign_up_case_sensitive, methods=["POST"])]},
+    "every sign-up, the first too, answered 409 'email taken'": {
+        "routes": [Route("/users", refuse_every_sign_up, methods=["POST"])]
+    },
+    "a duplicate answered 200 with the body {'error': 'email taken'}": {
+        "exception_handlers": {shop.EmailTaken: email_taken_with_200}
+    },
     "a 409 without a JSON body": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
+    "a 409 whose body is the plain text 'email taken', not JSON": {
+        "exception_handlers": {shop.EmailTaken: email_taken_as_text}
+    },
     "a 409 whose JSON error says 'conflict', not 'email taken'": {
         "exception_handlers": {shop.EmailTaken: conflict_without_reason}
     },
 }
 
 
-async def outcome_against(db_conn, **broken) -> BaseException | None:
-    """What check_duplicate_sign_up raised against this app (None: it passed). Any way a test fails counts."""
+async def outcome_against(db_conn, **broken):
+    """How check_duplicate_sign_up ended against this app: passed, failed (any way a test fails), or skipped."""
     async with client_for(create_app(pool=SharedConnection(db_conn), **broken)) as client:
         return await outcome(check_duplicate_sign_up, client)
 
 
 async def test_passes_against_the_real_app(db_conn):
     """Against the real API, check_duplicate_sign_up passes."""
-    failure = await outcome_against(db_conn)
-    if failure is not None:
-        pytest.fail(f"check_duplicate_sign_up failed against the real app: {failure!r}", pytrace=False)
+    ended = await outcome_against(db_conn)
+    if not ended.passed:
+        pytest.fail(f"check_duplicate_sign_up did not pass against the real app: {ended}", pytrace=False)
 
 
 @pytest.mark.parametrize("broken", BROKEN_APIS)
 async def test_fails_against_a_broken_app(db_conn, broken):
-    """Against each broken API, check_duplicate_sign_up fails, one way or another."""
-    if await outcome_against(db_conn, **BROKEN_APIS[broken]) is None:
-        pytest.fail(f"check_duplicate_sign_up passed against an app with {broken}", pytrace=False)
+    """Against each API that answers a sign-up or a duplicate differently from the real one (the first sign-up's
+    status, the duplicate's status, the 409's JSON body), check_duplicate_sign_up fails, one way or another."""
+    ended = await outcome_against(db_conn, **BROKEN_APIS[broken])
+    if not ended.failed:
+        pytest.fail(f"check_duplicate_sign_up did not fail against an app with {broken}: it {ended}", pytrace=False)
 
 
 # %% [markdown] tags=["hint"] exercise="9.2"

@@ -85,14 +85,111 @@ async def app_raises() -> None:
     raise LookupError("the app's own error")
 
 
+async def hangs() -> None:
+    await asyncio.sleep(60)
+
+
+@pytest.mark.parametrize("test", [asserts, fails, expects_an_error, app_raises])
+def test_outcome_counts_every_way_a_test_can_fail(test):
+    ended = asyncio.run(outcome(test))
+    assert ended.failed and not ended.passed, ended
+
+
+def test_outcome_of_a_passing_test():
+    ended = asyncio.run(outcome(passes))
+    assert ended.passed and not ended.failed and str(ended) == "passed"
+
+
+def test_outcome_of_a_test_that_hangs_is_a_failure():
+    ended = asyncio.run(outcome(hangs, seconds=0.05))
+    assert ended.failed and "had not ended after 0.05 s" in str(ended), ended
+
+
+# A learner's test of a web API that skips whenever the API misbehaves, and a test that runs it against an API
+# that answers every sign-up with 500.
+SKIPS_WHEN_UNEXPECTED = """
+import asyncio
+
+import pytest
+
+
+async def check_sign_up(status_code):
+    if status_code != 201:
+        pytest.skip(f"API answered {status_code}: flaky?")
+
+
+def test_against_a_broken_api():
+    asyncio.run(check_sign_up(500))
+"""
+
+
+def test_a_skip_is_neither_a_pass_nor_a_failure(pytester):
+    """A real pytest run of a test that skips against a broken app is green (1 skipped, exit 0); outcome() says
+    'skipped', so a checker neither counts it as failing against the broken app nor as passing."""
+    pytester.makepyfile(test_learner=SKIPS_WHEN_UNEXPECTED)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(skipped=1)
+    assert result.ret == 0
+    learner: dict = {}
+    exec(SKIPS_WHEN_UNEXPECTED, learner)
+    ended = asyncio.run(outcome(learner["check_sign_up"], 500))
+    assert ended.how == "skipped" and not ended.failed and not ended.passed, ended
+    assert "API answered 500: flaky?" in str(ended) and "neither a pass nor a failure" in str(ended), ended
+
+
 async def skips() -> None:
     pytest.skip("later")
 
 
-@pytest.mark.parametrize("test", [asserts, fails, expects_an_error, app_raises, skips])
-def test_outcome_counts_every_way_a_test_can_fail(test):
-    assert asyncio.run(outcome(test)) is not None
+async def xfails() -> None:
+    pytest.xfail("known bug")
 
 
-def test_outcome_of_a_passing_test_is_none():
-    assert asyncio.run(outcome(passes)) is None
+@pytest.mark.skip
+async def marked_skip() -> None:
+    raise AssertionError("never runs")
+
+
+@pytest.mark.skipif(True, reason="not today")
+async def marked_skipif() -> None:
+    raise AssertionError("never runs")
+
+
+@pytest.mark.skipif(False, reason="never")
+async def marked_skipif_false() -> None:
+    raise AssertionError("runs, and fails")
+
+
+@pytest.mark.xfail
+async def marked_xfail_fails() -> None:
+    raise AssertionError("expected to fail")
+
+
+@pytest.mark.xfail
+async def marked_xfail_passes() -> None:
+    pass
+
+
+@pytest.mark.xfail(strict=True)
+async def marked_strict_xfail_passes() -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("test", "how"),
+    [
+        (skips, "skipped"),
+        (xfails, "xfailed"),
+        (marked_skip, "skipped"),
+        (marked_skipif, "skipped"),
+        (marked_skipif_false, "failed"),
+        (marked_xfail_fails, "xfailed"),
+        (marked_xfail_passes, "xpassed"),
+        (marked_strict_xfail_passes, "failed"),
+    ],
+)
+def test_outcome_says_skips_and_xfails_as_pytest_does(test, how):
+    ended = asyncio.run(outcome(test))
+    assert ended.how == how, ended
+    if how not in ("passed", "failed"):
+        assert not ended.passed and not ended.failed and "exits 0" in str(ended), ended
