@@ -379,8 +379,8 @@ async def wait_for_notification_exit_stack(conn: asyncpg.Connection, channel: st
         await conn.add_listener(channel, on_notification)
         stack.push_async_callback(conn.remove_listener, channel, on_notification)
         getter = asyncio.ensure_future(queue.get())
+        stack.callback(getter.cancel)  # also when this call is cancelled while it waits
         done, _ = await asyncio.wait({getter}, timeout=timeout)
-        getter.cancel()
         return getter.result() if done else None
 
 
@@ -463,3 +463,141 @@ equivalent(
     reason="place() called outside a transaction still runs in one that commits: its own conn.transaction() is a "
     "real transaction when the caller has none, so the test still shows the committed announcement",
 )
+
+
+# Classes an outside engineer found with answers written blind: each entry is one of them, written anew.
+
+
+@wrong("10.1", hint="a callback that wakes the waiting call, not a sleep between looks")
+async def wait_for_notification_polls(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Collects payloads in a list and looks at it every 0.4 s until the deadline."""
+    payloads: list[str] = []
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.append(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not payloads and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.4)
+        return payloads[0] if payloads else None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="cancel (or await) every task it starts")
+async def wait_for_notification_leaves_its_getter(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Waits for a queue.get() task with asyncio.wait and never cancels it when the timeout passes."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        getter = asyncio.create_task(payloads.get())
+        done, _ = await asyncio.wait({getter}, timeout=timeout)
+        return getter.result() if done else None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.2", hint="passed for announce_a_sentence")
+async def check_announced_only_on_commit_id_in_payload(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Checks that the order's id appears in the payload, not that the payload is the id."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert str(order_id) in await asyncio.wait_for(payloads.get(), wait)
+        rolled_back = working.transaction()
+        await rolled_back.start()
+        await place(working, user_id, "20.00")
+        await rolled_back.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="wait at most `wait` for each notification")
+async def check_announced_only_on_commit_at_least_a_second(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Waits max(wait, 1) seconds for each notification: never less than a second, whatever the caller asked."""
+    payloads = asyncio.Queue()
+    bound = max(wait, 1.0)
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert await asyncio.wait_for(payloads.get(), bound) == str(order_id)
+        rolled_back = working.transaction()
+        await rolled_back.start()
+        await place(working, user_id, "20.00")
+        await rolled_back.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), bound)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="neither a pass nor a failure")
+async def check_announced_only_on_commit_skips_surprises(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Right checks, but every surprise is a pytest.skip: against a broken function the run stays green."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        try:
+            payload = await asyncio.wait_for(payloads.get(), wait)
+        except asyncio.TimeoutError:
+            pytest.skip("no announcement: the server is slow?")
+        if payload != str(order_id):
+            pytest.skip(f"unexpected payload {payload!r}")
+        rolled_back = working.transaction()
+        await rolled_back.start()
+        await place(working, user_id, "20.00")
+        await rolled_back.rollback()
+        with contextlib.suppress(asyncio.TimeoutError):
+            pytest.skip(f"a rolled-back order was announced: {await asyncio.wait_for(payloads.get(), wait)!r}")
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.1", hint="a callback raised InvalidStateError")
+async def wait_for_notification_sets_the_future_each_time(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """A future the callback sets for every notification: the second one in a commit sets it again, and raises."""
+    first = asyncio.get_running_loop().create_future()
+
+    def on_notification(connection, pid, channel, payload):
+        first.set_result(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(first, timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)

@@ -430,10 +430,11 @@ await conn.close()  # the exercises' checkers use two pool connections, and one 
 #
 # Write `wait_for_notification(conn, channel, timeout)`: listen on `channel` with `conn.add_listener`, return
 # the payload of the first notification that arrives, or `None` if none arrives within `timeout` seconds.
-# Return as soon as a notification arrives, not at the end of the timeout. Whatever happens (a payload, the
-# timeout, or your task being cancelled), stop listening before returning (`remove_listener` with the same
-# callback): asyncpg warns when a connection goes back to a pool with a listener still on it, and the next call
-# on the same connection must work as well as the first.
+# Return as soon as a notification arrives (not at the end of the timeout, nor at the next step of a poll), and
+# with none, as soon as the timeout has passed. Whatever happens (a payload, the timeout, or your task being
+# cancelled), stop listening before returning (`remove_listener` with the same callback) and leave no task of
+# yours running: asyncpg warns when a connection goes back to a pool with a listener still on it, and the next
+# call on the same connection must work as well as the first.
 
 
 # %% tags=["exercise"] exercise="10.1"
@@ -462,6 +463,8 @@ async def wait_for_notification(conn: asyncpg.Connection, channel: str, timeout:
 
 # %% tags=["checker", "raises-exception"] exercise="10.1"
 # %%ipytest --exercise 10.1
+from coursedb.checks import timed
+
 LISTENING = "SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_listening_channels() AS c"
 CHANNEL = "Jobs: Ünïcode"  # a channel name that needs quoting in SQL
 NOTIFY = "SELECT pg_notify($1, $2)"
@@ -471,6 +474,29 @@ LAST_QUERY = "SELECT state, query FROM pg_stat_activity WHERE pid = $1"
 async def still_listening(conn, when: str) -> None:
     channels = await conn.fetchval(LISTENING)
     assert channels == [], f"the connection still listens on {channels} {when}: stop listening whatever happens"
+
+
+def tasks_left(before: set) -> list:
+    """Tasks started since `before` that are still running."""
+    return [task for task in asyncio.all_tasks() - before if not task.done()]
+
+
+async def no_task_left(before: set, when: str) -> None:
+    await asyncio.sleep(0)  # one more turn of the loop: a task cancelled on the way out ends now
+    left = tasks_left(before)
+    assert not left, (
+        f"wait_for_notification left {len(left)} task(s) of its own running {when} ({left[0].get_coro()!r}): "
+        "cancel (or await) every task it starts before returning"
+    )
+
+
+async def until_listening(observer, listening, waiting: asyncio.Task) -> None:
+    """Until the server says `listening`'s LISTEN is done (or the call ended): the moment it can hear."""
+    for _ in range(100):
+        last = await observer.fetchrow(LAST_QUERY, listening.get_server_pid())
+        if waiting.done() or (last["state"] == "idle" and last["query"].lstrip().upper().startswith("LISTEN")):
+            return
+        await asyncio.sleep(0.01)
 
 
 async def notify_until_heard(working, waiting: asyncio.Task, *payloads: str) -> None:
@@ -485,51 +511,78 @@ async def notify_until_heard(working, waiting: asyncio.Task, *payloads: str) -> 
 
 
 async def heard(listening, working, *payloads: str, timeout: float = 3) -> tuple[str | None, float]:
-    """What wait_for_notification returned while `payloads` were sent, and how many seconds it took."""
-    started = time.perf_counter()
-    waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, timeout))
-    await notify_until_heard(working, waiting, *payloads)
-    return await within(timeout + 5, waiting), time.perf_counter() - started
+    """What wait_for_notification returned while `payloads` were sent as soon as it listened, and how many seconds
+    after the first notification reached this process it returned (`working` listens too, as a witness)."""
+    arrived, ended, errors = [], [], []
+
+    def witness(*notification) -> None:
+        arrived.append(time.perf_counter())
+
+    loop = asyncio.get_running_loop()
+    usual = loop.get_exception_handler()
+    loop.set_exception_handler(lambda loop, context: errors.append(context))  # what a callback of yours raises
+    await working.add_listener(CHANNEL, witness)
+    try:
+        waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, timeout))
+        waiting.add_done_callback(lambda task: ended.append(time.perf_counter()))
+        await until_listening(working, listening, waiting)
+        await notify_until_heard(working, waiting, *payloads)
+        payload = await within(timeout + 5, waiting)
+        await asyncio.sleep(0)  # the callbacks of notifications that came with the first have run
+    finally:
+        await working.remove_listener(CHANNEL, witness)
+        loop.set_exception_handler(usual)
+    assert not errors, (
+        f"while {len(payloads)} notification(s) came in one commit, a callback raised "
+        f"{errors[0].get('exception', errors[0].get('message'))!r} (asyncpg calls it for every notification, the "
+        "first and the ones after it): handle each one, or ignore those that come after the first"
+    )
+    return payload, ended[0] - arrived[0] if arrived else 0.0
 
 
 async def test_returns_the_first_payload_as_soon_as_it_arrives(db_pool):
     """The payload of the first notification on the channel comes back, and at once: not at the end of the
-    timeout. Any payload: Unicode, or empty."""
+    timeout, nor at the next step of a poll. Any payload: Unicode, or empty."""
     async with another_connection() as listening, db_pool.acquire() as working:
         for payloads in [("jöb 7 ✓", "job 8"), ("",)]:
-            payload, seconds = await heard(listening, working, *payloads)
+            payload, late = await heard(listening, working, *payloads)
             assert payload == payloads[0], f"notified {list(payloads)}, wait_for_notification returned {payload!r}"
-            assert seconds < 1.5, (
-                f"wait_for_notification returned after {seconds:.1f} s with a timeout of 3 s, although a notification "
-                "arrived within a moment: return as soon as one arrives"
+            _, round_trip = await timed(listening.execute("SELECT 1"))  # what stopping to listen costs, about
+            assert late < 0.2 + 2 * round_trip, (
+                f"wait_for_notification returned {late:.2f} s after the notification reached this process: return "
+                "as soon as one arrives (a callback that wakes the waiting call, not a sleep between looks)"
             )
             await still_listening(listening, "after returning a payload")
 
 
 async def test_returns_none_after_the_timeout():
-    """With nothing sent, it returns None once the timeout has passed: not before, and not much later."""
+    """With nothing sent, it returns None once the timeout has passed: not before, and not much later (a short
+    timeout too), and it leaves no task of its own running."""
     async with another_connection() as listening:
-        started = time.perf_counter()
-        payload = await within(3, wait_for_notification(listening, CHANNEL, 0.3))
-        seconds = time.perf_counter() - started
-        assert payload is None, f"nothing was sent, and wait_for_notification returned {payload!r}"
-        assert 0.25 <= seconds < 2.5, f"with a timeout of 0.3 s, wait_for_notification returned after {seconds:.2f} s"
-        await still_listening(listening, "after the timeout")
+        for timeout in (0.3, 0.05):
+            before, started = asyncio.all_tasks(), time.perf_counter()
+            payload = await within(3, wait_for_notification(listening, CHANNEL, timeout))
+            seconds = time.perf_counter() - started
+            assert payload is None, f"nothing was sent, and wait_for_notification returned {payload!r}"
+            await no_task_left(before, "after the timeout")
+            _, round_trip = await timed(listening.execute("SELECT 1"))  # LISTEN and UNLISTEN cost one each, about
+            assert 0.95 * timeout <= seconds < timeout + 0.2 + 2 * round_trip, (
+                f"with a timeout of {timeout} s, wait_for_notification returned after {seconds:.2f} s"
+            )
+            await still_listening(listening, "after the timeout")
 
 
 async def test_stops_listening_when_cancelled(db_pool):
-    """If the caller cancels the call while it waits, it still stops listening."""
+    """If the caller cancels the call while it waits, it still stops listening, and leaves no task running."""
     async with another_connection() as listening, db_pool.acquire() as observer:
+        before = asyncio.all_tasks()
         waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, 10))
-        for _ in range(500):  # until the server says the call's LISTEN is done (the connection is busy meanwhile)
-            last = await observer.fetchrow(LAST_QUERY, listening.get_server_pid())
-            if waiting.done() or (last["state"] == "idle" and last["query"].lstrip().upper().startswith("LISTEN")):
-                break
-            await asyncio.sleep(0.01)
+        await until_listening(observer, listening, waiting)  # the connection is busy until then
         waiting.cancel()
         await asyncio.wait({waiting}, timeout=5)
         assert waiting.done(), "wait_for_notification was cancelled, and still had not ended 5 s later"
         await still_listening(listening, "after its task was cancelled")
+        await no_task_left(before, "after it was cancelled")
 
 
 async def test_a_second_call_starts_afresh(db_pool):
@@ -578,7 +631,8 @@ async def place_order_announced(conn: asyncpg.Connection, user_id: int, total: s
 # a function shaped like `place_order_announced`, the id of a committed user, and `wait`: how many seconds to wait
 # for a notification (it may not come). Listen on `orders` on `listening`. Then on `working`: call `place` **in a
 # transaction that commits**, and show that exactly the new order's id arrives; call it **in a transaction that
-# rolls back**, and show that nothing arrives within `wait` seconds. Stop listening at the end, whatever happens.
+# rolls back**, and show that nothing arrives within `wait` seconds. Wait no longer than `wait` for any
+# notification (the checker passes a short one too), and stop listening at the end, whatever happens.
 # The checker runs your test against the real function (it must pass) and against broken ones (it must fail,
 # whichever way: an `assert`, `pytest.fail`, `pytest.raises`, an error).
 
@@ -623,9 +677,10 @@ async def check_announced_only_on_commit(
 
 # %% tags=["checker", "raises-exception"] exercise="10.2"
 # %%ipytest --exercise 10.2
-from coursedb.checks import outcome
+from coursedb.checks import outcome, timed
 
 WAIT = 0.5  # seconds: what the checker passes as `wait`
+SHORT = 0.05  # a shorter `wait`, for a function that never announces: nothing can come late
 
 
 async def announce_and_commit(conn: asyncpg.Connection, user_id: int, total: str) -> int:
@@ -658,46 +713,87 @@ async def announce_the_user(conn: asyncpg.Connection, user_id: int, total: str) 
     return order_id
 
 
-async def run_the_check(pool: asyncpg.Pool, place) -> tuple[BaseException | None, float]:
-    """What check_announced_only_on_commit raised for `place` (None: it passed) and how long it took. The user's id and
-    the orders' ids are far apart and far from 1. Whatever happened, the test must have stopped listening."""
-    async with another_connection() as listening, pool.acquire() as working:
-        await working.execute("SELECT setval('orders_id_seq', 1000000)")  # db_committed starts the next test at 1
-        user_id = await working.fetchval(
+async def announce_a_sentence(conn: asyncpg.Connection, user_id: int, total: str) -> int:
+    """Announces a sentence that contains the order's id ('order 1000001 placed'), not the id alone."""
+    async with conn.transaction():
+        order_id = await shop.place_order(conn, user_id, total)
+        await conn.execute("SELECT pg_notify('orders', $1)", f"order {order_id} placed")
+    return order_id
+
+
+@pytest.fixture
+async def buyer(db_committed) -> int:
+    """A committed user whose id is far from the orders' ids, and both far from 1."""
+    async with db_committed.acquire() as conn:
+        await conn.execute("SELECT setval('orders_id_seq', 1000000)")  # db_committed starts the next test at 1
+        return await conn.fetchval(
             "INSERT INTO users (id, email, name) VALUES (2000000000, 'ada@example.com', 'Ada') RETURNING id"
         )
-        started = time.perf_counter()  # any way a test fails counts (outcome), a hang too (within)
-        failure = await outcome(within, 10, check_announced_only_on_commit(listening, working, place, user_id, WAIT))
-        seconds = time.perf_counter() - started
+
+
+async def run_the_check(pool: asyncpg.Pool, place, user_id: int, wait: float = WAIT):
+    """How check_announced_only_on_commit ended for `place` (passed, failed any way a test fails, a hang of 10 s
+    included, or skipped) and the seconds it spent outside `place`: waiting. Whatever happened, the test must have
+    stopped listening."""
+    in_place = 0.0
+
+    async def timed_place(*args):
+        nonlocal in_place
+        order_id, seconds = await timed(place(*args))
+        in_place += seconds
+        return order_id
+
+    async with another_connection() as listening, pool.acquire() as working:
+        ended, seconds = await timed(
+            outcome(check_announced_only_on_commit, listening, working, timed_place, user_id, wait, seconds=10)
+        )
         channels = await listening.fetchval("SELECT coalesce(array_agg(c), '{}') FROM pg_listening_channels() c")
         assert channels == [], f"your test left `listening` listening on {channels}: stop listening whatever happens"
         if place is place_order_announced:  # a broken function may leave a transaction open itself
             assert not working.is_in_transaction(), "your test left `working` inside a transaction: end each one"
-    return failure, seconds
+    return ended, seconds - in_place
 
 
-async def test_passes_for_the_real_function(db_committed):
-    """Against place_order_announced, the test passes, waiting no more than `wait` for each notification."""
-    failure, seconds = await run_the_check(db_committed, place_order_announced)
-    if failure is not None:
-        pytest.fail(f"check_announced_only_on_commit failed for the real function: {failure!r}", pytrace=False)
-    assert seconds < 4 * WAIT + 1, (
-        f"with wait={WAIT}, check_announced_only_on_commit took {seconds:.1f} s: wait at most `wait` for each "
-        "notification"
+def no_longer_than(waited: float, wait: float) -> None:
+    assert waited < 2 * wait + 0.2, (
+        f"with wait={wait}, check_announced_only_on_commit waited {waited:.2f} s (its time outside `place`): wait at "
+        "most `wait` for each notification"
     )
 
 
-@pytest.mark.parametrize(
-    "broken", [announce_and_commit, announce_nothing, announce_the_total, announce_the_user], ids=lambda f: f.__name__
-)
-async def test_fails_for_a_broken_function(db_committed, broken):
-    """Against each broken version of place_order_announced, the test fails, one way or another."""
-    failure, _ = await run_the_check(db_committed, broken)
-    if failure is None:
-        how = broken.__doc__.rstrip(".")
+async def test_passes_for_the_real_function(db_committed, buyer):
+    """Against place_order_announced, the test passes, waiting no more than `wait` for each notification."""
+    ended, waited = await run_the_check(db_committed, place_order_announced, buyer)
+    if not ended.passed:
+        what = "failed" if ended.failed else "did not pass"
+        pytest.fail(f"check_announced_only_on_commit {what} for the real function: {ended}", pytrace=False)
+    no_longer_than(waited, WAIT)
+
+
+async def test_gives_up_after_wait(db_committed, buyer):
+    """Against a function that never announces, the test fails once `wait` has passed, however short `wait` is."""
+    ended, waited = await run_the_check(db_committed, announce_nothing, buyer, wait=SHORT)
+    if not ended.failed:
         pytest.fail(
-            f"check_announced_only_on_commit passed for {broken.__name__}, which is broken: {how}", pytrace=False
+            f"check_announced_only_on_commit did not fail for announce_nothing, which never announces: it {ended}",
+            pytrace=False,
         )
+    no_longer_than(waited, SHORT)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [announce_and_commit, announce_the_total, announce_the_user, announce_a_sentence],
+    ids=lambda f: f.__name__,
+)
+async def test_fails_for_a_broken_function(db_committed, buyer, broken):
+    """Against each broken version of place_order_announced (an announcement that escapes a rollback, or a payload
+    that is not exactly the order's id), the test fails, one way or another."""
+    ended, _ = await run_the_check(db_committed, broken, buyer)
+    if not ended.failed:
+        how = broken.__doc__.rstrip(".")
+        what = "passed" if ended.passed else f"did not fail (it {ended})"
+        pytest.fail(f"check_announced_only_on_commit {what} for {broken.__name__}, which is broken: {how}", pytrace=False)
 
 
 # %% [markdown] tags=["hint"] exercise="10.2"
