@@ -1,5 +1,7 @@
 """Answers to notebook 08 (exercises 8.1 and 8.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncpg
+
 import shop
 from coursebook.answers import right, wrong
 
@@ -219,6 +221,29 @@ async def claim_next_shipment_advisory_lock(conn) -> int | None:
             await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", order_id["id"])
             return order_id["id"]
     return None
+
+
+# Written by an outside engineer without seeing the catalogue, accepted by the checker before it grew.
+
+
+@wrong("8.1", hint="a time limit it set itself")
+async def cancel_order_gives_up_after_lock_timeout(conn, order_id: int) -> bool:
+    """A bounded wait: SET LOCAL lock_timeout = '2s', and an order still held after that is not cancelled, no event."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '2s'")
+        try:
+            async with conn.transaction():
+                changed = await conn.fetchval(
+                    "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') "
+                    "RETURNING id",
+                    order_id,
+                )
+        except asyncpg.LockNotAvailableError:
+            return False
+        if changed is None:
+            return False
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
 
 
 # --- right answers, written differently from the model --------------------------------------------

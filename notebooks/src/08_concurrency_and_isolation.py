@@ -502,7 +502,8 @@ async def test_a_refused_transaction_is_run_again_on_fresh_data(db_committed):
 # returns `True`, **and** it records one event `("order_cancelled", {"order_id": order_id})` with
 # `shop.record_event`, in the same transaction. Anything else: `False`, and no event. Two concurrent
 # cancels of one order must give one `True` and **one** event, and no other connection may ever see the
-# order cancelled without its event. The checker drives two cancels statement by statement, in several
+# order cancelled without its event. An order another transaction holds is decided once that one ends, however
+# long it takes (no time limit of your own). The checker drives two cancels statement by statement, in several
 # orders (what `cancel_twice` does, and more).
 
 
@@ -537,6 +538,7 @@ FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column hol
 ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, 10, $3)"
 CANCEL_EVENTS = "SELECT count(*) FROM events WHERE kind = 'order_cancelled' AND payload = $1"
 STATUS = "SELECT status::text FROM orders WHERE id = $1"
+HOLD = 0.2  # seconds another transaction keeps the order while cancel_order waits for it
 
 
 async def cancelled(conn, order_id: int, what: str) -> bool:
@@ -644,16 +646,31 @@ async def test_no_one_sees_the_cancel_without_its_event(db_committed):
 
 @pytest.mark.parametrize(("change", "expected"), [("total = total + 1", True), ("status = 'shipped'", False)])
 async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, expected):
-    """While another transaction holds the order (it changes it and commits a moment later), cancel_order waits for
-    it, then decides on what that transaction committed, and records an event only if it cancelled."""
+    """While another transaction holds the order (it changes it and commits later), cancel_order waits for it, with no
+    time limit of its own (the holder may take longer than any), then decides on what that transaction committed, and
+    records an event only if it cancelled."""
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         order_id = await new_order(a)
 
         async def holder(conn):
             await conn.execute(f"UPDATE orders SET {change} WHERE id = $1", order_id)
 
-        outcome = await Lockstep(A=a, B=b).run({"A": in_transaction(holder), "B": cancelling(order_id)}, first="A")
+        calls = {"A": in_transaction(holder), "B": cancelling(order_id)}
+        outcome = await Lockstep(A=a, B=b).run(calls, first="A", hold=HOLD)  # A commits once B has waited HOLD s
         said(outcome, "a cancel of an order another transaction holds")
+        if outcome.gave_up:
+            pytest.fail(
+                f"cancel_order stopped waiting for the order while another transaction still held it "
+                f"({outcome.timeline()}): wait for whoever holds it, however long, then decide",
+                pytrace=False,
+            )
+        if outcome.limits:
+            pytest.fail(
+                f"cancel_order waited for the order with {outcome.limits[0].partition(' with ')[2]}, a time limit it "
+                "set itself: whoever holds the order may keep it longer (a slow payment), and then a cancellable order "
+                f"is reported as not cancellable; wait without a limit ({outcome.timeline()})",
+                pytrace=False,
+            )
         result, events = outcome.results["B"], await events_of(a, order_id)
         assert (result, events) == (expected, int(expected)), (
             f"another transaction held the order and set {change}; then cancel_order returned {result} and recorded "
