@@ -793,7 +793,8 @@ async def test_fails_for_a_broken_function(db_committed, buyer, broken):
     if not ended.failed:
         how = broken.__doc__.rstrip(".")
         what = "passed" if ended.passed else f"did not fail (it {ended})"
-        pytest.fail(f"check_announced_only_on_commit {what} for {broken.__name__}, which is broken: {how}", pytrace=False)
+        said = f"check_announced_only_on_commit {what} for {broken.__name__}, which is broken: {how}"
+        pytest.fail(said, pytrace=False)
 
 
 # %% [markdown] tags=["hint"] exercise="10.2"
