@@ -225,6 +225,35 @@ def seq_scanned_tables_known_node_types(plan: list) -> set[str]:
     return found
 
 
+@wrong("6.1", hint="below a Materialize")
+def scan_of_longer_known_list(plan: list, table: str) -> str | None:
+    """Descends only through a longer list of node types it knows to have children (WindowAgg and LockRows too)."""
+    known = {"Aggregate", "Nested Loop", "Hash Join", "Sort", "Limit", "Append", "Hash", "WindowAgg", "LockRows"}
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop(0)
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        if node["Node Type"] in known or node["Node Type"].endswith("Scan"):
+            to_visit += node.get("Plans", [])
+    return None
+
+
+@wrong("6.2", hint="below a Materialize")
+def seq_scanned_tables_longer_known_list(plan: list) -> set[str]:
+    """Descends only through a longer list of node types it knows to have children (WindowAgg and LockRows too)."""
+    known = {"Aggregate", "Nested Loop", "Hash Join", "Sort", "Limit", "Append", "Hash", "WindowAgg", "LockRows"}
+
+    def walk(node: dict) -> set[str]:
+        here = {node["Relation Name"]} if node["Node Type"] == "Seq Scan" else set()
+        if node["Node Type"] in known or node["Node Type"].endswith("Scan"):
+            for child in node.get("Plans", []):
+                here |= walk(child)
+        return here
+
+    return walk(plan[0]["Plan"])
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 

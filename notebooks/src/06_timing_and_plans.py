@@ -597,6 +597,8 @@ THREE_TABLES = "SELECT id FROM orders WHERE user_id = $1 UNION ALL SELECT id FRO
 RANKED = "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders"  # WindowAgg > Sort > the scan
 LOCKED = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the scan
 IN_A_CTE = "WITH big AS MATERIALIZED (SELECT * FROM orders WHERE total > 5) SELECT count(*) FROM big"
+FIRST_TWO = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
+EVERY_PAIR = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
 LOOK_ALIKES = [{"Plan": {"Node Type": "Append", "Plans": [
     {"Node Type": "Seq Scan", "Relation Name": "orders_archive", "Alias": "orders_archive"},
     {"Node Type": "Seq Scan", "Relation Name": "Orders", "Alias": "Orders"},
@@ -631,7 +633,7 @@ def check(plan: list, table: str, expected, where: str, made_up: bool = False) -
 async def test_finds_the_table_in_real_plans(db_conn, many_orders):
     """scan_of returns the Node Type of the node that reads the table in real plans: at the root, under an
     aggregate, levels down, in either branch of a join, below another table's scan, third of three, below nodes
-    of any type (WindowAgg, LockRows…), in a CTE."""
+    of any type (WindowAgg, LockRows, Subquery Scan, Materialize…), in a CTE."""
     check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "the root reads orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
     check(plan, "orders", "Seq Scan", "the scan of orders sits below the Aggregate at the root")
@@ -646,6 +648,9 @@ async def test_finds_the_table_in_real_plans(db_conn, many_orders):
     check(await explain(db_conn, RANKED), "orders", "Seq Scan", "orders is read below a WindowAgg and a Sort")
     check(await explain(db_conn, LOCKED), "orders", "Seq Scan", "orders is read below a LockRows (FOR UPDATE)")
     check(await explain(db_conn, IN_A_CTE), "orders", "Seq Scan", "orders is read in the CTE, a plan of its own")
+    plan = await explain(db_conn, FIRST_TWO)
+    check(plan, "orders", "Seq Scan", "orders is read below a Subquery Scan, a WindowAgg and a Sort")
+    check(await explain(db_conn, EVERY_PAIR), "users", "Seq Scan", "users is read below a Materialize")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
@@ -726,6 +731,8 @@ ONE_USERS_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user
 BELOW_A_SCAN = "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)"
 WINDOW = "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders"  # WindowAgg > Sort > the scan
 FOR_UPDATE = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the scan
+SUBQUERY = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
+PAIRS = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
 
 
 async def plan_of(conn, sql: str, *args) -> list:
@@ -747,13 +754,15 @@ def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> 
 
 async def test_reports_every_table_in_real_plans(db_conn, many_orders):
     """seq_scanned_tables returns the set of every table a Seq Scan reads in real plans, however deep, in every
-    branch of a join, below another scan and below nodes of any type (WindowAgg, LockRows…); index scans do not
-    count."""
+    branch of a join, below another scan and below nodes of any type (WindowAgg, LockRows, Subquery Scan,
+    Materialize…); index scans do not count."""
     check_tables(await plan_of(db_conn, DEEP, many_orders), {"orders"}, "orders is read 3 levels down")
     check_tables(await plan_of(db_conn, WINDOW), {"orders"}, "orders is read below a WindowAgg and a Sort")
     check_tables(await plan_of(db_conn, FOR_UPDATE), {"orders"}, "orders is read below a LockRows (FOR UPDATE)")
+    check_tables(await plan_of(db_conn, SUBQUERY), {"orders"}, "orders is read below a Subquery Scan and a WindowAgg")
     plan = await plan_of(db_conn, ALL_USERS_ORDERS)
     check_tables(plan, {"users", "orders"}, "this join reads both tables with a Seq Scan: report every table")
+    check_tables(await plan_of(db_conn, PAIRS), {"users", "orders"}, "users is read below a Materialize")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await plan_of(db_conn, ONE_USERS_ORDERS, many_orders)
