@@ -8,7 +8,8 @@ stub, every wrong answer of notebooks/answers/ and the model answer), ``each cel
 repository, the run's logged server) lives in ``config.stash``; xdist workers get the server's home
 in ``workerinput``. ``--dist loadfile`` keeps each notebook's items on one worker, in order, on one
 kernel. ``--nbval-only`` leaves nbval alone (strict nbval of the committed notebooks, nothing else).
-Every item's time limit stretches with how busy the machine is (coursebook/limits.py).
+Every item's time limit stretches with how busy the machine is (coursebook/limits.py); files go to the
+workers longest first (coursebook/schedule.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from nbval.plugin import IPyNbFile
 
-from coursebook import limits
+from coursebook import limits, schedule
 from coursebook.model import BOOK_DIR, SOURCE_NAME
 from coursebook.run.book import StrictBook
 from coursebook.run.items import CourseBook
@@ -37,6 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(schedule.Schedule(config), "coursebook-schedule")
     if not config.getoption("nbval_only"):
         config.stash[WORKBENCH] = Workbench.for_config(config)
 
