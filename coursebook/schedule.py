@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from coursebook.model import ROOT
+
 SEED = Path(__file__).with_name("durations.json")
 # COURSEBOOK_DURATIONS: another record file (a test's own, so it never touches the venv's)
 RECORD = Path(os.environ.get("COURSEBOOK_DURATIONS") or Path(sys.prefix) / "coursebook-durations.json")
@@ -79,6 +81,8 @@ class Schedule:
         option = self.config.option
         if self.worker or not self.ran or option.keyword or option.markexpr:
             return  # a part of a file would record too short a time
+        if self.config.rootpath != ROOT and "COURSEBOOK_DURATIONS" not in os.environ:
+            return  # a pytest of a test's own (pytester), not the course's files
         record = read() | {name: round(sec, 2) for name, sec in self.ran.items()}
         try:
             RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
