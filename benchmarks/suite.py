@@ -24,7 +24,9 @@ arguments, its own .venv), so what is measured is what people run there:
 server start is part of the time, as on a fresh CI machine; the shared server is never touched. The two
 checkouts alternate command by command, so background load hits both alike, and the load average is
 printed beside every figure: at the start, the mean of samples every 5 s while it ran, and the most.
-``tests`` and ``quick`` take /tmp/full-suite.lock (flock) first: one whole suite at a time on the machine.
+``tests`` takes /tmp/full-suite.lock (flock) once for both checkouts: one whole suite at a time on the machine.
+``--only`` measures a subset and merges it into results/suite.json (other rows kept), so the whole-suite
+pair can run (and wait for the lock) in one process while the rest runs in another.
 Targets (idle 2 cores): tests <= 480 s, quick <= 120 s, one notebook <= 30 s, first %%ipytest <= 0.5 s.
 """
 
@@ -58,7 +60,7 @@ COMMANDS = {
     "notebook": ["test", *REPORT, NOTEBOOK],
     "nbval": ["test", *REPORT, "--nbval-only", "notebooks/"],
 }
-TAKES_THE_LOCK = {"tests", "quick"}
+TAKES_THE_LOCK = {"tests"}
 TARGETS_S = {"tests": 480.0, "quick": 120.0, "notebook": 30.0, "nbval": None, "first_ipytest": 0.5}
 WHATS = [*COMMANDS, "first_ipytest"]
 # pytest's closing line, with or without the ===== padding (-q drops it)
@@ -131,7 +133,7 @@ def command_line(checkout: Path, what: str) -> list[str]:
 
 def timed(checkout: Path, label: str, what: str) -> dict:
     """One cold run of ``what`` in ``checkout`` on a fresh private home; the server is stopped afterwards."""
-    with full_suite_lock(what), _common.PrivateServer() as server:
+    with _common.PrivateServer() as server:
         env = server.env()
         load = Load()
         t0 = time.perf_counter()
@@ -157,6 +159,22 @@ def timed(checkout: Path, label: str, what: str) -> dict:
         f"{m.group(1)}s {m.group(2)} {m.group(3)}" for m in map(DURATION_LINE.search, done.stdout.splitlines()) if m
     ]
     return result
+
+
+def merged(document: dict, measured: set[str]) -> tuple[dict, dict]:
+    """``document`` with the rows of results/suite.json that this run did not measure; the summary again."""
+    try:
+        old = json.loads((_common.RESULTS / "suite.json").read_text())
+        kept = [r for r in old.get("results", []) if r.get("what") not in measured and "checkout" in r]
+    except (OSError, ValueError):
+        kept = []  # no earlier results of this shape: this run's alone
+    results = kept + document["results"]
+    return document | {"results": results}, summarize(results, document["summary"]["commits"])
+
+
+def summarize(results: list[dict], commits: dict) -> dict:
+    summary = summarize(results, commits)
+    return summary
 
 
 def head_commit(checkout: Path) -> str:
@@ -194,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for what in whats:  # the checkouts alternate, so background load hits both alike
         for run in range(1 if what in TAKES_THE_LOCK else args.runs):
-            for label, checkout in checkouts.items():
-                result = timed(checkout, label, what) | {"run": run + 1}
+            with full_suite_lock(what):
+                pair = [timed(checkout, label, what) | {"run": run + 1} for label, checkout in checkouts.items()]
+            for result in pair:
                 results.append(result)
                 ld = result["load"]
                 said = f"{result['seconds']} s, {result['outcome']}"
@@ -213,17 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             (r["what"], r["checkout"], r["seconds"], f"{ld['start']} / {ld['mean']} / {ld['max']}", r["outcome"])
         )
     print(_common.table(["what", "checkout", "seconds", "load start / mean / max", "outcome"], rows))
-    summary = {"commits": commits, "all_green": all(r["exit"] == 0 for r in results)}
-    for what in WHATS:
-        for label, key in (("after", f"{what}_s"), ("before", f"{what}_before_s")):
-            times = [r["seconds"] for r in results if r["what"] == what and r["checkout"] == label]
-            summary[key] = round(statistics.median(times), 3) if times and None not in times else None
-        summary[f"{what}_target_s"] = TARGETS_S[what]
+    summary = summarize(results, commits)
     for r in results:
         if r.get("slowest"):
             print(f"\n{r['checkout']} {r['what']}: the slowest items\n  " + "\n  ".join(r["slowest"][:12]))
     machine = _common.machine({"commands": {w: " ".join(command_line(Path("."), w)) for w in WHATS}})
     document = {"machine": machine, "results": results, "summary": summary}
+    if args.only and not args.no_write:
+        document, summary = merged(document, set(whats))
     _common.finish("suite", document, summary, write=not args.no_write)
     return 0
 
