@@ -25,16 +25,18 @@ async def count_users(conn) -> int:
 
 
 NOT_RIGHT = answers.RightAnswer("0.1", count_users)
-real_right = answers.Catalogue.right
-answers.Catalogue.right = lambda self, exercise: [NOT_RIGHT] * 2 if exercise == "0.1" else real_right(self, exercise)
+# Only the answers this run is about: the catalogue's own are tried by notebook 00's run, and an accepted
+# wrong answer is test_notebook_run's.
+answers.Catalogue.wrong = lambda self, exercise: []
+answers.Catalogue.right = lambda self, exercise: [NOT_RIGHT] * 2 if exercise == "0.1" else []
 real_mutants = mutants.mutants
 
 
 def planted(exercise, solution, cap=mutants.MAX_PER_EXERCISE):
-    made = real_mutants(exercise, solution, cap)
-    if exercise == "0.1":
-        made.append(mutants.Mutant(exercise, "planted: the model answer itself", solution))
-    return made
+    if exercise != "0.1":
+        return []
+    planted_one = mutants.Mutant(exercise, "planted: the model answer itself", solution)
+    return [*real_mutants(exercise, solution, cap), planted_one]
 
 
 mutants.mutants = planted
