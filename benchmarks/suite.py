@@ -173,7 +173,13 @@ def merged(document: dict, measured: set[str]) -> tuple[dict, dict]:
 
 
 def summarize(results: list[dict], commits: dict) -> dict:
-    summary = summarize(results, commits)
+    """Each figure's median per checkout (``<what>_s`` after, ``<what>_before_s`` before) and its target."""
+    summary = {"commits": commits, "all_green": all(r["exit"] == 0 for r in results)}
+    for what in WHATS:
+        for label, key in (("after", f"{what}_s"), ("before", f"{what}_before_s")):
+            times = [r["seconds"] for r in results if r["what"] == what and r["checkout"] == label]
+            summary[key] = round(statistics.median(times), 3) if times and None not in times else None
+        summary[f"{what}_target_s"] = TARGETS_S[what]
     return summary
 
 
@@ -213,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     for what in whats:  # the checkouts alternate, so background load hits both alike
         for run in range(1 if what in TAKES_THE_LOCK else args.runs):
             with full_suite_lock(what):
-                pair = [timed(checkout, label, what) | {"run": run + 1} for label, checkout in checkouts.items()]
-            for result in pair:
-                results.append(result)
-                ld = result["load"]
-                said = f"{result['seconds']} s, {result['outcome']}"
-                print(f"  {label} {what}: {said} (load {ld['start']} at start, mean {ld['mean']}, max {ld['max']})",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                for label, checkout in checkouts.items():
+                    result = timed(checkout, label, what) | {"run": run + 1}
+                    results.append(result)
+                    ld = result["load"]
+                    said = f"{result['seconds']} s, {result['outcome']}"
+                    print(f"  {label} {what}: {said} (load {ld['start']} at start, mean {ld['mean']}, max {ld['max']})",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(f"  row: {json.dumps(result)}", file=sys.stderr, flush=True)  # kept if a later row fails
 
     commits = {label: head_commit(checkout) for label, checkout in checkouts.items()}
     print(
