@@ -311,3 +311,21 @@ async def cancel_order_endpoint_acquire_and_release(request: Request) -> Respons
     if status is None:
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@wrong("9.2", hint="a duplicate answered 400 with the body")
+async def check_duplicate_sign_up_any_client_error(client: httpx.AsyncClient) -> None:
+    """Takes any 4xx for the duplicate ("the client's mistake"): a 400 passes, though the contract says 409."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert second.is_client_error and second.json()["error"] == "email taken"
+
+
+@wrong("9.2", hint="every sign-up answered 503")
+async def check_duplicate_sign_up_only_if_the_first_worked(client: httpx.AsyncClient) -> None:
+    """Checks the duplicate only when the first sign-up worked: an API that is down passes, having checked nothing."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    if first.status_code == 201:
+        second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+        assert (second.status_code, second.json()["error"]) == (409, "email taken")

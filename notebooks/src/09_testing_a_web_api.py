@@ -607,8 +607,16 @@ async def conflict_without_reason(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "conflict"}, status_code=409)
 
 
-async def email_taken_with_200(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "email taken", "email": str(exc)}, status_code=200)
+def email_taken_with(status_code: int):
+    async def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "email taken", "email": str(exc)}, status_code=status_code)
+
+    return handler
+
+
+async def unavailable(request: Request) -> Response:
+    """Answers every sign-up 503, as a server that is down would."""
+    return JSONResponse({"error": "service unavailable"}, status_code=503)
 
 
 BROKEN_APIS = {
@@ -617,8 +625,12 @@ BROKEN_APIS = {
     "every sign-up, the first too, answered 409 'email taken'": {
         "routes": [Route("/users", refuse_every_sign_up, methods=["POST"])]
     },
-    "a duplicate answered 200 with the body {'error': 'email taken'}": {
-        "exception_handlers": {shop.EmailTaken: email_taken_with_200}
+    "every sign-up answered 503": {"routes": [Route("/users", unavailable, methods=["POST"])]},
+    **{
+        f"a duplicate answered {code} with the body {{'error': 'email taken'}}": {
+            "exception_handlers": {shop.EmailTaken: email_taken_with(code)}
+        }
+        for code in (200, 400, 500)
     },
     "a 409 without a JSON body": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
     "a 409 whose body is the plain text 'email taken', not JSON": {
