@@ -601,3 +601,68 @@ async def wait_for_notification_sets_the_future_each_time(
         return None
     finally:
         await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.2", hint="passed for announce_total_then_id")
+async def check_announced_only_on_commit_id_among_them(
+    listening: asyncpg.Connection, working: asyncpg.Connection, place, user_id: int, wait: float
+) -> None:
+    """Collects what arrives within `wait` after the commit and looks for the id among it: one more, wrong, passes."""
+    arrived: list[str] = []
+
+    def on_notification(connection, pid, channel, payload):
+        arrived.append(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        await asyncio.sleep(wait)
+        assert str(order_id) in arrived, arrived
+        arrived.clear()
+        with contextlib.suppress(LookupError):
+            async with working.transaction():
+                await place(working, user_id, "20.00")
+                raise LookupError("roll back")
+        await asyncio.sleep(wait)
+        assert arrived == [], f"a rolled-back order was announced: {arrived}"
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.1", hint="ended as if it had not been")
+async def wait_for_notification_cancelled_means_none(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """Catches the cancellation and returns None ("cancelled: nothing came"), so the caller's own bound never fires."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(payloads.get(), timeout)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="still waiting after 1 s")
+async def wait_for_notification_zero_waits_forever(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """Passes `timeout or None`, the "no timeout given" idiom: a timeout of 0 waits for ever."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(payloads.get(), timeout or None)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)

@@ -11,7 +11,7 @@
 # - `copy_records_to_table` against `executemany` for bulk test data;
 # - property-based tests with Hypothesis on a database: a savepoint per example.
 #
-# *About 50 minutes.*
+# *About 55 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -557,11 +557,11 @@ async def test_returns_the_first_payload_as_soon_as_it_arrives(db_pool):
 
 async def test_returns_none_after_the_timeout():
     """With nothing sent, it returns None once the timeout has passed: not before, and not much later (a short
-    timeout too), and it leaves no task of its own running."""
+    timeout too, and 0: no wait at all), and it leaves no task of its own running."""
     async with another_connection() as listening:
-        for timeout in (0.3, 0.05):
+        for timeout in (0.3, 0.05, 0):  # 0: look, and do not wait
             before, started = asyncio.all_tasks(), time.perf_counter()
-            payload = await within(3, wait_for_notification(listening, CHANNEL, timeout))
+            payload = await within(timeout + 1, wait_for_notification(listening, CHANNEL, timeout))
             seconds = time.perf_counter() - started
             assert payload is None, f"nothing was sent, and wait_for_notification returned {payload!r}"
             await no_task_left(before, "after the timeout")
@@ -573,7 +573,8 @@ async def test_returns_none_after_the_timeout():
 
 
 async def test_stops_listening_when_cancelled(db_pool):
-    """If the caller cancels the call while it waits, it still stops listening, and leaves no task running."""
+    """If the caller cancels the call while it waits, it ends cancelled (the caller's time limit works), stops
+    listening, and leaves no task running."""
     async with another_connection() as listening, db_pool.acquire() as observer:
         before = asyncio.all_tasks()
         waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, 10))
@@ -581,6 +582,13 @@ async def test_stops_listening_when_cancelled(db_pool):
         waiting.cancel()
         await asyncio.wait({waiting}, timeout=5)
         assert waiting.done(), "wait_for_notification was cancelled, and still had not ended 5 s later"
+        if not waiting.cancelled():
+            how = repr(waiting.exception()) if waiting.exception() else f"it returned {waiting.result()!r}"
+            pytest.fail(
+                f"wait_for_notification was cancelled, and ended as if it had not been ({how}): let "
+                "asyncio.CancelledError through, the caller's own time limit relies on it",
+                pytrace=False,
+            )
         await still_listening(listening, "after its task was cancelled")
         await no_task_left(before, "after it was cancelled")
 
@@ -664,8 +672,10 @@ async def check_announced_only_on_commit(
 
         rolled_back = working.transaction()
         await rolled_back.start()
-        await place(working, user_id, "20.00")
-        await rolled_back.rollback()
+        try:
+            await place(working, user_id, "20.00")
+        finally:
+            await rolled_back.rollback()  # also when place raises: leave no transaction open
         try:
             payload = await asyncio.wait_for(payloads.get(), wait)
         except asyncio.TimeoutError:
@@ -721,6 +731,15 @@ async def announce_a_sentence(conn: asyncpg.Connection, user_id: int, total: str
     return order_id
 
 
+async def announce_total_then_id(conn: asyncpg.Connection, user_id: int, total: str) -> int:
+    """Announces the total first, then the id: two announcements for one order, the first one wrong."""
+    async with conn.transaction():
+        order_id = await shop.place_order(conn, user_id, total)
+        await conn.execute("SELECT pg_notify('orders', $1)", total)
+        await conn.execute("SELECT pg_notify('orders', $1)", str(order_id))
+    return order_id
+
+
 @pytest.fixture
 async def buyer(db_committed) -> int:
     """A committed user whose id is far from the orders' ids, and both far from 1."""
@@ -749,8 +768,10 @@ async def run_the_check(pool: asyncpg.Pool, place, user_id: int, wait: float = W
         )
         channels = await listening.fetchval("SELECT coalesce(array_agg(c), '{}') FROM pg_listening_channels() c")
         assert channels == [], f"your test left `listening` listening on {channels}: stop listening whatever happens"
-        if place is place_order_announced:  # a broken function may leave a transaction open itself
-            assert not working.is_in_transaction(), "your test left `working` inside a transaction: end each one"
+        if place is not announce_and_commit:  # which leaves one open itself
+            assert not working.is_in_transaction(), (
+                "your test left `working` inside a transaction: end each one it starts"
+            )
     return ended, seconds - in_place
 
 
@@ -783,12 +804,12 @@ async def test_gives_up_after_wait(db_committed, buyer):
 
 @pytest.mark.parametrize(
     "broken",
-    [announce_and_commit, announce_the_total, announce_the_user, announce_a_sentence],
+    [announce_and_commit, announce_the_total, announce_the_user, announce_a_sentence, announce_total_then_id],
     ids=lambda f: f.__name__,
 )
 async def test_fails_for_a_broken_function(db_committed, buyer, broken):
-    """Against each broken version of place_order_announced (an announcement that escapes a rollback, or a payload
-    that is not exactly the order's id), the test fails, one way or another."""
+    """Against each broken version of place_order_announced (an announcement that escapes a rollback, a payload that
+    is not exactly the order's id, or one more announcement), the test fails, one way or another."""
     ended, _ = await run_the_check(db_committed, broken, buyer)
     if not ended.failed:
         how = broken.__doc__.rstrip(".")
