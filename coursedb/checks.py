@@ -18,6 +18,8 @@ Helpers for the properties themselves:
 - ``savepoint(conn)``: ``async with savepoint(conn):`` runs a block and always rolls it back;
 - ``waits_for(conn, other)``: true once ``conn``'s server process waits for a lock ``other`` holds
   (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
+- ``cancel_while_waiting(call, conn, holder)``: what a caller's own time limit does to a call stuck behind
+  another transaction: start it, cancel it once ``conn`` waits for a lock ``holder`` holds, return its task;
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
 - ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
   (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
@@ -162,6 +164,17 @@ async def waits_for(conn: Any, other: Any, task: asyncio.Future | None = None, s
             return False
         await asyncio.sleep(0.01)
     return False
+
+
+async def cancel_while_waiting(call: Awaitable[Any], conn: Any, holder: Any, seconds: float = 5) -> asyncio.Future:
+    """Start ``call`` (which runs on ``conn``); once ``conn`` waits for a lock ``holder`` holds, cancel it. Returns
+    its task once it has ended, or once ``seconds`` have passed (check ``done()``). A call that never waits is
+    left to end by itself."""
+    task = asyncio.ensure_future(call)
+    if await waits_for(conn, holder, task, seconds):
+        task.cancel()
+    await asyncio.wait({task}, timeout=seconds)
+    return task
 
 
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:

@@ -204,6 +204,24 @@ def make_user_counter(db_conn):
     return make
 
 
+@wrong("7.1", hint="a cancellation is a BaseException")
+async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> bool:
+    """A transaction by hand, rolled back in `except Exception`: a cancelled call (a request's time limit, while it
+    waits for the order) is no Exception, and leaves the transaction open on the connection."""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    except Exception:
+        await transaction.rollback()
+        raise
+    await transaction.commit()
+    return changed is not None
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 

@@ -441,6 +441,7 @@ async def cancel_order(conn, order_id: int) -> bool:
 
 # %% tags=["checker", "raises-exception"] exercise="7.1"
 # %%ipytest --exercise 7.1
+from coursedb.checks import cancel_while_waiting
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -564,6 +565,24 @@ async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, 
         assert result is expected, (
             f"another transaction held the order and set {change}; then cancel_order returned {result}, expected "
             f"{expected} ({outcome.timeline()})"
+        )
+
+
+async def test_a_cancel_cancelled_while_it_waits_leaves_no_transaction(db_committed):
+    """If its caller cancels cancel_order while it waits for an order another transaction holds (a request's time
+    limit ran out), it ends, and leaves its connection outside any transaction, ready for the next request."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await a_new_order(a)
+        async with a.transaction():
+            await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+            task = await cancel_while_waiting(cancel_order(b, order_id), b, a)
+        assert task.done(), "cancel_order was cancelled while it waited for the order, and had not ended 5 s later"
+        if not task.cancelled():
+            task.exception()  # what it raised, if anything, is not this check's business
+        assert not b.is_in_transaction(), (
+            "cancel_order was cancelled while it waited for the order (a request's time limit), and left its "
+            "connection inside a transaction: the next request on it fails. End the transaction whatever happens "
+            "(a cancellation is a BaseException, not an Exception)"
         )
 
 

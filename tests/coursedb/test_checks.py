@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coursedb.checks import outcome
+from coursedb.checks import cancel_while_waiting, outcome
 
 pytest_plugins = ["pytester"]
 
@@ -193,3 +193,20 @@ def test_outcome_says_skips_and_xfails_as_pytest_does(test, how):
     assert ended.how == how, ended
     if how not in ("passed", "failed"):
         assert not ended.passed and not ended.failed and "exits 0" in str(ended), ended
+
+
+async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_committed):
+    """A call that waits for a row another transaction holds is cancelled (and ends cancelled); one that never waits
+    ends by itself with its result."""
+    async with db_committed.acquire() as holder, db_committed.acquire() as conn:
+        user_id = await holder.fetchval("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+            free = await cancel_while_waiting(conn.fetchval("SELECT 1"), conn, holder)
+            stuck = await cancel_while_waiting(
+                conn.execute("UPDATE users SET name = 'B' WHERE id = $1", user_id), conn, holder
+            )
+            assert await conn.fetchval("SELECT 1") == 1  # after the server has cancelled the UPDATE, still locked out
+        assert stuck.cancelled(), stuck
+        assert free.done() and not free.cancelled() and free.result() == 1, free
+        assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"
