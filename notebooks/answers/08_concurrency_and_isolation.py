@@ -94,13 +94,13 @@ async def claim_next_shipment_nowait(conn) -> int | None:
     )
 
 
-@wrong("8.2", hint="expected the next")
+@wrong("8.2", hint="returned 9, expected 10")
 async def claim_next_shipment_only_locks(conn) -> int | None:
     """Locks the order but never marks it shipped: the same transaction claims it again."""
     return await conn.fetchval("SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
 
 
-@wrong("8.2", hint="expected the oldest paid order")
+@wrong("8.2", hint="the paid order with the lowest id")
 async def claim_next_shipment_not_shipped_yet(conn) -> int | None:
     """Takes any order not shipped yet, pending ones included."""
     return await conn.fetchval(
@@ -174,7 +174,7 @@ async def cancel_order_skip_locked(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("8.2", hint="expected the oldest paid order")
+@wrong("8.2", hint="the paid order with the lowest id")
 async def claim_next_shipment_no_order_by(conn) -> int | None:
     """No ORDER BY: the first paid row the server finds, which is not always the lowest id."""
     return await conn.fetchval(
@@ -186,7 +186,7 @@ async def claim_next_shipment_no_order_by(conn) -> int | None:
     )
 
 
-@wrong("8.2", hint="expected the oldest paid order")
+@wrong("8.2", hint="the paid order with the lowest id")
 async def claim_next_shipment_by_created_at(conn) -> int | None:
     """Oldest by created_at: an order imported with an old timestamp jumps the queue."""
     return await conn.fetchval(
@@ -244,6 +244,48 @@ async def cancel_order_gives_up_after_lock_timeout(conn, order_id: int) -> bool:
             return False
         await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
         return True
+
+
+@wrong("8.2", hint="was shipped before")
+async def claim_next_shipment_newest_shipped(conn) -> int | None:
+    """Ships with one UPDATE, then returns the shipped order with the highest id as the one it claimed."""
+    await conn.execute(
+        "UPDATE orders SET status = 'shipped' WHERE id = "
+        "(SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    )
+    return await conn.fetchval("SELECT max(id) FROM orders WHERE status = 'shipped'")
+
+
+@wrong("8.2", hint="returned 10, expected 9")
+async def claim_next_shipment_ids_as_text(conn) -> int | None:
+    """Orders the candidates by id::text: '10' sorts before '9'."""
+    return await conn.fetchval(
+        """
+        UPDATE orders SET status = 'shipped'
+        WHERE id = (SELECT id FROM orders WHERE status = 'paid' ORDER BY id::text LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id
+        """
+    )
+
+
+@wrong("8.1", hint="a cancellation is a BaseException")
+async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> bool:
+    """A transaction by hand, rolled back in `except Exception`: a cancelled call (a request's time limit, while it
+    waits for the order) is no Exception, and leaves the transaction open on the connection."""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        if changed is not None:
+            await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+    except Exception:
+        await transaction.rollback()
+        raise
+    await transaction.commit()
+    return changed is not None
 
 
 # --- right answers, written differently from the model --------------------------------------------

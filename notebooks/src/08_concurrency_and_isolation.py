@@ -532,6 +532,7 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 
 # %% tags=["checker", "raises-exception"] exercise="8.1"
 # %%ipytest --exercise 8.1
+from coursedb.checks import cancel_while_waiting
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -678,6 +679,24 @@ async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, 
         )
 
 
+async def test_a_cancel_cancelled_while_it_waits_leaves_no_transaction(db_committed):
+    """If its caller cancels cancel_order while it waits for an order another transaction holds (a request's time
+    limit ran out), it ends, and leaves its connection outside any transaction, ready for the next request."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        async with a.transaction():
+            await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+            task = await cancel_while_waiting(cancel_order(b, order_id), b, a)
+        assert task.done(), "cancel_order was cancelled while it waited for the order, and had not ended 5 s later"
+        if not task.cancelled():
+            task.exception()  # what it raised, if anything, is not this check's business
+        assert not b.is_in_transaction(), (
+            "cancel_order was cancelled while it waited for the order (a request's time limit), and left its "
+            "connection inside a transaction: the next request on it fails. End the transaction whatever happens "
+            "(a cancellation is a BaseException, not an Exception)"
+        )
+
+
 # %% [markdown] tags=["hint"] exercise="8.1"
 # <details><summary>Hint 1</summary>
 #
@@ -750,19 +769,27 @@ async def claimed(conn, what: str) -> int | None:
 
 
 async def test_claims_the_oldest_paid_order_once(db_conn):
-    """Claims take the paid orders by lowest id (ids far from 1, rows inserted shuffled, created_at no help), ship
-    each once, return None when none is left, and touch no pending or cancelled order."""
+    """Claims take the paid orders by lowest id (ids of different lengths, 9 and 10, and far from 1; rows inserted
+    shuffled, created_at no help), ship each once and return its id (an order shipped before, with a higher id, is
+    not it), return None when none is left, and touch no pending, cancelled or shipped order."""
     user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
-    orders = {FAR + 1: "pending", FAR + 7: "paid", FAR + 3: "paid", FAR + 2: "cancelled", FAR + 12: "paid"}
+    orders = {
+        FAR + 1: "pending", FAR + 7: "paid", 10: "paid", FAR + 3: "paid", FAR + 2: "cancelled", 9: "paid",
+        FAR + 12: "paid", FAR + 20: "shipped",
+    }  # fmt: skip
     await add_orders(db_conn, user_id, orders)
-    for expected, what in [(FAR + 3, "the oldest paid order"), (FAR + 7, "the next"), (FAR + 12, "the last")]:
-        got = await claimed(db_conn, what)
-        assert got == expected, f"claim_next_shipment returned {got}, expected {what}: {expected} (paid: +3, +7, +12)"
+    paid = [9, 10, FAR + 3, FAR + 7, FAR + 12]
+    for expected in paid:
+        got = await claimed(db_conn, f"paid orders left: {[i for i in paid if i >= expected]}")
+        assert got == expected, (
+            f"claim_next_shipment returned {got}, expected {expected}: the paid order with the lowest id (paid orders "
+            f"left: {[i for i in paid if i >= expected]}; {FAR + 20} was shipped before)"
+        )
     assert await claimed(db_conn, "no paid order left") is None, "no paid order left: expected None"
-    rows = await db_conn.fetch("SELECT id - $1 AS id, status::text FROM orders ORDER BY id", FAR)
+    rows = await db_conn.fetch("SELECT id, status::text FROM orders ORDER BY id")
     statuses = {row["id"]: row["status"] for row in rows}
-    expected = {1: "pending", 2: "cancelled", 3: "shipped", 7: "shipped", 12: "shipped"}
-    assert statuses == expected, f"after claiming every paid order, the orders (id - {FAR}: status) are {statuses}"
+    expected = {i: "shipped" if i in paid else status for i, status in orders.items()}
+    assert statuses == expected, f"after claiming every paid order, the orders (id: status) are {statuses}"
 
 
 async def fresh_queue(conn, orders: dict[int, str]) -> None:
