@@ -1,5 +1,6 @@
 """Answers to notebook 06 (exercises 6.1 and 6.2): wrong ones its checkers must reject, right ones they accept."""
 
+import json
 from collections import deque
 
 from coursebook.answers import right, wrong
@@ -252,6 +253,69 @@ def seq_scanned_tables_longer_known_list(plan: list) -> set[str]:
         return here
 
     return walk(plan[0]["Plan"])
+
+
+@wrong("6.1", hint="EXPLAIN's JSON escapes the name")
+def scan_of_searches_the_json_text(plan: list, table: str) -> str | None:
+    """Searches the plan's JSON text for the table's name as typed: a name with a quote is written escaped there."""
+    text = json.dumps(plan, ensure_ascii=False)
+    at = text.find(f'"Relation Name": "{table}"')
+    if at == -1:
+        return None
+    start = text.rfind('"Node Type": "', 0, at) + len('"Node Type": "')
+    return text[start : text.index('"', start)]
+
+
+@wrong("6.1", hint="some of them 18 levels down")
+def scan_of_twelve_levels_at_most(plan: list, table: str) -> str | None:
+    """A recursive walk that stops twelve levels down, "so a malformed plan cannot recurse for ever"."""
+
+    def walk(node: dict, depth: int) -> str | None:
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        if depth == 12:
+            return None
+        found = (walk(child, depth + 1) for child in node.get("Plans", []))
+        return next((kind for kind in found if kind is not None), None)
+
+    return walk(plan[0]["Plan"], 0)
+
+
+@wrong("6.1", hint="users is called orders here")
+def scan_of_or_by_alias(plan: list, table: str) -> str | None:
+    """When no node's Relation Name is the table, takes a node whose Alias is ("the query may call it that")."""
+    nodes, to_visit = [], [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        nodes.append(node)
+        to_visit.extend(node.get("Plans", []))
+    for key in ("Relation Name", "Alias"):
+        for node in nodes:
+            if node.get(key) == table:
+                return node["Node Type"]
+    return None
+
+
+@wrong("6.2", hint="orders is read in a SubPlan")
+def seq_scanned_tables_not_in_subplans(plan: list) -> set[str]:
+    """Leaves out SubPlans ("a per-row subquery is not how the query reads a table")."""
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        to_visit.extend(child for child in node.get("Plans", []) if child.get("Parent Relationship") != "SubPlan")
+    return found
+
+
+@wrong("6.2", hint="some of them read 18 levels down")
+def seq_scanned_tables_twelve_levels_at_most(plan: list) -> set[str]:
+    """Walks twelve levels down at most, "to be safe"."""
+    found, level = set(), [plan[0]["Plan"]]
+    for _ in range(13):
+        found |= {node["Relation Name"] for node in level if node["Node Type"] == "Seq Scan"}
+        level = [child for node in level for child in node.get("Plans", [])]
+    return found
 
 
 # --- right answers, written differently from the model --------------------------------------------

@@ -496,8 +496,9 @@ print(f"The chart shows benchmarks/results/isolation.json; `{python} benchmarks/
 # Write `scan_of(plan, table)`: given the parsed JSON of `EXPLAIN (FORMAT JSON)`, return the `"Node Type"`
 # of the node whose `"Relation Name"` is `table`, searching the whole tree; return `None` if no node reads it.
 #
-# The checkers try your function on real plans, and on plans that [Hypothesis](https://hypothesis.readthedocs.io)
-# makes up: trees of any shape, with table names that look alike. The next cell only defines those; run it once.
+# The checkers try your function on real plans (some of tables with odd names, and a join of ten tables), and on
+# plans that [Hypothesis](https://hypothesis.readthedocs.io) makes up: trees of any shape, with table names that
+# look alike. The next cell only defines those; run it once.
 
 # %%
 from dataclasses import dataclass
@@ -505,7 +506,26 @@ from dataclasses import dataclass
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from coursedb.checks import examples
+from coursedb.checks import examples, savepoint
+from coursedb.databases import quote_ident
+
+ODD_NAMES = ['we"ird', "back\\slash"]  # EXPLAIN's JSON writes them escaped
+TEN = [f"t{i}" for i in range(10)]
+JOIN_OF_TEN = "SELECT * FROM t0 " + " ".join(f"JOIN t{i} USING (id)" for i in range(1, 10))
+
+
+async def plan_of_ten(conn) -> list:
+    """The plan of JOIN_OF_TEN joined in the order written: a left-deep tree, t0 and t1 read 18 levels down."""
+    async with savepoint(conn):  # the setting ends with it
+        await conn.execute("SET LOCAL join_collapse_limit = 1")
+        return await conn.fetchval("EXPLAIN (FORMAT JSON) " + JOIN_OF_TEN)
+
+
+@pytest.fixture
+async def odd_tables(db_conn) -> None:
+    """Tables whose names need quoting, and ten to join (made inside db_conn's transaction: rolled back)."""
+    for name in [*ODD_NAMES, *TEN]:
+        await db_conn.execute(f"CREATE TABLE {quote_ident(name)} (id int)")
 
 # The same 30 plans on every run; the first that shows a mistake is reported as it is (shrinking it to a
 # smaller one could take longer than the check itself).
@@ -599,6 +619,8 @@ LOCKED = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the sc
 IN_A_CTE = "WITH big AS MATERIALIZED (SELECT * FROM orders WHERE total > 5) SELECT count(*) FROM big"
 FIRST_TWO = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
 EVERY_PAIR = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
+PER_USER = "SELECT u.id, (SELECT max(total) FROM orders o WHERE o.user_id = u.id) FROM users u"  # a SubPlan
+CALLED_ORDERS = "SELECT * FROM users AS orders"  # orders is only an alias here
 LOOK_ALIKES = [{"Plan": {"Node Type": "Append", "Plans": [
     {"Node Type": "Seq Scan", "Relation Name": "orders_archive", "Alias": "orders_archive"},
     {"Node Type": "Seq Scan", "Relation Name": "Orders", "Alias": "Orders"},
@@ -630,10 +652,11 @@ def check(plan: list, table: str, expected, where: str, made_up: bool = False) -
     pytest.fail(f"scan_of(plan, {table!r}) returned {got!r}, expected {wanted}: {where}", pytrace=False)
 
 
-async def test_finds_the_table_in_real_plans(db_conn, many_orders):
+async def test_finds_the_table_in_real_plans(db_conn, many_orders, odd_tables):
     """scan_of returns the Node Type of the node that reads the table in real plans: at the root, under an
-    aggregate, levels down, in either branch of a join, below another table's scan, third of three, below nodes
-    of any type (WindowAgg, LockRows, Subquery Scan, Materialize…), in a CTE."""
+    aggregate, levels down (ten tables joined), in either branch of a join, below another table's scan, third of three,
+    below nodes of any type (WindowAgg, LockRows, Subquery Scan, Materialize…), in a CTE and in a SubPlan, whatever
+    the table's name ('we"ird'); a table called orders only by an alias is not orders."""
     check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "the root reads orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
     check(plan, "orders", "Seq Scan", "the scan of orders sits below the Aggregate at the root")
@@ -651,6 +674,14 @@ async def test_finds_the_table_in_real_plans(db_conn, many_orders):
     plan = await explain(db_conn, FIRST_TWO)
     check(plan, "orders", "Seq Scan", "orders is read below a Subquery Scan, a WindowAgg and a Sort")
     check(await explain(db_conn, EVERY_PAIR), "users", "Seq Scan", "users is read below a Materialize")
+    check(await explain(db_conn, PER_USER), "orders", "Seq Scan", "orders is read in a SubPlan (once per user)")
+    check(await explain(db_conn, CALLED_ORDERS), "orders", None, "users is called orders here; no node reads orders")
+    for name in ODD_NAMES:
+        plan = await explain(db_conn, f"SELECT * FROM {quote_ident(name)}")
+        check(plan, name, "Seq Scan", f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
+    plan = await plan_of_ten(db_conn)
+    for name in TEN:
+        check(plan, name, "Seq Scan", f"a join of ten tables reads {name} (some of them 18 levels down)")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await explain(db_conn, ORDER_TOTAL, many_orders)
@@ -733,6 +764,7 @@ WINDOW = "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders"  # WindowAgg
 FOR_UPDATE = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the scan
 SUBQUERY = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
 PAIRS = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
+EACH_USER = "SELECT u.id, (SELECT max(total) FROM orders o WHERE o.user_id = u.id) FROM users u"  # a SubPlan
 
 
 async def plan_of(conn, sql: str, *args) -> list:
@@ -752,10 +784,10 @@ def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> 
         pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
 
 
-async def test_reports_every_table_in_real_plans(db_conn, many_orders):
+async def test_reports_every_table_in_real_plans(db_conn, many_orders, odd_tables):
     """seq_scanned_tables returns the set of every table a Seq Scan reads in real plans, however deep, in every
-    branch of a join, below another scan and below nodes of any type (WindowAgg, LockRows, Subquery Scan,
-    Materialize…); index scans do not count."""
+    branch of a join, below another scan, in a SubPlan and below nodes of any type (WindowAgg, LockRows, Subquery
+    Scan, Materialize…), whatever their names ('we"ird'); index scans do not count."""
     check_tables(await plan_of(db_conn, DEEP, many_orders), {"orders"}, "orders is read 3 levels down")
     check_tables(await plan_of(db_conn, WINDOW), {"orders"}, "orders is read below a WindowAgg and a Sort")
     check_tables(await plan_of(db_conn, FOR_UPDATE), {"orders"}, "orders is read below a LockRows (FOR UPDATE)")
@@ -763,6 +795,10 @@ async def test_reports_every_table_in_real_plans(db_conn, many_orders):
     plan = await plan_of(db_conn, ALL_USERS_ORDERS)
     check_tables(plan, {"users", "orders"}, "this join reads both tables with a Seq Scan: report every table")
     check_tables(await plan_of(db_conn, PAIRS), {"users", "orders"}, "users is read below a Materialize")
+    check_tables(await plan_of_ten(db_conn), set(TEN), "ten tables joined, some of them read 18 levels down")
+    for name in ODD_NAMES:
+        plan = await plan_of(db_conn, f"SELECT * FROM {quote_ident(name)}")
+        check_tables(plan, {name}, f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
     await db_conn.execute("CREATE INDEX ON orders (user_id)")
     await db_conn.execute("ANALYZE orders")
     plan = await plan_of(db_conn, ONE_USERS_ORDERS, many_orders)
@@ -770,6 +806,7 @@ async def test_reports_every_table_in_real_plans(db_conn, many_orders):
     await db_conn.execute("DROP INDEX orders_user_id_idx")
     plan = await plan_of(db_conn, BELOW_A_SCAN)
     check_tables(plan, {"orders"}, "users is read by its index, orders by a Seq Scan below it")
+    check_tables(await plan_of(db_conn, EACH_USER), {"users", "orders"}, "orders is read in a SubPlan (once per user)")
 
 
 @MADE_UP
