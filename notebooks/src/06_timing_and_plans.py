@@ -527,6 +527,7 @@ async def odd_tables(db_conn) -> None:
     for name in [*ODD_NAMES, *TEN]:
         await db_conn.execute(f"CREATE TABLE {quote_ident(name)} (id int)")
 
+
 # The same 30 plans on every run; the first that shows a mistake is reported as it is (shrinking it to a
 # smaller one could take longer than the check itself).
 MADE_UP = settings(examples(max_examples=30), phases=[Phase.explicit, Phase.generate])
