@@ -66,7 +66,7 @@ class Book(IPyNbFile):
         self.uncounted_spans, self.cells_run = [], []
         if bench.log is not None:
             self.log_start = bench.log.stat().st_size
-        cwd = str(bench.folder / "notebooks")
+        cwd = str(bench.folder_for(self.path.stem) / "notebooks")
         timeout = self.config.option.nbval_kernel_startup_timeout
         self.progress = progress_store()  # its kernel's checker runs, and nobody else's
         env = {**(bench.kernel_env or os.environ), progress.ENV: str(self.progress)}

@@ -1,10 +1,10 @@
-"""What the run's notebooks share: a folder of learner copies outside the repository and, on the
-embedded backend, the run's own logged server.
+"""What the run's notebooks share: learner copies outside the repository (a folder per notebook) and, on
+the embedded backend, the run's own logged server.
 
 The first process of the run (the xdist controller, or the only one) makes a private home
 (coursebook.servers) and hands its path to every xdist worker in ``workerinput``. The first notebook
-a process runs starts the server (coursedb takes a lock, so two workers may race to it) and makes
-that process's learner copies. Every notebook runs on that one server, two at once under xdist, as
+a process runs starts the server (coursedb takes a lock, so two workers may race to it); each notebook
+gets its learner copy when it starts. Every notebook runs on that one server, two at once under xdist, as
 learners' kernels share a room's server; it logs every session, so each kernel's connections can be
 counted (items.ConnectionBudget).
 """
@@ -37,7 +37,8 @@ class Workbench:
 
     server: PrivateServer | None
     owns_server: bool = False  # the first process made it, and stops and deletes it
-    _folder: Path | None = field(default=None, init=False)
+    _root: Path | None = field(default=None, init=False)
+    _folders: dict[str, Path] = field(default_factory=dict, init=False)
     _log: Path | None = field(default=None, init=False)
     _started: bool = field(default=False, init=False)
 
@@ -50,16 +51,18 @@ class Workbench:
             return cls(None)
         return cls(PrivateServer(), owns_server=True)
 
-    @property
-    def folder(self) -> Path:
-        """This process's learner copies (``course.py learners``), made on first use."""
-        if self._folder is None:
+    def folder_for(self, notebook: str) -> Path:
+        """Learner copies (``course.py learners``) holding ``notebook``, made on first use: a folder per
+        notebook, so a run of one notebook copies that one (copying all of them took seconds)."""
+        if notebook not in self._folders:
             from coursebook import learners
 
-            folder = Path(tempfile.mkdtemp(prefix="coursebook-learner-")) / "room"
-            learners.make(folder)
-            self._folder = folder
-        return self._folder
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="coursebook-learner-"))
+            folder = self._root / notebook / "room"
+            learners.make(folder, [notebook])
+            self._folders[notebook] = folder
+        return self._folders[notebook]
 
     def _start(self) -> None:
         if self._started or self.server is None:
@@ -84,8 +87,8 @@ class Workbench:
 
     def close(self) -> list[str]:
         """Remove the learner copies, and the server if this process made it; what went wrong, if anything."""
-        if self._folder is not None:
-            shutil.rmtree(self._folder.parent, ignore_errors=True)
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
         return self.server.cleanup() if self.server is not None and self.owns_server else []
 
 
