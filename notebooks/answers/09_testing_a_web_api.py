@@ -329,3 +329,41 @@ async def check_duplicate_sign_up_only_if_the_first_worked(client: httpx.AsyncCl
     if first.status_code == 201:
         second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
         assert (second.status_code, second.json()["error"]) == (409, "email taken")
+
+
+@wrong("9.1", hint="decide on what that transaction committed")
+async def cancel_order_endpoint_lost_means_cancelled(request: Request) -> Response:
+    """Reads the status for 404/409, then cancels; when the UPDATE changes nothing it says "order is cancelled",
+    assuming another cancel got there first (a shipment may have)."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        if status is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if status not in ("pending", "paid"):
+            return JSONResponse({"error": f"order is {status}"}, status_code=409)
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    if cancelled is None:
+        return JSONResponse({"error": "order is cancelled"}, status_code=409)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.1", hint="with a time limit of its own")
+async def cancel_order_endpoint_lock_timeout(request: Request) -> Response:
+    """SET LOCAL lock_timeout = '1s' so a request never hangs: an order held longer (a payment) gives a 500."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '1s'")
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+    if cancelled is not None:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)

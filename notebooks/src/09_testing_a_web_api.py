@@ -9,7 +9,7 @@
 # - how database errors should look to a client: a unique violation is a `409`, not a `500`;
 # - two ways to break all of this: a pool made on another event loop, and a request that commits.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -361,9 +361,10 @@ async def cancel_order_endpoint(request: Request) -> Response:
 # %%ipytest --exercise 9.1
 import contextvars
 
-from coursedb.lockstep import Lockstep
+from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
+HOLD = 0.2  # seconds another transaction keeps the order while the request waits for it
 
 
 class Lend:
@@ -527,6 +528,50 @@ async def test_two_concurrent_cancels_one_200(db_committed):
                 pool.all_back("a request of the two")
                 for conn in (a, b):
                     assert not conn.is_in_transaction(), "a request left its connection inside a transaction"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [("total = total + 1", (200, "cancelled")), ("status = 'shipped'", (409, "order is shipped"))],
+    ids=["a payment", "a shipment"],
+)
+async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, expected):
+    """While another transaction holds the order (a payment, a shipment), the request waits for it with no time limit
+    of its own, then answers from what that transaction committed: 200 if the order could still be cancelled, else
+    the 409 of its status then."""
+    pool = RacingPool()
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await shop.place_order(a, await shop.create_user(a, "held@example.com", "Held"), "10.00")
+
+        async def holder(conn):
+            await conn.execute(f"UPDATE orders SET {change} WHERE id = $1", order_id)
+
+        async with client_for(app_with(pool), raise_app_exceptions=True) as api:
+
+            async def request(conn):
+                pool.lent.set(conn)
+                return await api.post(f"/orders/{order_id}/cancel")
+
+            calls = {"A": in_transaction(holder), "B": request}
+            outcome = await Lockstep(A=a, B=b).run(calls, first="A", hold=HOLD)  # A commits once B has waited HOLD s
+        if outcome.raised():
+            raise next(iter(outcome.raised().values()))  # your handler's exception, as the learner sees it
+        if outcome.gave_up or outcome.limits:
+            why = outcome.limits[0] if outcome.limits else outcome.gave_up[0]
+            pytest.fail(
+                f"the request stopped waiting for the order, or waited with a time limit of its own ({why}), while "
+                f"another transaction held it: that one may take longer (a slow payment); wait without a limit "
+                f"({outcome.timeline()})",
+                pytrace=False,
+            )
+        code, said = expected
+        want = (code, {"id": order_id, "status": "cancelled"} if code == 200 else {"error": said})
+        got = answer(outcome.results["B"])
+        assert got == want, (
+            f"another transaction held the order and set {change}; then the cancel request was answered {got}, "
+            f"expected {want}: decide on what that transaction committed ({outcome.timeline()})"
+        )
+        pool.all_back("the request")
 
 
 # %% [markdown] tags=["hint"] exercise="9.1"
