@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from . import databases, names, room, server
+from . import backends, databases, names, room, server
 from .backends import ServerState
 from .codecs import init_connection
 from .errors import CourseDBError, reason
@@ -78,7 +78,7 @@ def ensure_server(settings: Settings | None = None) -> ServerState:
 
 def _server_of(state: ServerState) -> tuple[str, str | None]:
     """Which server a state names: a home's own server whatever its port, or the URL's."""
-    return state.backend, state.admin_url if state.backend == "url" else None
+    return state.backend, None if backends.runs_server(state) else state.admin_url
 
 
 def database_url(settings: Settings | None = None) -> str:
@@ -144,7 +144,7 @@ def database_url(settings: Settings | None = None) -> str:
         except databases.DB_ERRORS as exc:
             if room.full_server_error(exc) is not None:
                 raise CourseDBError(room.full_server_message(exc)) from None
-            frozen = isinstance(exc, asyncio.TimeoutError | TimeoutError) and state.backend != "url"
+            frozen = isinstance(exc, asyncio.TimeoutError | TimeoutError) and backends.runs_server(state)
             raise CourseDBError(
                 f"The {state.backend} server is running but creating your database on it failed: {reason(exc)}"
                 + ("; if it stays so, 'python -m coursedb stop' ends it" if frozen else "")

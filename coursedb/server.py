@@ -84,10 +84,12 @@ def unwritable_home(home: Path, exc: OSError) -> str:
 
 
 def read_state(settings: Settings) -> ServerState | None:
+    path = state_file(settings)
     try:
-        return ServerState.from_json(state_file(settings).read_text())
+        text = path.read_text()
     except OSError:
         return None  # no file, or one we cannot read: treat as no server, it is rewritten on start
+    return backends.read(text, source=str(path))
 
 
 def write_state(settings: Settings, state: ServerState) -> None:
@@ -106,9 +108,12 @@ def follow(settings: Settings, first: ServerState) -> Callable[[], str | None]:
     """
 
     def current() -> str | None:
-        if first.backend == "url":
+        if not backends.runs_server(first):
             return first.admin_url  # not ours to start or stop: it is where it is
-        state = read_state(settings)
+        try:
+            state = read_state(settings)
+        except CourseDBError:
+            return None  # another coursedb's server now: not the one ``first`` names
         return state.admin_url if state is not None and state.backend == first.backend else None
 
     return current
@@ -132,7 +137,7 @@ def ensure(settings: Settings | None = None) -> ServerState:
         if state is not None and _alive(state):
             if backends.serves(settings, state):
                 return state
-            if state.backend != "url":
+            if backends.runs_server(state):
                 article = "An" if state.backend[0] in "aeiou" else "A"
                 raise CourseDBError(
                     f"{article} {state.backend} server is already running for this user; "
@@ -195,7 +200,7 @@ def stop(settings: Settings | None = None, force: bool = False) -> list[str]:
     done = []
     with _Locked(settings):
         state = read_state(settings) or unrecorded
-        users = live_owners(state) if state is not None and state.backend != "url" else []
+        users = live_owners(state) if state is not None and backends.runs_server(state) else []
         if users and not force:
             raise CourseDBError(
                 f"{len(users)} notebook kernel(s) or test run(s) still use the {state.backend} server "

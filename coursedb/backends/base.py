@@ -1,7 +1,7 @@
 """What every backend is: a few functions over one typed state record.
 
-A backend is a module with ``NAME``, ``STATE_FIELDS`` and these functions (a ``typing.Protocol``
-says it; ``check_backend`` enforces it when the registry is built):
+A backend is a module with ``NAME``, ``STATE_FIELDS``, ``RUNS_SERVER`` and these functions (a
+``typing.Protocol`` says it; ``check_backend`` enforces it when the registry is built):
 
     start(settings)                   -> ServerState   start or adopt the server
     alive(state)                      -> bool          does the recorded server still run?
@@ -15,8 +15,11 @@ and, where the backend has such a quirk, any of these optional hooks:
     mismatch(settings, state) -> str | None   a setting the running server does not follow
     unrecorded(settings) -> ServerState | None   a server settings name without a state file
 
-``STATE_FIELDS`` names the fields of ``ServerState`` a record of this backend cannot do
-without; ``ServerState.from_json`` asks the backend, so no list elsewhere can be forgotten.
+``STATE_FIELDS`` names the fields of ``ServerState`` a record of this backend cannot do without;
+``RUNS_SERVER`` says whether coursedb starts and stops the server itself (its identity is then
+the home's, whatever port it listens on) or it is someone else's, where its URL says. Code
+outside the backend asks these, never the backend's name. This module knows no backend: the
+registry (the package) reads a record against its backend (``coursedb.backends.read``).
 """
 
 from __future__ import annotations
@@ -54,29 +57,29 @@ class ServerState:
 
     @classmethod
     def from_json(cls, text: str) -> ServerState | None:
-        """The record in ``text``, or None if it is torn, garbled, incomplete or of no backend we know."""
-        from . import ALL  # the registry imports this module
-
+        """The record in ``text``, or None if it is torn, garbled or no record at all (whether its
+        backend is known and it has what that backend needs: ``coursedb.backends.read``)."""
         try:
             raw = json.loads(text)
         except ValueError:
             return None
-        if not isinstance(raw, dict) or not isinstance(raw.get("admin_url"), str):
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("backend", "admin_url")):
             return None
         known = {f.name for f in fields(cls)} - {"adopted"}
         try:
-            state = cls(**{k: v for k, v in raw.items() if k in known})
+            return cls(**{k: v for k, v in raw.items() if k in known})
         except TypeError:
             return None
-        backend = ALL.get(state.backend)
-        if backend is None:
-            return None  # written by a coursedb that knew another backend
-        return state if all(isinstance(getattr(state, f), str) for f in backend.STATE_FIELDS) else None
+
+    def incomplete(self, state_fields: tuple[str, ...]) -> list[str]:
+        """The fields of ``state_fields`` this record lacks (a record torn by an older writer)."""
+        return [f for f in state_fields if not isinstance(getattr(self, f), str)]
 
 
 class Backend(Protocol):
     NAME: str
     STATE_FIELDS: tuple[str, ...]
+    RUNS_SERVER: bool
 
     def start(self, settings: Settings) -> ServerState: ...
 
@@ -98,6 +101,8 @@ def check_backend(name: str, module: ModuleType | Backend) -> None:
         problems.append(f"NAME is {getattr(module, 'NAME', None)!r}, not {name!r}")
     problems += [f"{f}() is missing" for f in REQUIRED if not callable(getattr(module, f, None))]
     problems += [f"{f} is not callable" for f in OPTIONAL if hasattr(module, f) and not callable(getattr(module, f))]
+    if not isinstance(getattr(module, "RUNS_SERVER", None), bool):
+        problems.append("RUNS_SERVER (True: coursedb starts and stops the server itself) is missing")
     state_fields = getattr(module, "STATE_FIELDS", None)
     if not isinstance(state_fields, tuple):
         problems.append("STATE_FIELDS (the ServerState fields its records need) is missing")

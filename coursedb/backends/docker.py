@@ -31,6 +31,7 @@ from .base import ServerState
 
 NAME = "docker"
 STATE_FIELDS = ("container",)
+RUNS_SERVER = True  # ours: found by its label, removed by stop
 
 LABEL = "coursedb.home"
 PROBE_TIMEOUT = 2  # seconds; an endpoint that accepts and never answers must not hang us

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 NAME = "embedded"
 STATE_FIELDS = ("data",)
+RUNS_SERVER = True  # ours: one per home, whatever port it listens on
 
 SYSTEM_USER = "coursedb"  # PostgreSQL refuses to run as root; as root we run it as this user.
 SUPERUSER = "postgres"

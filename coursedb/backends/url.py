@@ -19,6 +19,7 @@ from .base import ServerState
 
 NAME = "url"
 STATE_FIELDS: tuple[str, ...] = ()  # admin_url, which every record has, is all it needs
+RUNS_SERVER = False  # not ours to start or stop: it is where COURSEDB_URL says
 
 
 POOLED = (

@@ -134,6 +134,7 @@ def test_the_registry_is_made_from_the_settings_names():
 
     assert sorted(ALL) == sorted(b for b in BACKENDS if b != "auto")
     assert all(name == module.NAME for name, module in ALL.items())
+    assert [name for name, module in ALL.items() if not module.RUNS_SERVER] == ["url"]  # the one not ours
 
 
 def test_a_module_that_is_not_a_backend_is_refused_with_its_problems():
@@ -148,22 +149,52 @@ def test_a_module_that_is_not_a_backend_is_refused_with_its_problems():
     with pytest.raises(TypeError) as info:
         check_backend("half", half)
     message = str(info.value)
-    for problem in ("alive() is missing", "stop() is missing", "describe() is missing", "'socket', which ServerState"):
+    for problem in ("alive() is missing", "describe() is missing", "RUNS_SERVER", "'socket', which ServerState"):
         assert problem in message, message
 
 
 @pytest.mark.parametrize("name", ["url", "docker", "embedded"])
 def test_every_backends_record_reads_back(name):
     """A record of each backend survives the state file: a None here would start a fresh server on every call."""
-    from coursedb.backends import ALL, ServerState
+    from coursedb.backends import ALL, ServerState, read
 
     record = {"backend": name, "admin_url": "postgresql://postgres@h/postgres", "home": "/tmp/h"}
     record.update({field: f"some {field}" for field in ALL[name].STATE_FIELDS})
     state = ServerState(**record)
-    assert ServerState.from_json(state.to_json()) == state
+    assert read(state.to_json()) == state
     for field in ALL[name].STATE_FIELDS:  # and a record without what the backend needs is refused
-        assert ServerState.from_json(ServerState(**{**record, field: None}).to_json()) is None
-    assert ServerState.from_json(ServerState(**{**record, "backend": "podman"}).to_json()) is None
+        assert read(ServerState(**{**record, field: None}).to_json()) is None
+    for torn in ("", '{"backend": "url"', "[]", '{"admin_url": "postgresql://h/db"}'):
+        assert read(torn) is None
+
+
+def test_a_record_of_a_backend_this_coursedb_does_not_know_is_a_sentence_not_a_fresh_server():
+    from coursedb.backends import ServerState, read
+
+    record = ServerState(backend="podman", admin_url="postgresql://postgres@h/postgres").to_json()
+    with pytest.raises(CourseDBError) as info:
+        read(record, source="/tmp/h/state.json")
+    assert "/tmp/h/state.json records a 'podman' server, which this coursedb does not know" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_backend_registry_refuses_a_name_without_its_file_and_a_file_without_its_name(tmp_path, monkeypatch):
+    """Adding a backend is its file plus its name in settings.BACKENDS; forgetting either fails at import."""
+    from coursedb.backends import registry
+
+    package = tmp_path / "somebackends"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text("")
+    (package / "podman.py").write_text("")  # a new backend's file, its name forgotten
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError) as info:
+        registry(("auto", "url", "lxc"), package="somebackends", path=[str(package)])
+    message = str(info.value)
+    assert "settings.BACKENDS names 'url', but somebackends/url.py does not exist" in message
+    assert "settings.BACKENDS names 'lxc', but somebackends/lxc.py does not exist" in message
+    assert "somebackends/podman.py is not named in settings.BACKENDS: add 'podman' there" in message
+    assert "base" not in message.replace("somebackends", "")
 
 
 def test_passwords_are_hidden_when_printed():
