@@ -47,7 +47,7 @@ def size_mib(path: Path) -> float:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
             except (OSError, AttributeError):
-                pass
+                pass  # removed while counted, or no st_blocks (Windows): counts as nothing
     return total / 2**20
 
 

@@ -54,7 +54,7 @@ def pss_mb(procs: list[psutil.Process]) -> float:
             info = proc.memory_full_info()
             total += getattr(info, "pss", info.rss)
         except psutil.Error:
-            pass
+            pass  # ended or not ours to read: it holds no memory we could count
     return total / 2**20
 
 
@@ -79,7 +79,7 @@ class MemorySampler(threading.Thread):
             try:
                 procs.append(psutil.Process(pid))
             except psutil.Error:
-                pass
+                pass  # that kernel has ended
         return pss_mb(procs)
 
     def run(self) -> None:

@@ -114,7 +114,7 @@ class Keeper:
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
-                pass
+                pass  # nobody woke us: look at the session anyway, every ``delay`` seconds
             self._wake.clear()
             alive = self.conn is not None and not self.conn.is_closed()
             if alive and not self.pending:

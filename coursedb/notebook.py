@@ -196,7 +196,7 @@ def _install_kernel_hint() -> None:
             separator = "\n" if text and not text.endswith("\n") else ""
             config.write_text(f"{text}{separator}{note}{KERNEL_CONFIG_LINE}\n")
     except OSError:
-        pass
+        pass  # a read-only Jupyter config: the restart note is a convenience, the course works without it
 
 
 def load_ipython_extension(shell) -> None:

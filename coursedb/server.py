@@ -226,7 +226,7 @@ def stop(settings: Settings | None = None, force: bool = False) -> list[str]:
     try:
         settings.home.rmdir()
     except OSError:
-        pass
+        pass  # files coursedb did not make stay, and so does their folder
     return done
 
 

@@ -150,7 +150,7 @@ def _ensure_image(client: Any, image: str, bound: float, auto: bool) -> None:
         client.images.get(image)
         return
     except docker.errors.ImageNotFound:
-        pass
+        pass  # pulled below, within the bound
     except docker.errors.DockerException as exc:
         raise Unavailable(_engine_failed(exc), f"the Docker engine failed ({reason_of(exc)})") from None
     then = "then the embedded server" if auto else "then it gives up"
@@ -300,7 +300,7 @@ def alive(state: ServerState) -> bool:
         finally:
             client.close()
     except Exception:
-        return False
+        return False  # container gone, engine away or not answering: no server we can use (stop finds it by label)
 
 
 def stop(settings: Settings, state: ServerState | None, keep_files: bool = False) -> list[str]:

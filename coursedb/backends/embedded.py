@@ -122,7 +122,7 @@ def run_as() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        pass
+        pass  # no such user yet: made below
     cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
@@ -635,13 +635,13 @@ def _kill(data: Path, wait: float = 10.0) -> None:
             elif proc.ppid() not in postmasters:
                 proc.send_signal(signal.SIGTERM)  # orphaned: its postmaster was killed
         except psutil.NoSuchProcess:
-            pass
+            pass  # gone already, which is what we want
     left = _wait_gone(procs, wait)
     for proc in left:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
-            pass
+            pass  # it ended between the wait and the kill
     _wait_gone(left, 5)
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from coursedb.paths import course_root
+
+ROOT = course_root()
 BENCH = ROOT / "benchmarks"
 
 CASES = {

@@ -9,6 +9,8 @@ two modules of coursedb and coursebook import each other, directly or round a lo
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,8 +91,29 @@ def test_what_a_learners_kernel_loads_imports_no_authoring_code():
 
 
 def test_coursebook_imports_neither_tests_nor_benchmarks():
-    found = offenders(python_files("coursebook"), {"tests", "benchmarks"})
+    found = offenders(python_files("coursebook"), {"tests", "benchmarks", "course"})
     assert not found, found
+
+
+# Files that find the course's folder from their own place, each because coursedb.paths cannot serve it.
+ROOT_FOUND_ELSEWHERE = {
+    "course.py": "the launcher: runs on a bare Python, before the venv (and coursedb) exists",
+    "coursedb/platform.py": "re-executes coursedb in the course's venv, before the course's packages can load",
+    "benchmarks/launch.py": "standard library only: it times a launch from a fresh clone with a bare Python",
+    "hub/jupyterhub_config.py": "loaded by JupyterHub in the hub's own environment, where coursedb is not installed",
+}
+
+
+def test_the_course_root_is_found_only_in_coursedb_paths():
+    """The one owner is coursedb.paths.course_root(); a test may name its own folder, not climb to the root."""
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    found = {}
+    for name in tracked.stdout.split():
+        text = (ROOT / name).read_text()
+        climbs = re.search(r"__file__\)(\.resolve\(\))?\.(parent\.parent|parents\[)", text)
+        if (climbs if name.startswith("tests/") else "__file__" in text) and name != "coursedb/paths.py":
+            found[name] = True
+    assert sorted(found) == sorted(ROOT_FOUND_ELSEWHERE), set(found) ^ set(ROOT_FOUND_ELSEWHERE)
 
 
 def dependency_graph(files: list[Path]) -> dict[str, set[str]]:

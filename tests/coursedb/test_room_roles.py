@@ -417,6 +417,6 @@ async def drop_database(pg, name: str) -> None:
         await conn.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
         await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     except asyncpg.InvalidCatalogNameError:
-        pass
+        pass  # gone already
     finally:
         await conn.close()

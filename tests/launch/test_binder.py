@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from coursedb.paths import course_root
+
 pwd = pytest.importorskip("pwd", reason="Binder's scripts are bash for a Linux image, run here as a normal user")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 BINDER = ROOT / "binder"
 BINDER_UID = 1000  # mybinder.org builds and runs as jovyan, uid 1000
 

@@ -33,8 +33,9 @@ import nbformat
 import pytest
 
 from coursebook import browser
+from coursedb.paths import course_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 NOTEBOOK = "00_start_here.ipynb"
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook tab in front
 RUN_TIMEOUT = 240  # a first start of the embedded server plus every cell, on a busy 2-core machine
@@ -120,7 +121,7 @@ class Lab:
             for kernel in self.api("/api/kernels"):  # type: ignore[union-attr]
                 self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
         except OSError:
-            pass
+            pass  # the server is not answering: the process group is ended below either way
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # the server and any kernel it left behind
             try:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from coursedb.paths import course_root
 from tests.helpers import cleanup, make_home
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 WHERE = ["README.md", "docs/*.md", "notebooks/src/*.py", "coursedb/**/*.py", "course.py"]
 COMMAND = re.compile(
     r"(?<![\w/.\\])((?:\.venv[/\\]\S+ |python3? |py )(?:-m coursedb|course\.py)(?: (?:[a-z][\w-]*|\d+|--[\w-]+))*)"

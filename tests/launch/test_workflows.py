@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from coursedb.paths import course_root
+
+ROOT = course_root()
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 README_TEST = "python3 course.py test"
 

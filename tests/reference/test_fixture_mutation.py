@@ -7,9 +7,10 @@ switched off here too, so that the isolation tests have to notice it on their ow
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from coursedb.paths import course_root
+
+ROOT = course_root()
 
 
 def test_suite_fails_when_db_conn_commits(tmp_path):

@@ -287,7 +287,7 @@ def fill(disk: Path) -> None:
                 f.write(b"\0" * (1 << 20))
                 f.flush()
         except OSError:
-            pass
+            pass  # ENOSPC: the disk is full, which is the point
 
 
 def test_a_full_disk_is_one_sentence_before_and_after_start(small_disk):
