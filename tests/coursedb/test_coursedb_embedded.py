@@ -43,6 +43,7 @@ from tests.helpers import (
     run,
     settings_for,
     start_owner,
+    tmpfs,
 )
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="fake tools are shell scripts; namespaces and mounts are Linux")
@@ -127,18 +128,14 @@ def small_disk(megabytes: int) -> Iterator[Path]:
     """A tmpfs of ``megabytes`` (needs root): a disk that fills during the first start."""
     mount = Path(f"/tmp/cdbfull{os.getpid()}")
     mount.mkdir(mode=0o711)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0711", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        mount.rmdir()
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     try:
-        yield mount
+        with tmpfs(mount, f"size={megabytes}m,mode=0711"):
+            try:
+                yield mount
+            finally:
+                for proc in postmasters(mount / "home"):
+                    proc.kill()
     finally:
-        for proc in postmasters(mount / "home"):
-            proc.kill()
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
         mount.rmdir()
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import psutil
+import pytest
 
 # The private-server primitives are coursebook's (benchmarks and the notebook run use them too);
 # tests import them from here, as they always have.
@@ -92,6 +93,21 @@ def tcp_server() -> Iterator[TcpServer]:
     with PrivateServer() as server:
         admin_url = server.start(COURSEDB_PORT=str(port))["admin_url"]
         yield TcpServer(server.home, port, admin_url, (server.home / "password").read_text().strip())
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on ``where`` with ``options`` (root only), unmounted afterwards; the test is skipped
+    where none can be mounted. A small or read-only disk, for the fault tests."""
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def free_port() -> int:

@@ -35,6 +35,7 @@ from tests.helpers import (
     run,
     settings_for,
     start_owner,
+    tmpfs,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -268,15 +269,11 @@ def small_disk(home):
     """``home`` on a 100 MB tmpfs: room for the binaries and one cluster, little more."""
     if os.geteuid() != 0:
         pytest.skip("simulating a full disk needs root, to mount a small tmpfs")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0711", "tmpfs", str(home)],
-                            capture_output=True, text=True)  # fmt: skip
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
-        yield home
-    finally:
-        cli(home, "stop")
-        subprocess.run(["umount", "-l", str(home)], check=False)
+    with tmpfs(home, "size=100m,mode=0711"):
+        try:
+            yield home
+        finally:
+            cli(home, "stop")
 
 
 def fill(disk: Path) -> None:

@@ -29,6 +29,7 @@ from tests.helpers import (
     run,
     settings_for,
     silent_listener,
+    tmpfs,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -92,15 +93,10 @@ def test_start_and_stop_against_a_server_that_never_answers(home):
 def read_only_disk() -> Iterator[Path]:
     """A tiny tmpfs mounted read-only (root only)."""
     where = Path(tempfile.mkdtemp(prefix="cdbro", dir="/tmp"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", str(where)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        where.rmdir()
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
     try:
-        yield where
+        with tmpfs(where, "ro,size=1m,mode=0700"):
+            yield where
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
         where.rmdir()
 
 
