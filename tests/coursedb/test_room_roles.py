@@ -1,7 +1,7 @@
 """A room with a role per learner, on a stock Debian PostgreSQL 15: no learner reaches another.
 
 ``python -m coursedb room add`` makes the roles (and the instructor's); then one learner (bob)
-attacks another (ada) as a learner in the same room could, each attack as issue 19 describes it:
+attacks another (ada) in every way a learner in the same room could:
 connect to ada's database, read her rows, drop it, end her session, sweep it, plant her template
 (under the name she would use, marked IS_TEMPLATE, before she builds it), share hers through a
 long similar role name, and hold her template build lock. Every attack fails; ada's work goes on.
