@@ -104,15 +104,20 @@ ROOT_FOUND_ELSEWHERE = {
 }
 
 
+# A folder found from a file's own place: any folder (course.py's is the root), or one above a test's own.
+FOLDER_OF = re.compile(r"__file__\)(\.resolve\(\))?\.parent")
+ABOVE = re.compile(r"__file__\)(\.resolve\(\))?\.(parent\.parent|parents\[)")
+
+
 def test_the_course_root_is_found_only_in_coursedb_paths():
-    """The one owner is coursedb.paths.course_root(); a test may name its own folder, not climb to the root."""
+    """The one owner is coursedb.paths.course_root(). A module may name a file beside it (``with_name``),
+    a test its own folder; neither climbs to the root."""
     tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
-    found = {}
+    found = []
     for name in tracked.stdout.split():
-        text = (ROOT / name).read_text()
-        climbs = re.search(r"__file__\)(\.resolve\(\))?\.(parent\.parent|parents\[)", text)
-        if (climbs if name.startswith("tests/") else "__file__" in text) and name != "coursedb/paths.py":
-            found[name] = True
+        climbs = (ABOVE if name.startswith("tests/") else FOLDER_OF).search((ROOT / name).read_text())
+        if climbs and name != "coursedb/paths.py":
+            found.append(name)
     assert sorted(found) == sorted(ROOT_FOUND_ELSEWHERE), set(found) ^ set(ROOT_FOUND_ELSEWHERE)
 
 
