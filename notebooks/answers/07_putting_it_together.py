@@ -306,3 +306,14 @@ def make_user_with_savepoints(db_conn):
                     raise
 
     yield make
+
+
+@wrong("7.2", hint="a new user could not be made")
+@pytest.fixture
+def make_user_global_random(db_conn):
+    """Default emails from 64 random bits of the global random generator: a test that reseeds it gets them again."""
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"user-{random.getrandbits(64):x}@example.com", "User")
+
+    return make

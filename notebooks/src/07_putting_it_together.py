@@ -698,6 +698,14 @@ async def test_hundreds_of_users_in_one_test(db_conn, make_user):
     assert len(ids) == MANY, f"{MANY} calls to make_user() returned {len(ids)} different ids"
 
 
+async def test_a_reseeded_random_changes_nothing(db_conn, make_user):
+    """Tests reseed Python's global random generator for data of their own (random.seed; Hypothesis does it for every
+    example): make_user() still makes a new user after each reseed."""
+    for _ in range(3):
+        random.seed(7)
+        await made(make_user, db_conn)
+
+
 def look_alikes(email: str) -> list[str]:
     """Emails like `email` with one of its numbers counted up: what a counter would make next."""
     found = []
