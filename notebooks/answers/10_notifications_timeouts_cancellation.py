@@ -666,3 +666,23 @@ async def wait_for_notification_zero_waits_forever(
         return None
     finally:
         await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="never UNLISTEN the channel")
+async def wait_for_notification_unlistens_to_be_sure(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """Removes its listener, then sends UNLISTEN for the channel "to be sure": the app's own listener goes deaf."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(payloads.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+        await conn.execute(f'UNLISTEN "{channel}"')

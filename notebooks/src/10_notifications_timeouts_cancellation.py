@@ -605,6 +605,33 @@ async def test_a_second_call_starts_afresh(db_pool):
         await still_listening(listening, "after three calls")
 
 
+async def test_leaves_other_listeners_alone(db_pool):
+    """Another listener on the same connection and channel (the app's own) still hears every notification after a
+    call: stop listening for yourself, not for the whole connection."""
+    async with another_connection() as listening, db_pool.acquire() as working:
+        for_the_app = asyncio.Queue()
+
+        def app_listener(*notification) -> None:
+            for_the_app.put_nowait(notification[-1])
+
+        await listening.add_listener(CHANNEL, app_listener)
+        try:
+            call = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, 0.05))
+            if not (await asyncio.wait({call}, timeout=2))[0]:
+                call.cancel()
+                pytest.fail("wait_for_notification(…, 0.05) had not returned 2 s later", pytrace=False)
+            await working.execute(NOTIFY, CHANNEL, "for the app")
+            app_heard = asyncio.ensure_future(for_the_app.get())
+            done, _ = await asyncio.wait({app_heard}, timeout=2)
+            app_heard.cancel()
+            assert done, (
+                "after one call of wait_for_notification, the app's own listener on the same connection and channel "
+                "heard nothing within 2 s: remove your listener only (remove_listener), never UNLISTEN the channel"
+            )
+        finally:
+            await listening.remove_listener(CHANNEL, app_listener)
+
+
 # %% [markdown] tags=["hint"] exercise="10.1"
 # <details><summary>Hint 1</summary>
 #
