@@ -65,7 +65,7 @@ TARGETS_S = {"tests": 480.0, "quick": 120.0, "notebook": 30.0, "nbval": None, "f
 WHATS = [*COMMANDS, "first_ipytest"]
 # pytest's closing line, with or without the ===== padding (-q drops it)
 SUMMARY_LINE = re.compile(r"^=*\s*(\d+ (passed|failed|errors?|skipped).* in [\d.]+s.*?|no tests ran.*?)\s*=*$")
-DURATION_LINE = re.compile(r"^([\d.]+)s (setup|call|teardown)\s+(\S+)")
+DURATION_LINE = re.compile(r"^([\d.]+)s (setup|call|teardown)\s+(.+?)\s*$")
 # Run by the checkout's own venv Python (jupyter_client only): its kernel, its coursedb.notebook.setup().
 FIRST_CELL = """
 import json, sys, time
