@@ -6,6 +6,9 @@ cores for, everything takes longer in proportion, and a green item must not fail
 multiplied by the load average per core (at least 1, at most ``MAX_STRETCH``), read when the item
 starts and again when its time is up (an item that ran into a busy spell gets the rest it is owed). A
 hang still fails, only later; the report says how long it was given and how busy the machine was.
+
+An item whose limit is itself the check (it must end before a time a bug would exceed) says so with
+``@pytest.mark.exact_timeout``: its limit is kept as written, whatever the load.
 """
 
 from __future__ import annotations
@@ -41,9 +44,13 @@ def scaled(seconds: float) -> float:
     return seconds * stretch()
 
 
-def set_timer(item: pytest.Item, settings: Any) -> bool:
-    """pytest-timeout's timer for ``item``, with the limit stretched now and again when it runs out."""
+def set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's timer for ``item``, with the limit stretched now and again when it runs out; None
+    (pytest-timeout's own timer, the limit as written) for an item marked ``exact_timeout``."""
     import pytest_timeout
+
+    if item.get_closest_marker("exact_timeout") is not None:
+        return None
 
     limit, started = settings.timeout, time.monotonic()
 

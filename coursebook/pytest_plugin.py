@@ -67,7 +67,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
     return limits.set_timer(item, settings)
 
 

@@ -64,13 +64,21 @@ def test_busy_spell_during_the_item_counts():
 @pytest.mark.timeout(0.2)
 def test_hang_fails_however_busy():
     time.sleep(5)
+
+
+@pytest.mark.load(4)
+@pytest.mark.exact_timeout
+@pytest.mark.timeout(1)
+def test_exact_limit_is_kept_however_busy():
+    time.sleep(3)
 """
 
 
 def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_items=ITEMS)
-    pytester.makeini("[pytest]\nmarkers =\n    load: the load average per core the item starts with\n")
+    markers = "markers =\n    load: the load per core the item starts with\n    exact_timeout: as written\n"
+    pytester.makeini(f"[pytest]\n{markers}")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
     plugins = ["-p", "coursebook.pytest_plugin", "--nbval-only", "-p", "no:xdist", "-p", "no:cacheprovider"]
     return pytester.runpytest_subprocess(*plugins, "-rA", *args, timeout=60)
@@ -78,7 +86,7 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) 
 
 def test_limits_stretch_with_the_load_and_a_hang_still_fails(pytester, monkeypatch):
     result = run(pytester, monkeypatch)
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=3)
     cores = os.cpu_count()
     result.stdout.fnmatch_lines_random(
         [
@@ -86,6 +94,7 @@ def test_limits_stretch_with_the_load_and_a_hang_still_fails(pytester, monkeypat
             "PASSED test_items.py::test_busy_spell_during_the_item_counts",
             f"E * Timeout (>1 s stretched to * s for load {cores * 0.5:.1f} on {cores} cores: still running after *",
             f"E * Timeout (>0.2 s stretched to * s for load {cores * 1000:.1f} on {cores} cores: still running after *",
+            "E * Timeout (>1.0s) from pytest-timeout.",  # the exact limit, not stretched for load 4 a core
         ]
     )
 

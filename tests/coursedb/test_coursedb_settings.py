@@ -247,6 +247,7 @@ def silent_endpoint():
         yield f"tcp://{address}"
 
 
+@pytest.mark.exact_timeout  # the limit is the check: stretched for the load, it could let a 60 s wait pass
 @pytest.mark.timeout(30)  # without the probe's own timeout, docker-py would wait 60 s per request
 def test_docker_probe_returns_on_an_endpoint_that_never_answers(monkeypatch, silent_endpoint):
     monkeypatch.setenv("DOCKER_HOST", silent_endpoint)
