@@ -195,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=WHATS, nargs="+", help="measure only these")
     parser.add_argument("--before", type=Path, default=BASE_DIR, help=f"the base checkout (default {BASE_DIR})")
     parser.add_argument("--no-before", action="store_true", help="measure this checkout only")
+    parser.add_argument("--after-first", action="store_true", help="this checkout first in each pair")
     parser.add_argument("--runs", type=int, default=1, help="runs of each (notebook, nbval, first_ipytest)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and run nothing")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/suite.json")
     args = parser.parse_args(argv)
     whats = args.only or WHATS
     checkouts = {"after": ROOT} if args.no_before else {"before": args.before, "after": ROOT}
+    if args.after_first:
+        checkouts = dict(reversed(checkouts.items()))
 
     if args.dry_run:
         for label, checkout in checkouts.items():
