@@ -93,7 +93,7 @@ def markdown(data: dict[str, dict]) -> str:
         add("Pool throughput, best (1 ms queries)", best, "", "pools")
         add("Acquire wait p95, worst", f"{fmt_ms(s['worst_acquire_p95_ms'])} ({s['worst_acquire_at']})", "", "pools")
     su = data.get("suite")
-    if su and su.get("summary", {}).get("tests_s") is not None:
+    if su and any(su.get("summary", {}).get(f"{w}_s") is not None for w in ("tests", "quick", "notebook")):
         s = su["summary"]
         rows = [
             ("`python3 course.py test` (everything), cold", "tests", "s", "≤ 480 s"),
@@ -102,11 +102,17 @@ def markdown(data: dict[str, dict]) -> str:
             ("All notebooks under strict nbval alone, cold", "nbval", "s", ""),
             ("First `%%ipytest` cell of a fresh kernel", "first_ipytest", "s", "≤ 0.5 s"),
         ]
+        loads = {(r["what"], r["checkout"]): r["load"]["mean"] for r in su.get("results", []) if "load" in r}
         for label, what, unit, target in rows:
             if s.get(f"{what}_s") is not None:
                 before = s.get(f"{what}_before_s")
-                was = f" (was {before:.3g} {unit})" if before is not None else ""
-                add(label, f"{s[f'{what}_s']:.3g} {unit}{was}", target, "suite")
+                at = loads.get((what, "after"))
+                now = f"{s[f'{what}_s']:.3g} {unit}" + (f" at load {at:g}" if at is not None else "")
+                was = ""
+                if before is not None:
+                    was_at = loads.get((what, "before"))
+                    was = f" (was {before:.3g} {unit}" + (f" at load {was_at:g})" if was_at is not None else ")")
+                add(label, now + was, target, "suite")
     when = sorted({d["machine"]["measured_at"] for d in data.values() if d.get("machine")})
     cpus = {d["machine"]["cpus"] for d in data.values() if d.get("machine")}
     machines = [d["machine"] for d in data.values() if d.get("machine")]
