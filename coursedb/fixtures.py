@@ -29,6 +29,7 @@ XID_RANGE = 2**32  # xmin is a 32-bit transaction id that wraps around
 # table is left alone, and what was committed in it is named instead.
 BEFORE_ROWS = 10_000
 NAMED = 10  # rows named one by one in a message; the rest are counted
+_STARTED = "extract(epoch FROM transaction_timestamp())::text"  # the same spelling whatever the session's settings
 _TABLES = (
     "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
     " WHERE schemaname = 'public' AND tablename <> 'schema_migrations' ORDER BY 1"
@@ -120,21 +121,23 @@ class Repair:
 class CommitGuard:
     """Watches one ``db_conn`` transaction for work that outlives its rollback."""
 
-    def __init__(self, conn: asyncpg.Connection, first_xid: int, before: Before) -> None:
+    def __init__(self, conn: asyncpg.Connection, first_xid: int, before: Before, started: str | None = None) -> None:
         self.conn = conn
         self.first_xid = first_xid
         self.before = before
+        self.started = started
 
     @classmethod
     async def start(cls, conn: asyncpg.Connection, before: Before) -> CommitGuard:
         """Call right after the transaction started, with the tables as they were just before."""
-        # A setting local to this transaction marks it (gone after COMMIT; BEGIN), and the first
-        # transaction id not handed out yet: whatever commits from now on has at least this id.
+        # The transaction's start time marks it: a new transaction (COMMIT; BEGIN, COMMIT AND CHAIN)
+        # starts at a later statement, and nothing a test may change (SET, RESET ALL, a codec, the
+        # time zone) touches it or its spelling. And the first transaction id not handed out yet:
+        # whatever commits from now on has at least this id.
         row = await conn.fetchrow(
-            "SELECT set_config('coursedb.db_conn', 'open', true),"
-            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS first_xid"
+            f"SELECT {_STARTED} AS started, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS first_xid"
         )
-        return cls(conn, row["first_xid"] % XID_RANGE, before)
+        return cls(conn, row["first_xid"] % XID_RANGE, before, row["started"])
 
     def closed_by_test(self) -> bool:
         """Did the test close db_conn? On a pooled connection, close() hands it back to the pool."""
@@ -158,7 +161,7 @@ class CommitGuard:
         if not self.conn.is_in_transaction():
             return True
         try:
-            return await self.conn.fetchval("SELECT current_setting('coursedb.db_conn', true)") != "open"
+            return await self.conn.fetchval(f"SELECT {_STARTED}") != self.started
         except asyncpg.PostgresError:
             return False  # the transaction is aborted by an error; whose it is cannot be asked now
 

@@ -4,7 +4,8 @@ A notebook commits rows of its own outside any test (here: the first test, which
 such a cell, through a connection of its own). Tests then commit through db_conn (COMMIT;
 BEGIN) or db_pool: rows they add are deleted, rows they change or delete are put back, each
 such test fails with one sentence saying so, and the learner's rows are there afterwards,
-exactly as they were. Run as an inner pytest with the repository's conftest.py.
+exactly as they were. A test that only changes its session (RESET ALL, a codec) is not accused
+of committing; COMMIT AND CHAIN is. Run as an inner pytest with the repository's conftest.py.
 """
 
 from tests.helpers import run_with_course_fixtures
@@ -59,13 +60,22 @@ async def test_4_the_learners_rows_are_as_they_were(db_url):
 async def test_5_and_new_rows_get_the_next_ids(db_conn):
     new = await db_conn.fetchval("INSERT INTO users (email, name) VALUES ('n@example.com', 'N') RETURNING id")
     assert new == 3
+
+
+async def test_6_resets_its_session_and_commits_nothing(db_conn):
+    await db_conn.execute("SET LOCAL statement_timeout = '5s'; SET TIME ZONE 'Europe/Berlin'; RESET ALL")
+    await db_conn.set_type_codec("timestamptz", schema="pg_catalog", encoder=str, decoder=str, format="text")
+
+
+async def test_7_commits_and_chains(db_conn):
+    await db_conn.execute("COMMIT AND CHAIN")
 """
 
 
 def test_the_guard_undoes_what_a_test_committed_and_nothing_else(tmp_path):
     result = run_with_course_fixtures(tmp_path, "test_guard.py", TESTS)
     out = result.stdout
-    assert "6 passed, 3 errors" in out, out[-4000:]
+    assert "8 passed, 4 errors" in out, out[-4000:]
     said = [line for line in out.splitlines() if line.startswith("coursedb: ")]
     assert said[0] == (
         "coursedb: the test ended db_conn's transaction (COMMIT or ROLLBACK, perhaps followed by BEGIN), so rows it "
@@ -79,4 +89,6 @@ def test_the_guard_undoes_what_a_test_committed_and_nothing_else(tmp_path):
     assert "(orders id=2; users id=1, id=2)" in said[1], said[1]
     assert "rows written during this test were committed (through another connection such as db_pool" in said[2]
     assert "put back as they were the rows it changed or deleted (orders id=1, id=2; users id=1, id=2)" in said[2]
+    assert said[3].startswith("coursedb: the test ended db_conn's transaction") and "nothing leaked" in said[3]
+    assert len(said) == 4, said  # RESET ALL, a time zone and a codec changed the session, but committed nothing
     assert all(line.endswith(".") and line.count(". ") == 1 for line in said), said  # one sentence and the advice
