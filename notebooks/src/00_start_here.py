@@ -313,7 +313,7 @@ async def test_a_taken_email_raises_and_changes_nothing(db_conn):
     try:
         async with db_conn.transaction():  # a savepoint: the server's error does not end the test's transaction
             got = await add_user(db_conn, "ada@example.com", "Eve")
-    except Exception:
+    except Exception:  # any error tells the caller; the rows below show whether it changed anything
         pass
     else:
         hint = f"add_user with a taken email returned {got!r} instead of raising: it added nobody, so the caller"
