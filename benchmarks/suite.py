@@ -145,7 +145,8 @@ def timed(checkout: Path, label: str, what: str) -> dict:
         done = subprocess.run(args, cwd=checkout, env=env, capture_output=True, text=True, timeout=3600)
         seconds = time.perf_counter() - t0
         loads = load.stop()
-    result = {"checkout": label, "what": what, "seconds": round(seconds, 2), "exit": done.returncode, "load": loads}
+    result = {"checkout": label, "commit": head_commit(checkout), "what": what, "seconds": round(seconds, 2)}
+    result.update(exit=done.returncode, load=loads)
     if what == "first_ipytest":
         if done.returncode == 0:
             cells = json.loads(done.stdout.strip().splitlines()[-1])
@@ -169,7 +170,8 @@ def merged(document: dict, measured: set[str]) -> tuple[dict, dict]:
     except (OSError, ValueError):
         kept = []  # no earlier results of this shape: this run's alone
     results = kept + document["results"]
-    return document | {"results": results}, summarize(results, document["summary"]["commits"])
+    summary = summarize(results, document["summary"]["commits"])
+    return document | {"results": results, "summary": summary}, summary
 
 
 def summarize(results: list[dict], commits: dict) -> dict:
