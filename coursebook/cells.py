@@ -8,6 +8,7 @@ from typing import Any
 EXERCISE, SOLUTION, CHECKER, HINT = "exercise", "solution", "checker", "hint"
 RAISES = "raises-exception"  # a cell that fails on purpose (nbval, the builds and the run allow it)
 NAVIGATION = "navigation"  # generated previous / contents / next cell at the end of each book
+PROGRESS = "progress"  # the learner's own progress (coursedb.progress.show): it shows their checker runs
 
 
 class CourseBookError(Exception):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coursebook import answers, exercises, limits
-from coursebook.cells import RAISES, tags
+from coursebook.cells import PROGRESS, RAISES, tags
 from coursebook.model import Exercise, find_exercises
 from coursebook.run.book import Book, Ran, where
 
@@ -100,7 +100,8 @@ class Check:
 
 class CellsShowTheSame(Check):
     """Every code cell runs again and shows what the committed notebook shows (only raises-exception
-    cells may fail; of those, the error is compared). Exercise cells are left to the other checks."""
+    cells may fail; of those, the error is compared). Exercise cells are left to the other checks, and
+    the progress cell to ProgressShowsTheRun (it shows this run's checker runs, as it should)."""
 
     def __init__(self, book: Book) -> None:
         super().__init__(book)
@@ -112,6 +113,8 @@ class CellsShowTheSame(Check):
         allowed = RAISES in tags(cell)
         if ran.failed and not allowed:
             yield f"{where(index, cell)} failed on Run All again: {ran.text[-800:]}"
+        elif PROGRESS in tags(cell):
+            return
         elif self.compare and index not in self.in_exercise and self.differs(ran, cell, allowed):
             yield f"{where(index, cell)} shows something else on Run All again: {ran.text[-800:]}"
 
@@ -231,6 +234,20 @@ class ExerciseRules(Check):
         return [str(problem) for problem in exercises.problems(self.book.notebook)]
 
 
+class ProgressShowsTheRun(Check):
+    """The progress cell, met after every exercise's model answer passed its checker in this kernel, shows
+    each of the notebook's exercises passed: every checker run was recorded (coursedb.progress), under
+    its exercise, in the kernel's own store."""
+
+    def cell(self, index: int, cell: Any, ran: Ran) -> Iterable[str]:
+        if PROGRESS not in tags(cell):
+            return
+        count = len(find_exercises(self.book.committed_cells))
+        head = f"{self.book.path.stem[:2]} · {self.book.notebook.title}: {count} of {count} exercises pass"
+        if head not in ran.text:
+            yield f"{where(index, cell)} does not show {head!r} after every model answer passed: {ran.text[-800:]}"
+
+
 class ShowsOutsideTheRepository(Check):
     """What the notebook's header says it must (and must not) show, run from the learner copies."""
 
@@ -257,6 +274,7 @@ CHECKS: list[type[Check]] = [
     MutantsRejected,
     Tally,
     ModelAnswerPasses,
+    ProgressShowsTheRun,
     ShowsOutsideTheRepository,
     ExerciseRules,
 ]

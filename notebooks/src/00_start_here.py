@@ -396,3 +396,17 @@ await conn.close()
 # | 08 Concurrency and isolation levels | make races deterministic; row locks, deadlocks, isolation levels, retries |
 # | 09 Testing a web API on asyncpg | test an app through HTTP, inside the test's transaction; errors as status codes |
 # | 10 Notifications, timeouts and cancellation | `NOTIFY`, time limits, cancelled queries, prepared statements, bulk data, Hypothesis |
+
+
+# %% [markdown]
+# ## Where you stand
+#
+# Every checker run is recorded: which exercise, whether it passed and what failed, never your code. It is
+# kept on your computer (or, in a room, on the room's server, where only you and your instructor see
+# yours). This cell shows the whole course; each notebook ends with its own part, and
+# `python3 course.py progress` in a terminal shows the same.
+
+# %% tags=["progress"]
+from coursedb.progress import show
+
+show()

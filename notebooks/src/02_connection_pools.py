@@ -9,7 +9,7 @@
 # - what `init=`, `setup=` and the reset on release do, and what the reset leaves behind;
 # - how `close()` and `terminate()` differ.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -694,3 +694,15 @@ except asyncpg.InterfaceError as exc:
 # - The reset on release undoes `SET`, `LISTEN` and advisory locks, not temp tables or prepared statements.
 # - Codecs go in `init=`; settings go in `server_settings=` (or `setup=`), never in `init=`.
 # - `close()` waits for borrowed connections; `terminate()` does not.
+
+
+# %% [markdown]
+# ## Where you stand
+#
+# Your checker runs in this notebook, as recorded (never your code); `show()` without a number, or
+# `python3 course.py progress`, shows the whole course.
+
+# %% tags=["progress"]
+from coursedb.progress import show
+
+show("02")

@@ -698,3 +698,15 @@ await conn.close()
 #   raw SQL under asyncpg: `conn.transaction()` then refuses to run.
 # - Code that manages its own transaction is tested with the normal `db_conn` fixture. Test the
 #   failure path with `pytest.raises`, and assert both what was undone and what must survive.
+
+
+# %% [markdown]
+# ## Where you stand
+#
+# Your checker runs in this notebook, as recorded (never your code); `show()` without a number, or
+# `python3 course.py progress`, shows the whole course.
+
+# %% tags=["progress"]
+from coursedb.progress import show
+
+show("04")

@@ -787,3 +787,15 @@ await conn.close()
 # - Test migrations: from an empty schema, then again to prove they are idempotent; DDL rolls back with `db_conn`.
 # - Under pytest-xdist each worker is its own session: give each worker its own database, and check that it did.
 # - nbval runs notebooks as tests: strict outputs, narrow sanitize rules, `raises-exception` for intended failures.
+
+
+# %% [markdown]
+# ## Where you stand
+#
+# Your checker runs in this notebook, as recorded (never your code); `show()` without a number, or
+# `python3 course.py progress`, shows the whole course.
+
+# %% tags=["progress"]
+from coursedb.progress import show
+
+show("07")

@@ -873,3 +873,15 @@ async def test_fails_for_a_broken_function(db_committed, buyer, broken):
 # - Bulk test data: `copy_records_to_table`, not thousands of `INSERT`s.
 # - Hypothesis runs a test body many times per fixture: give each example a savepoint and roll it back, then
 #   suppress `function_scoped_fixture` knowingly; `deadline=None`, `database=None`.
+
+
+# %% [markdown]
+# ## Where you stand
+#
+# Your checker runs in this notebook, as recorded (never your code); `show()` without a number, or
+# `python3 course.py progress`, shows the whole course.
+
+# %% tags=["progress"]
+from coursedb.progress import show
+
+show("10")
