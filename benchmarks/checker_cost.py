@@ -1,11 +1,12 @@
 """What recording a checker run's outcome adds to a checker cell, in a real kernel.
 
-    .venv/bin/python benchmarks/checker_cost.py             # 3 ways × 15 runs of checker 3.2
+    .venv/bin/python benchmarks/checker_cost.py             # 3 ways × 40 runs of checker 3.2
     .venv/bin/python benchmarks/checker_cost.py --quick     # 3 ways × 3 runs (no results file)
 
 One kernel, started in notebooks/ on a private embedded server that has the room's outcomes table, runs
 notebook 03's setup, the model answer of exercise 3.2, then its checker cell (``%%ipytest --exercise 3.2``)
-again and again, the three ways of recording taking turns (the environment is read at every run):
+again and again, the three ways of recording taking turns in a shuffled order (the environment is read
+at every run):
 
 - ``off``: ``COURSEDB_PROGRESS=off``, nothing recorded (the baseline);
 - ``file``: the laptop's file store (one appended line);
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -62,7 +64,7 @@ def run(client, code: str) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="checker runs per way")
+    parser.add_argument("--runs", type=int, default=40, help="checker runs per way")
     parser.add_argument("--quick", action="store_true", help="3 runs per way; writes nothing")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -94,8 +96,9 @@ def main() -> None:
                 run(client, code)
             run(client, checker)  # warm-up: pytest's and Hypothesis's first imports
             walls: dict[str, list[float]] = {way: [] for way in WAYS}
+            order = random.Random(7)
             for _ in range(args.runs):
-                for way in WAYS:
+                for way in order.sample(WAYS, len(WAYS)):  # a shuffled turn: no way always runs after another
                     value = {"off": "'off'", "file": repr(folder), "room": None}[way]
                     switch = "os.environ.pop('COURSEDB_PROGRESS', None)" if value is None else (
                         f"os.environ['COURSEDB_PROGRESS'] = {value}"
