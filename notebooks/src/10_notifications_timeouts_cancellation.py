@@ -424,7 +424,7 @@ await conn.close()  # the exercises' checkers use two pool connections, and one 
 # %% [markdown]
 # Settings worth knowing for database tests: `deadline=None` (a query on a busy machine is not a bug),
 # `database=None` (or Hypothesis writes `.hypothesis/` into the working directory), and here
-# `derandomize=True` so the notebook's output is the same on every run.
+# `derandomize=True` so the failing example shown is the same on every run.
 #
 # ## Exercise 10.1: wait for one notification, with a bound
 #
