@@ -8,6 +8,9 @@ with Kernel() as kernel:            # started in notebooks/, like a course noteb
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,12 @@ class Output:
 
 class Kernel:
     def __init__(self, cwd: Path = NOTEBOOKS, env: dict[str, str] | None = None) -> None:
-        self.manager = KernelManager(kernel_name="python3")
+        # Unix sockets where there are any: over TCP, jupyter_client picks a free port and the kernel binds it
+        # later, so kernels started at once by several processes (the room simulation's learners) can take the
+        # same port ("Address already in use", the kernel dies). A folder of its own per kernel: no name race.
+        self.sockets = None if os.name == "nt" else tempfile.mkdtemp(prefix="kernel-")
+        ipc = {"transport": "ipc", "ip": os.path.join(self.sockets, "k")} if self.sockets else {}
+        self.manager = KernelManager(kernel_name="python3", **ipc)
         self.manager.start_kernel(cwd=str(cwd), **({"env": env} if env is not None else {}))
         self.client = self.manager.client()
         self.client.start_channels()
@@ -78,6 +86,8 @@ class Kernel:
     def close(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+        if self.sockets:
+            shutil.rmtree(self.sockets, ignore_errors=True)  # the kernel removed its sockets; only the folder is left
 
     def __enter__(self) -> Kernel:
         return self
