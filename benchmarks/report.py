@@ -120,8 +120,10 @@ def markdown(data: dict[str, dict]) -> str:
     if when:
         busy = f", 1-minute load average {min(loads):g}–{max(loads):g} while measuring" if loads else ""
         lines.append("")
+        first, last = when[0][:10], when[-1][:10]
+        dates = first if first == last else f"{first} to {last}"  # results files are refreshed one by one
         lines.append(
-            f"Measured {when[0][:10]} on {'/'.join(map(str, sorted(cpus)))} cores{busy}; "
+            f"Measured {dates} on {'/'.join(map(str, sorted(cpus)))} cores{busy}; "
             "regenerate with `.venv/bin/python benchmarks/report.py`."
         )
     return "\n".join(lines)
