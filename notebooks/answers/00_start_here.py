@@ -164,6 +164,99 @@ async def add_user_escapes_only_the_name(conn, email: str, name: str) -> int:
     return await conn.fetchval(f"INSERT INTO users (email, name) VALUES ('{email}', '{safe_name}') RETURNING id")
 
 
+# --- written blind by outside engineers (second round and its holdout): friendly data, no transaction ----
+
+
+@wrong("0.1", hint="on a connection with no transaction open, count_users raised NoActiveSQLTransactionError")
+async def count_users_with_a_cursor(conn) -> int:
+    """Counts through a server-side cursor: a cursor needs a transaction, so on a pool's connection it raises."""
+    n = 0
+    async for _ in conn.cursor("SELECT 1 FROM users"):
+        n += 1
+    return n
+
+
+@wrong("0.1", hint="whatever its email looks like")
+async def count_users_distinct_lower_emails(conn) -> int:
+    """Counts people by lower(email): 'Ada@x' and 'ada@x' are two rows (the column is case-sensitive), counted once."""
+    return await conn.fetchval("SELECT count(DISTINCT lower(email)) FROM users")
+
+
+@wrong("0.1", hint="with 100001 users in the table, count_users returned 1000")
+async def count_users_with_a_safety_limit(conn) -> int:
+    """Fetches the ids with a 'safety' LIMIT 1000: 1001 users count as 1000."""
+    return len(await conn.fetch("SELECT id FROM users LIMIT 1000"))
+
+
+@wrong("0.1", hint="whatever its email looks like")
+async def count_users_with_an_at_sign(conn) -> int:
+    """Counts only 'real' users, whose email has an '@': an imported row without one is still a user."""
+    return await conn.fetchval("SELECT count(*) FROM users WHERE email LIKE '%@%'")
+
+
+@wrong("0.1", hint="whatever its email looks like")
+async def count_users_with_an_email(conn) -> int:
+    """Skips rows whose email is blank ('no email, no account'): the column takes '', and that row is a user."""
+    return await conn.fetchval("SELECT count(*) FROM users WHERE trim(email) <> ''")
+
+
+@wrong("0.1", hint="with 100001 users in the table, count_users returned 100000")
+async def count_users_in_pages(conn) -> int:
+    """Counts page by page, 'at most 10 pages of 10 000': a table bigger than that is counted short."""
+    total = 0
+    for page in range(10):
+        rows = await conn.fetch("SELECT id FROM users ORDER BY id LIMIT 10000 OFFSET $1", page * 10000)
+        total += len(rows)
+        if len(rows) < 10000:
+            break
+    return total
+
+
+@wrong("0.2", hint="but the new row's id is")
+async def add_user_looks_up_lower_email(conn, email: str, name: str) -> int:
+    """Looks the new id up by lower(email): next to an existing 'Ada@example.com' it returns the OLD user's id."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT id FROM users WHERE lower(email) = lower($1) ORDER BY id LIMIT 1", email)
+
+
+@wrong("0.2", hint="store it exactly")
+async def add_user_normalises_unicode(conn, email: str, name: str) -> int:
+    """Stores the name in NFC ('tidy Unicode'): a name typed with a combining mark is stored as another string."""
+    import unicodedata
+
+    return await conn.fetchval(
+        "INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, unicodedata.normalize("NFC", name)
+    )
+
+
+@wrong("0.2", hint="10000 characters) was stored as")
+async def add_user_cuts_long_names(conn, email: str, name: str) -> int:
+    """Cuts names to 100 characters ('a sane limit'): a longer name is not stored as given."""
+    return await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name[:100])
+
+
+@wrong("0.2", hint="a user needs a name")
+async def add_user_refuses_an_empty_name(conn, email: str, name: str) -> int:
+    """Refuses an empty name: the column takes '' and the exercise says whatever their name."""
+    if not name:
+        raise ValueError("a user needs a name")
+    return await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name)
+
+
+@wrong("0.2", hint="store it exactly")
+async def add_user_names_after_the_email(conn, email: str, name: str) -> int:
+    """Gives a user without a name the email's local part: the empty name is not stored as given."""
+    name = name.strip() or email.split("@")[0]
+    return await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name)
+
+
+@wrong("0.2", hint="but the new row's id is")
+async def add_user_looks_up_with_ilike(conn, email: str, name: str) -> int:
+    """Finds the new row with email ILIKE $1: another case of the address (and '_' or '%' in it) matches too."""
+    await conn.execute("INSERT INTO users (email, name) VALUES ($1, $2)", email, name)
+    return await conn.fetchval("SELECT id FROM users WHERE email ILIKE $1 ORDER BY id LIMIT 1", email)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
@@ -201,3 +294,13 @@ async def add_user_returning_the_row(conn, email: str, name: str) -> int:
     """RETURNING the whole row, id taken from the record."""
     row = await conn.fetchrow("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING *", email, name)
     return row["id"]
+
+
+@right("0.1")
+async def count_users_with_a_cursor_in_its_own_transaction(conn) -> int:
+    """Counts through a cursor inside a transaction of its own (a savepoint inside the caller's)."""
+    n = 0
+    async with conn.transaction():
+        async for _ in conn.cursor("SELECT 1 FROM users", prefetch=5000):
+            n += 1
+    return n

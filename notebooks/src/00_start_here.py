@@ -7,7 +7,7 @@
 # - why async tests in a notebook need one special setting;
 # - how to reset when something gets stuck.
 #
-# *About 35 minutes.*
+# *About 40 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -161,8 +161,17 @@ async def count_users(conn) -> int:
 import datetime
 import inspect
 
+import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from coursedb.checks import examples, savepoint
+
+MANY = 100_001  # past any "safety" LIMIT of 1000, 10 000 or 100 000
+ADD_USERS_IN_BULK = (
+    "INSERT INTO users (email, name) SELECT 'bulk' || n || '@example.com', 'Bulk' FROM generate_series(1, $1) n"
+)
 ADD_USERS = (  # ids, names and sign-up times (NULL: now()) of the users to add
     "INSERT INTO users (id, email, name, created_at)"
     " SELECT id, 'user' || id || '@example.com', name, coalesce(signed_up, now())"
@@ -210,6 +219,52 @@ async def test_counts_only_users(db_conn):
     assert result == 2, f"with 2 users (and 3 orders) in the tables, count_users returned {result}"
 
 
+# Emails the column takes: no '@', empty, spaces and a line break, and the same address in other cases (the
+# column is case-sensitive, and the course database compares bytes: lower('Ë') is 'Ë'). Each one is a user.
+ODD_EMAILS = ["Ada@example.com", "ada@example.com", "ADA@EXAMPLE.COM", "legacy-user-17", "", " ada@example.com ",
+              "ada@example.com\n", "Ë@x", "ë@x"]  # fmt: skip
+
+
+async def test_every_row_counts_whatever_its_email(db_conn):
+    """Every row is a user, whatever its email holds: no '@', nothing at all, spaces, another case of an address."""
+    await db_conn.execute("INSERT INTO users (email, name) SELECT unnest($1::text[]), 'Someone'", ODD_EMAILS)
+    result = await counted(db_conn)
+    assert result == len(ODD_EMAILS), (
+        f"with {len(ODD_EMAILS)} users whose emails are {ODD_EMAILS}, count_users returned {result}: every row is "
+        "a user, whatever its email looks like (the column takes any text, and case-variants are different rows)"
+    )
+
+
+@examples(12)
+@given(emails=st.lists(st.text(st.characters(exclude_characters="\x00"), max_size=12), unique=True, max_size=8))
+async def test_any_emails_count(db_conn, emails):
+    """For users with any distinct emails the column takes, count_users returns how many there are."""
+    async with savepoint(db_conn):
+        await db_conn.execute("INSERT INTO users (email, name) SELECT unnest($1::text[]), 'Someone'", emails)
+        result = await counted(db_conn)
+        assert result == len(emails), f"with users whose emails are {emails}, count_users returned {result}"
+
+
+async def test_a_big_table_counts_every_row(db_conn):
+    """A table of more than 100 000 users counts every one of them: no limit of any size."""
+    await db_conn.execute(ADD_USERS_IN_BULK, MANY)
+    result = await counted(db_conn)
+    assert result == MANY, f"with {MANY} users in the table, count_users returned {result}: count every row"
+
+
+async def test_counts_outside_a_transaction(db_conn, db_pool):
+    """count_users works on any connection, also one with no transaction open (a pool's, a script's)."""
+    async with db_pool.acquire() as plain:
+        expected = await plain.fetchval("SELECT count(*) FROM users")
+        try:
+            result = await counted(plain)
+        except asyncpg.PostgresError as exc:
+            hint = f"on a connection with no transaction open, count_users raised {type(exc).__name__}: {exc}"
+            pytest.fail(hint + " (a cursor needs a transaction): count with one query", pytrace=False)
+        assert not plain.is_in_transaction(), "count_users left the connection inside a transaction it opened"
+    assert result == expected, f"on a connection with no transaction open count_users returned {result}"
+
+
 # %% [markdown] tags=["hint"] exercise="0.1"
 # <details><summary>Hint 1</summary>
 #
@@ -253,7 +308,8 @@ from hypothesis import strategies as st
 from coursedb.checks import examples, savepoint
 from coursedb.lockstep import Lockstep
 
-NAMES = ["Miles O'Brien", 'Say "hi"', "back\\slash", "Zoë Ωmega 😀", "'); DROP TABLE users; --", "$1", "%s", " "]
+NAMES = ["Miles O'Brien", 'Say "hi"', "back\\slash", "Zoë Ωmega 😀", "'); DROP TABLE users; --", "$1", "%s", " ", "",
+         "Zoe\u0308 (a combining diaeresis)", "\n Ada\t ", "Ë", "long " * 2000]  # fmt: skip
 EMAILS = ["o'brien@example.com", 'say."hi"@example.com', "zoë@exämple.com", "x'); DROP TABLE users; --@example.com"]
 
 
@@ -262,7 +318,9 @@ async def added(conn, email: str, name: str) -> int:
     try:
         user_id = await add_user(conn, email, name)
     except asyncpg.PostgresSyntaxError:
-        hint = f"the email {email!r} or the name {name!r} broke the SQL: pass values as query arguments, never"
+        hint = (
+            f"the email {shown(email)} or the name {shown(name)} broke the SQL: pass values as query arguments, never"
+        )
         pytest.fail(hint + " inside the SQL text", pytrace=False)
     assert type(user_id) is int, f"add_user returned {user_id!r}: return the new row's id, an int"
     rows = await conn.fetch("SELECT id, name FROM users WHERE email = $1", email)
@@ -270,8 +328,12 @@ async def added(conn, email: str, name: str) -> int:
     after = await conn.fetchval("SELECT count(*) FROM users")
     assert after == before + 1, f"one call to add_user added {after - before} rows: add exactly one"
     assert user_id == rows[0]["id"], f"add_user returned {user_id}, but the new row's id is {rows[0]['id']}"
-    assert rows[0]["name"] == name, f"the name {name!r} was stored as {rows[0]['name']!r}: store it exactly"
+    assert rows[0]["name"] == name, f"the name {shown(name)} was stored as {shown(rows[0]['name'])}: store it exactly"
     return user_id
+
+
+def shown(text: str) -> str:
+    return repr(text) if len(text) <= 60 else f"{text[:30]!r}… ({len(text)} characters)"
 
 
 async def test_returns_the_id_the_server_gave(db_conn):
@@ -300,11 +362,33 @@ async def test_any_email_is_stored_exactly(db_conn):
 
 
 @examples(12)
-@given(name=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20))
+@given(name=st.text(st.characters(exclude_characters="\x00"), max_size=20))
 async def test_generated_names_are_stored_exactly(db_conn, name):
-    """Any text without a NUL character (PostgreSQL text cannot hold one) is stored exactly as given."""
+    """Any text without a NUL character (PostgreSQL text cannot hold one), the empty one too, is stored exactly."""
     async with savepoint(db_conn):
         await added(db_conn, "generated@example.com", name)
+
+
+async def test_an_email_in_another_case_is_another_user(db_conn):
+    """Emails are compared exactly, as the column does: adding 'ada@example.com' next to 'Ada@example.com' adds a
+    new user and returns the new user's id."""
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (-5, 'Ada@example.com', 'Ada')")
+    await db_conn.execute("INSERT INTO users (id, email, name) VALUES (-6, 'ADA@EXAMPLE.COM', 'Ada')")
+    await added(db_conn, "ada@example.com", "Ada")
+
+
+@examples(12)
+@given(email=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=16))
+async def test_generated_emails_next_to_their_case_variants(db_conn, email):
+    """Any email is stored exactly, and the id returned is the new row's, also when the same address in other
+    cases (upper, lower, swapped) belongs to earlier users."""
+    async with savepoint(db_conn):
+        variants = sorted({email.upper(), email.lower(), email.swapcase()} - {email})
+        for number, variant in enumerate(variants):
+            await db_conn.execute(
+                "INSERT INTO users (id, email, name) VALUES ($1, $2, 'Earlier')", -number - 1, variant
+            )
+        await added(db_conn, email, "Someone")
 
 
 async def test_a_taken_email_raises_and_changes_nothing(db_conn):
