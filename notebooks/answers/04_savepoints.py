@@ -1,5 +1,8 @@
 """Answers to notebook 04 (exercises 4.1 and 4.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
+from decimal import ROUND_DOWN, Decimal
+
 import asyncpg
 
 from coursebook.answers import right, wrong
@@ -234,6 +237,188 @@ async def place_orders_newest_ids(conn, user_id: int, totals: list[str]) -> list
             "SELECT id FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT $2", user_id, len(totals)
         )
     return sorted(row["id"] for row in rows)
+
+
+# --- written blind by outside learners (session 3's holdout and round 2): each breaks a general property -----
+
+
+@wrong("4.1", hint="the skipped emails as given, in the order given")
+async def import_users_dups_reported_last(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Removes repeats within the batch first (by Python's lower()) and reports them after the emails the database
+    refused: [bo, BO, ADA] with ada taken gives [ADA, BO], not [BO, ADA]."""
+    seen, unique, repeats = set(), [], []
+    for email, name in people:
+        if email.lower() in seen:
+            repeats.append(email)
+        else:
+            seen.add(email.lower())
+            unique.append((email, name))
+    refused = []
+    for email, name in unique:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            refused.append(email)
+    return refused + repeats
+
+
+@wrong("4.1", hint="leaves no transaction open behind it")
+async def import_users_rollback_only_on_taken(conn, people: list[tuple[str, str]]) -> list[str]:
+    """A Transaction object per person, rolled back on EmailTaken only: any other error (or a cancellation) leaves
+    the savepoint, or on a connection with no transaction open a whole transaction, open behind it."""
+    skipped = []
+    for email, name in people:
+        step = conn.transaction()
+        await step.start()
+        try:
+            await create_user(conn, email, name)
+        except EmailTaken:
+            await step.rollback()
+            skipped.append(email)
+        else:
+            await step.commit()
+    return skipped
+
+
+@wrong("4.1", hint="with the name as given")
+async def import_users_strips_text_names(conn, people: list[tuple[str, str]]) -> list[str]:
+    """'Tidies' each name that is text with strip(): 'Ada ' is stored as 'Ada', not as given."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name.strip() if isinstance(name, str) else name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.1", hint="as the server's lower() makes them")
+async def import_users_python_lower_seen(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Repeats within the batch are 'known taken' by Python's lower(), which folds every script; the course database's
+    lower() (C locale) folds ASCII only, so 'Äda@…' then 'äda@…' are two users, and the second is skipped untried."""
+    seen, skipped = set(), []
+    for email, name in people:
+        if email.lower() in seen:
+            skipped.append(email)
+            continue
+        seen.add(email.lower())
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.2", hint="each stored as shop.place_order stores that total")
+async def place_orders_quantize_half_even(conn, user_id: int, totals: list[str]) -> list[int]:
+    """'Money has two decimals': quantize() rounds half to even, so '0.125' becomes 0.12 where the column (from the
+    total as given) stores 0.13."""
+    async with conn.transaction():
+        return [await place_order(conn, user_id, Decimal(t).quantize(Decimal("0.01"))) for t in totals]
+
+
+@wrong("4.2", hint="each stored as shop.place_order stores that total")
+async def place_orders_float_totals(conn, user_id: int, totals: list[str]) -> list[int]:
+    """float() 'to check it is a number': '1.005' is a binary 1.00499…, stored 1.00 (the column makes 1.01 of the
+    text)."""
+    async with conn.transaction():
+        return [await place_order(conn, user_id, float(total)) for total in totals]
+
+
+@wrong("4.2", hint="a cancellation too")
+async def place_orders_except_exception_only(conn, user_id: int, totals: list[str]) -> list[int]:
+    """A Transaction object rolled back in `except Exception`: a cancelled call (CancelledError is a BaseException)
+    leaves it open with the orders placed so far."""
+    batch = conn.transaction()
+    await batch.start()
+    try:
+        ids = [await place_order(conn, user_id, total) for total in totals]
+    except Exception:
+        await batch.rollback()
+        raise
+    await batch.commit()
+    return ids
+
+
+@wrong("4.2", hint="orders of the failed batch are still there")
+async def place_orders_chunked(conn, user_id: int, totals: list[str]) -> list[int]:
+    """The bulk-load habit: chunks of 100, each all or nothing: a failure in the second chunk keeps the first."""
+    ids = []
+    for start in range(0, len(totals), 100):
+        async with conn.transaction():
+            ids += [await place_order(conn, user_id, total) for total in totals[start : start + 100]]
+    return ids
+
+
+# --- near-misses of our own: order, Unicode, whitespace, rounding, a swallowed cancellation ---------------
+
+
+@wrong("4.1", hint="in the order given")
+async def import_users_sorted(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Returns the skipped emails sorted, 'tidy': out of the order given."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return sorted(skipped)
+
+
+@wrong("4.1", hint="as the server's lower() makes them")
+async def import_users_strips_emails(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Strips each email first ('stray spaces'): ' ada@example.com' is another email for the table, not ada's."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email.strip(), name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.1", hint="the skipped emails as given")
+async def import_users_reports_each_once(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Reports each skipped email once (dict.fromkeys): the same email given twice after it was taken is skipped
+    twice, and must be reported twice."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return list(dict.fromkeys(skipped))
+
+
+@wrong("4.2", hint="each stored as shop.place_order stores that total")
+async def place_orders_whole_cents(conn, user_id: int, totals: list[str]) -> list[int]:
+    """Cuts each total to whole cents (ROUND_DOWN, 'never charge more'): '0.125' is stored 0.12, not 0.13."""
+    async with conn.transaction():
+        return [await place_order(conn, user_id, Decimal(t).quantize(Decimal("0.01"), ROUND_DOWN)) for t in totals]
+
+
+@wrong("4.2", hint="let the cancellation through")
+async def place_orders_swallows_cancellation(conn, user_id: int, totals: list[str]) -> list[int]:
+    """All or nothing, but a cancelled batch returns [] as if nothing were asked: the caller's time limit never
+    shows."""
+    try:
+        async with conn.transaction():
+            return [await place_order(conn, user_id, total) for total in totals]
+    except asyncio.CancelledError:
+        return []
+
+
+@wrong("4.2", hint="each stored as shop.place_order stores that total")
+async def place_orders_skips_zero(conn, user_id: int, totals: list[str]) -> list[int]:
+    """Skips totals of zero ('nothing to pay'): a free order is an order too, and the column takes 0."""
+    async with conn.transaction():
+        return [await place_order(conn, user_id, total) for total in totals if Decimal(total) != 0]
 
 
 # --- right answers, written another way than the model -------------------------------------------

@@ -8,7 +8,7 @@
 # - how to test code that manages its own transaction, with rollback isolation still intact;
 # - how to test a rollback-on-error path so that the test can really fail.
 #
-# *About 45 minutes.*
+# *About 55 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -379,8 +379,10 @@ import asyncio
 
 import asyncpg
 import pytest
+from hypothesis import Phase, example, given, settings
+from hypothesis import strategies as st
 
-from coursedb.checks import waits_for
+from coursedb.checks import examples, savepoint, waits_for
 from shop import EmailTaken, create_user
 
 ABORTED = (
@@ -436,6 +438,67 @@ async def test_a_batch_that_repeats_an_email(db_conn):
     assert await emails(db_conn) == ["bo@example.com", "cy@example.com"]
 
 
+# Spellings that collide only sometimes: ASCII case (create_user stores lower(email), which folds it), non-ASCII
+# case (the course database's C locale leaves 'Ä' as it is, so 'Äda' and 'äda' are two users), a space, no '@'.
+EMAILS = st.sampled_from([
+    "ada@example.com", "ADA@example.com", "Ada@Example.COM", "bo@example.com", "BO@example.com", "äda@example.com",
+    "Äda@example.com", "zoë@example.com", "ZOË@example.com", " ada@example.com", "legacy-user-17", "LEGACY-user-17",
+])  # fmt: skip
+NAMES = st.sampled_from(["Ada", "Ada ", " Ada", "Ada\n", "Zoë 😀", ""]) | st.text(max_size=4).map(
+    lambda text: text.replace("\x00", "")  # text columns cannot hold NUL
+)
+
+
+async def expected_import(conn, people) -> tuple[list[str], list[tuple[str, str]]]:
+    """What importing people one by one must give: (the emails skipped, the users table after), worked out with the
+    server's own lower(), as create_user applies it."""
+    stored = await conn.fetchval(
+        "SELECT array_agg(lower(email) ORDER BY n) FROM unnest($1::text[]) WITH ORDINALITY AS p(email, n)",
+        [email for email, _ in people],
+    )
+    users = [tuple(row) for row in await conn.fetch("SELECT email, name FROM users")]
+    taken, skipped = {email for email, _ in users}, []
+    for (email, name), lowered in zip(people, stored or [], strict=True):
+        if lowered in taken:
+            skipped.append(email)
+        else:
+            taken.add(lowered)
+            users.append((lowered, name))
+    return skipped, sorted(users)
+
+
+@settings(examples(15), phases=[Phase.explicit, Phase.generate])
+@given(existing=st.lists(EMAILS, max_size=3), people=st.lists(st.tuples(EMAILS, NAMES), max_size=6))
+@example(
+    existing=["ada@example.com"], people=[("bo@example.com", "Bo"), ("BO@example.com", "B"), ("ADA@example.com", "A")]
+)
+@example(existing=[], people=[("Äda@example.com", "Äda"), ("äda@example.com", "äda"), ("ÄDA@example.com", "Ä")])
+@example(existing=["ada@example.com"], people=[(" ada@example.com", "Ada"), ("ada@example.com\n", "Ada\t")])
+@example(existing=["zoë@example.com"], people=[("Zoë@example.com", " Zoë\n"), ("ZOË@example.com", "Zoë ")])
+async def test_any_batch_skips_exactly_the_taken_emails(db_conn, existing, people):
+    """For any batch and any users already there: a person is skipped exactly when their email, as create_user
+    stores it (the server's lower(), which leaves non-ASCII letters alone), is taken by then, by a user already there
+    or by someone earlier in the batch; the skipped emails come back as given, in the order given; everyone else is
+    stored with the name exactly as given."""
+    async with savepoint(db_conn):
+        for email in existing:
+            await db_conn.execute(
+                "INSERT INTO users (email, name) VALUES (lower($1), 'x') ON CONFLICT DO NOTHING", email
+            )
+        want_skipped, want_users = await expected_import(db_conn, people)
+        skipped = await imported(db_conn, people)
+        users = sorted(tuple(row) for row in await db_conn.fetch("SELECT email, name FROM users"))
+        situation = f"users there before: {existing}; importing {people}"
+        assert skipped == want_skipped, (
+            f"import_users returned {skipped}, expected {want_skipped} (the skipped emails as given, in the order "
+            f"given; only emails taken by then, as the server's lower() makes them). {situation}"
+        )
+        assert users == want_users, (
+            f"after the import the users table holds {users}, expected {want_users}: everyone not skipped stored "
+            f"with the name as given. {situation}"
+        )
+
+
 async def test_an_empty_list_imports_nothing(db_conn):
     """No people: nothing added, nothing skipped."""
     assert await imported(db_conn, []) == [], "import_users of no people skipped someone"
@@ -473,6 +536,26 @@ async def test_works_with_no_transaction_open(db_committed):
             f"another connection sees the users {seen} after the import: with no transaction around the call, "
             "each person imported must be committed"
         )
+
+
+async def test_an_error_leaves_no_transaction_open(db_committed):
+    """On a connection with no transaction open, an error other than EmailTaken reaches the caller and leaves no
+    transaction open behind it."""
+    async with db_committed.acquire() as conn:
+        people = [("alan@example.com", "Alan"), ("nameless@example.com", None), ("grace@example.com", "Grace")]
+        try:
+            skipped = await import_users(conn, people)
+        except asyncpg.NotNullViolationError:
+            pass
+        else:
+            hint = f"a person without a name was skipped as {skipped}: only EmailTaken means skip"
+            pytest.fail(hint + ", let other errors through", pytrace=False)
+        assert not conn.is_in_transaction(), (
+            "on a connection with no transaction open, a person without a name raised, and import_users left a "
+            "transaction open behind it: the connection's next user works inside it. End every transaction you start, "
+            "whatever the exception (async with conn.transaction() does)"
+        )
+        await conn.fetchval("SELECT 1")  # and the connection works
 
 
 async def import_beside(pool, other_commits: bool) -> tuple[list[str], str | None]:
@@ -558,19 +641,35 @@ async def place_orders(conn, user_id: int, totals: list[str]) -> list[int]:
 
 # %% tags=["checker", "raises-exception"] exercise="4.2"
 # %%ipytest --exercise 4.2
+import asyncio
+from decimal import Decimal
+
 import asyncpg
 import pytest
+from hypothesis import Phase, example, given, settings
+from hypothesis import strategies as st
 
+from coursedb.checks import cancel_while_waiting, examples, savepoint
 from coursedb.lockstep import Lockstep
 from shop import create_user, place_order
 
 USERS_ORDERS = "SELECT id, total::text FROM orders WHERE user_id = $1 ORDER BY id"
+# What the column makes of each total, as shop.place_order sends it (a Decimal): numeric(10, 2) rounds half away
+# from zero, on the server.
+AS_STORED = (
+    "SELECT array_agg(total::numeric(10, 2)::text ORDER BY n) FROM unnest($1::numeric[]) WITH ORDINALITY AS b(total, n)"
+)
 
 
 async def placed(conn, user_id, totals) -> list[int]:
     ids = await place_orders(conn, user_id, totals)
     rows = await conn.fetch(USERS_ORDERS, user_id)
-    assert [row["total"] for row in rows] == totals, f"place_orders placed {[r['total'] for r in rows]} for {totals}"
+    stored = [row["total"] for row in rows]
+    expected = await conn.fetchval(AS_STORED, [Decimal(total) for total in totals]) or []
+    assert stored == expected, (
+        f"place_orders placed {stored} for {totals}: expected {expected}, one order per total in the order given, "
+        "each stored as shop.place_order stores the total as given (numeric(10, 2) rounds it on the server)"
+    )
     assert ids == [row["id"] for row in rows], f"place_orders returned {ids!r}, expected the ids of the new orders"
     return ids
 
@@ -588,11 +687,27 @@ async def test_one_total_and_none(db_conn):
     await placed(db_conn, user_id, ["7.00"])
 
 
+# Any total numeric(10, 2) takes, written with up to 4 decimals: more than the column keeps, half-way values too.
+TOTALS = st.integers(0, 4).flatmap(lambda places: st.decimals(0, Decimal("99999999.994"), places=places)).map(str)
+
+
+@settings(examples(10), phases=[Phase.explicit, Phase.generate])
+@given(totals=st.lists(TOTALS, max_size=5))
+@example(totals=["0.125", "1.005", "2.675", "0.005", "99999999.994", "0.0049", "7", "0"])
+async def test_any_totals_are_stored_as_given(db_conn, totals):
+    """Any totals the column takes (more decimals than it keeps, half-way values, its limits): one order per total,
+    in the order given, each stored as shop.place_order stores that total, and their ids returned in that order."""
+    async with savepoint(db_conn):
+        user_id = await create_user(db_conn, "ada@example.com", "Ada")
+        await placed(db_conn, user_id, totals)
+
+
 BAD_BATCHES = {  # id: a batch with one order that fails (on the server, or in Python before it), and why
     "negative-in-the-middle": (["10.00", "-1.00", "3.00"], "-1.00 breaks CHECK (total >= 0)"),
     "negative-first": (["-0.01", "10.00"], "-0.01 breaks CHECK (total >= 0)"),
     "too-big-last": (["10.00", "3.00", "100000000.00"], "100000000.00 does not fit numeric(10, 2)"),
     "not-a-number": (["10.00", "ten"], "'ten' is no number (Decimal refuses it in Python, before the server)"),
+    "last-of-1001": (["1.00"] * 1000 + ["-1.00"], "the last of 1001 totals, -1.00, breaks CHECK (total >= 0)"),
 }
 
 
@@ -617,7 +732,8 @@ async def test_a_bad_total_places_nothing_and_keeps_the_callers_work(db_conn, to
         pytest.fail(hint + ": the failure must be undone inside place_orders", pytrace=False)
     assert "5.00" in totals_now, "the caller's order, placed before the call, is gone: undo the batch, nothing more"
     assert totals_now == ["5.00"], (
-        f"{why}; orders of the failed batch are still there: {totals_now[1:]}. Undo the batch on any error"
+        f"{why}; {len(totals_now) - 1} orders of the failed batch are still there: {totals_now[1:6]}"
+        f"{'…' if len(totals_now) > 6 else ''}. Undo the batch on any error"
     )
 
 
@@ -650,6 +766,48 @@ async def test_two_batches_for_one_user_at_once(db_committed):
                 "placed, not the user's newest ones"
             )
             await first.execute("DELETE FROM orders WHERE user_id = $1", user_id)
+
+
+async def test_a_cancelled_batch_leaves_nothing(db_committed):
+    """A batch cancelled while it waits for a lock (the caller's time limit ran out) ends cancelled and leaves none of
+    its orders: on a connection with no transaction open, no transaction behind it; inside the caller's transaction,
+    the caller's transaction working, with the caller's work in it; the connection usable at once."""
+    async with db_committed.acquire() as conn, db_committed.acquire() as holder:
+        user_id = await create_user(conn, "ada@example.com", "Ada")
+        for in_callers_transaction in (False, True):
+            where = "inside the caller's transaction" if in_callers_transaction else "with no transaction open"
+            callers = conn.transaction()
+            if in_callers_transaction:
+                await callers.start()
+                await create_user(conn, "caller@example.com", "Caller")  # the caller's work before the call
+            async with holder.transaction():  # another transaction holds ada's row: the orders' foreign key waits
+                await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+                task = await cancel_while_waiting(place_orders(conn, user_id, ["1.00", "2.00"]), conn, holder)
+            if not task.done():
+                pytest.fail(f"{where}, a cancelled place_orders had not ended 5 s later", pytrace=False)
+            if not task.cancelled():
+                error = task.exception()
+                how = f"raised {type(error).__name__}: {error}" if error else f"returned {task.result()!r}"
+                pytest.fail(
+                    f"{where}, place_orders was cancelled but {how}: let the cancellation through", pytrace=False
+                )
+            try:
+                open_now = conn.is_in_transaction()
+                callers_user = await conn.fetchval("SELECT count(*) FROM users WHERE email = 'caller@example.com'")
+            except (asyncpg.InterfaceError, asyncpg.InFailedSQLTransactionError) as exc:
+                hint = f"{where}, after a cancelled place_orders the connection refused the caller's next query ({exc})"
+                pytest.fail(hint + ": undo the batch on any exception, a cancellation too", pytrace=False)
+            left = await holder.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id)
+            if in_callers_transaction:
+                await callers.rollback()
+            assert open_now == in_callers_transaction, (
+                f"{where}, a cancelled place_orders left a transaction open: undo the batch on any exception, a "
+                "cancellation too (a BaseException, not an Exception)"
+            )
+            assert callers_user == int(in_callers_transaction), f"{where}, the caller's own work is gone"
+            assert left == 0, f"{where}, a cancelled place_orders left {left} of its orders committed"
+            undone = await conn.fetchval("SELECT count(*) FROM orders WHERE user_id = $1", user_id)
+            assert undone == 0, f"{where}, a cancelled place_orders left {undone} of its orders"
 
 
 async def test_all_or_nothing_outside_a_transaction_too(db_committed):
