@@ -153,8 +153,9 @@ async def check_duplicate_sign_up_with_pytest_fail(client: httpx.AsyncClient) ->
 
 @right("9.2")
 async def check_duplicate_sign_up_with_pytest_raises(client: httpx.AsyncClient) -> None:
-    """raise_for_status() for the first answer, pytest.raises for the second, then the whole body compared."""
-    (await client.post("/users", json={"email": "bo@example.com", "name": "Bo"})).raise_for_status()
+    """raise_for_status() and the 201 for the first answer, pytest.raises for the second, then the whole body."""
+    first = (await client.post("/users", json={"email": "bo@example.com", "name": "Bo"})).raise_for_status()
+    assert first.status_code == httpx.codes.CREATED
     second = await client.post("/users", json={"email": "BO@example.com", "name": "Bo again"})
     with pytest.raises(httpx.HTTPStatusError):
         second.raise_for_status()
@@ -175,6 +176,8 @@ async def check_duplicate_sign_up_every_spelling(client: httpx.AsyncClient) -> N
 async def cancel_order_endpoint_lock_then_decide(request: Request) -> Response:
     """Locks the order in a transaction, then decides in Python which answer to give."""
     order_id = request.path_params["order_id"]
+    if not -(2**31) <= order_id < 2**31:
+        return JSONResponse({"error": "no such order"}, status_code=404)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1 FOR UPDATE", order_id)
         if status in ("pending", "paid"):
@@ -191,6 +194,8 @@ async def cancel_order_endpoint_pool_methods(request: Request) -> Response:
     """The pool's own fetchval (no acquire): the UPDATE decides; a second query says why it changed nothing."""
     pool = request.app.state.pool
     order_id = int(request.path_params["order_id"])
+    if order_id.bit_length() > 31:  # more than an int4 holds: asyncpg would refuse it
+        return JSONResponse({"error": "no such order"}, status_code=404)
     if await pool.fetchval(
         "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status < 'shipped' RETURNING true", order_id
     ):
@@ -291,6 +296,8 @@ async def cancel_order_endpoint_never_released(request: Request) -> Response:
 async def cancel_order_endpoint_acquire_and_release(request: Request) -> Response:
     """Awaits pool.acquire() and gives the connection back with pool.release() in a finally."""
     order_id = request.path_params["order_id"]
+    if order_id >= 2**31:  # the route's int takes digits only: never negative
+        return JSONResponse({"error": "no such order"}, status_code=404)
     pool = request.app.state.pool
     conn = await pool.acquire()
     try:
@@ -367,3 +374,124 @@ async def cancel_order_endpoint_lock_timeout(request: Request) -> Response:
     if status is None:
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+# Outside wrong answers still accepted in session 3 (holdout and round 2), and near-misses of the same classes.
+
+
+@wrong("9.1", hint="had to wait for your request's transaction")
+async def cancel_order_endpoint_join_users_for_update(request: Request) -> Response:
+    """SELECT ... FROM orders JOIN users ... FOR UPDATE without OF locks the buyer's row too: while a cancel request's
+    transaction is open, the buyer's checkout (the new order's foreign-key check on users) waits for it."""
+    order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR UPDATE", order_id
+        )
+        if status is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if status not in ("pending", "paid"):
+            return JSONResponse({"error": f"order is {status}"}, status_code=409)
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.1", hint="no order can have an id past the INTEGER column")
+async def cancel_order_endpoint_no_range_guard(request: Request) -> Response:
+    """The model's shape with the path's int passed straight to asyncpg: /orders/2147483648/cancel makes asyncpg refuse
+    the argument (out of int32 range) and the client gets a 500, not 404 "no such order"."""
+    order_id = request.path_params["order_id"]
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        status = (
+            "cancelled" if cancelled else await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        )
+    if cancelled is not None:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@wrong("9.1", hint="no order can have an id past the INTEGER column")
+async def cancel_order_endpoint_guard_off_by_one(request: Request) -> Response:
+    """Guards the range with `>` where `>=` is meant: 2**31 itself, one past the largest int4, still reaches asyncpg."""
+    order_id = request.path_params["order_id"]
+    if order_id > 2**31:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        cancelled = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        status = (
+            "cancelled" if cancelled else await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        )
+    if cancelled is not None:
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@wrong("9.1", hint="a payment of another order of theirs had to wait")
+async def cancel_order_endpoint_locks_the_buyers_orders(request: Request) -> Response:
+    """Locks every order of the buyer "so nothing about them changes meanwhile": the buyer's other orders cannot be
+    paid while the cancel's transaction is open."""
+    order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, status::text FROM orders WHERE user_id = (SELECT user_id FROM orders WHERE id = $1) FOR UPDATE",
+            order_id,
+        )
+        status = {row["id"]: row["status"] for row in rows}.get(order_id)
+        if status is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if status not in ("pending", "paid"):
+            return JSONResponse({"error": f"order is {status}"}, status_code=409)
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.1", hint="the buyer's checkout (a new order of theirs) had to wait")
+async def cancel_order_endpoint_locks_the_table(request: Request) -> Response:
+    """Serializes cancels with LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE: right answers, but while one cancel runs
+    nobody can place an order."""
+    order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE")
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        if status in ("pending", "paid"):
+            await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    if status not in ("pending", "paid"):
+        return JSONResponse({"error": f"order is {status}"}, status_code=409)
+    return JSONResponse({"id": order_id, "status": "cancelled"})
+
+
+@wrong("9.2", hint="a sign-up answered 200, not 201")
+async def check_duplicate_sign_up_first_is_success(client: httpx.AsyncClient) -> None:
+    """Takes any 2xx for the first sign-up (raise_for_status()): an API answering 200 where the contract says 201
+    passes."""
+    (await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})).raise_for_status()
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert (second.status_code, second.json()["error"]) == (409, "email taken")
+
+
+@wrong("9.2", hint="a duplicate answered 422 with the body")
+async def check_duplicate_sign_up_409_or_422(client: httpx.AsyncClient) -> None:
+    """Accepts 409 or 422 for the duplicate ("FastAPI answers bad input 422"): the contract says 409."""
+    first = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert first.status_code == 201
+    second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
+    assert second.status_code in (409, 422) and second.json()["error"] == "email taken"

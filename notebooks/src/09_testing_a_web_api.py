@@ -9,7 +9,7 @@
 # - how database errors should look to a client: a unique violation is a `409`, not a `500`;
 # - two ways to break all of this: a pool made on another event loop, and a request that commits.
 #
-# *About 50 minutes.*
+# *About 55 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -338,9 +338,12 @@ def test_an_app_whose_pool_was_made_at_import_time():
 # | shipped or already cancelled | 409 | `{"error": "order is shipped"}` (its status) |
 # | no such order | 404 | `{"error": "no such order"}` |
 #
-# The order id is `request.path_params["order_id"]`. Use the pool as the other handlers do, and no raw
+# The order id is `request.path_params["order_id"]`: any digits the client sends, also more than an `INTEGER`
+# column holds (no such order; `get_user` above shows how). Use the pool as the other handlers do, and no raw
 # `BEGIN`/`COMMIT`. Two clients may cancel the same order at the same moment: one gets the `200`, the other
-# the `409`. The checker sends two such requests to the app with a real pool, statement by statement.
+# the `409`. The checker sends such requests to the app with a real pool, statement by statement and all at
+# once, and while your request's transaction is open it checks that the buyer can still shop: lock only the
+# order you cancel.
 
 
 # %% tags=["exercise"] exercise="9.1"
@@ -352,6 +355,8 @@ async def cancel_order_endpoint(request: Request) -> Response:
 # %% tags=["solution"] exercise="9.1"
 async def cancel_order_endpoint(request: Request) -> Response:
     order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):  # orders.id is an int4: no order has it
+        return JSONResponse({"error": "no such order"}, status_code=404)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         cancelled = await conn.fetchval(
             "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
@@ -369,7 +374,7 @@ async def cancel_order_endpoint(request: Request) -> Response:
 # %%ipytest --exercise 9.1
 import contextvars
 
-from coursedb.lockstep import Lockstep, in_transaction
+from coursedb.lockstep import STATEMENTS, Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
 HOLD = 0.2  # seconds another transaction keeps the order while the request waits for it
@@ -491,6 +496,20 @@ async def test_an_unknown_order_is_404(orders_api, place):
     assert answer(response) == (404, {"error": "no such order"})
 
 
+async def test_an_id_no_order_can_have_is_404(orders_api):
+    """An id past the orders' INTEGER column (the route takes any digits): 404 with {"error": "no such order"}."""
+    for order_id in (2**31, 10**30):
+        try:
+            response = await orders_api.post(f"/orders/{order_id}/cancel")
+        except Exception as exc:
+            pytest.fail(
+                f"POST /orders/{order_id}/cancel raised {exc!r} (a client gets a 500): no order can have an id past "
+                "the INTEGER column, so answer 404 'no such order' without asking the database",
+                pytrace=False,
+            )
+        assert answer(response) == (404, {"error": "no such order"}), f"POST /orders/{order_id}/cancel"
+
+
 async def test_cancelling_twice(orders_api, place):
     """The second cancel of one order: 409, the order is cancelled."""
     order_id = await place("pending")
@@ -536,6 +555,103 @@ async def test_two_concurrent_cancels_one_200(db_committed):
                 pool.all_back("a request of the two")
                 for conn in (a, b):
                     assert not conn.is_in_transaction(), "a request left its connection inside a transaction"
+
+
+async def test_two_cancels_at_once_several_rounds(db_committed):
+    """Two clients cancel one pending order at once, on two real connections with nothing between their statements,
+    several rounds: each round one 200 and one 409 "order is cancelled"."""
+    pool = RacingPool()
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        buyer = await shop.create_user(a, "rounds@example.com", "Rounds")
+        async with client_for(app_with(pool), raise_app_exceptions=True) as api:
+
+            async def request(conn, order_id):
+                pool.lent.set(conn)
+                return await api.post(f"/orders/{order_id}/cancel")
+
+            for _ in range(5):
+                order_id = await shop.place_order(a, buyer, "10.00")
+                both = await asyncio.wait_for(asyncio.gather(request(a, order_id), request(b, order_id)), 10)
+                answers = sorted((answer(response) for response in both), key=str)
+                expected = [(200, {"id": order_id, "status": "cancelled"}), (409, {"error": "order is cancelled"})]
+                assert answers == expected, f"two cancels of one pending order at once were answered {answers}"
+                pool.all_back("a request of the two")
+
+
+class ProbedConnection:
+    """The request's connection: after each statement it sends inside a transaction, `probe` runs elsewhere."""
+
+    def __init__(self, conn, probe) -> None:
+        self.conn, self.probe = conn, probe
+
+    def __getattr__(self, name: str):
+        value = getattr(self.conn, name)
+        if name not in STATEMENTS:
+            return value
+
+        async def statement(*args, **kwargs):
+            result = await value(*args, **kwargs)
+            if self.conn.is_in_transaction():
+                await self.probe(" ".join(str(args[0] if args else name).split()))
+            return result
+
+        return statement
+
+
+class ProbedPool(Lender):
+    def __init__(self, conn, probe) -> None:
+        self.conn = ProbedConnection(conn, probe)
+
+    def lent_now(self):
+        return self.conn
+
+
+class Rollback(Exception):
+    """Ends a probe's transaction: it only asks whether it could go on."""
+
+
+async def test_locks_only_the_order(db_committed):
+    """While the request's transaction is open (after each of its statements), the buyer's other business goes
+    through at once: a checkout (a new order of theirs), a payment of another order of theirs, a change to their
+    name. The request locks the order it cancels, no other row."""
+    async with db_committed.acquire() as conn, db_committed.acquire() as other:
+        buyer = await shop.create_user(conn, "busy@example.com", "Busy")
+        another = await shop.place_order(conn, buyer, "5.00")
+        business = {
+            "the buyer's checkout (a new order of theirs)": lambda c: shop.place_order(c, buyer, "1.00"),
+            "a payment of another order of theirs": lambda c: c.execute(
+                "UPDATE orders SET status = 'paid' WHERE id = $1", another
+            ),
+            "a change to the buyer's name": lambda c: c.execute(
+                "UPDATE users SET name = name || '.' WHERE id = $1", buyer
+            ),
+        }
+        held = []
+
+        async def probe(after: str) -> None:
+            for what, go in business.items():
+                try:
+                    async with other.transaction():
+                        await other.execute("SET LOCAL lock_timeout = '50ms'")  # a wrong answer fails fast
+                        await go(other)
+                        raise Rollback
+                except Rollback:
+                    pass
+                except asyncpg.LockNotAvailableError:
+                    held.append(f"after `{after}`, {what} had to wait for your request's transaction")
+
+        pool = ProbedPool(conn, probe)
+        async with client_for(app_with(pool), raise_app_exceptions=True) as api:
+            for status in ("pending", "shipped"):
+                order_id = await shop.place_order(conn, buyer, "10.00", status)
+                await api.post(f"/orders/{order_id}/cancel")
+                if held:
+                    pytest.fail(
+                        f"cancelling a {status} order, {held[0]}: lock only the order you cancel (FOR UPDATE in a "
+                        "SELECT that joins other tables locks their rows too; FOR UPDATE OF orders does not)",
+                        pytrace=False,
+                    )
+                pool.all_back("the request")
 
 
 @pytest.mark.parametrize(
@@ -667,6 +783,13 @@ def email_taken_with(status_code: int):
     return handler
 
 
+async def sign_up_answered_200(request: Request) -> Response:
+    """Signs up like sign_up, but answers 200 where the contract says 201 Created."""
+    response = await sign_up(request)
+    response.status_code = 200
+    return response
+
+
 async def unavailable(request: Request) -> Response:
     """Answers every sign-up 503, as a server that is down would."""
     return JSONResponse({"error": "service unavailable"}, status_code=503)
@@ -679,11 +802,12 @@ BROKEN_APIS = {
         "routes": [Route("/users", refuse_every_sign_up, methods=["POST"])]
     },
     "every sign-up answered 503": {"routes": [Route("/users", unavailable, methods=["POST"])]},
+    "a sign-up answered 200, not 201": {"routes": [Route("/users", sign_up_answered_200, methods=["POST"])]},
     **{
         f"a duplicate answered {code} with the body {{'error': 'email taken'}}": {
             "exception_handlers": {shop.EmailTaken: email_taken_with(code)}
         }
-        for code in (200, 400, 500)
+        for code in (200, 400, 422, 500)
     },
     "a 409 without a JSON body": {"exception_handlers": {shop.EmailTaken: conflict_as_text}},
     "a 409 whose body is the plain text 'email taken', not JSON": {
