@@ -1,8 +1,12 @@
 """Answers to notebook 05 (exercises 5.1 and 5.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
+import functools
 import json
+from decimal import Decimal
 
 import coursedb
+import shop
 from coursebook.answers import right, wrong
 
 
@@ -151,6 +155,117 @@ async def record_json_event_lenient(conn, kind: str, payload_json: str):
     return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
 
 
+# --- written blind by outside learners (round 2): each breaks a general property --------------------------
+
+
+@wrong("5.1", hint="the same types")
+async def init_shop_connection_decimal_floats(conn) -> None:
+    """json.loads(parse_float=Decimal) 'to keep money exact': 0.1 reads back as Decimal('0.1'), which json.dumps
+    cannot send back."""
+    for pg_type in ("json", "jsonb"):
+        decoder = functools.partial(json.loads, parse_float=Decimal)
+        await conn.set_type_codec(pg_type, encoder=json.dumps, decoder=decoder, schema="pg_catalog")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@wrong("5.1", hint="as json.dumps writes it")
+async def init_shop_connection_passthrough_str(conn) -> None:
+    """A str is sent as it is, 'already JSON': the string 'pro' is refused, the string '123' stored as a number."""
+
+    def encode(value):
+        return value if isinstance(value, str) else json.dumps(value)
+
+    for pg_type in ("json", "jsonb"):
+        await conn.set_type_codec(pg_type, encoder=encode, decoder=json.loads, schema="pg_catalog")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@wrong("5.1", hint="refuse what JSON cannot hold")
+async def init_shop_connection_dumps_default_str(conn) -> None:
+    """json.dumps(default=str) 'so nothing fails to encode': a Decimal is stored as the string '10.50', a set as
+    "{'a'}"."""
+    for pg_type in ("json", "jsonb"):
+        encoder = functools.partial(json.dumps, default=str)
+        await conn.set_type_codec(pg_type, encoder=encoder, decoder=json.loads, schema="pg_catalog")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@wrong("5.2", hint="whitespace")
+async def record_json_event_first_char_check(conn, kind: str, payload_json: str):
+    """'An object or an array' checked by the first character: JSON with whitespace before it is refused."""
+    if not payload_json.startswith(("{", "[")):
+        raise ValueError("the payload must be a JSON object or array")
+    payload = json.loads(payload_json)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+@wrong("5.2", hint="the id of another event already there")
+async def record_json_event_newest_event_id(conn, kind: str, payload_json: str):
+    """Inserts, then takes 'the newest event' as its id: created_at orders events, it identifies none of them."""
+    await conn.execute("INSERT INTO events (kind, payload) VALUES ($1, $2)", kind, json.loads(payload_json))
+    return await conn.fetchval("SELECT id FROM events ORDER BY created_at DESC LIMIT 1")
+
+
+@wrong("5.2", hint="16-kb")
+async def record_json_event_size_limit(conn, kind: str, payload_json: str):
+    """Refuses payloads over 1000 characters ('guard against huge bodies'): a valid 2 KB object is refused."""
+    if len(payload_json) > 1000:
+        raise ValueError("payload too large")
+    payload = json.loads(payload_json)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+# --- near-misses of our own: types that compare equal, labels by case, the id by kind, exact money --------
+
+
+@wrong("5.1", hint="the same types")
+async def init_shop_connection_numbers_as_floats(conn) -> None:
+    """Reads every JSON number as a float ('one number type'): 3 == 3.0 in Python, yet seats: 3 comes back 3.0,
+    and a big whole number loses digits."""
+    for pg_type in ("json", "jsonb"):
+        decoder = functools.partial(json.loads, parse_int=float)
+        await conn.set_type_codec(pg_type, encoder=json.dumps, decoder=decoder, schema="pg_catalog")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@wrong("5.1", hint="no label of order_status")
+async def init_shop_connection_labels_any_case(conn) -> None:
+    """Takes a label in any case ('PAID' from a form): a str the enum does not have is stored as one it has."""
+    await coursedb.init_connection(conn)
+    await conn.set_type_codec(
+        "order_status",
+        schema="public",
+        encoder=lambda value: OrderStatus(value.lower() if isinstance(value, str) else value).value,  # noqa: F821
+        decoder=OrderStatus,  # noqa: F821 - defined earlier in the notebook
+        format="text",
+    )
+
+
+@wrong("5.2", hint="the id of another event already there")
+async def record_json_event_newest_of_its_kind(conn, kind: str, payload_json: str):
+    """Inserts, then takes the newest event of the same kind: another event of that kind may be 'newer'."""
+    await conn.execute("INSERT INTO events (kind, payload) VALUES ($1, $2)", kind, json.loads(payload_json))
+    return await conn.fetchval("SELECT id FROM events WHERE kind = $1 ORDER BY created_at DESC LIMIT 1", kind)
+
+
+@wrong("5.2", hint="the payload came back as")
+async def record_json_event_exact_money(conn, kind: str, payload_json: str):
+    """json.loads(parse_float=Decimal) 'to keep money exact', then the numbers as strings so the codec can send
+    them: 0.1 is stored as the string "0.1"."""
+
+    def exact(value):
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dict):
+            return {key: exact(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [exact(item) for item in value]
+        return value
+
+    payload = exact(json.loads(payload_json, parse_float=Decimal))
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
@@ -189,3 +304,29 @@ async def record_json_event_returning_the_row(conn, kind: str, payload_json: str
     payload = json.loads(payload_json)
     row = await conn.fetchrow("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING *", kind, payload)
     return row["id"]
+
+
+@right("5.1")
+async def init_shop_connection_binary_jsonb(conn) -> None:
+    """jsonb in asyncpg's binary format (a version byte 1, then the JSON text), and the notebook's enum codec."""
+
+    def encode(value):
+        return b"\x01" + json.dumps(value).encode()
+
+    def decode(data):
+        return json.loads(data[1:].decode())
+
+    await conn.set_type_codec("jsonb", encoder=encode, decoder=decode, schema="pg_catalog", format="binary")
+    await register_order_status(conn)  # noqa: F821 - defined earlier in the notebook
+
+
+@right("5.1")
+async def init_shop_connection_gathered(conn) -> None:
+    """The two hooks at once, through asyncio.gather: asyncpg runs their introspection queries one after the other."""
+    await asyncio.gather(coursedb.init_connection(conn), register_order_status(conn))  # noqa: F821
+
+
+@right("5.2")
+async def record_json_event_through_the_shop(conn, kind: str, payload_json: str):
+    """json.loads, then the shop's own record_event, which passes the objects to the codec."""
+    return await shop.record_event(conn, kind, json.loads(payload_json))

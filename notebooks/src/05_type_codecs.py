@@ -9,7 +9,7 @@
 # - which Python types `uuid`, `numeric`, `timestamptz` and enums become, and why `float` is wrong for money;
 # - how to write a codec of your own.
 #
-# *About 45 minutes.*
+# *About 50 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -375,12 +375,18 @@ async def init_shop_connection(conn) -> None:
 
 # %% tags=["checker", "raises-exception"] exercise="5.1"
 # %%ipytest --exercise 5.1
+import datetime
 import json
+import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
+from hypothesis import Phase, example, given, settings
+from hypothesis import strategies as st
 
 import shop
+from coursedb.checks import examples
 
 VALUES = {"plan": "pro", "seats": 3, "ratio": 0.25, "tags": ["a", "ü", "😀"], "nested": {"ok": True, "none": None}}
 
@@ -435,6 +441,97 @@ async def test_init_gives_one_connection_both_codecs(db_url):
         await check_codecs(conn)
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def shop_conn(db_url):
+    """One connection the hook ran on, for every example of a test (nothing the examples do changes it)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await initialised(conn)
+        yield conn
+    finally:
+        await conn.close()
+
+
+def same(got, expected) -> bool:
+    """Equal, and of the same kind all the way down: 3.0 is not 3, Decimal('0.1') is not 0.1, '1' is not 1."""
+    if isinstance(expected, dict):
+        return (
+            isinstance(got, dict)
+            and got.keys() == expected.keys()
+            and all(same(got[k], v) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(got) == len(expected) and all(map(same, got, expected))
+    return type(got) is type(expected) and got == expected
+
+
+TEXT = st.text(st.characters(exclude_characters="\x00"), max_size=6)  # jsonb cannot hold \u0000
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(examples(15), phases=[Phase.explicit, Phase.generate])
+@given(value=ANY_JSON)
+@example(value={"a": 0.1, "seats": 3, "big": 2**70, "ok": True})
+@example(value="pro")
+@example(value="123")
+@example(value=["ü", "😀", " spaced ", "line\nbreak"])
+async def test_any_json_value_goes_both_ways(shop_conn, value):
+    """Any JSON value (a string or a number alone too, fractions, whole numbers of any size, Unicode) is sent as
+    jsonb exactly as json.dumps writes it, and jsonb is read back exactly as json.loads reads it: 3 stays an int,
+    0.1 a float, '123' a string."""
+    text = json.dumps(value)
+    want = json.loads(await shop_conn.fetchval("SELECT $1::text::jsonb::text", text))  # as coursedb's codec reads it
+    got = await shop_conn.fetchval("SELECT $1::text::jsonb", text)
+    assert same(got, want), (
+        f"the jsonb {text} was read back as {got!r}, expected {want!r} (what json.loads makes of it, the same types)"
+    )
+    if value is None:  # None is sent as SQL NULL, never through the codec
+        return
+    try:
+        sent = await shop_conn.fetchval("SELECT $1::jsonb::text", value)
+    except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError) as exc:
+        pytest.fail(
+            f"{value!r} sent as jsonb was refused ({exc}): encode any JSON value as json.dumps does", pytrace=False
+        )
+    stored = await shop_conn.fetchval("SELECT $1::text::jsonb::text", text)
+    assert sent == stored, f"{value!r} sent as jsonb was stored as {sent}, expected {stored}, as json.dumps writes it"
+    again = await shop_conn.fetchval("SELECT $1::jsonb", got)  # what was read can be sent back as it is
+    assert same(again, want), f"{got!r}, as read from jsonb, sent back came back as {again!r}"
+
+
+NOT_JSON = [Decimal("10.50"), {"tags": {"a"}}, datetime.date(2026, 1, 1), uuid.UUID(int=7), b"bytes"]
+
+
+@pytest.mark.parametrize("value", NOT_JSON, ids=[type(v).__name__ for v in NOT_JSON])
+async def test_a_value_json_cannot_hold_is_refused(shop_conn, value):
+    """A Python value JSON has no type for (a Decimal, a set, a date, a UUID, bytes) is refused when sent as jsonb, as
+    json.dumps refuses it, never stored as something else that reads back different."""
+    try:
+        stored = await shop_conn.fetchval("SELECT $1::jsonb::text", value)
+    except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError):
+        return
+    pytest.fail(
+        f"{value!r} was sent as jsonb and stored as {stored}, which reads back as something else: refuse what JSON "
+        "cannot hold, as json.dumps does (no default=)",
+        pytrace=False,
+    )
+
+
+@pytest.mark.parametrize("label", ["PENDING", "Paid", "refunded", ""])
+async def test_a_str_that_is_no_label_is_refused(shop_conn, label):
+    """A str that is not one of order_status's labels exactly ('PENDING', 'refunded') is refused, as the server
+    refuses it without a codec: labels are case-sensitive."""
+    try:
+        stored = await shop_conn.fetchval("SELECT $1::order_status", label)
+    except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError):
+        return
+    pytest.fail(f"{label!r}, no label of order_status, was sent and stored as {stored!r}: refuse it", pytrace=False)
 
 
 async def test_init_gives_every_pooled_connection_both_codecs(db_url):
@@ -522,11 +619,24 @@ from coursedb.checks import examples, savepoint
 STORED = "SELECT jsonb_typeof(payload) AS type, payload, kind FROM events WHERE id = $1"
 
 
+# Events already there, one of the same kind: dated decades back and decades ahead (created_at is no event's id).
+OTHER_EVENTS = """
+    INSERT INTO events (kind, payload, created_at)
+    VALUES ('signup', '{"other event": 1}', now() + interval '30 years'),
+           ('old', '["other event"]', now() - interval '40 years')
+"""
+
+
 async def check_stored(conn, text: str) -> None:
+    await conn.execute(OTHER_EVENTS)
     event_id = await record_json_event(conn, "signup", text)
     assert isinstance(event_id, uuid.UUID), f"record_json_event returned {event_id!r}: return the new event's id"
     row = await conn.fetchrow(STORED, event_id)
     assert row is not None, f"record_json_event returned {event_id!r}, which is no event's id"
+    assert row["payload"] not in ({"other event": 1}, ["other event"]), (
+        f"record_json_event returned {event_id!r}, the id of another event already there: return the id of the "
+        "event this call stored (INSERT … RETURNING id)"
+    )
     json_type = "array" if text.lstrip().startswith("[") else "object"
     assert row["type"] == json_type, (
         f"the payload was stored as a JSON {row['type']}, not as an {json_type}: the text was double-encoded"
@@ -554,7 +664,17 @@ async def codecs_as_they_were(conn) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"plan": "pro", "seats": 3}', "[1, 2, 3]", '{"ratio": 0.1, "big": 12345678901234567890}', '{"ü": ["😀", null]}'],
+    [
+        '{"plan": "pro", "seats": 3}',
+        "[1, 2, 3]",
+        '{"ratio": 0.1, "big": 12345678901234567890}',
+        '{"ü": ["😀", null]}',
+        '\n  {"plan": "pro"}\r\n',  # whitespace around the value is JSON too
+        "{}",
+        "[]",
+        json.dumps({"items": [{"sku": i, "name": "item " * 8} for i in range(300)]}),  # 16 KB: no size limit
+    ],
+    ids=["object", "array", "numbers", "unicode", "whitespace", "empty-object", "empty-array", "16-kb"],
 )
 async def test_the_payload_is_stored_as_json(db_conn, text):
     """The event is stored with its payload as the JSON object or array the text spells, and its id returned."""
@@ -574,11 +694,12 @@ CONTAINERS = st.lists(JSON, max_size=3) | st.dictionaries(TEXT, JSON, max_size=3
 # No shrinking (against a broken connection it takes longer than the checks themselves): the fixed texts above
 # are the short examples.
 @settings(examples(10), phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(payload=CONTAINERS, indent=st.sampled_from([None, 2]))
-async def test_any_json_object_or_array(db_conn, payload, indent):
-    """Any JSON object or array, however written (nested, Unicode, fractions, big numbers), is stored as it reads."""
+@given(payload=CONTAINERS, indent=st.sampled_from([None, 2]), around=st.sampled_from(["", " ", "\n", "\t\r\n "]))
+async def test_any_json_object_or_array(db_conn, payload, indent, around):
+    """Any JSON object or array, however written (nested, Unicode, fractions, big numbers, whitespace around it), is
+    stored as it reads."""
     async with savepoint(db_conn):
-        await check_stored(db_conn, json.dumps(payload, indent=indent, ensure_ascii=indent is None))
+        await check_stored(db_conn, around + json.dumps(payload, indent=indent, ensure_ascii=indent is None) + around)
 
 
 NOT_JSON = ["{plan: pro}", "", "[1, 2,]", "{'a': 1}", '{"a": 1} extra', '{"a": "line\nbreak"}', "[NaN]"]
