@@ -182,7 +182,7 @@ async def count_users_distinct_lower_emails(conn) -> int:
     return await conn.fetchval("SELECT count(DISTINCT lower(email)) FROM users")
 
 
-@wrong("0.1", hint="with 100001 users in the table, count_users returned 1000")
+@wrong("0.1", hint="with 10001 users in the table, count_users returned 1000")
 async def count_users_with_a_safety_limit(conn) -> int:
     """Fetches the ids with a 'safety' LIMIT 1000: 1001 users count as 1000."""
     return len(await conn.fetch("SELECT id FROM users LIMIT 1000"))
@@ -200,14 +200,14 @@ async def count_users_with_an_email(conn) -> int:
     return await conn.fetchval("SELECT count(*) FROM users WHERE trim(email) <> ''")
 
 
-@wrong("0.1", hint="with 100001 users in the table, count_users returned 100000")
+@wrong("0.1", hint="with 10001 users in the table, count_users returned 10000")
 async def count_users_in_pages(conn) -> int:
-    """Counts page by page, 'at most 10 pages of 10 000': a table bigger than that is counted short."""
+    """Counts page by page, 'at most 10 pages of 1000': a table bigger than that is counted short."""
     total = 0
     for page in range(10):
-        rows = await conn.fetch("SELECT id FROM users ORDER BY id LIMIT 10000 OFFSET $1", page * 10000)
+        rows = await conn.fetch("SELECT id FROM users ORDER BY id LIMIT 1000 OFFSET $1", page * 1000)
         total += len(rows)
-        if len(rows) < 10000:
+        if len(rows) < 1000:
             break
     return total
 
