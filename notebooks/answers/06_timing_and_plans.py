@@ -321,6 +321,62 @@ def seq_scanned_tables_twelve_levels_at_most(plan: list) -> set[str]:
 # --- right answers, written differently from the model --------------------------------------------
 
 
+# --- near-misses of our own: a walk that picks which children to follow ------------------------------------
+
+
+@wrong("6.1", hint="below the scan of users")
+def scan_of_skips_initplans(plan: list, table: str) -> str | None:
+    """Leaves out children whose Parent Relationship is InitPlan ('computed once before the query, not a read of
+    it'): the scan of orders in an InitPlan is missed."""
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        to_visit += [child for child in node.get("Plans", []) if child.get("Parent Relationship") != "InitPlan"]
+    return None
+
+
+@wrong("6.1", hint="an InitPlan")
+def scan_of_join_sides_only(plan: list, table: str) -> str | None:
+    """Follows only the Outer and Inner sides ('a plan is a binary tree'): the members of an Append, SubPlans and
+    InitPlans are never looked at."""
+    to_visit = [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node.get("Relation Name") == table:
+            return node["Node Type"]
+        to_visit += [c for c in node.get("Plans", []) if c.get("Parent Relationship", "Outer") in ("Outer", "Inner")]
+    return None
+
+
+@wrong("6.2", hint="each member reads one")
+def seq_scanned_tables_first_member_only(plan: list) -> set[str]:
+    """Of an Append's members only the first ('the others are the same query on partitions'): a UNION ALL of three
+    tables reports one."""
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        children = node.get("Plans", [])
+        to_visit += children[:1] if node["Node Type"] == "Append" else children
+    return found
+
+
+@wrong("6.2", hint="orders by a Seq Scan below it")
+def seq_scanned_tables_skips_initplans(plan: list) -> set[str]:
+    """Leaves out InitPlan children ('run once, cheap'): a Seq Scan of orders in an InitPlan is a Seq Scan all
+    the same."""
+    found, to_visit = set(), [plan[0]["Plan"]]
+    while to_visit:
+        node = to_visit.pop()
+        if node["Node Type"] == "Seq Scan":
+            found.add(node["Relation Name"])
+        to_visit += [child for child in node.get("Plans", []) if child.get("Parent Relationship") != "InitPlan"]
+    return found
+
+
 @right("6.1")
 def scan_of_recursive(plan: list, table: str) -> str | None:
     """A recursive walk that returns the first match found below a node."""

@@ -198,15 +198,20 @@ LOOKUP_ORDERS = "SELECT id, total, status FROM orders WHERE user_id = $1"
 INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
 
 
-@pytest.fixture
-async def many_orders(db_conn) -> int:
+async def fill_orders(conn) -> int:
     """20,000 orders over 1,000 users, with fresh statistics; returns one user's id."""
-    await db_conn.execute(
+    await conn.execute(
         "INSERT INTO users (email, name) SELECT 'u' || i || '@example.com', 'U' FROM generate_series(1, 1000) i"
     )
-    await db_conn.execute("INSERT INTO orders (user_id, total) SELECT id, 10 FROM users, generate_series(1, 20)")
-    await db_conn.execute("ANALYZE users, orders")
-    return await db_conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1 OFFSET 42")
+    await conn.execute("INSERT INTO orders (user_id, total) SELECT id, 10 FROM users, generate_series(1, 20)")
+    await conn.execute("ANALYZE users, orders")
+    return await conn.fetchval("SELECT id FROM users ORDER BY id LIMIT 1 OFFSET 42")
+
+
+@pytest.fixture
+async def many_orders(db_conn) -> int:
+    """fill_orders inside db_conn's transaction."""
+    return await fill_orders(db_conn)
 
 
 async def top_node(conn, sql: str, *args) -> str:
@@ -501,6 +506,9 @@ print(f"The chart shows benchmarks/results/isolation.json; `{python} benchmarks/
 # look alike. The next cell only defines those; run it once.
 
 # %%
+import copy
+import random
+import string
 from dataclasses import dataclass
 
 from hypothesis import Phase, given, settings
@@ -512,6 +520,27 @@ from coursedb.databases import quote_ident
 ODD_NAMES = ['we"ird', "back\\slash"]  # EXPLAIN's JSON writes them escaped
 TEN = [f"t{i}" for i in range(10)]
 JOIN_OF_TEN = "SELECT * FROM t0 " + " ".join(f"JOIN t{i} USING (id)" for i in range(1, 10))
+# The real queries the checkers plan on 20,000 orders ($1: a user with 20 of them), and the plan each makes.
+QUERIES = {
+    "lookup": LOOKUP_ORDERS,  # the root reads orders
+    "order total": "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'",
+    "top five": "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) t",
+    "one user's orders": "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1",
+    "all users' orders": "SELECT count(*) FROM users u JOIN orders o ON o.user_id = u.id",
+    "under a scan": "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)",  # orders in an InitPlan
+    "three tables": "SELECT id FROM orders WHERE user_id = $1 UNION ALL SELECT id FROM users UNION ALL "
+    "SELECT 1 FROM events",  # an Append of three
+    "ranked": "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders",  # WindowAgg > Sort > the scan
+    "locked": "SELECT id FROM orders WHERE total > 5 FOR UPDATE",  # LockRows > the scan
+    "in a CTE": "WITH big AS MATERIALIZED (SELECT * FROM orders WHERE total > 5) SELECT count(*) FROM big",
+    "first two": "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3",
+    "every pair": "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id",  # Nested Loop > Materialize
+    "per user": "SELECT u.id, (SELECT max(total) FROM orders o WHERE o.user_id = u.id) FROM users u",  # a SubPlan
+    "called orders": "SELECT * FROM users AS orders",  # orders is only an alias here
+    **{name: f"SELECT * FROM {quote_ident(name)}" for name in ODD_NAMES},
+}
+WITH_AN_INDEX = ["order total", "one user's orders"]  # planned again after CREATE INDEX ON orders (user_id)
+REAL_PLANS: dict[str, list] = {}  # made by the first checker run in this kernel: a plan does not depend on your answer
 
 
 async def plan_of_ten(conn) -> list:
@@ -521,27 +550,36 @@ async def plan_of_ten(conn) -> list:
         return await conn.fetchval("EXPLAIN (FORMAT JSON) " + JOIN_OF_TEN)
 
 
-@pytest.fixture
-async def odd_tables(db_conn) -> None:
-    """Tables whose names need quoting, and ten to join (made inside db_conn's transaction: rolled back)."""
-    for name in [*ODD_NAMES, *TEN]:
-        await db_conn.execute(f"CREATE TABLE {quote_ident(name)} (id int)")
+async def real_plans(conn) -> dict[str, list]:
+    """EXPLAIN (FORMAT JSON) of every query in QUERIES, of JOIN_OF_TEN ("ten") and of WITH_AN_INDEX after
+    CREATE INDEX ("… indexed"), on 20,000 orders; made once, in a savepoint of conn's transaction (nothing stays)."""
+    if not REAL_PLANS:
+        plans = {}
+        async with savepoint(conn):
+            user_id = await fill_orders(conn)
+            for name in [*ODD_NAMES, *TEN]:
+                await conn.execute(f"CREATE TABLE {quote_ident(name)} (id int)")
+            for name, sql in QUERIES.items():
+                plans[name] = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *[user_id][: sql.count("$1")])
+            plans["ten"] = await plan_of_ten(conn)
+            await conn.execute("CREATE INDEX ON orders (user_id)")
+            await conn.execute("ANALYZE orders")
+            for name in WITH_AN_INDEX:
+                plans[f"{name} indexed"] = await conn.fetchval("EXPLAIN (FORMAT JSON) " + QUERIES[name], user_id)
+        REAL_PLANS.update(plans)
+    return copy.deepcopy(REAL_PLANS)  # an answer that changes a plan it is given changes a copy
 
-
-# The same 30 plans on every run; the first that shows a mistake is reported as it is (shrinking it to a
-# smaller one could take longer than the check itself).
-MADE_UP = settings(examples(max_examples=30), phases=[Phase.explicit, Phase.generate])
 
 TABLES = ["orders", "order", "orders_archive", "Orders", "users", "bestellungen_ü", "注文"]  # names that look alike
 SCANS = ["Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Scan", "Sample Scan"]
 # Nodes with children: PostgreSQL's own, then made-up ones a later version might add. A walk follows the
-# "Plans" of ANY node: no list of node types is ever complete.
+# "Plans" of ANY node, whatever the child's "Parent Relationship": no list of either is ever complete.
 INNER = [
     "Aggregate", "Hash Join", "Nested Loop", "Merge Join", "Sort", "Incremental Sort", "Limit", "Append",
     "Merge Append", "Hash", "Gather", "Gather Merge", "WindowAgg", "LockRows", "Materialize", "Memoize", "Unique",
     "SetOp", "Group", "Result", "ProjectSet", "Subquery Scan", "CTE Scan", "Recursive Union", "BitmapOr",
 ]  # fmt: skip
-NEW_NODE_TYPES = st.from_regex(r"[A-Z][a-z]{2,7} [A-Z][a-z]{2,7}", fullmatch=True)
+RELATIONSHIPS = ["Outer", "Inner", "Member", "InitPlan", "SubPlan", "Subquery", None]
 
 
 @dataclass
@@ -558,35 +596,52 @@ class MadeUpPlan:
         return json.dumps(self.plan, ensure_ascii=False)
 
 
-@st.composite
-def made_up_plans(draw) -> MadeUpPlan:
-    """A plan of any shape: up to 4 children a node and 5 levels, nodes of any type (a node type no list has
-    too), a scan may have a plan below it (an InitPlan); exactly one node reads the chosen table, or none does."""
-    table, scan = draw(st.sampled_from(TABLES)), draw(st.sampled_from([*SCANS, None]))
+def made_up_plan(seed: int) -> MadeUpPlan:
+    """The plan `seed` makes: any shape (up to 4 children a node, 4 to 12 levels), nodes of any type (a node type no
+    list has too) and children of any Parent Relationship, a scan may have a plan below it (an InitPlan); exactly
+    one node reads the chosen table, or none does. (Hypothesis draws the seed: drawing every node through it is
+    ten times slower.)"""
+    rnd = random.Random(seed)
+    table, scan, bottom = rnd.choice(TABLES), rnd.choice([*SCANS, None]), rnd.choice([4, 4, 6, 12])
     made = MadeUpPlan(table, scan, [], f"no node reads {table!r}", set())
     others = [name for name in TABLES if name != table]
 
+    def new_node_type() -> str:
+        return " ".join(
+            rnd.choice(string.ascii_uppercase) + "".join(rnd.choices(string.ascii_lowercase, k=5)) for _ in "ab"
+        )
+
     def node(depth: int, carries: bool, path: str) -> dict:
-        here = carries and (depth == 4 or draw(st.booleans()))
+        here = carries and (depth == bottom or rnd.random() < 1 / (bottom - 2))
         if here:
             kind, relation, made.where = scan, table, f"the node that reads {table!r} is {path}"
         else:
-            kind = draw(st.sampled_from(SCANS) if depth == 4 else st.sampled_from(SCANS + INNER) | NEW_NODE_TYPES)
-            relation = draw(st.sampled_from(others)) if kind in SCANS else None
+            kind = rnd.choice(SCANS if depth == bottom else [*SCANS, *INNER, new_node_type()])
+            relation = rnd.choice(others) if kind in SCANS else None
         result = {"Node Type": kind}
         if relation is not None:  # an alias is what the query called the table: not always its name
-            result |= {"Relation Name": relation, "Alias": draw(st.sampled_from([relation, relation[0], "t"]))}
+            result |= {"Relation Name": relation, "Alias": rnd.choice([relation, relation[0], "t"])}
         if kind == "Seq Scan":
             made.seq_scanned.add(relation)
         fewest = 1 if carries and not here else 0
-        children = draw(st.integers(fewest, max(fewest, 0 if depth == 4 else 1 if kind in SCANS else 4)))
-        target = draw(st.integers(0, children - 1)) if carries and not here else -1
+        most = 0 if depth == bottom else 1 if kind in SCANS or depth >= 3 else 4  # deep down, chains: few nodes
+        children = rnd.randint(fewest, max(fewest, most))
+        target = rnd.randrange(children) if carries and not here else -1
         if children:
             result["Plans"] = [node(depth + 1, i == target, f"{path}['Plans'][{i}]") for i in range(children)]
+            for child in result["Plans"]:
+                if (relationship := rnd.choice(RELATIONSHIPS)) is not None:
+                    child["Parent Relationship"] = relationship
         return result
 
     made.plan = [{"Plan": node(0, scan is not None, "plan[0]['Plan']")}]
     return made
+
+
+# The same 30 plans on every run; the first that shows a mistake is reported as it is (shrinking it to a
+# smaller one could take longer than the check itself).
+MADE_UP = settings(examples(max_examples=30), phases=[Phase.explicit, Phase.generate])
+MADE_UP_PLANS = st.integers(0, 2**32 - 1).map(made_up_plan)
 
 
 # %% tags=["exercise"] exercise="6.1"
@@ -608,20 +663,6 @@ def scan_of(plan: list, table: str) -> str | None:
 
 # %% tags=["checker", "raises-exception"] exercise="6.1"
 # %%ipytest --exercise 6.1
-import copy
-
-ORDER_TOTAL = "SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = $1 AND status <> 'cancelled'"
-TOP_FIVE = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
-USER_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
-UNDER_A_SCAN = "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)"
-THREE_TABLES = "SELECT id FROM orders WHERE user_id = $1 UNION ALL SELECT id FROM users UNION ALL SELECT 1 FROM events"
-RANKED = "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders"  # WindowAgg > Sort > the scan
-LOCKED = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the scan
-IN_A_CTE = "WITH big AS MATERIALIZED (SELECT * FROM orders WHERE total > 5) SELECT count(*) FROM big"
-FIRST_TWO = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
-EVERY_PAIR = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
-PER_USER = "SELECT u.id, (SELECT max(total) FROM orders o WHERE o.user_id = u.id) FROM users u"  # a SubPlan
-CALLED_ORDERS = "SELECT * FROM users AS orders"  # orders is only an alias here
 LOOK_ALIKES = [{"Plan": {"Node Type": "Append", "Plans": [
     {"Node Type": "Seq Scan", "Relation Name": "orders_archive", "Alias": "orders_archive"},
     {"Node Type": "Seq Scan", "Relation Name": "Orders", "Alias": "Orders"},
@@ -632,10 +673,6 @@ A_JOIN = [{"Plan": {"Node Type": "Hash Join", "Plans": [
     {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "u"},
     {"Node Type": "Hash", "Plans": [{"Node Type": "Index Scan", "Relation Name": "orders", "Alias": "o"}]},
 ]}}]  # fmt: skip
-
-
-async def explain(conn, sql: str, *args) -> list:
-    return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
 
 
 def check(plan: list, table: str, expected, where: str, made_up: bool = False) -> None:
@@ -653,48 +690,40 @@ def check(plan: list, table: str, expected, where: str, made_up: bool = False) -
     pytest.fail(f"scan_of(plan, {table!r}) returned {got!r}, expected {wanted}: {where}", pytrace=False)
 
 
-async def test_finds_the_table_in_real_plans(db_conn, many_orders, odd_tables):
+async def test_finds_the_table_in_real_plans(db_conn):
     """scan_of returns the Node Type of the node that reads the table in real plans: at the root, under an
     aggregate, levels down (ten tables joined), in either branch of a join, below another table's scan, third of three,
     below nodes of any type (WindowAgg, LockRows, Subquery Scan, Materialize…), in a CTE and in a SubPlan, whatever
     the table's name ('we"ird'); a table called orders only by an alias is not orders."""
-    check(await explain(db_conn, LOOKUP_ORDERS, many_orders), "orders", "Seq Scan", "the root reads orders")
-    plan = await explain(db_conn, ORDER_TOTAL, many_orders)
-    check(plan, "orders", "Seq Scan", "the scan of orders sits below the Aggregate at the root")
-    check(await explain(db_conn, TOP_FIVE, many_orders), "orders", "Seq Scan", "orders is read 3 levels down")
-    plan = await explain(db_conn, USER_ORDERS, many_orders)
-    check(plan, "users", INDEX_SCANS, "a join has two branches: one reads users, by its primary key")
-    check(plan, "orders", "Seq Scan", "a join has two branches: one reads orders")
-    check(plan, "events", None, "no node of this plan reads events")
-    check(await explain(db_conn, UNDER_A_SCAN), "orders", "Seq Scan", "orders is read below the scan of users")
-    plan = await explain(db_conn, THREE_TABLES, many_orders)
-    check(plan, "events", "Seq Scan", "an Append has three children here: the third reads events")
-    check(await explain(db_conn, RANKED), "orders", "Seq Scan", "orders is read below a WindowAgg and a Sort")
-    check(await explain(db_conn, LOCKED), "orders", "Seq Scan", "orders is read below a LockRows (FOR UPDATE)")
-    check(await explain(db_conn, IN_A_CTE), "orders", "Seq Scan", "orders is read in the CTE, a plan of its own")
-    plan = await explain(db_conn, FIRST_TWO)
-    check(plan, "orders", "Seq Scan", "orders is read below a Subquery Scan, a WindowAgg and a Sort")
-    check(await explain(db_conn, EVERY_PAIR), "users", "Seq Scan", "users is read below a Materialize")
-    check(await explain(db_conn, PER_USER), "orders", "Seq Scan", "orders is read in a SubPlan (once per user)")
-    check(await explain(db_conn, CALLED_ORDERS), "orders", None, "users is called orders here; no node reads orders")
+    plans = await real_plans(db_conn)  # the queries are in QUERIES, above the exercise
+    check(plans["lookup"], "orders", "Seq Scan", "the root reads orders")
+    check(plans["order total"], "orders", "Seq Scan", "the scan of orders sits below the Aggregate at the root")
+    check(plans["top five"], "orders", "Seq Scan", "orders is read 3 levels down")
+    check(plans["one user's orders"], "users", INDEX_SCANS, "a join has two branches: one reads users, by its key")
+    check(plans["one user's orders"], "orders", "Seq Scan", "a join has two branches: one reads orders")
+    check(plans["one user's orders"], "events", None, "no node of this plan reads events")
+    check(plans["under a scan"], "orders", "Seq Scan", "orders is read below the scan of users (an InitPlan)")
+    check(plans["three tables"], "events", "Seq Scan", "an Append has three children here: the third reads events")
+    check(plans["ranked"], "orders", "Seq Scan", "orders is read below a WindowAgg and a Sort")
+    check(plans["locked"], "orders", "Seq Scan", "orders is read below a LockRows (FOR UPDATE)")
+    check(plans["in a CTE"], "orders", "Seq Scan", "orders is read in the CTE, a plan of its own")
+    check(plans["first two"], "orders", "Seq Scan", "orders is read below a Subquery Scan, a WindowAgg and a Sort")
+    check(plans["every pair"], "users", "Seq Scan", "users is read below a Materialize")
+    check(plans["per user"], "orders", "Seq Scan", "orders is read in a SubPlan (once per user)")
+    check(plans["called orders"], "orders", None, "users is called orders here; no node reads orders")
     for name in ODD_NAMES:
-        plan = await explain(db_conn, f"SELECT * FROM {quote_ident(name)}")
-        check(plan, name, "Seq Scan", f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
-    plan = await plan_of_ten(db_conn)
+        check(plans[name], name, "Seq Scan", f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
     for name in TEN:
-        check(plan, name, "Seq Scan", f"a join of ten tables reads {name} (some of them 18 levels down)")
-    await db_conn.execute("CREATE INDEX ON orders (user_id)")
-    await db_conn.execute("ANALYZE orders")
-    plan = await explain(db_conn, ORDER_TOTAL, many_orders)
-    check(plan, "orders", INDEX_SCANS, "after CREATE INDEX, the scan below the Aggregate is an index scan")
+        check(plans["ten"], name, "Seq Scan", f"a join of ten tables reads {name} (some of them 18 levels down)")
+    check(plans["order total indexed"], "orders", INDEX_SCANS, "after CREATE INDEX, the scan below the Aggregate")
 
 
 @MADE_UP
-@given(made_up_plans())
+@given(MADE_UP_PLANS)
 def test_finds_the_table_in_any_plan_shape(made):
     """scan_of finds the node that reads the table in a plan of any shape (many children, a plan below a scan,
-    five levels), matches the name exactly ('orders' is not 'Orders' nor 'orders_archive', nor an alias), and
-    returns None when no node reads it."""
+    4 to 12 levels, children of any Parent Relationship), matches the name exactly ('orders' is not 'Orders' nor
+    'orders_archive', nor an alias), and returns None when no node reads it."""
     check(made.plan, made.table, made.scan, f"{made.where}, in this plan made up by the checker: {made}", made_up=True)
 
 
@@ -718,8 +747,8 @@ def test_leaves_the_plan_as_it_was():
 # %% [markdown] tags=["hint"] exercise="6.1"
 # <details><summary>Hint 1</summary>
 #
-# Print a plan (`await conn.fetchval("EXPLAIN (FORMAT JSON) " + ORDER_TOTAL, 1)`) and follow `"Plans"` by eye: every
-# node may have a `"Plans"` list of child nodes, and each child may have its own.
+# Print a plan (`await conn.fetchval("EXPLAIN (FORMAT JSON) " + QUERIES["order total"], 1)`) and follow `"Plans"` by
+# eye: every node may have a `"Plans"` list of child nodes, and each child may have its own.
 # </details>
 #
 # <details><summary>Hint 2</summary>
@@ -757,20 +786,6 @@ def seq_scanned_tables(plan: list) -> set[str]:
 # %% tags=["checker", "raises-exception"] exercise="6.2"
 # %%ipytest --exercise 6.2
 
-DEEP = "SELECT sum(total) FROM (SELECT total FROM orders WHERE user_id = $1 ORDER BY total DESC LIMIT 5) AS top"
-ALL_USERS_ORDERS = "SELECT count(*) FROM users u JOIN orders o ON o.user_id = u.id"
-ONE_USERS_ORDERS = "SELECT u.email, o.total FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1"
-BELOW_A_SCAN = "SELECT * FROM users WHERE id = (SELECT max(user_id) FROM orders)"
-WINDOW = "SELECT id, rank() OVER (ORDER BY total DESC) FROM orders"  # WindowAgg > Sort > the scan
-FOR_UPDATE = "SELECT id FROM orders WHERE total > 5 FOR UPDATE"  # LockRows > the scan
-SUBQUERY = "SELECT * FROM (SELECT id, row_number() OVER (ORDER BY total) AS n FROM orders) AS s WHERE n < 3"
-PAIRS = "SELECT u.id, o.id FROM users u, orders o WHERE o.total < u.id"  # Nested Loop > Materialize > users
-EACH_USER = "SELECT u.id, (SELECT max(total) FROM orders o WHERE o.user_id = u.id) FROM users u"  # a SubPlan
-
-
-async def plan_of(conn, sql: str, *args) -> list:
-    return await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
-
 
 def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> None:
     try:
@@ -785,36 +800,35 @@ def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> 
         pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
 
 
-async def test_reports_every_table_in_real_plans(db_conn, many_orders, odd_tables):
+async def test_reports_every_table_in_real_plans(db_conn):
     """seq_scanned_tables returns the set of every table a Seq Scan reads in real plans, however deep, in every
     branch of a join, below another scan, in a SubPlan and below nodes of any type (WindowAgg, LockRows, Subquery
     Scan, Materialize…), whatever their names ('we"ird'); index scans do not count."""
-    check_tables(await plan_of(db_conn, DEEP, many_orders), {"orders"}, "orders is read 3 levels down")
-    check_tables(await plan_of(db_conn, WINDOW), {"orders"}, "orders is read below a WindowAgg and a Sort")
-    check_tables(await plan_of(db_conn, FOR_UPDATE), {"orders"}, "orders is read below a LockRows (FOR UPDATE)")
-    check_tables(await plan_of(db_conn, SUBQUERY), {"orders"}, "orders is read below a Subquery Scan and a WindowAgg")
-    plan = await plan_of(db_conn, ALL_USERS_ORDERS)
-    check_tables(plan, {"users", "orders"}, "this join reads both tables with a Seq Scan: report every table")
-    check_tables(await plan_of(db_conn, PAIRS), {"users", "orders"}, "users is read below a Materialize")
-    check_tables(await plan_of_ten(db_conn), set(TEN), "ten tables joined, some of them read 18 levels down")
+    plans = await real_plans(db_conn)  # the queries are in QUERIES, above exercise 6.1
+    check_tables(plans["top five"], {"orders"}, "orders is read 3 levels down")
+    check_tables(plans["ranked"], {"orders"}, "orders is read below a WindowAgg and a Sort")
+    check_tables(plans["locked"], {"orders"}, "orders is read below a LockRows (FOR UPDATE)")
+    check_tables(plans["first two"], {"orders"}, "orders is read below a Subquery Scan and a WindowAgg")
+    check_tables(
+        plans["all users' orders"], {"users", "orders"}, "this join reads both tables by Seq Scan: report every table"
+    )
+    check_tables(plans["every pair"], {"users", "orders"}, "users is read below a Materialize")
+    check_tables(plans["ten"], set(TEN), "ten tables joined, some of them read 18 levels down")
+    check_tables(plans["three tables"], {"orders", "users", "events"}, "an Append of three: each member reads one")
     for name in ODD_NAMES:
-        plan = await plan_of(db_conn, f"SELECT * FROM {quote_ident(name)}")
-        check_tables(plan, {name}, f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
-    await db_conn.execute("CREATE INDEX ON orders (user_id)")
-    await db_conn.execute("ANALYZE orders")
-    plan = await plan_of(db_conn, ONE_USERS_ORDERS, many_orders)
+        check_tables(plans[name], {name}, f"a table may be called {name!r} (EXPLAIN's JSON escapes the name)")
+    plan = plans["one user's orders indexed"]
     check_tables(plan, set(), "both tables are read through an index here, and only a Seq Scan counts")
-    await db_conn.execute("DROP INDEX orders_user_id_idx")
-    plan = await plan_of(db_conn, BELOW_A_SCAN)
-    check_tables(plan, {"orders"}, "users is read by its index, orders by a Seq Scan below it")
-    check_tables(await plan_of(db_conn, EACH_USER), {"users", "orders"}, "orders is read in a SubPlan (once per user)")
+    check_tables(plans["under a scan"], {"orders"}, "users is read by its index, orders by a Seq Scan below it")
+    check_tables(plans["per user"], {"users", "orders"}, "orders is read in a SubPlan (once per user)")
 
 
 @MADE_UP
-@given(made_up_plans())
+@given(MADE_UP_PLANS)
 def test_reports_every_table_in_any_plan_shape(made):
     """In a plan of any shape, seq_scanned_tables returns exactly the set of tables a Seq Scan reads: none
-    missed however deep or far right, no table that another kind of scan reads, and set() when there are none."""
+    missed however deep or far right or whatever its Parent Relationship, no table that another kind of scan reads,
+    and set() when there are none."""
     check_tables(made.plan, made.seq_scanned, f"in this plan made up by the checker: {made}", made_up=True)
 
 
