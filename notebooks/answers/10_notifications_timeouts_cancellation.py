@@ -686,3 +686,261 @@ async def wait_for_notification_unlistens_to_be_sure(
     finally:
         await conn.remove_listener(channel, on_notification)
         await conn.execute(f'UNLISTEN "{channel}"')
+
+
+# Outside wrong answers still accepted in session 3 (holdout and round 2), and near-misses of the same classes.
+
+
+@wrong("10.1", hint="return the payload exactly as it came")
+async def wait_for_notification_payload_stripped(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Returns payload.strip() ("tidy"): a payload with surrounding spaces or a newline comes back changed."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return (await asyncio.wait_for(payloads.get(), timeout)).strip()
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="return the payload exactly as it came")
+async def wait_for_notification_drops_the_newline(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Drops one trailing newline ("the one a shell's echo adds"): a payload that ends in a newline loses it."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return (await asyncio.wait_for(payloads.get(), timeout)).removesuffix("\n")
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="return the payload exactly as it came")
+async def wait_for_notification_normalizes_unicode(
+    conn: asyncpg.Connection, channel: str, timeout: float
+) -> str | None:
+    """Normalizes the payload to NFC ("so é compares equal"): an e followed by a combining accent comes back as one
+    character, not the text that was sent."""
+    import unicodedata
+
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(unicodedata.normalize("NFC", payload))
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(payloads.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.1", hint="return the payload exactly as it came")
+async def wait_for_notification_first_line(conn: asyncpg.Connection, channel: str, timeout: float) -> str | None:
+    """Returns the payload's first line ("one message per line"): a payload with a newline inside loses the rest."""
+    lines = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        lines.put_nowait(payload.split("\n")[0])
+
+    await conn.add_listener(channel, on_notification)
+    try:
+        return await asyncio.wait_for(lines.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        await conn.remove_listener(channel, on_notification)
+
+
+@wrong("10.2", hint="passed for announce_with_a_newline")
+async def check_announced_only_on_commit_strip_compare(listening, working, place, user_id, wait):
+    """Compares payload.strip() with the id ("payloads may carry a newline"): a function announcing the id with a
+    newline passes, though consumers comparing the payload with the id never match it."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        payload = await asyncio.wait_for(payloads.get(), wait)
+        assert payload.strip() == str(order_id), f"announced {payload!r} for order {order_id}"
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "11.00")
+        finally:
+            await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="passed for announce_zero_padded")
+async def check_announced_only_on_commit_int_compare(listening, working, place, user_id, wait):
+    """Compares the payload as a number, int(payload) == order_id: a function announcing '0001000001' (or the id
+    with spaces) passes, though it is not the id's text."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        payload = await asyncio.wait_for(payloads.get(), wait)
+        assert int(payload) == order_id, f"announced {payload!r} for order {order_id}"
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "11.00")
+        finally:
+            await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="passed for announce_with_a_newline")
+async def check_announced_only_on_commit_startswith(listening, working, place, user_id, wait):
+    """Checks that the payload starts with the id ("it may carry more after it"): a payload with a newline, or
+    any tail, passes."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        payload = await asyncio.wait_for(payloads.get(), wait)
+        assert payload.startswith(str(order_id)), f"announced {payload!r} for order {order_id}"
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "11.00")
+        finally:
+            await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="passed for announce_from_an_outbox")
+async def check_announced_only_on_commit_half_wait_after_rollback(listening, working, place, user_id, wait):
+    """Waits only wait/2 after the rollback ("the commit case already waited"): an announcement that escapes the
+    rollback but arrives later than that (an outbox's) is missed."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        payload = await asyncio.wait_for(payloads.get(), wait)
+        assert payload == str(order_id), f"announced {payload!r} for order {order_id}"
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "11.00")
+        finally:
+            await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait / 2)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="passed for announce_from_an_outbox")
+async def check_announced_only_on_commit_no_wait_after_rollback(listening, working, place, user_id, wait):
+    """Checks the rollback case with queue.empty() right after the ROLLBACK: an announcement that escaped the
+    rollback but arrives a moment later is missed."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        payload = await asyncio.wait_for(payloads.get(), wait)
+        assert payload == str(order_id), f"announced {payload!r} for order {order_id}"
+        transaction = working.transaction()
+        await transaction.start()
+        try:
+            await place(working, user_id, "11.00")
+        finally:
+            await transaction.rollback()
+        assert payloads.empty(), "a rolled-back order was announced"
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="your test left `working` inside a transaction (against place_fails_the_second_time)")
+async def check_announced_only_on_commit_transaction_left_on_failure(listening, working, place, user_id, wait):
+    """Rolls the second transaction back only on the happy path (no try/finally): when `place` raises, the test fails
+    but leaves `working` inside an open, aborted transaction."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    try:
+        async with working.transaction():
+            order_id = await place(working, user_id, "10.00")
+        assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
+        transaction = working.transaction()
+        await transaction.start()
+        await place(working, user_id, "14.00")
+        await transaction.rollback()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(payloads.get(), wait)
+    finally:
+        await listening.remove_listener("orders", on_notification)
+
+
+@wrong("10.2", hint="your test left `listening` listening")
+async def check_announced_only_on_commit_listener_left_on_failure(listening, working, place, user_id, wait):
+    """Removes its listener at the end of the happy path, not in a finally: every failure leaves `listening`
+    listening (and queueing) for whoever uses the connection next."""
+    payloads = asyncio.Queue()
+
+    def on_notification(connection, pid, channel, payload):
+        payloads.put_nowait(payload)
+
+    await listening.add_listener("orders", on_notification)
+    async with working.transaction():
+        order_id = await place(working, user_id, "10.00")
+    assert await asyncio.wait_for(payloads.get(), wait) == str(order_id)
+    transaction = working.transaction()
+    await transaction.start()
+    try:
+        await place(working, user_id, "14.00")
+    finally:
+        await transaction.rollback()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(payloads.get(), wait)
+    await listening.remove_listener("orders", on_notification)
