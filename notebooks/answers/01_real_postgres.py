@@ -224,6 +224,106 @@ async def email_or_none_with_a_pattern(conn, user_id: str) -> str | None:
     return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
 
 
+# --- written blind by outside engineers (second round and its holdout), and new near-misses ----------
+
+
+@wrong("1.1", hint="percent-escapes stay as they are")
+def asyncpg_dsn_unquotes_first(url: str) -> str:
+    """Percent-decodes the URL first ('SQLAlchemy URLs are escaped'): 'p%40ss' becomes 'p@ss', which moves the host."""
+    from urllib.parse import unquote
+
+    scheme, separator, rest = unquote(url).partition("://")
+    return scheme.split("+")[0] + separator + rest
+
+
+@wrong("1.1", hint="the case of its scheme too")
+def asyncpg_dsn_lowercases_the_scheme(url: str) -> str:
+    """Lower-cases the scheme ('schemes are case-insensitive'): 'PostgreSQL://…' without a driver comes back changed."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    return scheme.lower().split("+")[0] + separator + rest
+
+
+@wrong("1.1", hint="the case of its scheme too")
+def asyncpg_dsn_through_urlsplit(url: str) -> str:
+    """urllib's urlsplit/urlunsplit: it lower-cases the scheme and drops an empty '?' or '#' at the end."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.split("+")[0]))
+
+
+@wrong("1.1", hint="whatever the case of the scheme")
+def asyncpg_dsn_postgres_schemes_only(url: str) -> str:
+    """Rewrites only schemes that start with 'postgres' as written: 'POSTGRESQL+ASYNCPG://' keeps its driver."""
+    scheme, separator, rest = url.partition("://")
+    if not scheme.startswith("postgres"):
+        return url
+    return scheme.split("+")[0] + separator + rest
+
+
+@wrong("1.2", hint="the caller's transaction was aborted")
+async def email_or_none_lets_the_server_cast(conn, user_id: str) -> str | None:
+    """Lets the server cast the digits and turns its 'out of range' error into None: the error has already aborted the
+    caller's transaction."""
+    if not re.fullmatch(r"-?[0-9]+", user_id):
+        return None
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1::text::int", user_id)
+    except asyncpg.NumericValueOutOfRangeError:
+        return None
+
+
+@wrong("1.2", hint="the caller's transaction was aborted")
+async def email_or_none_catches_what_the_server_says(conn, user_id: str) -> str | None:
+    """Lets the server cast any text ($1::text::int) and turns any server error into None: inside the caller's
+    transaction the failed query aborts it."""
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1::text::int", user_id)
+    except asyncpg.PostgresError:
+        return None
+
+
+@wrong("1.2", hint="return None instead of raising ValueError")
+async def email_or_none_isdigit_guard(conn, user_id: str) -> str | None:
+    """Guards int() with str.isdigit(): '²' is a digit to isdigit() but not to int(), which raises."""
+    digits = user_id[1:] if user_id.startswith("-") else user_id
+    if not digits.isdigit():
+        return None
+    number = int(user_id)
+    if not -(2**31) <= number < 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+@wrong("1.2", hint="return None instead of raising ValueError")
+async def email_or_none_isnumeric_guard(conn, user_id: str) -> str | None:
+    """Guards int() with str.isnumeric(): '½' and '①' are numeric to it, and int() raises."""
+    if not user_id.removeprefix("-").isnumeric():
+        return None
+    number = int(user_id)
+    if not -(2**31) <= number < 2**31:
+        return None
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
+@wrong("1.2", hint="a slow answer is no missing user")
+async def email_or_none_timeout_means_nobody(conn, user_id: str) -> str | None:
+    """'A lookup must never hang a request': a one-second time limit whose TimeoutError becomes None, so a user who
+    exists is reported missing whenever the query waits."""
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if not -(2**31) <= number < 2**31:
+        return None
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", number, timeout=1)
+    except TimeoutError:
+        return None
+
+
 # --- mutants of the model answer that behave exactly like it ------------------------------------------
 
 equivalent(
