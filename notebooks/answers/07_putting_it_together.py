@@ -1,7 +1,9 @@
 """Answers to notebook 07 (exercises 7.1 and 7.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
 import itertools
 import random
+import secrets
 import uuid
 
 import asyncpg
@@ -222,6 +224,208 @@ async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> boo
     return changed is not None
 
 
+# Accepted by the checkers of session 3 (outside engineers' answers, and round 2's), rejected by general properties now.
+
+
+@wrong("7.1", hint="lock only the order you cancel")
+async def cancel_order_join_users_for_update(conn, order_id: int) -> bool:
+    """Reads the order joined with its user FOR UPDATE, without OF: the user's row is locked too, so while the cancel's
+    transaction is open every checkout of that user (place_order's foreign-key check) waits for it."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR UPDATE", order_id
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@wrong("7.1", hint="a statement of the cancelled call was still running")
+async def cancel_order_shield_update(conn, order_id: int) -> bool:
+    """asyncio.shield around the UPDATE, so that a cancelled request still cancels the order: the query keeps running
+    on the connection after the caller is cancelled, and the caller's next query fails (another operation is in
+    progress); once the holder commits, the order is cancelled after all."""
+    changed = await asyncio.shield(
+        conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    )
+    return changed is not None
+
+
+@wrong("7.1", hint="a time limit of its own ran out")
+async def cancel_order_client_timeout(conn, order_id: int) -> bool:
+    """asyncpg's timeout=2 and a TimeoutError counts as not cancellable: an order another transaction holds longer than
+    2 s (a slow payment) is reported as not cancellable. A timer in Python: the server sees no lock_timeout."""
+    try:
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+            timeout=2,
+        )
+    except asyncio.TimeoutError:
+        return False
+    return changed is not None
+
+
+@wrong("7.1", hint="lock only the order you cancel")
+async def cancel_order_lock_table(conn, order_id: int) -> bool:
+    """LOCK TABLE orders to make the race impossible: every cancel waits for every transaction that writes any order (a
+    checkout, another cancel) and blocks them all until it ends."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE")
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@wrong("7.2", hint="pass the email on as it is given")
+@pytest.fixture
+def make_user_python_lower_email(db_conn):
+    """Lower-cases every given email in Python first: Python folds every script, the course database's lower() (C
+    locale) only ASCII, so make_user(email="ZOË@example.com") stores zoë@…, not the zoË@… create_user itself stores,
+    and find_user_by_email("ZOË@example.com") finds nobody."""
+
+    async def make(email: str | None = None) -> int:
+        if email is None:
+            email = f"user-{uuid.uuid4().hex}@example.com"
+        return await shop.create_user(db_conn, email.lower(), "User")
+
+    return make
+
+
+@wrong("7.2", hint="too few random bits")
+@pytest.fixture
+def make_user_short_uuid(db_conn):
+    """Readable emails from the first 6 hex digits of a uuid4: 24 random bits, so 500 users collide in about one run of
+    130 (a flaky test), 5000 in about half."""
+
+    async def make(email: str | None = None) -> int:
+        if email is None:
+            email = f"user-{uuid.uuid4().hex[:6]}@example.com"
+        return await shop.create_user(db_conn, email, "User")
+
+    return make
+
+
+@wrong("7.2", hint="pass the email on as it is given")
+@pytest.fixture
+def make_user_email_or_default(db_conn):
+    """`email or <generated>`: make_user(email="") (a test about an empty email) makes a user with a generated email
+    instead of the one it was given."""
+
+    async def make(email: str | None = None) -> int:
+        return await shop.create_user(db_conn, email or f"user-{uuid.uuid4().hex}@example.com", "User")
+
+    return make
+
+
+# Near-misses of the same kinds, written for the checker.
+
+
+@wrong("7.1", hint="lock only the order you cancel")
+async def cancel_order_join_users_for_no_key_update(conn, order_id: int) -> bool:
+    """Joins users to be sure the buyer exists, with the weaker FOR NO KEY UPDATE but still without OF: the user's row
+    is locked, so changing the user (a new address) waits for every cancel of their orders."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR NO KEY UPDATE",
+            order_id,
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@wrong("7.1", hint="a time limit of its own ran out")
+async def cancel_order_wait_for(conn, order_id: int) -> bool:
+    """asyncio.wait_for(…, 5) around the UPDATE, so that a request never hangs: a holder that keeps the order longer
+    makes a cancellable order look not cancellable."""
+    try:
+        changed = await asyncio.wait_for(
+            conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            ),
+            5,
+        )
+    except asyncio.TimeoutError:
+        return False
+    return changed is not None
+
+
+@wrong("7.1", hint="instead of ending cancelled")
+async def cancel_order_swallows_cancellation(conn, order_id: int) -> bool:
+    """Catches CancelledError and answers False: the caller that cancelled it (a request's time limit) is told the
+    order cannot be cancelled, and its own cancellation is lost."""
+    try:
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    except asyncio.CancelledError:
+        return False
+    return changed is not None
+
+
+@wrong("7.1", hint="expected True and")
+async def cancel_order_positive_ids_only(conn, order_id: int) -> bool:
+    """Refuses ids below 1 before asking the server ("ids start at 1"): an order with id 0 or a negative id, which an
+    INTEGER column holds, is never cancelled."""
+    if order_id < 1:
+        return False
+    changed = await conn.fetchval(
+        "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id", order_id
+    )
+    return changed is not None
+
+
+@wrong("7.1", hint="let errors reach the caller")
+async def cancel_order_false_on_any_error(conn, order_id: int) -> bool:
+    """Any database error becomes False: a failed transaction or a lost connection is reported as an order that cannot
+    be cancelled."""
+    try:
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+    except asyncpg.PostgresError:
+        return False
+    return changed is not None
+
+
+@wrong("7.2", hint="pass the email on as it is given")
+@pytest.fixture
+def make_user_strips_email(db_conn):
+    """Strips the given email ("tidy input"): make_user(email=" ada@example.com ") stores another email than
+    create_user would, and a test about whitespace in emails tests nothing."""
+
+    async def make(email: str | None = None) -> int:
+        if email is None:
+            email = f"user-{uuid.uuid4().hex}@example.com"
+        return await shop.create_user(db_conn, email.strip(), "User")
+
+    return make
+
+
+@wrong("7.2", hint="too few random bits")
+@pytest.fixture
+def make_user_short_token(db_conn):
+    """Emails from secrets.token_hex(3): the OS's randomness, not the seeded generator, but only 24 bits of it."""
+
+    async def make(email: str | None = None) -> int:
+        if email is None:
+            email = f"user-{secrets.token_hex(3)}@example.com"
+        return await shop.create_user(db_conn, email, "User")
+
+    return make
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 
@@ -263,7 +467,9 @@ async def make_user_async_uuid(db_conn):
     """An async fixture; default emails from uuid4."""
 
     async def make(email: str | None = None) -> int:
-        return await shop.create_user(db_conn, email or f"{uuid.uuid4().hex}@example.com", "Someone")
+        if email is None:
+            email = f"{uuid.uuid4().hex}@example.com"
+        return await shop.create_user(db_conn, email, "Someone")
 
     return make
 
@@ -300,7 +506,8 @@ def make_user_with_savepoints(db_conn):
         while True:
             try:
                 async with db_conn.transaction():
-                    return await shop.create_user(db_conn, email or f"factory{next(numbers)}@example.com", "F")
+                    made = f"factory{next(numbers)}@example.com" if email is None else email
+                    return await shop.create_user(db_conn, made, "F")
             except shop.EmailTaken:
                 if email is not None:
                     raise
@@ -315,5 +522,33 @@ def make_user_global_random(db_conn):
 
     async def make(email: str | None = None) -> int:
         return await shop.create_user(db_conn, email or f"user-{random.getrandbits(64):x}@example.com", "User")
+
+    return make
+
+
+@right("7.1")
+async def cancel_order_join_for_update_of_orders(conn, order_id: int) -> bool:
+    """Joins users (the order of an existing user) but locks only the order: FOR UPDATE OF o."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR UPDATE OF o",
+            order_id,
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        return True
+
+
+@right("7.2")
+@pytest.fixture
+async def make_user_token_hex(db_conn):
+    """An async fixture, keyword-only email with a None sentinel, emails from secrets.token_hex(16): 128 bits from the
+    OS, not the seeded generator."""
+
+    async def make(*, email: str | None = None) -> int:
+        if email is None:
+            email = f"u-{secrets.token_hex(16)}@example.com"
+        return await shop.create_user(db_conn, email, "Test User")
 
     return make

@@ -15,7 +15,7 @@
 # - how `pytest-xdist` runs tests in parallel with a database per worker;
 # - how CI tests the notebooks themselves with nbval.
 #
-# *About 50 minutes.*
+# *About 60 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -441,13 +441,22 @@ async def cancel_order(conn, order_id: int) -> bool:
 
 # %% tags=["checker", "raises-exception"] exercise="7.1"
 # %%ipytest --exercise 7.1
-from coursedb.checks import cancel_while_waiting
+import contextlib
+import contextvars
+from collections.abc import Callable
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from coursedb.checks import cancel_while_waiting, examples, savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
 ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, $3, $4)"
 STATUS = "SELECT status::text FROM orders WHERE id = $1"
 HOLD = 0.2  # seconds another transaction keeps the order while cancel_order waits for it
+ORDER_ID = st.integers(-(2**31), 2**31 - 1)  # any id an INTEGER column holds
+STATUSES = ["pending", "paid", "shipped", "cancelled"]
 
 
 async def cancelled(conn, order_id: int, what: str) -> bool:
@@ -568,22 +577,238 @@ async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, 
         )
 
 
-async def test_a_cancel_cancelled_while_it_waits_leaves_no_transaction(db_committed):
+async def test_a_cancel_cancelled_while_it_waits_changes_nothing(db_committed):
     """If its caller cancels cancel_order while it waits for an order another transaction holds (a request's time
-    limit ran out), it ends, and leaves its connection outside any transaction, ready for the next request."""
+    limit ran out), the call ends cancelled, leaves its connection ready for the next query at once (no transaction,
+    no statement still running) and changes nothing, even once the holder is done."""
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         order_id = await a_new_order(a)
         async with a.transaction():
             await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
             task = await cancel_while_waiting(cancel_order(b, order_id), b, a)
-        assert task.done(), "cancel_order was cancelled while it waited for the order, and had not ended 5 s later"
-        if not task.cancelled():
-            task.exception()  # what it raised, if anything, is not this check's business
-        assert not b.is_in_transaction(), (
-            "cancel_order was cancelled while it waited for the order (a request's time limit), and left its "
-            "connection inside a transaction: the next request on it fails. End the transaction whatever happens "
-            "(a cancellation is a BaseException, not an Exception)"
+            problem = await after_cancel(task, b)
+        await until_idle(b)
+        if problem:
+            pytest.fail(f"cancel_order was cancelled while it waited for the order (a request's time limit): {problem}")
+        status = await a.fetchval(STATUS, order_id)
+        assert status == "pending", (
+            f"cancel_order was cancelled while it waited for the order, yet once the holder committed the order was "
+            f"{status}: a cancelled call changes nothing"
         )
+
+
+async def after_cancel(task: asyncio.Future, conn) -> str | None:
+    """What is wrong with a call cancelled a moment ago (None: nothing), and with the connection it ran on."""
+    if not task.done():
+        return "it had not ended 5 s later"
+    if not task.cancelled():
+        ended = f"raised {task.exception()!r}" if task.exception() else f"returned {task.result()!r}"
+        return f"it {ended} instead of ending cancelled: let the CancelledError through"
+    if conn.is_in_transaction():
+        return (
+            "it left its connection inside a transaction: the next request on it fails. End the transaction whatever "
+            "happens (a cancellation is a BaseException, not an Exception)"
+        )
+    try:
+        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+    except asyncpg.InterfaceError as busy:
+        return (
+            f"the next query on its connection failed ({busy}): a statement of the cancelled call was still running. "
+            "Let the cancellation reach the statement"
+        )
+    return None
+
+
+async def until_idle(conn, seconds: float = 5) -> None:
+    """Wait until no statement runs on `conn` any more (one a cancelled call left running), else close it."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await conn.fetchval("SELECT 1")
+            return
+        except asyncpg.InterfaceError:
+            await asyncio.sleep(0.01)
+    conn.terminate()  # the pool replaces it
+
+
+PROBE_WAIT = "100ms"  # a probe waits this long for a lock at most; a right answer holds none it needs, so none waits
+PROBES = {  # what other requests do meanwhile, none of it to the order being cancelled: (SQL, which id it takes)
+    "place another order for the same user": ("INSERT INTO orders (user_id, total) VALUES ($1, 1)", "user"),
+    "change the user's row": ("UPDATE users SET name = name || '' WHERE id = $1", "user"),
+    "change another order of that user": ("UPDATE orders SET total = total + 1 WHERE id = $1", "other"),
+}
+
+
+async def a_user_with_two_orders(conn, status: str) -> tuple[int, int, int]:
+    """Committed: a new user, the order to cancel (`status`), another pending order of the same user."""
+    user_id = await shop.create_user(conn, f"two{await conn.fetchval('SELECT count(*) FROM users')}@example.com", "T")
+    return user_id, await shop.place_order(conn, user_id, "10.00", status), await shop.place_order(conn, user_id, "5")
+
+
+async def blocked_probes(conn, ids: dict[str, int]) -> list[str]:
+    """The probes `conn` could not run at once (each under a short lock_timeout, each rolled back)."""
+    blocked = []
+    for what, (sql, key) in PROBES.items():
+        try:
+            async with savepoint(conn):
+                await conn.execute(f"SET LOCAL lock_timeout = '{PROBE_WAIT}'")
+                await conn.execute(sql, ids[key])
+        except asyncpg.LockNotAvailableError:
+            blocked.append(what)
+    return blocked
+
+
+async def test_locks_only_the_order_it_cancels(db_committed):
+    """cancel_order locks only the order it cancels, in both orders, several rounds: while the caller's transaction
+    around it is still open, other transactions can at once place an order for the same user, change the user's row
+    and change the user's other orders; and while other transactions do those things, cancel_order does not wait."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        for status in ("pending", "paid"):
+            user_id, order_id, other = await a_user_with_two_orders(a, status)
+            async with savepoint(a):  # the caller's transaction, open while others try
+                await cancelled(a, order_id, f"a {status} order")
+                blocked = await blocked_probes(b, {"user": user_id, "other": other})
+            if blocked:
+                pytest.fail(
+                    f"after cancel_order, while the caller's transaction was still open, another transaction could not "
+                    f"{' nor '.join(blocked)} (it waited for a lock cancel_order took): lock only the order you cancel",
+                    pytrace=False,
+                )
+            user_id, order_id, other = await a_user_with_two_orders(a, status)
+            async with savepoint(b):  # another request is busy with the same user, and not yet done
+                for sql, key in PROBES.values():
+                    await b.execute(sql, {"user": user_id, "other": other}[key])
+                task = asyncio.ensure_future(cancel_order(a, order_id))
+                waited = await waits_for(a, b, task, seconds=5)
+                if waited:
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=5)
+            if waited:
+                pytest.fail(
+                    f"cancel_order of a {status} order waited for another transaction that had placed an order for the "
+                    "same user and changed the user's row and another of their orders, but not this order: lock only "
+                    "the order you cancel",
+                    pytrace=False,
+                )
+            result = await ended(task, f"cancel_order of a {status} order")
+            assert result is True, f"cancel_order of a {status} order returned {result!r}, expected True"
+
+
+class TimersOf:
+    """The loop timers that some tasks schedule (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout: each is one),
+    so the checker can make them run out at once, as if whoever holds the order kept it longer than any of them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Future] = set()
+        self.timers: list[tuple[asyncio.TimerHandle, Callable, tuple, contextvars.Context | None]] = []
+
+    def __enter__(self) -> "TimersOf":
+        loop = asyncio.get_running_loop()
+
+        def call_at(when, callback, *args, context=None):
+            timer = type(loop).call_at(loop, when, callback, *args, context=context)
+            # asyncpg's statement cache expires its entries by timer too: housekeeping, not a limit on a wait
+            if asyncio.current_task() in self.tasks and not callback.__name__.endswith("_expired"):
+                self.timers.append((timer, callback, args, context))
+            return timer
+
+        loop.call_at = call_at  # call_later and every timeout end here
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del asyncio.get_running_loop().call_at
+
+    def run_out(self) -> int:
+        """Fire every timer still pending now; return how many."""
+        pending = [(timer, *call) for timer, *call in self.timers if not timer.cancelled()]
+        for timer, callback, args, context in pending:
+            timer.cancel()
+            asyncio.get_running_loop().call_soon(callback, *args, context=context)
+        return len(pending)
+
+
+async def test_waits_with_no_timer_of_its_own(db_committed):
+    """While another transaction holds the order, cancel_order waits for it with no timer of its own in Python either
+    (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout): the checker makes every timer the call set run out while
+    it waits, as if the holder kept the order longer than any, and the call must go on waiting."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await a_new_order(a)
+        with TimersOf() as clock:
+            async with a.transaction():
+                await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+                task = asyncio.ensure_future(cancel_order(b, order_id))
+                clock.tasks.add(task)
+                waited = await waits_for(b, a, task, seconds=5)
+                fired = clock.run_out() if waited else 0
+                if fired:
+                    await asyncio.wait({task}, timeout=1)  # a timer's end reaches the call within moments
+                    still = not task.done() and await waits_for(b, a, task, seconds=0.5)
+        result = await ended(task, "cancel_order of a pending order another transaction held")
+        await until_idle(b)
+        if fired and not still:
+            pytest.fail(
+                f"cancel_order stopped waiting for the order while another transaction still held it, once a time "
+                f"limit of its own ran out ({fired} timer(s) the call set; it then returned {result!r}): whoever holds "
+                "the order may keep it longer (a slow payment); wait without a limit",
+                pytrace=False,
+            )
+        assert result is True, f"another transaction held a pending order; then cancel_order returned {result!r}"
+
+
+async def ended(task: asyncio.Future, what: str):
+    """The result of a call the checker started, once it ends (a sentence, not a traceback, if it raised)."""
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:
+        task.cancel()
+        pytest.fail(f"{what} had not ended 5 s after the holder was done", pytrace=False)
+    if task.cancelled() or task.exception() is not None:
+        pytest.fail(f"{what} raised {task.exception() if not task.cancelled() else 'CancelledError'!r}", pytrace=False)
+    return task.result()
+
+
+@examples(15)
+@given(
+    orders=st.lists(st.tuples(ORDER_ID, st.sampled_from(STATUSES)), max_size=5, unique_by=lambda order: order[0]),
+    which=st.integers(0, 5),
+    absent=ORDER_ID,
+)
+@example(orders=[(-7, "pending"), (0, "paid")], which=0, absent=1)
+@example(orders=[(0, "paid"), (2**31 - 1, "pending")], which=0, absent=-(2**31))
+@example(orders=[(-(2**31), "paid"), (1, "shipped")], which=0, absent=2)
+async def test_any_orders_any_id(db_conn, user, orders, which, absent):
+    """For any orders (ids anywhere an INTEGER holds: negative, 0, the largest; any statuses) and any id: True and that
+    order cancelled if it is pending or paid; else False; every other order as it was."""
+    async with savepoint(db_conn):
+        for order_id, status in orders:
+            await db_conn.execute(ADD_ORDER, order_id, user, Decimal("10.00"), status)
+        target = orders[which][0] if which < len(orders) else absent
+        before = {row["id"]: row["status"] for row in await db_conn.fetch("SELECT id, status::text FROM orders")}
+        result = await cancelled(db_conn, target, f"order {target} of {before}")
+        expected = before.get(target) in ("pending", "paid")
+        after = {row["id"]: row["status"] for row in await db_conn.fetch("SELECT id, status::text FROM orders")}
+        wanted = {**before, target: "cancelled"} if expected else before
+        assert (result, after) == (expected, wanted), (
+            f"orders (id: status) {before}; cancel_order(conn, {target}) returned {result} and left {after}, expected "
+            f"{expected} and {wanted}"
+        )
+
+
+async def test_errors_reach_the_caller(db_conn, user):
+    """An error reaches the caller (here: the caller's transaction has already failed): cancel_order raises it rather
+    than answering False, which would say the order cannot be cancelled."""
+    await db_conn.execute(ADD_ORDER, FAR, user, Decimal("10.00"), "pending")
+    async with savepoint(db_conn):
+        with contextlib.suppress(asyncpg.DivisionByZeroError):
+            await db_conn.execute("SELECT 1 / 0")  # the transaction has failed: every statement is refused now
+        try:
+            result = await cancel_order(db_conn, FAR)
+        except asyncpg.PostgresError:
+            return
+    pytest.fail(
+        f"in a transaction that had already failed (the server refuses every statement), cancel_order returned "
+        f"{result!r}: let errors reach the caller",
+        pytrace=False,
+    )
 
 
 # %% [markdown] tags=["hint"] exercise="7.1"
@@ -610,8 +835,8 @@ async def test_a_cancel_cancelled_while_it_waits_leaves_no_transaction(db_commit
 #
 # Write a fixture `make_user` in the style of `make_order`: `await make_user()` creates a new user in the test's
 # transaction and returns its id. Every call gives a different user, however many the test makes (hundreds) or
-# deletes; `await make_user(email="grace@example.com")` uses that email, and a test may give it any email, even one
-# like those `make_user()` makes itself.
+# deletes; `await make_user(email="grace@example.com")` uses that email as it is given, and a test may give it any
+# email, even `""` or one like those `make_user()` makes itself.
 
 
 # %% tags=["exercise"] exercise="7.2"
@@ -628,16 +853,26 @@ import uuid
 @pytest.fixture
 def make_user(db_conn):
     async def make(email: str | None = None) -> int:
-        # A uuid: never an email a test writes by hand (user1@… is one), and no count to get wrong after a delete.
-        return await shop.create_user(db_conn, email or f"user-{uuid.uuid4().hex}@example.com", "User")
+        if email is None:  # only a missing email is made up: "" is an email a test may mean
+            # A whole uuid: never an email a test writes by hand (user1@… is one), no count to get wrong after a delete.
+            email = f"user-{uuid.uuid4().hex}@example.com"
+        return await shop.create_user(db_conn, email, "User")
 
     return make
 
 
 # %% tags=["checker", "raises-exception"] exercise="7.2"
 # %%ipytest --exercise 7.2
+import itertools
+import os
 import random
 import re
+from collections.abc import Callable
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples, savepoint
 
 MANY = 500  # users one test makes
 
@@ -671,19 +906,53 @@ async def test_each_call_makes_a_new_user(db_conn, make_user):
     assert count == 5, f"five calls to make_user left {count} users in the table"
 
 
-async def test_uses_the_email_it_is_given(db_conn, make_user):
-    """make_user(email=...) makes the user with that email, also between users made with the default one."""
-    await made(make_user, db_conn)
-    zoe = await made(make_user, db_conn, email="zoë.ωmega@example.com")
-    found = await shop.find_user_by_email(db_conn, "zoë.ωmega@example.com")
-    assert found is not None and found["id"] == zoe, f"make_user(email=...) returned {zoe}, the user found is {found}"
-    await made(make_user, db_conn)
+@examples(15)
+@given(email=st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=30))
+@example(email="ZOË.ωmega@Example.com")
+@example(email="")
+@example(email=" ada@example.com\n")
+@example(email="no at sign")
+async def test_uses_the_email_it_is_given(db_conn, make_user, email):
+    """make_user(email=X) makes one user whose email is what shop.create_user stores for X, for any text X (empty,
+    whitespace, no '@', any case of any script), also between users made with the default one."""
+    async with savepoint(db_conn):
+        await shop.create_user(db_conn, email, "Reference")
+        stored = await db_conn.fetchval("SELECT email FROM users")
+    async with savepoint(db_conn):
+        await made(make_user, db_conn)
+        user_id = await made(make_user, db_conn, email=email)
+        got = await db_conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+        await made(make_user, db_conn)
+    assert got == stored, (
+        f"make_user(email={email!r}) made a user with the email {got!r}, but shop.create_user stores {email!r} as "
+        f"{stored!r} (the server lower-cases it: in this database only ASCII letters): pass the email on as it is given"
+    )
 
 
-async def test_hundreds_of_users_in_one_test(db_conn, make_user):
-    """Hundreds of calls in one test each make a new user: emails that differ only by chance (a random number) collide
-    sooner or later."""
+def few_random_bytes() -> Callable[[int], bytes]:
+    """A stand-in for os.urandom: values a random source may well give (any value is possible), chosen so that they
+    differ only in two bytes far apart: 7 bytes or more taken whole (a uuid4, token_hex(8)) never repeat within 65536
+    calls; any 4 bytes of them (part of a uuid), or fewer than 7 bytes asked for at once, repeat within 257."""
+    calls = itertools.count(1)
+
+    def urandom(size: int) -> bytes:
+        call, chosen = next(calls), bytearray(b"\xa5" * size)
+        if size >= 7:
+            chosen[size // 2 - 3], chosen[size // 2 + 2] = call % 256, call // 256 % 256
+        elif size:
+            chosen[size // 2] = call % 256
+        return bytes(chosen)
+
+    return urandom
+
+
+async def test_hundreds_of_users_in_one_test(db_conn, make_user, monkeypatch):
+    """Hundreds of calls in one test each make a new user, whatever values the random sources give: emails that differ
+    only by chance (a random number, part of a uuid, a few random bytes) collide sooner or later."""
     random.seed(MANY)  # the same "random" emails on every run, so the verdict never changes
+    urandom = few_random_bytes()  # and the OS's randomness too (uuid4, secrets)
+    monkeypatch.setattr(os, "urandom", urandom)
+    monkeypatch.setattr(random, "_urandom", urandom)
     assert callable(make_user), f"the make_user fixture gave the test {make_user!r}: a function that makes users"
     ids = set()
     for call in range(1, MANY + 1):
@@ -692,7 +961,9 @@ async def test_hundreds_of_users_in_one_test(db_conn, make_user):
         except shop.EmailTaken as taken:
             pytest.fail(
                 f"call {call} of {MANY} to make_user() tried {taken}, which an earlier call had made: give every user "
-                "an email of its own, not one that differs by chance",
+                "an email of its own, not one that differs by chance (the checker's random source gave values that "
+                "differ in two bytes: an email with too few random bits repeats; use a whole uuid4, or a counter "
+                "that skips taken emails)",
                 pytrace=False,
             )
     assert len(ids) == MANY, f"{MANY} calls to make_user() returned {len(ids)} different ids"
