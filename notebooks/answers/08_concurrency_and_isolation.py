@@ -1,5 +1,7 @@
 """Answers to notebook 08 (exercises 8.1 and 8.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
+
 import asyncpg
 
 import shop
@@ -288,6 +290,185 @@ async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> boo
     return changed is not None
 
 
+# Accepted by the checkers of session 3 (outside engineers' answers, and round 2's), rejected by general properties now.
+
+
+@wrong("8.1", hint="lock only the order you cancel")
+async def cancel_order_join_users_for_update(conn, order_id: int) -> bool:
+    """Reads the order joined with its user FOR UPDATE, without OF: the user's row is locked for the whole transaction,
+    so the user's checkouts (place_order's foreign-key check) wait for every cancel in progress."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR UPDATE", order_id
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@wrong("8.1", hint="a time limit of its own ran out")
+async def cancel_order_client_timeout(conn, order_id: int) -> bool:
+    """asyncpg's timeout=2 and a TimeoutError means not cancelled, no event: an order another transaction holds longer
+    than 2 s stays pending although it could be cancelled (a timer in Python, which the server never sees)."""
+    try:
+        async with conn.transaction():
+            changed = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+                timeout=2,
+            )
+            if changed is None:
+                return False
+            await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+            return True
+    except asyncio.TimeoutError:
+        return False
+
+
+@wrong("8.1", hint="lock only the order you cancel")
+async def cancel_order_lock_table(conn, order_id: int) -> bool:
+    """LOCK TABLE orders, then read, update and record: exactly once, but each cancel waits for every transaction that
+    writes any order and blocks all of them until it commits."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE orders IN SHARE ROW EXCLUSIVE MODE")
+        status = await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+# Near-misses of the same kinds, written for the checker.
+
+
+@wrong("8.1", hint="lock only the order you cancel")
+async def cancel_order_join_users_for_no_key_update(conn, order_id: int) -> bool:
+    """Joins users with FOR NO KEY UPDATE, still without OF: the user's row is locked until the cancel commits, so a
+    change to the user (a new address) waits for it."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR NO KEY UPDATE",
+            order_id,
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@wrong("8.1", hint="a statement of the cancelled call was still running")
+async def cancel_order_shielded(conn, order_id: int) -> bool:
+    """The whole cancel under asyncio.shield, so that a request that times out still cancels: the cancelled caller's
+    connection is still busy with it (another operation is in progress), and the cancel it was told failed happens."""
+
+    async def cancel() -> bool:
+        async with conn.transaction():
+            changed = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            )
+            if changed is None:
+                return False
+            await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+            return True
+
+    return await asyncio.shield(cancel())
+
+
+@wrong("8.1", hint="let errors reach the caller")
+async def cancel_order_false_on_any_error(conn, order_id: int) -> bool:
+    """Any database error becomes False: a failed transaction is reported as an order that cannot be cancelled."""
+    try:
+        async with conn.transaction():
+            changed = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            )
+            if changed is None:
+                return False
+            await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+            return True
+    except asyncpg.PostgresError:
+        return False
+
+
+@wrong("8.1", hint="expected True,")
+async def cancel_order_positive_ids_only(conn, order_id: int) -> bool:
+    """Refuses ids below 1 ("ids start at 1"): an order with id 0 or a negative id is never cancelled."""
+    if order_id < 1:
+        return False
+    async with conn.transaction():
+        changed = await conn.fetchval(
+            "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+            order_id,
+        )
+        if changed is None:
+            return False
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@wrong("8.2", hint="although an order nobody held was left")
+async def claim_next_shipment_candidate_page(conn) -> int | None:
+    """Reads a page of the 5 oldest paid ids, then tries each with FOR UPDATE SKIP LOCKED: while other workers hold
+    those five, it returns None although paid orders are left."""
+    candidates = await conn.fetch("SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 5")
+    for candidate in candidates:
+        claimed = await conn.fetchval(
+            "SELECT id FROM orders WHERE id = $1 AND status = 'paid' FOR UPDATE SKIP LOCKED", candidate["id"]
+        )
+        if claimed is not None:
+            await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", claimed)
+            return claimed
+    return None
+
+
+@wrong("8.2", hint="although an order nobody held was left")
+async def claim_next_shipment_advisory_page(conn) -> int | None:
+    """The next 3 paid orders, each tried with pg_try_advisory_xact_lock: while workers hold those three, None."""
+    for candidate in await conn.fetch("SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 3"):
+        if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1::bigint)", candidate["id"]):
+            return await conn.fetchval(
+                "UPDATE orders SET status = 'shipped' WHERE id = $1 AND status = 'paid' RETURNING id", candidate["id"]
+            )
+    return None
+
+
+@wrong("8.2", hint="not wait for them")
+async def claim_next_shipment_for_share(conn) -> int | None:
+    """Picks with FOR SHARE SKIP LOCKED, then ships in a second statement: two workers share the lock on the same order,
+    then each waits for the other to ship it (a deadlock the server ends)."""
+    order_id = await conn.fetchval(
+        "SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1 FOR SHARE SKIP LOCKED"
+    )
+    if order_id is not None:
+        await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", order_id)
+    return order_id
+
+
+@wrong("8.2", hint="not wait for them")
+async def claim_next_shipment_short_waits(conn) -> int | None:
+    """Waits a little for each candidate (lock_timeout 100 ms in a savepoint) and goes on to the next: every worker
+    waits for every other one, 100 ms each, and the caller's transaction keeps the lock_timeout."""
+    for candidate in await conn.fetch("SELECT id FROM orders WHERE status = 'paid' ORDER BY id"):
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = '100ms'")
+                shipped = await conn.fetchval(
+                    "UPDATE orders SET status = 'shipped' WHERE id = $1 AND status = 'paid' RETURNING id",
+                    candidate["id"],
+                )
+        except asyncpg.LockNotAvailableError:
+            continue
+        if shipped is not None:
+            return shipped
+    return None
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 
@@ -361,3 +542,33 @@ async def claim_next_shipment_update_from(conn) -> int | None:
         """
     )
     return None if row is None else row["id"]
+
+
+@right("8.1")
+async def cancel_order_join_for_update_of_orders(conn, order_id: int) -> bool:
+    """Joins users but locks only the order (FOR UPDATE OF o), then changes it and records the event."""
+    async with conn.transaction():
+        status = await conn.fetchval(
+            "SELECT o.status::text FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1 FOR UPDATE OF o",
+            order_id,
+        )
+        if status not in ("pending", "paid"):
+            return False
+        await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order_id)
+        await shop.record_event(conn, "order_cancelled", {"order_id": order_id})
+        return True
+
+
+@right("8.2")
+async def claim_next_shipment_advisory_with_recheck(conn) -> int | None:
+    """Candidates by id, each tried with pg_try_advisory_xact_lock (never waits; released when the caller's transaction
+    ends), then shipped by an UPDATE that re-checks status = 'paid'."""
+    for candidate in await conn.fetch("SELECT id FROM orders WHERE status = 'paid' ORDER BY id"):
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1::bigint)", candidate["id"]):
+            continue
+        shipped = await conn.fetchval(
+            "UPDATE orders SET status = 'shipped' WHERE id = $1 AND status = 'paid' RETURNING id", candidate["id"]
+        )
+        if shipped is not None:
+            return shipped
+    return None

@@ -9,7 +9,7 @@
 # - READ COMMITTED, REPEATABLE READ and SERIALIZABLE on the same two anomalies;
 # - a retry loop for `SerializationError`, and a test that proves the retry works.
 #
-# *About 55 minutes.*
+# *About 70 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -532,7 +532,13 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 
 # %% tags=["checker", "raises-exception"] exercise="8.1"
 # %%ipytest --exercise 8.1
-from coursedb.checks import cancel_while_waiting
+import contextvars
+from collections.abc import Callable
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from coursedb.checks import cancel_while_waiting, examples, savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -540,6 +546,8 @@ ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, 10,
 CANCEL_EVENTS = "SELECT count(*) FROM events WHERE kind = 'order_cancelled' AND payload = $1"
 STATUS = "SELECT status::text FROM orders WHERE id = $1"
 HOLD = 0.2  # seconds another transaction keeps the order while cancel_order waits for it
+ORDER_ID = st.integers(-(2**31), 2**31 - 1)  # any id an INTEGER column holds
+STATUSES = ["pending", "paid", "shipped", "cancelled"]
 
 
 async def cancelled(conn, order_id: int, what: str) -> bool:
@@ -679,22 +687,254 @@ async def test_a_cancel_waits_for_whoever_holds_the_order(db_committed, change, 
         )
 
 
-async def test_a_cancel_cancelled_while_it_waits_leaves_no_transaction(db_committed):
+async def test_a_cancel_cancelled_while_it_waits_changes_nothing(db_committed):
     """If its caller cancels cancel_order while it waits for an order another transaction holds (a request's time
-    limit ran out), it ends, and leaves its connection outside any transaction, ready for the next request."""
+    limit ran out), the call ends cancelled, leaves its connection ready for the next query at once (no transaction,
+    no statement still running) and changes nothing, no event either, even once the holder is done."""
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         order_id = await new_order(a)
         async with a.transaction():
             await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
             task = await cancel_while_waiting(cancel_order(b, order_id), b, a)
-        assert task.done(), "cancel_order was cancelled while it waited for the order, and had not ended 5 s later"
-        if not task.cancelled():
-            task.exception()  # what it raised, if anything, is not this check's business
-        assert not b.is_in_transaction(), (
-            "cancel_order was cancelled while it waited for the order (a request's time limit), and left its "
-            "connection inside a transaction: the next request on it fails. End the transaction whatever happens "
-            "(a cancellation is a BaseException, not an Exception)"
+            problem = await after_cancel(task, b)
+        await until_idle(b)
+        if problem:
+            pytest.fail(f"cancel_order was cancelled while it waited for the order (a request's time limit): {problem}")
+        status, events = await a.fetchval(STATUS, order_id), await events_of(a, order_id)
+        assert (status, events) == ("pending", 0), (
+            f"cancel_order was cancelled while it waited for the order, yet once the holder committed the order was "
+            f"{status} with {events} order_cancelled events: a cancelled call changes nothing"
         )
+
+
+async def after_cancel(task: asyncio.Future, conn) -> str | None:
+    """What is wrong with a call cancelled a moment ago (None: nothing), and with the connection it ran on."""
+    if not task.done():
+        return "it had not ended 5 s later"
+    if not task.cancelled():
+        ended = f"raised {task.exception()!r}" if task.exception() else f"returned {task.result()!r}"
+        return f"it {ended} instead of ending cancelled: let the CancelledError through"
+    try:
+        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+    except asyncpg.InterfaceError as busy:
+        return (
+            f"the next query on its connection failed ({busy}): a statement of the cancelled call was still running. "
+            "Let the cancellation reach the statement"
+        )
+    except asyncpg.PostgresError:
+        pass  # the server answered: whatever it refused, the transaction check below says why
+    if conn.is_in_transaction():
+        return (
+            "it left its connection inside a transaction: the next request on it fails. End the transaction whatever "
+            "happens (a cancellation is a BaseException, not an Exception)"
+        )
+    return None
+
+
+async def until_idle(conn, seconds: float = 5) -> None:
+    """Wait until no statement runs on `conn` any more (one a cancelled call left running), else close it."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await conn.fetchval("SELECT 1")
+            return
+        except asyncpg.PostgresError:  # the server answered (a transaction left aborted): nothing runs
+            return
+        except asyncpg.InterfaceError:
+            await asyncio.sleep(0.01)
+    conn.terminate()  # the pool replaces it
+
+
+async def ended(task: asyncio.Future, what: str):
+    """The result of a call the checker started, once it ends (a sentence, not a traceback, if it raised)."""
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:
+        task.cancel()
+        pytest.fail(f"{what} had not ended 5 s after the holder was done", pytrace=False)
+    if task.cancelled() or task.exception() is not None:
+        pytest.fail(f"{what} raised {task.exception() if not task.cancelled() else 'CancelledError'!r}", pytrace=False)
+    return task.result()
+
+
+PROBE_WAIT = "100ms"  # a probe waits this long for a lock at most; a right answer holds none it needs, so none waits
+PROBES = {  # what other requests do meanwhile, none of it to the order being cancelled: (SQL, which id it takes)
+    "place another order for the same user": ("INSERT INTO orders (user_id, total) VALUES ($1, 1)", "user"),
+    "change the user's row": ("UPDATE users SET name = name || '' WHERE id = $1", "user"),
+    "change another order of that user": ("UPDATE orders SET total = total + 1 WHERE id = $1", "other"),
+    "record another order's event": ("INSERT INTO events (kind, payload) VALUES ('order_paid', $1)", "event"),
+}
+
+
+async def a_user_with_two_orders(conn, status: str) -> dict[str, int]:
+    """Committed: a new user, the order to cancel (`status`), another pending order of the same user."""
+    user_id = await shop.create_user(conn, f"{uuid.uuid4()}@example.com", "Two orders")
+    order_id = await shop.place_order(conn, user_id, "10.00", status)
+    other = await shop.place_order(conn, user_id, "5.00")
+    return {"user": user_id, "order": order_id, "other": other, "event": {"order_id": other}}
+
+
+async def blocked_probes(conn, ids: dict[str, int]) -> list[str]:
+    """The probes `conn` could not run at once (each under a short lock_timeout, each rolled back)."""
+    blocked = []
+    for what, (sql, key) in PROBES.items():
+        try:
+            async with savepoint(conn):
+                await conn.execute(f"SET LOCAL lock_timeout = '{PROBE_WAIT}'")
+                await conn.execute(sql, ids[key])
+        except asyncpg.LockNotAvailableError:
+            blocked.append(what)
+    return blocked
+
+
+async def test_locks_only_the_order_it_cancels(db_committed):
+    """cancel_order locks only the order it cancels, in both orders, several rounds: while the caller's transaction
+    around it is still open, other transactions can at once place an order for the same user, change the user's row,
+    change the user's other orders and record other events; and while other transactions do those things,
+    cancel_order does not wait."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        for status in ("pending", "paid"):
+            ids = await a_user_with_two_orders(a, status)
+            async with savepoint(a):  # the caller's transaction, open while others try
+                await cancelled(a, ids["order"], f"a {status} order")
+                blocked = await blocked_probes(b, ids)
+            if blocked:
+                pytest.fail(
+                    f"after cancel_order, while the caller's transaction was still open, another transaction could not "
+                    f"{' nor '.join(blocked)} (it waited for a lock cancel_order took): lock only the order you cancel",
+                    pytrace=False,
+                )
+            ids = await a_user_with_two_orders(a, status)
+            async with savepoint(b):  # another request is busy with the same user, and not yet done
+                for sql, key in PROBES.values():
+                    await b.execute(sql, ids[key])
+                task = asyncio.ensure_future(cancel_order(a, ids["order"]))
+                waited = await waits_for(a, b, task, seconds=5)
+                if waited:
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=5)
+            if waited:
+                pytest.fail(
+                    f"cancel_order of a {status} order waited for another transaction that had placed an order for the "
+                    "same user, changed the user's row and another of their orders and recorded an event, but not "
+                    "touched this order: lock only the order you cancel",
+                    pytrace=False,
+                )
+            result = await ended(task, f"cancel_order of a {status} order")
+            assert result is True, f"cancel_order of a {status} order returned {result!r}, expected True"
+
+
+class TimersOf:
+    """The loop timers that some tasks schedule (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout: each is one),
+    so the checker can make them run out at once, as if whoever holds the order kept it longer than any of them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Future] = set()
+        self.timers: list[tuple[asyncio.TimerHandle, Callable, tuple, contextvars.Context | None]] = []
+
+    def __enter__(self) -> "TimersOf":
+        loop = asyncio.get_running_loop()
+
+        def call_at(when, callback, *args, context=None):
+            timer = type(loop).call_at(loop, when, callback, *args, context=context)
+            # asyncpg's statement cache expires its entries by timer too: housekeeping, not a limit on a wait
+            if asyncio.current_task() in self.tasks and not callback.__name__.endswith("_expired"):
+                self.timers.append((timer, callback, args, context))
+            return timer
+
+        loop.call_at = call_at  # call_later and every timeout end here
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del asyncio.get_running_loop().call_at
+
+    def run_out(self) -> int:
+        """Fire every timer still pending now; return how many."""
+        pending = [(timer, *call) for timer, *call in self.timers if not timer.cancelled()]
+        for timer, callback, args, context in pending:
+            timer.cancel()
+            asyncio.get_running_loop().call_soon(callback, *args, context=context)
+        return len(pending)
+
+
+async def test_waits_with_no_timer_of_its_own(db_committed):
+    """While another transaction holds the order, cancel_order waits for it with no timer of its own in Python either
+    (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout): the checker makes every timer the call set run out while
+    it waits, as if the holder kept the order longer than any, and the call must go on waiting."""
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        with TimersOf() as clock:
+            async with a.transaction():
+                await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+                task = asyncio.ensure_future(cancel_order(b, order_id))
+                clock.tasks.add(task)
+                waited = await waits_for(b, a, task, seconds=5)
+                fired = clock.run_out() if waited else 0
+                if fired:
+                    await asyncio.wait({task}, timeout=1)  # a timer's end reaches the call within moments
+                    still = not task.done() and await waits_for(b, a, task, seconds=0.5)
+        result = await ended(task, "cancel_order of a pending order another transaction held")
+        await until_idle(b)
+        if fired and not still:
+            pytest.fail(
+                f"cancel_order stopped waiting for the order while another transaction still held it, once a time "
+                f"limit of its own ran out ({fired} timer(s) the call set; it then returned {result!r}): whoever holds "
+                "the order may keep it longer (a slow payment); wait without a limit",
+                pytrace=False,
+            )
+        events = await events_of(a, order_id)
+        assert (result, events) == (True, 1), (
+            f"another transaction held a pending order; then cancel_order returned {result!r} and recorded {events} "
+            "events, expected True and 1"
+        )
+
+
+@examples(12)
+@given(
+    orders=st.lists(st.tuples(ORDER_ID, st.sampled_from(STATUSES)), max_size=4, unique_by=lambda order: order[0]),
+    which=st.integers(0, 4),
+    absent=ORDER_ID,
+)
+@example(orders=[(-7, "pending"), (0, "paid")], which=0, absent=1)
+@example(orders=[(0, "paid"), (2**31 - 1, "pending")], which=0, absent=-(2**31))
+@example(orders=[(-(2**31), "shipped"), (1, "paid")], which=0, absent=2)
+async def test_any_orders_any_id(db_conn, orders, which, absent):
+    """For any orders (ids anywhere an INTEGER holds: negative, 0, the largest; any statuses) and any id: True, that
+    order cancelled and one event {"order_id": id} if it was pending or paid; else False and no event; every other
+    order as it was."""
+    async with savepoint(db_conn):
+        user_id = await shop.create_user(db_conn, "any@example.com", "Any")
+        for order_id, status in orders:
+            await db_conn.execute(ADD_ORDER, order_id, user_id, status)
+        target = orders[which][0] if which < len(orders) else absent
+        before = {row["id"]: row["status"] for row in await db_conn.fetch("SELECT id, status::text FROM orders")}
+        result = await cancelled(db_conn, target, f"order {target} of {before}")
+        expected = before.get(target) in ("pending", "paid")
+        after = {row["id"]: row["status"] for row in await db_conn.fetch("SELECT id, status::text FROM orders")}
+        events = [dict(row["payload"]) for row in await db_conn.fetch("SELECT payload FROM events")]
+        wanted = {**before, target: "cancelled"} if expected else before
+        assert (result, after, events) == (expected, wanted, [{"order_id": target}] if expected else []), (
+            f"orders (id: status) {before}; cancel_order(conn, {target}) returned {result}, left {after} and the "
+            f"events {events}; expected {expected}, {wanted} and {[{'order_id': target}] if expected else []}"
+        )
+
+
+async def test_errors_reach_the_caller(db_conn):
+    """An error reaches the caller (here: the caller's transaction has already failed): cancel_order raises it rather
+    than answering False, which would say the order cannot be cancelled."""
+    user_id = await shop.create_user(db_conn, "ada@example.com", "Ada")
+    await db_conn.execute(ADD_ORDER, FAR, user_id, "pending")
+    async with savepoint(db_conn):
+        with contextlib.suppress(asyncpg.DivisionByZeroError):
+            await db_conn.execute("SELECT 1 / 0")  # the transaction has failed: every statement is refused now
+        try:
+            result = await cancel_order(db_conn, FAR)
+        except asyncpg.PostgresError:
+            return
+    pytest.fail(
+        f"in a transaction that had already failed (the server refuses every statement), cancel_order returned "
+        f"{result!r}: let errors reach the caller",
+        pytrace=False,
+    )
 
 
 # %% [markdown] tags=["hint"] exercise="8.1"
@@ -745,6 +985,7 @@ async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
 # %%ipytest --exercise 8.2
 import random
 
+from coursedb.checks import savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_000_000_000  # ids far from 1
@@ -811,14 +1052,14 @@ async def test_two_workers_get_different_orders_without_waiting(db_committed):
         for first, head_start in race.schedules():
             await fresh_queue(a, {FAR + 5: "paid", FAR + 4: "pending", FAR + 9: "paid", FAR + 6: "paid"})
             outcome = await race.run({"A": in_transaction(claim), "B": in_transaction(claim)}, first, head_start)
+            assert not outcome.waited, (  # first: an error after a wait (a deadlock) comes from the wait
+                f"{outcome.waited[0]}: a worker must pass over the orders another one holds, not wait for them "
+                f"({outcome.timeline()})"
+            )
             for name, error in outcome.raised().items():
                 why = "a worker passes over the orders another one holds, it does not fail on them. "
                 why = why if isinstance(error, asyncpg.LockNotAvailableError) else ""
                 pytest.fail(f"worker {name} raised {error!r}: {why}({outcome.timeline()})", pytrace=False)
-            assert not outcome.waited, (
-                f"{outcome.waited[0]}: a worker must pass over the orders another one holds, not wait for them "
-                f"({outcome.timeline()})"
-            )
             got = sorted(r - FAR for r in outcome.results.values() if r is not None)
             assert got == [5, 6], (
                 f"two workers claimed the orders {got} (id - {FAR}), expected the two oldest paid ones, 5 and 6, one "
@@ -829,6 +1070,42 @@ async def test_two_workers_get_different_orders_without_waiting(db_committed):
                 [a.get_server_pid(), b.get_server_pid()],
             )
             assert held == 0, f"{held} advisory locks still held after the workers' transactions ended"
+
+
+async def test_a_claim_passes_over_every_order_others_hold(db_committed):
+    """However many orders another worker's transaction holds (it claimed 1, then 5, then all 7 paid ones in a row), a
+    claim gets the oldest paid order nobody holds, without waiting, and None only when every paid order is held."""
+    queue = {FAR + 14: "paid", FAR + 3: "paid", FAR + 8: "pending", FAR + 11: "paid", FAR + 1: "paid", FAR + 20: "paid"}
+    queue.update({FAR + 6: "cancelled", FAR + 9: "paid", FAR + 2: "shipped", FAR + 17: "paid"})
+    paid = sorted(i for i, status in queue.items() if status == "paid")
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        for batch in (1, 5, len(paid)):
+            await fresh_queue(a, queue)
+            async with savepoint(a):  # worker A's transaction, open: it holds what it claimed
+                held = [await claimed(a, f"worker A's claim {n + 1} in one transaction") for n in range(batch)]
+                assert held == paid[:batch], (
+                    f"one worker claimed {batch} times in a row: {held}, expected {paid[:batch]}"
+                )
+                async with savepoint(b):  # worker B's transaction
+                    task = asyncio.ensure_future(claim_next_shipment(b))
+                    waited = await waits_for(b, a, task, seconds=5)
+                    if waited:
+                        task.cancel()
+                    await asyncio.wait({task}, timeout=5)
+            if waited:
+                pytest.fail(
+                    f"while worker A's transaction held the orders {held}, worker B's claim waited for it: a worker "
+                    "must pass over the orders another one holds, not wait for them",
+                    pytrace=False,
+                )
+            if task.exception() is not None:
+                pytest.fail(f"worker B's claim raised {task.exception()!r} while A held {held}", pytrace=False)
+            got, expected = task.result(), (paid[batch] if batch < len(paid) else None)
+            assert got == expected, (
+                f"while worker A's transaction held the orders {held}, worker B's claim returned {got}"
+                + (", although an order nobody held was left" if got is None else "")
+                + f"; expected {expected}: the oldest paid order nobody holds (paid orders: {paid})"
+            )
 
 
 async def test_a_claim_rolled_back_frees_the_order(db_committed):
