@@ -421,6 +421,76 @@ async def place_orders_skips_zero(conn, user_id: int, totals: list[str]) -> list
         return [await place_order(conn, user_id, total) for total in totals if Decimal(total) != 0]
 
 
+# --- near-misses of our own: locks held for the caller, a swallowed cancellation -------------------------
+
+
+@wrong("4.1", hint="locks more than the rows it inserts")
+async def import_users_locks_the_table(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Locks the users table first, 'so nobody adds an email while we import': every other sign-up waits for the
+    end of the caller's whole transaction."""
+    skipped = []
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        for email, name in people:
+            try:
+                async with conn.transaction():
+                    await create_user(conn, email, name)
+            except EmailTaken:
+                skipped.append(email)
+    return skipped
+
+
+@wrong("4.1", hint="locks more than the rows it inserts")
+async def import_users_locks_taken_rows(conn, people: list[tuple[str, str]]) -> list[str]:
+    """Locks a taken email's row FOR UPDATE before skipping it ('so it cannot go away meanwhile'): inside the
+    caller's transaction that user cannot be changed until the caller ends."""
+    skipped = []
+    for email, name in people:
+        if await conn.fetchval("SELECT 1 FROM users WHERE email = lower($1) FOR UPDATE", email):
+            skipped.append(email)
+            continue
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+    return skipped
+
+
+@wrong("4.1", hint="let the cancellation through")
+async def import_users_stops_when_cancelled(conn, people: list[tuple[str, str]]) -> list[str]:
+    """A cancellation ends the import 'gracefully', returning what was skipped so far: the caller's time limit
+    never shows, and the caller believes the whole batch was handled."""
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except EmailTaken:
+            skipped.append(email)
+        except asyncio.CancelledError:
+            break
+    return skipped
+
+
+@wrong("4.2", hint="locks more than the rows it inserts")
+async def place_orders_locks_the_user(conn, user_id: int, totals: list[str]) -> list[int]:
+    """Locks the user's row FOR UPDATE 'so two batches for one user never interleave': until the caller's
+    transaction ends, every other order for that user waits (its foreign key check needs the row)."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        return [await place_order(conn, user_id, total) for total in totals]
+
+
+@wrong("4.2", hint="locks more than the rows it inserts")
+async def place_orders_locks_the_users_orders(conn, user_id: int, totals: list[str]) -> list[int]:
+    """Locks the user's existing orders FOR UPDATE first ('count them safely'): until the caller's transaction
+    ends, none of them can be cancelled or paid."""
+    async with conn.transaction():
+        await conn.execute("SELECT id FROM orders WHERE user_id = $1 FOR UPDATE", user_id)
+        return [await place_order(conn, user_id, total) for total in totals]
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
