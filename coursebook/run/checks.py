@@ -29,6 +29,14 @@ CHECKER_TIMEOUT_S = 30  # one checker run, as a learner waits for it on an idle 
 ALIVE = "import gc; gc.collect(); print('kernel alive')"
 
 
+def to_first_failure(checker: str) -> str:
+    """The checker cell with pytest's ``-x``: it stops at its first failed test. Enough to reject an answer;
+    whatever that run shows, the whole checker shows too (its first failure comes first, the same)."""
+    first, newline, rest = checker.partition("\n")
+    magic, *args = first.split(maxsplit=1)
+    return " ".join([magic, "-x", *args]) + newline + rest if magic == "%%ipytest" else checker
+
+
 @dataclass
 class ExerciseRun:
     """One exercise, met at its checker during the second Run All, and the means to try answers on it."""
@@ -57,14 +65,19 @@ class ExerciseRun:
         """The name of the function the stub asks for: an answer's function is renamed to it."""
         return answers.function_name(self.stub)
 
+    @functools.cached_property
+    def checker_to_first_failure(self) -> str:
+        return to_first_failure(self.checker)
+
     def run(self, code: str) -> Ran:
         return self.book.run(code, limits.scaled(CHECKER_TIMEOUT_S))
 
-    def try_answer(self, entry: answers.Answer) -> tuple[Ran, Ran | None]:
-        """Put a catalogue entry in place of the stub, then run the checker: (answer cell, checker or None
-        if the answer cell itself failed)."""
+    def try_answer(self, entry: answers.Answer, to_first_failure: bool = False) -> tuple[Ran, Ran | None]:
+        """Put a catalogue entry in place of the stub, then run the checker (to its first failed test only, if
+        asked): (answer cell, checker or None if the answer cell itself failed)."""
         answer = self.run(answers.with_imports_of(self.stub, entry.cell_source(self.target)))
-        return answer, (None if answer.failed else self.run(self.checker))
+        checker = self.checker_to_first_failure if to_first_failure else self.checker
+        return answer, (None if answer.failed else self.run(checker))
 
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:
@@ -126,13 +139,16 @@ class StubFails(Check):
     """The checker fails on the untouched stub, with a message naming the exercise."""
 
     def exercise(self, ex: ExerciseRun) -> Iterable[str]:
-        verdict = ex.run(ex.checker)
+        verdict = ex.run(ex.checker_to_first_failure)
         if not verdict.failed or f"Exercise {ex.id}" not in verdict.text:
             yield f"Exercise {ex.id}: the checker must fail on the untouched stub with a hint naming it"
 
 
 class WrongAnswersRejected(Check):
-    """Every wrong answer of the catalogue fails the checker with its hint, in time, and the kernel lives on."""
+    """Every wrong answer of the catalogue fails the checker with its hint, in time, and the kernel lives on.
+
+    The checker runs to its first failed test; only if the hint is not in that run's report does the whole
+    checker run again (the hint may be a later test's), and its report is the verdict, as a learner sees it."""
 
     def exercise(self, ex: ExerciseRun) -> Iterable[str]:
         entries = ex.catalogue.wrong(ex.id)
@@ -143,15 +159,19 @@ class WrongAnswersRejected(Check):
 
     def one(self, ex: ExerciseRun, entry: answers.WrongAnswer) -> Iterator[str]:
         label = f"Exercise {ex.id}, wrong answer {entry.name} ({entry.description})"
-        answer, verdict = ex.try_answer(entry)
+        hint = " ".join(entry.hint.split())
+        answer, verdict = ex.try_answer(entry, to_first_failure=True)
         if verdict is None:
             yield f"{label}: the answer cell itself failed: {answer.text[-800:]}"
             return
+        if verdict.failed and not verdict.timed_out and hint not in verdict.text:
+            verdict = ex.run(ex.checker)
+            ex.tally["hint_later"] = ex.tally.get("hint_later", 0) + 1
         if not verdict.failed:
             yield f"{label}: ACCEPTED by the checker"
         elif verdict.timed_out:
             yield f"{label}: the checker ran longer than {CHECKER_TIMEOUT_S} s, stretched for {limits.describe()}"
-        elif " ".join(entry.hint.split()) not in verdict.text:
+        elif hint not in verdict.text:
             yield f"{label}: rejected, but without the hint {entry.hint!r}: {verdict.text[:1000]}"
         if (said := ex.kernel_answers()) is not None:
             yield f"{label}: the kernel did not run the next cell: {said}"
@@ -195,7 +215,7 @@ class MutantsRejected(Check):
     def one(self, ex: ExerciseRun, mutant: Any) -> Iterator[str]:
         label = f"Exercise {ex.id}, mutant {mutant.name!r}"
         answer = ex.run(mutant.source)
-        verdict = answer if answer.failed else ex.run(ex.checker)
+        verdict = answer if answer.failed else ex.run(ex.checker_to_first_failure)
         if not verdict.failed:
             yield f"{label} SURVIVED: the checker accepts it (if it is equivalent, list it, with why)"
         elif verdict.timed_out:
@@ -212,7 +232,8 @@ class Tally(Check):
         print(
             f"Exercise {ex.id}: wrong answers rejected {t.get('rejected', 0)}/{t.get('hand', 0)} by hand, "
             f"{t.get('killed', 0)}/{t.get('tried', 0)} mutants; right answers accepted "
-            f"{t.get('accepted', 0)}/{t.get('rights', 0)}, equivalent mutants {t.get('equivalent', 0)}"
+            f"{t.get('accepted', 0)}/{t.get('rights', 0)}, equivalent mutants {t.get('equivalent', 0)}; "
+            f"hints only past the first failed test {t.get('hint_later', 0)}"
         )
         return ()
 
