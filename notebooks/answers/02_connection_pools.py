@@ -1,5 +1,7 @@
 """Answers to notebook 02 (exercises 2.1 and 2.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
+
 import asyncpg
 
 from coursebook.answers import right, wrong
@@ -197,6 +199,106 @@ async def create_guarded_pool_tries_the_setting_first(dsn):
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms"})
 
 
+# --- written blind by outside engineers (second round and its holdout), and new near-misses ----------
+
+
+@wrong("2.1", hint="did not end with CancelledError")
+async def find_email_acquires_inside_the_try(pool, user_id):
+    """acquire() inside the try whose finally releases: when the acquire itself is cancelled, the finally finds no
+    `conn` and raises UnboundLocalError instead of the cancellation."""
+    try:
+        conn = await pool.acquire()
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    finally:
+        await pool.release(conn)  # unbound when acquire() raised: the mistake itself
+
+
+@wrong("2.1", hint="a busy pool is no missing user")
+async def find_email_busy_pool_means_nobody(pool, user_id):
+    """acquire(timeout=1) 'so a request never hangs', its TimeoutError turned into None: under load an existing user
+    is reported missing."""
+    try:
+        async with pool.acquire(timeout=1) as conn:
+            return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    except TimeoutError:
+        return None
+
+
+@wrong("2.1", hint="as stored")
+async def find_email_lowercased(pool, user_id):
+    """Lower-cases the email ('emails are case-insensitive'): 'Zoë@Example.com' is not what is stored."""
+    async with pool.acquire() as conn:
+        email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    return email.lower() if email is not None else None
+
+
+@wrong("2.1", hint="as stored")
+async def find_email_stripped(pool, user_id):
+    """Strips the email ('stray spaces from the sign-up form'): what comes back is not what is stored."""
+    async with pool.acquire() as conn:
+        email = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    return email.strip() if email is not None else None
+
+
+@wrong("2.1", hint="on a closed pool find_email returned None")
+async def find_email_nobody_during_shutdown(pool, user_id):
+    """'During shutdown just answer nothing': InterfaceError (pool closed) becomes None, as if nobody had the id."""
+    try:
+        async with pool.acquire() as conn:
+            return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    except asyncpg.InterfaceError:
+        return None
+
+
+@wrong("2.1", hint="a busy pool is no missing user")
+async def find_email_pool_trouble_means_nobody(pool, user_id):
+    """Waits for a connection at most a second with asyncio.wait_for, and calls a pool that long busy 'nobody'."""
+    try:
+        conn = await asyncio.wait_for(pool.acquire(), 1)
+    except TimeoutError:
+        return None
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    finally:
+        await pool.release(conn)
+
+
+@wrong("2.2", hint="the same pool")
+async def create_guarded_pool_one_per_dsn(dsn):
+    """Keeps one pool per DSN in a module dict ('pools are expensive'): two callers share it, and one closing 'its'
+    pool closes the other's."""
+    cache = globals().setdefault("_GUARDED_POOLS", {})
+    pool = cache.get(dsn)
+    if pool is None or pool._closed:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms"})
+        cache[dsn] = pool
+    return pool
+
+
+@wrong("2.2", hint="differs from a plain connection's in more than statement_timeout")
+async def create_guarded_pool_idle_transactions_too(dsn):
+    """'Guard everything': idle_in_transaction_session_timeout 500ms too: a transaction that waits between two
+    statements has its connection terminated."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=2,
+        server_settings={"statement_timeout": "500ms", "idle_in_transaction_session_timeout": "500ms"},
+    )
+
+
+@wrong("2.2", hint="differs from a plain connection's in more than statement_timeout")
+async def create_guarded_pool_serializable_too(dsn):
+    """Makes every transaction SERIALIZABLE as well, 'to be safe': borrowers' transactions now fail with
+    serialization errors the exercise never asked them to handle."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=2,
+        server_settings={"statement_timeout": "500ms", "default_transaction_isolation": "serializable"},
+    )
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
@@ -231,3 +333,21 @@ async def create_guarded_pool_setup_hook(dsn):
 async def create_guarded_pool_half_a_second(dsn):
     """server_settings in seconds: the server stores it as 500ms."""
     return await asyncpg.create_pool(dsn, server_settings={"statement_timeout": "0.5s"}, max_size=2, min_size=1)
+
+
+@right("2.1")
+async def find_email_with_a_guarded_finally(pool, user_id):
+    """acquire() inside the try, the release in a finally only once something was acquired."""
+    conn = None
+    try:
+        conn = await pool.acquire()
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    finally:
+        if conn is not None:
+            await pool.release(conn)
+
+
+@right("2.2")
+async def create_guarded_pool_in_milliseconds(dsn):
+    """server_settings with a bare number: statement_timeout's unit is milliseconds."""
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500"})

@@ -200,6 +200,125 @@ async def newest_user_by_the_text_of_created_at(conn) -> str | None:
     return await conn.fetchval("SELECT email FROM users ORDER BY created_at::text DESC, id DESC LIMIT 1")
 
 
+# --- written blind by outside engineers (second round and its holdout), and new near-misses ----------
+
+
+@wrong("3.1", hint="left a connection that had no transaction inside one it opened")
+def pool_sharing_begins_if_idle(conn):
+    """Starts a transaction when the connection has none, 'so the test's rollback undoes it', and never ends it."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        if not conn.is_in_transaction():
+            await conn.transaction().start()
+        yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="reached the caller as (type, constraint_name, detail) = ('InFailedSQLTransactionError'")
+def pool_sharing_marks_each_borrow(conn):
+    """A raw SAVEPOINT per borrow, RELEASEd on the way out whatever happened: after a server error the RELEASE fails
+    and replaces the borrower's error, and without a transaction SAVEPOINT fails."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        await conn.execute("SAVEPOINT lender")
+        try:
+            yield conn
+        finally:
+            await conn.execute("RELEASE SAVEPOINT lender")
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="a copy")
+def pool_sharing_raises_a_clean_copy(conn):
+    """Re-raises a 'clean' copy of the block's exception (type(exc)(*exc.args)): what the error carried is gone."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        try:
+            yield conn
+        except Exception as exc:
+            raise type(exc)(*exc.args) from None
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="sent statements of its own to the server")
+def pool_sharing_checks_the_connection_first(conn):
+    """A health check ('SELECT 1', as pools that pre-ping do) before lending: in a failed transaction it raises
+    instead of lending, and it is a statement the caller never sent."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        await conn.execute("SELECT 1")
+        yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.1", hint="acquire() reset the test's connection")
+def pool_sharing_names_the_borrower(conn):
+    """Tags the borrowed session with SET LOCAL application_name = 'service', so logs show who ran what: the caller's
+    own setting is overwritten for the rest of its transaction."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        await conn.execute("SET LOCAL application_name = 'service'")
+        yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
+@wrong("3.2", hint="ids of different lengths")
+async def newest_user_ties_by_text_id(conn) -> str | None:
+    """Python max by (created_at, str(id)): among tied rows id 9 beats id 10."""
+    rows = await conn.fetch("SELECT email, created_at, id FROM users")
+    if not rows:
+        return None
+    return max(rows, key=lambda row: (row["created_at"], str(row["id"])))["email"]
+
+
+@wrong("3.2", hint="names that sort against the ids")
+async def newest_user_ties_by_name_first(conn) -> str | None:
+    """Among users who share created_at, orders by name before id."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, name DESC, id DESC LIMIT 1")
+
+
+@wrong("3.2", hint="a microsecond apart far in the future")
+async def newest_user_by_float_seconds(conn) -> str | None:
+    """Python max by (created_at.timestamp(), id): far in the future a float of seconds no longer holds microseconds."""
+    rows = await conn.fetch("SELECT email, created_at, id FROM users")
+    if not rows:
+        return None
+    return max(rows, key=lambda row: (row["created_at"].timestamp(), row["id"]))["email"]
+
+
+@wrong("3.2", hint="only users who signed up long ago")
+async def newest_user_of_the_last_ten_years(conn) -> str | None:
+    """'Skip junk rows': only users of the last ten years are candidates, so with only older users there is none."""
+    return await conn.fetchval(
+        "SELECT email FROM users WHERE created_at > now() - interval '10 years'"
+        " ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+
+
+@wrong("3.2", hint="a microsecond apart far in the future")
+async def newest_user_not_from_the_future(conn) -> str | None:
+    """'A sign-up in the future is a bad clock': skips users whose created_at is after now()."""
+    return await conn.fetchval(
+        "SELECT email FROM users WHERE created_at <= now() ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+
+
+@wrong("3.2", hint="ids of different lengths")
+async def newest_user_ties_by_id_as_text(conn) -> str | None:
+    """Breaks the tie by id::text ('the id as the app shows it'): '9' sorts after '10'."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, id::text DESC LIMIT 1")
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
@@ -253,6 +372,12 @@ async def newest_user_in_python(conn) -> str | None:
     if not rows:
         return None
     return max(rows, key=lambda row: (row["created_at"], row["id"]))["email"]
+
+
+@right("3.2")
+async def newest_user_by_exact_epoch(conn) -> str | None:
+    """ORDER BY extract(epoch ...): numeric since PostgreSQL 14, so exact to the microsecond, then the id."""
+    return await conn.fetchval("SELECT email FROM users ORDER BY extract(epoch FROM created_at) DESC, id DESC LIMIT 1")
 
 
 # --- mutants of the model answer that behave exactly like it ------------------------------------------

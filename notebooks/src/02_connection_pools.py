@@ -246,7 +246,7 @@ async def lending_pool(db_url):
     pool.terminate()  # close() would wait forever for a connection find_email never gave back
     conn = await asyncpg.connect(db_url)
     try:  # the users the tests committed
-        await conn.execute("DELETE FROM users WHERE email LIKE '%@lending.example.com'")
+        await conn.execute("DELETE FROM users WHERE email ILIKE '%@lending.example.com%'")
     finally:
         await conn.close()
 
@@ -263,12 +263,21 @@ def nothing_lent(pool, after: str) -> None:
     assert in_use(pool) == 0, f"{after}, a connection is still lent out: give it back in every case"
 
 
+# Emails as the column holds them: any case, any Unicode, spaces and a line break kept.
+STORED = {2_000_000_000: "Zoë@Lending.Example.COM", -5: " ÉMILE@lending.example.com\n", 1: "zoë@lending.example.com"}
+
+
 async def test_finds_a_committed_user(lending_pool):
-    """The email of the user with that id, and the connection back in the pool afterwards."""
-    await committed_user(lending_pool, 2_000_000_000, "zoë@lending.example.com")
-    email = await find_email(lending_pool, 2_000_000_000)
-    assert email == "zoë@lending.example.com", f"find_email returned {email!r} for the id of zoë@lending.example.com"
-    nothing_lent(lending_pool, "after find_email returned an email")
+    """The email of the user with that id exactly as stored (its case, spaces and all), and the connection back in
+    the pool afterwards."""
+    for user_id, stored in STORED.items():
+        await committed_user(lending_pool, user_id, stored)
+    for user_id, stored in STORED.items():
+        email = await find_email(lending_pool, user_id)
+        assert email == stored, (
+            f"find_email returned {email!r} for user {user_id}, whose email is {stored!r}: as stored"
+        )
+        nothing_lent(lending_pool, "after find_email returned an email")
 
 
 async def test_no_such_user_gives_none(lending_pool):
@@ -329,6 +338,56 @@ async def test_a_cancelled_call_gives_the_connection_back(lending_pool, db_url):
         hint = "find_email did not end with CancelledError when it was cancelled: let the cancellation through"
         pytest.fail(f"{hint} (it ended with {call.exception() or call.result()!r})", pytrace=False)
     nothing_lent(lending_pool, "after find_email was cancelled")
+
+
+async def test_a_closed_pool_is_no_missing_user(lending_pool):
+    """On a closed pool (a request during shutdown) find_email raises: the caller hears why, not 'no such user'."""
+    await lending_pool.close()
+    try:
+        result = await find_email(lending_pool, 1)
+    except Exception:  # whichever error the closed pool raises, it reached the caller
+        return
+    hint = f"on a closed pool find_email returned {result!r}: it looked nobody up, so the caller must hear why"
+    pytest.fail(hint + " (asyncpg raises InterfaceError: pool is closed): let the error through", pytrace=False)
+
+
+BUSY = 1.2  # seconds every connection stays lent out: longer than a one-second limit inside the answer
+
+
+async def test_a_call_waiting_for_a_connection(lending_pool):
+    """While every connection is lent out, a call waits and then finds the user (waiting is no missing user), and a
+    call cancelled while it waits (a request's own time limit) ends cancelled, holding no connection."""
+    await committed_user(lending_pool, 77, "patient@lending.example.com")
+    held = [await lending_pool.acquire() for _ in range(2)]  # the pool's two connections: every later call waits
+    try:
+        waiting = asyncio.create_task(find_email(lending_pool, 77))
+        cancelled = asyncio.create_task(find_email(lending_pool, 77))
+        await asyncio.sleep(0.1)  # both are waiting for a connection now
+        cancelled.cancel()
+        await asyncio.wait({cancelled}, timeout=2)
+        await asyncio.wait({waiting}, timeout=BUSY)  # then one connection comes back
+    finally:
+        for conn in held:
+            await lending_pool.release(conn)
+    await asyncio.wait({waiting}, timeout=5)
+    for task in (cancelled, waiting):  # read how each ended, so asyncio does not warn of an unread error
+        if task.done() and not task.cancelled():
+            task.exception()
+    if not cancelled.cancelled():
+        hint = "find_email, cancelled while it waited for a connection, did not end with CancelledError"
+        ended = cancelled.exception() if cancelled.done() else "nothing: it had not ended"
+        pytest.fail(f"{hint} (it ended with {ended!r}): borrow outside the try that gives it back", pytrace=False)
+    if not waiting.done():
+        waiting.cancel()
+        pytest.fail("find_email had not ended 5 s after a connection came back", pytrace=False)
+    if isinstance(waiting.exception(), asyncio.TimeoutError):
+        return  # a time limit of the answer's own, and it reached the caller: that is the caller's to handle
+    email = waiting.result()
+    assert email == "patient@lending.example.com", (
+        f"find_email(pool, 77) returned {email!r} after waiting {BUSY} s for a connection, but user 77 exists: a busy "
+        "pool is no missing user. Wait, or let a time limit's error reach the caller"
+    )
+    nothing_lent(lending_pool, "after calls that waited for a connection")
 
 
 async def test_many_calls_at_once_share_the_pool(lending_pool):
@@ -446,9 +505,9 @@ for label, options in hooks.items():
 # %% [markdown]
 # ## Exercise 2.2: a pool whose queries can never run away (stretch)
 #
-# Write `create_guarded_pool(dsn)` returning a pool (`min_size=1`, `max_size=2`) on which **every** borrower,
-# not just the first, has `statement_timeout` set to `'500ms'`, whatever the borrower before it did to its
-# session: the pool still cleans up after each borrower, as pools do.
+# Write `create_guarded_pool(dsn)` returning a new pool (`min_size=1`, `max_size=2`) on which **every** borrower,
+# not just the first, has `statement_timeout` set to `'500ms'` (and no other setting changed), whatever the borrower
+# before it did to its session: the pool still cleans up after each borrower, as pools do.
 
 
 # %% tags=["exercise"] exercise="2.2"
@@ -474,6 +533,9 @@ import warnings
 import asyncpg
 import pytest
 
+# Settings an answer may change besides statement_timeout without changing what a borrower's queries do.
+HARMLESS = {"statement_timeout", "application_name"}
+SETTINGS = "SELECT name, setting FROM pg_settings ORDER BY name"
 # The server's connections to this notebook's database, as the server lists them.
 CONNECTED = (
     "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity"
@@ -587,16 +649,39 @@ async def test_the_server_cancels_a_long_query_and_only_a_long_one(guarded):
 
 
 async def test_the_timeout_belongs_to_the_pool_alone(db_url, guarded):
-    """A connection opened outside the pool has no statement_timeout: the default of the database stays."""
+    """A connection opened outside the pool has no statement_timeout: the default of the database stays; and a
+    borrower's session differs from it in statement_timeout alone (no other limit a borrower's work trips over)."""
     outsider = await asyncpg.connect(db_url)
     try:
         outside = await outsider.fetchval("SHOW statement_timeout")
+        plain = dict(await outsider.fetch(SETTINGS))
     finally:
         await outsider.close()
     assert outside == "0", (
         f"a new connection outside the pool has statement_timeout {outside}: the answer changed the default "
         "for everyone using this database, not just for this pool"
     )
+    async with guarded.acquire() as conn:
+        borrowed = dict(await conn.fetch(SETTINGS))
+    changed = {name: (plain.get(name), value) for name, value in borrowed.items() if plain.get(name) != value}
+    extra = {name: change for name, change in changed.items() if name not in HARMLESS}
+    assert not extra, (
+        f"a borrower's session differs from a plain connection's in more than statement_timeout: {extra} "
+        "(setting: (plain, borrower)). Set statement_timeout alone: any other limit stops work the exercise allows"
+    )
+
+
+async def test_each_call_makes_a_pool_of_its_own(db_url, guarded):
+    """Two calls give two pools: closing one leaves the other working (nobody shares a pool another may close)."""
+    second = await create_guarded_pool(db_url)
+    try:
+        assert second is not guarded, "two calls of create_guarded_pool returned the same pool: make one each time"
+    finally:
+        await second.close()
+    try:
+        await guarded.fetchval("SELECT 1")
+    except asyncpg.InterfaceError as exc:
+        pytest.fail(f"closing one pool broke the other ({exc}): the two calls share something", pytrace=False)
 
 
 async def test_no_connection_is_left_behind(db_url):

@@ -8,7 +8,7 @@
 # - what a rollback does not reset: sequences and `now()`;
 # - why application code with its own pool connections cannot see a test's rows, and two ways out.
 #
-# *About 40 minutes.*
+# *About 45 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -251,8 +251,8 @@ async def test_db_committed_left_nothing_behind(db_conn):
 #
 # `UserService` only ever calls `pool.acquire()` and uses the result in `async with`. Write
 # `pool_sharing(conn)`: it returns an object whose `acquire()` hands out `conn` itself, every time, also inside
-# another `acquire()`, and leaves it exactly as it was: not closed, not released, not reset, and with no
-# transaction of its own around the block (a real pool adds none either). With it, `UserService(pool_sharing(db_conn))` runs inside the test's
+# another `acquire()`, and leaves it exactly as it was: not closed, not released, not reset, with no
+# transaction of its own around the block (a real pool adds none either), and without sending anything to the server. With it, `UserService(pool_sharing(db_conn))` runs inside the test's
 # transaction, and the rollback undoes its work too.
 
 
@@ -280,6 +280,7 @@ def pool_sharing(conn):
 import asyncio
 import inspect
 
+import asyncpg
 import pytest
 
 import shop
@@ -359,17 +360,75 @@ async def test_acquire_adds_no_transaction_of_its_own(db_conn):
 
 
 async def test_errors_inside_the_block_reach_the_caller(db_conn):
-    """An exception raised inside 'async with pool.acquire()' reaches the code around it, as with a real pool."""
+    """The very exception raised inside 'async with pool.acquire()' reaches the code around it, as with a real pool:
+    the same object, with everything it carries (a server error's constraint name and detail)."""
 
     class Boom(Exception):
         pass
 
+    raised = Boom("with what it carries")
     try:
         async with lending(pool_sharing(db_conn)):
-            raise Boom
-    except Boom:
-        return
-    pytest.fail("an exception raised inside 'async with acquire()' disappeared: __aexit__ must not swallow it")
+            raise raised
+    except Boom as caught:
+        assert caught is raised, (
+            f"the block raised {raised!r}; the code around it caught {caught!r}, a copy: let the exception itself "
+            "through"
+        )
+    else:
+        pytest.fail("an exception raised inside 'async with acquire()' disappeared: __aexit__ must not swallow it")
+    await db_conn.execute("INSERT INTO users (email, name) VALUES ('taken@example.com', 'First')")
+    try:
+        # the checker's savepoint first: after the failed statement the test goes on
+        async with db_conn.transaction(), lending(pool_sharing(db_conn)) as conn:
+            await conn.execute("INSERT INTO users (email, name) VALUES ('taken@example.com', 'Second')")
+    except Exception as caught:  # which one, and what it carries, is the check
+        found = (type(caught).__name__, getattr(caught, "constraint_name", None), getattr(caught, "detail", None))
+        expected = ("UniqueViolationError", "users_email_key", "Key (email)=(taken@example.com) already exists.")
+        assert found == expected, (
+            f"a unique violation inside the block reached the caller as (type, constraint_name, detail) = {found}, "
+            f"not {expected}: let the server's exception itself through, never a copy or another error in its place"
+        )
+    else:
+        pytest.fail("a unique violation inside 'async with acquire()' disappeared: let it reach the caller")
+
+
+async def test_acquire_sends_nothing_to_the_server(db_conn):
+    """acquire() and leaving its block send no statement of their own: the borrower's statements are all there is."""
+    sent = []
+
+    def log(record) -> None:
+        sent.append(record.query)
+
+    db_conn.add_query_logger(log)
+    try:
+        async with lending(pool_sharing(db_conn)) as conn:
+            await conn.fetchval("SELECT 'the borrower'")
+        await asyncio.sleep(0)  # the logger is called soon after each statement
+    finally:
+        db_conn.remove_query_logger(log)
+    own = [query for query in sent if query != "SELECT 'the borrower'"]
+    assert not own, (
+        f"acquire() sent statements of its own to the server: {own}. Lend the connection as it stands; a health "
+        "check, a savepoint or a setting changes (or, in a failed transaction, breaks) the caller's session"
+    )
+
+
+async def test_lends_a_connection_with_no_transaction_too(db_pool):
+    """On a connection with no transaction open (a script's, a pool's) acquire() lends it and leaves it with none."""
+    async with db_pool.acquire() as plain:
+        try:
+            async with lending(pool_sharing(plain)) as conn:
+                assert conn is plain, f"acquire() lent {conn!r}, not the connection pool_sharing was given"
+                assert await conn.fetchval("SELECT 1") == 1
+        except asyncpg.PostgresError as exc:
+            pytest.fail(
+                f"on a connection with no transaction open, acquire() raised {type(exc).__name__}: {exc}", pytrace=False
+            )
+        left = plain.is_in_transaction()
+        if left:
+            await plain.execute("ROLLBACK")
+    assert not left, "acquire() left a connection that had no transaction inside one it opened: nobody commits it"
 
 
 async def test_service_sees_the_tests_rows(db_conn):
@@ -521,23 +580,71 @@ async def test_the_session_time_zone_does_not_matter(db_conn):
     )
 
 
-# Offsets in microseconds from a few values, so that examples have equal and distinct timestamps alike.
-OFFSETS = st.lists(st.sampled_from([0, 1, 999_999, 86_400_000_000, -86_400_000_000]), min_size=1, max_size=5)
+ADD_FULL_USER = "INSERT INTO users (id, email, name, created_at) VALUES ($1, $2, $3, $4)"
+UTC = datetime.timezone.utc
+NEVER = datetime.datetime(9999, 12, 30, tzinfo=UTC)  # near a "never" sentinel some imports use (9999-12-31)
+EDGES = {  # what the rows show: (id, email, name, created_at) in the order they are inserted
+    "ids of different lengths (10 beats 9)": [(10, "ten@x", "T", START), (9, "nine@x", "N", START)],
+    "names that sort against the ids": [(1, "zed@x", "Zed", START), (2, "amy@x", "Amy", START)],
+    "a microsecond apart far in the future": [
+        (1, "later@x", "L", NEVER + datetime.timedelta(microseconds=1)),
+        (2, "earlier@x", "E", NEVER),
+    ],
+    "only users who signed up long ago": [
+        (1, "old@x", "O", datetime.datetime(2009, 6, 1, tzinfo=UTC)),
+        (2, "older@x", "O", datetime.datetime(1901, 1, 1, tzinfo=UTC)),
+    ],
+    "ids far from 1, negative ones too": [(2_000_000_000, "big@x", "B", START), (-5, "negative@x", "N", START)],
+}
 
 
-@examples(10)
-@given(offsets=OFFSETS)
-async def test_any_sign_up_times_in_any_order(db_conn, offsets):
-    """For users inserted in any order with any created_at, equal or not: latest created_at, then highest id."""
-    async with savepoint(db_conn):
-        rows = []
-        for number, offset in enumerate(offsets):
-            email = f"{'mzaby'[number]}{number}@example.com"  # emails sort neither with nor against the ids
-            stamp = START + datetime.timedelta(microseconds=offset)
-            rows.append((stamp, await db_conn.fetchval(ADD_DATED_USER + " RETURNING id", email, stamp), email))
-        expected = max(rows)[2]
-        got = await newest(db_conn)
-        assert got == expected, f"users (created_at, id, email) {rows}: newest_user returned {got!r}"
+async def check_rows(conn, rows, what: str) -> None:
+    async with savepoint(conn):
+        for row in rows:
+            await conn.execute(ADD_FULL_USER, *row)
+        expected = max(rows, key=lambda row: (row[3], row[0]))[1]
+        got = await newest(conn)
+        shown = [(user_id, email, stamp.isoformat()) for user_id, email, _, stamp in rows]
+        assert got == expected, (
+            f"{what}: users (id, email, created_at) {shown}, newest_user returned {got!r}, expected {expected!r}: "
+            "the latest created_at, compared exactly, then the highest id as a number"
+        )
+
+
+async def test_edge_rows(db_conn):
+    """Ids of any length and sign, any names, sign-up times far in the past or future a microsecond apart: the latest
+    created_at, then the highest id."""
+    for what, rows in EDGES.items():
+        await check_rows(db_conn, rows, what)
+
+
+# Values spread over the columns' whole domain, few enough that examples share created_at, ids and names often.
+MOMENTS = st.sampled_from([datetime.datetime(1901, 1, 1, tzinfo=UTC), datetime.datetime(2009, 6, 1, tzinfo=UTC), START,
+                           datetime.datetime(2999, 1, 1, tzinfo=UTC), NEVER])  # fmt: skip
+OFFSETS = st.sampled_from([0, 1, 999_999, 86_400_000_000])  # microseconds after the moment
+USERS = st.lists(
+    st.tuples(
+        st.sampled_from([-7, 1, 9, 10, 99, 100, 2_000_000_000]),
+        st.sampled_from(["Zed", "Amy", "someone"]),
+        MOMENTS,
+        OFFSETS,
+    ),
+    min_size=1,
+    max_size=5,
+    unique_by=lambda user: user[0],
+)
+
+
+@examples(12)
+@given(users=USERS)
+async def test_any_users_in_any_order(db_conn, users):
+    """For users inserted in any order, with any ids, names and created_at (equal or not): latest created_at, then
+    highest id."""
+    rows = [
+        (user_id, f"{'mzaby'[number]}{number}@x", name, moment + datetime.timedelta(microseconds=offset))
+        for number, (user_id, name, moment, offset) in enumerate(users)
+    ]
+    await check_rows(db_conn, rows, "generated users")
 
 
 # %% [markdown] tags=["hint"] exercise="3.2"
