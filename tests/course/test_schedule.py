@@ -40,19 +40,19 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
     monkeypatch.setenv("COURSEBOOK_DURATIONS", str(pytester.path / "record.json"))
     plugins = ["-p", "coursebook.pytest_plugin", "--nbval-only", "-p", "no:cacheprovider"]
-    return pytester.runpytest_subprocess(*plugins, "-n", "2", "--dist", "loadfile", *args, timeout=120)
+    return pytester.runpytest_subprocess(*plugins, "--dist", "loadfile", *args, timeout=120)
 
 
 def test_the_record_orders_the_files_and_a_whole_run_updates_it(pytester, monkeypatch):
     pytester.makepyfile(test_many_items=MANY, test_one_long=LONG, test_one_mid=MID)
     record = pytester.path / "record.json"
     record.write_text(json.dumps({"test_one_long.py": 50.0, "test_one_mid.py": 40.0, "test_many_items.py": 0.1}))
-    run(pytester, monkeypatch).assert_outcomes(passed=8)
+    run(pytester, monkeypatch, "-n", "2").assert_outcomes(passed=8)
     first_two = set((pytester.path / "started.txt").read_text().split()[:2])
     assert first_two == {"one_long", "one_mid"}, f"the two longest files by the record did not start first: {first_two}"
     took = json.loads(record.read_text())
     assert took["test_one_long.py"] < 50 and took["test_many_items.py"] != 0.1, f"the run did not record: {took}"
 
     record.write_text("{}")  # a part of a file (-k) would record too short a time: nothing is recorded
-    run(pytester, monkeypatch, "-k", "long").assert_outcomes(passed=1)
+    run(pytester, monkeypatch, "-n", "0", "-k", "long").assert_outcomes(passed=1)  # the one process records
     assert json.loads(record.read_text()) == {}

@@ -41,23 +41,23 @@ import conftest
 
 
 @pytest.mark.load(4)
-@pytest.mark.timeout(1)
+@pytest.mark.timeout(0.5)
 def test_busy_machine_item_gets_more_time():
-    time.sleep(2)
+    time.sleep(1)
 
 
 @pytest.mark.load(0.5)
-@pytest.mark.timeout(1)
+@pytest.mark.timeout(0.5)
 def test_idle_machine_item_keeps_its_limit():
     time.sleep(4)
 
 
 @pytest.mark.load(1)
-@pytest.mark.timeout(1)
+@pytest.mark.timeout(0.5)
 def test_busy_spell_during_the_item_counts():
-    time.sleep(0.5)
+    time.sleep(0.25)
     conftest.PER_CORE["now"] = 6
-    time.sleep(1.5)
+    time.sleep(0.75)
 
 
 @pytest.mark.load(1000)
@@ -68,9 +68,25 @@ def test_hang_fails_however_busy():
 
 @pytest.mark.load(4)
 @pytest.mark.exact_timeout
-@pytest.mark.timeout(1)
+@pytest.mark.timeout(0.5)
 def test_exact_limit_is_kept_however_busy():
     time.sleep(3)
+
+
+# pytest-timeout's other method (a timer thread; where there is no SIGALRM): its timeout ends the process,
+# so only items that must pass use it.
+@pytest.mark.load(4)
+@pytest.mark.timeout(0.5, method="thread")
+def test_busy_machine_item_gets_more_time_thread():
+    time.sleep(1)
+
+
+@pytest.mark.load(1)
+@pytest.mark.timeout(0.5, method="thread")
+def test_busy_spell_during_the_item_counts_thread():
+    time.sleep(0.25)
+    conftest.PER_CORE["now"] = 6
+    time.sleep(0.75)
 """
 
 
@@ -86,21 +102,16 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) 
 
 def test_limits_stretch_with_the_load_and_a_hang_still_fails(pytester, monkeypatch):
     result = run(pytester, monkeypatch)
-    result.assert_outcomes(passed=2, failed=3)
+    result.assert_outcomes(passed=4, failed=3)
     cores = os.cpu_count()
     result.stdout.fnmatch_lines_random(
         [
             "PASSED test_items.py::test_busy_machine_item_gets_more_time",
             "PASSED test_items.py::test_busy_spell_during_the_item_counts",
-            f"E * Timeout (>1 s stretched to * s for load {cores * 0.5:.1f} on {cores} cores: still running after *",
+            "PASSED test_items.py::test_busy_machine_item_gets_more_time_thread",
+            "PASSED test_items.py::test_busy_spell_during_the_item_counts_thread",
+            f"E * Timeout (>0.5 s stretched to * s for load {cores * 0.5:.1f} on {cores} cores: still running after *",
             f"E * Timeout (>0.2 s stretched to * s for load {cores * 1000:.1f} on {cores} cores: still running after *",
-            "E * Timeout (>1.0s) from pytest-timeout.",  # the exact limit, not stretched for load 4 a core
+            "E * Timeout (>0.5s) from pytest-timeout.",  # the exact limit, not stretched for load 4 a core
         ]
     )
-
-
-def test_the_thread_method_stretches_too(pytester, monkeypatch):
-    """pytest-timeout's other method (a timer thread; where there is no SIGALRM): its timeout ends the process,
-    so only the items that must pass run here."""
-    result = run(pytester, monkeypatch, "-o", "timeout_method=thread", "-k", "busy_machine or busy_spell")
-    result.assert_outcomes(passed=2)
