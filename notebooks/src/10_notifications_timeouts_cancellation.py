@@ -862,7 +862,7 @@ async def buyer(db_committed) -> int:
         )
 
 
-async def run_the_check(pool: asyncpg.Pool, place, user_id: int, wait: float = WAIT):
+async def run_the_check(pool: asyncpg.Pool, place, user_id: int, wait: float = WAIT, listening=None):
     """How check_announced_only_on_commit ended for `place` (passed, failed any way a test fails, a hang of 10 s
     included, or skipped), the seconds it spent outside `place` (waiting), and what it left behind: whatever
     happened, the test must have stopped listening and ended its transactions."""
@@ -874,7 +874,10 @@ async def run_the_check(pool: asyncpg.Pool, place, user_id: int, wait: float = W
         in_place += seconds
         return order_id
 
-    async with another_connection() as listening, pool.acquire() as working:
+    async with contextlib.AsyncExitStack() as stack:
+        if listening is None:
+            listening = await stack.enter_async_context(another_connection())
+        working = await stack.enter_async_context(pool.acquire())
         ended, seconds = await timed(
             outcome(check_announced_only_on_commit, listening, working, timed_place, user_id, wait, seconds=10)
         )
@@ -928,7 +931,8 @@ async def test_fails_for_every_broken_function(db_committed, buyer):
     moment later from an outbox; a payload that is not exactly the order's id, whitespace and padding included; one
     more announcement; a place that raises), the test fails, one way or another, and leaves nothing behind."""
     escaped, left = [], []
-    async with another_connection() as outbox:
+    async with another_connection() as outbox, contextlib.AsyncExitStack() as stack:
+        listening = await stack.enter_async_context(another_connection())  # one for every run: connecting costs
         for broken in [
             announce_and_commit,
             announce_the_total,
@@ -941,11 +945,13 @@ async def test_fails_for_every_broken_function(db_committed, buyer):
             AnnounceFromAnOutbox(outbox, WAIT),
         ]:
             try:
-                ended, _, leftovers = await run_the_check(db_committed, broken, buyer)
-                left += leftovers
+                ended, _, leftovers = await run_the_check(db_committed, broken, buyer, listening=listening)
             finally:
                 if isinstance(broken, AnnounceFromAnOutbox):
                     await broken.settle()
+            if leftovers:  # `listening` may still listen: the next run gets a fresh one
+                left += leftovers
+                listening = await stack.enter_async_context(another_connection())
             if not ended.failed:
                 how = " ".join(broken.__doc__.split()).rstrip(".")
                 what = "passed" if ended.passed else f"did not fail (it {ended})"
