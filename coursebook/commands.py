@@ -20,6 +20,7 @@ QUICK_LEAVES_OUT = {
     "tests/coursedb/robustness": "fault loops: killed servers and kernels, races, grace periods, permissions",
     "tests/coursedb/test_room_poolers.py": "the room behind a real PgBouncer",
     "tests/coursedb/test_room_roles.py": "the room's two roles on a stock PostgreSQL",
+    "tests/course/test_room_simulation.py": "ten learners' kernels in a room on a stock PostgreSQL",
     "tests/course/test_answer_trials.py": "answers tried in a nested notebook run",
     "tests/course/test_notebook_run.py": "the notebook run's checks failing on purpose, in a nested run",
 }
