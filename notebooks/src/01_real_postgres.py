@@ -517,6 +517,8 @@ async def test_every_id_the_column_holds_finds_its_user(db_conn):
 
 async def test_a_number_outside_the_column_gives_none(db_conn):
     """A whole number just past either end of the integer column's range (or far past it) gives None."""
+    # Users in the table: on an empty one the server may never compare an id, and a bad one would go unnoticed.
+    await db_conn.execute(ADD_USER, 42, "ada@example.com")
     for user_id in (HIGHEST + 1, LOWEST - 1, 99999999999, -99999999999, 10**30):
         result = await email_of(db_conn, str(user_id))
         assert result is None, f"email_or_none(conn, {str(user_id)!r}) returned {result!r}, expected None"
@@ -541,6 +543,7 @@ async def test_any_whole_number(db_conn, user_id):
     """For any whole number: the user's email if the column can hold it and a user has it, else None."""
     async with savepoint(db_conn):
         exists = LOWEST <= user_id <= HIGHEST
+        await db_conn.execute(ADD_USER, 1 if user_id == 0 else 0, "someone.else@example.com")  # never an empty table
         if exists:
             await db_conn.execute(ADD_USER, user_id, "any@example.com")
         result = await email_of(db_conn, str(user_id))
