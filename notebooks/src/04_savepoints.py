@@ -822,6 +822,22 @@ async def test_two_batches_for_one_user_at_once(db_committed):
             await first.execute("DELETE FROM orders WHERE user_id = $1", user_id)
 
 
+async def test_all_or_nothing_outside_a_transaction_too(db_committed):
+    """With no transaction open: a good batch is placed, a failing batch leaves none of its orders."""
+    async with db_committed.acquire() as conn:
+        user_id = await create_user(conn, "ada@example.com", "Ada")
+        try:
+            await place_orders(conn, user_id, ["1.00", "2.00"])
+        except asyncpg.PostgresError as exc:
+            hint = f"on a connection with no transaction open, a good batch raised {type(exc).__name__}: {exc}"
+            pytest.fail(hint, pytrace=False)
+        with pytest.raises(asyncpg.PostgresError):
+            await place_orders(conn, user_id, ["10.00", "-1.00"])
+        assert not conn.is_in_transaction(), "place_orders left a transaction open on the connection"
+        left = [row["total"] for row in await conn.fetch(USERS_ORDERS, user_id)]
+        assert left == ["1.00", "2.00"], f"with no transaction around the call, the failed batch left: {left[2:]}"
+
+
 async def test_a_cancelled_batch_leaves_nothing(db_committed):
     """A batch cancelled while it waits for a lock (the caller's time limit ran out) ends cancelled and leaves none of
     its orders: on a connection with no transaction open, no transaction behind it; inside the caller's transaction,
@@ -895,22 +911,6 @@ async def test_locks_only_what_it_writes(db_committed):
         finally:
             await probe.rollback()
             await callers.rollback()
-
-
-async def test_all_or_nothing_outside_a_transaction_too(db_committed):
-    """With no transaction open: a good batch is placed, a failing batch leaves none of its orders."""
-    async with db_committed.acquire() as conn:
-        user_id = await create_user(conn, "ada@example.com", "Ada")
-        try:
-            await place_orders(conn, user_id, ["1.00", "2.00"])
-        except asyncpg.PostgresError as exc:
-            hint = f"on a connection with no transaction open, a good batch raised {type(exc).__name__}: {exc}"
-            pytest.fail(hint, pytrace=False)
-        with pytest.raises(asyncpg.PostgresError):
-            await place_orders(conn, user_id, ["10.00", "-1.00"])
-        assert not conn.is_in_transaction(), "place_orders left a transaction open on the connection"
-        left = [row["total"] for row in await conn.fetch(USERS_ORDERS, user_id)]
-        assert left == ["1.00", "2.00"], f"with no transaction around the call, the failed batch left: {left[2:]}"
 
 
 # %% [markdown] tags=["hint"] exercise="4.2"
