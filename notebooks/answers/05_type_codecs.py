@@ -266,6 +266,15 @@ async def record_json_event_exact_money(conn, kind: str, payload_json: str):
     return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
 
 
+@wrong("5.2", hint="as given")
+async def record_json_event_tidies_the_kind(conn, kind: str, payload_json: str):
+    """'Tidies' the kind (strip, lower): ' Signup' is stored as 'signup', not as given."""
+    payload = json.loads(payload_json)
+    return await conn.fetchval(
+        "INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind.strip().lower(), payload
+    )
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
