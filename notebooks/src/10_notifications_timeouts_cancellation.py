@@ -574,9 +574,13 @@ async def connections(db_pool):
 async def test_returns_any_payload_exactly(connections, payload):
     """Any payload comes back exactly as it was sent: spaces and newlines around or inside it, Unicode, empty."""
     listening, working = connections
-    got, _ = await heard(listening, working, payload)
+    got, late = await heard(listening, working, payload)
     assert got == payload, (
         f"notified {payload!r}, wait_for_notification returned {got!r}: return the payload exactly as it came"
+    )
+    assert late < 0.3, (  # looser than the bound above: here only so that a late answer fails at once, not per example
+        f"wait_for_notification returned {late:.2f} s after the notification reached this process: return as soon as "
+        "one arrives (a callback that wakes the waiting call, not a sleep between looks)"
     )
     await still_listening(listening, "after returning a payload")
 
