@@ -39,6 +39,8 @@ CASES = {
     "trust": ("--quick", {"reuse_ms", "take_ms"}),
     # One fresh kernel and one nbval run per plugin set, on a private server.
     "first_ipytest": ("--runs 1 --no-write", {"kernel_first_s", "nbval_first_s", "kernel_first_autoload_s"}),
+    # Two fresh processes importing nbformat, as installed and without rfc3987_syntax.
+    "imports": ("--runs 1 --no-write", {"nbformat_cpu_s", "nbformat_without_rfc3987_syntax_cpu_s"}),
     # One kernel on a private server with the outcomes table: checker 3.2 three times per way of recording.
     "checker_cost": ("--quick", {"record_file_ms", "record_room_ms", "cell_off_ms", "recorded_table"}),
 }

@@ -45,6 +45,9 @@ from coursedb.paths import course_root
 
 ROOT = course_root()
 PYTHON = sys.executable
+# A pytest of a test's own that runs no notebook: no xdist, and no nbval (importing it, nbformat, costs ~2 s
+# of CPU in every process: benchmarks/imports.py).
+PYTEST_WITHOUT_NOTEBOOKS = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:nbval"]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -350,7 +353,7 @@ def run_with_course_fixtures(folder: Path, name: str, tests: str) -> subprocess.
         "asyncio_default_test_loop_scope = session\n"
     )
     return subprocess.run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--tb=line", "-rN"],
+        [*PYTEST_WITHOUT_NOTEBOOKS, "--tb=line", "-rN"],
         cwd=folder,
         capture_output=True,
         text=True,

@@ -6,9 +6,9 @@ switched off here too, so that the isolation tests have to notice it on their ow
 
 import os
 import subprocess
-import sys
 
 from coursedb.paths import course_root
+from tests.helpers import PYTEST_WITHOUT_NOTEBOOKS
 
 ROOT = course_root()
 
@@ -28,7 +28,7 @@ def test_suite_fails_when_db_conn_commits(tmp_path):
         "asyncio_default_test_loop_scope = session\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(tmp_path)],
+        [*PYTEST_WITHOUT_NOTEBOOKS, str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -1,0 +1,58 @@
+"""What every pytest process of the course's venv pays before its first test: importing nbformat.
+
+    .venv/bin/python benchmarks/imports.py              # 5 fresh processes per way, median CPU seconds
+    .venv/bin/python benchmarks/imports.py --runs 1 --no-write
+
+nbval is a pytest plugin that pytest loads in every process of this venv (the test command's controller
+and xdist workers, every nested pytest of the tests, the pytest a notebook runs); it imports nbformat,
+which imports jsonschema, whose format checker imports rfc3987_syntax if it is installed (jupyter-events
+asks for jsonschema[format-nongpl]), and that module builds three Earley parsers of the IRI grammar as
+it is imported. Fresh processes, taking turns: ``import nbformat`` as installed, and with
+rfc3987_syntax blocked (``sys.modules[name] = None``: jsonschema then leaves out the IRI formats, nothing
+else changes). CPU seconds of the process (user + system, ``time.process_time``), so the figures do not
+grow with other work on the machine as wall time does; the load is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+
+import _common
+
+IMPORT = "import time; t = time.process_time(); import nbformat; print(time.process_time() - t)"
+WAYS = {
+    "installed": IMPORT,
+    "without_rfc3987_syntax": "import sys; sys.modules['rfc3987_syntax'] = None; " + IMPORT,
+}
+
+
+def cpu_seconds(code: str) -> float:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per way (median)")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write results/imports.json")
+    args = parser.parse_args()
+    samples: dict[str, list[float]] = {way: [] for way in WAYS}
+    for _ in range(args.runs):
+        for way, code in WAYS.items():  # taking turns: load changes hit both alike
+            samples[way].append(cpu_seconds(code))
+    medians = {way: round(statistics.median(values), 3) for way, values in samples.items()}
+    print(_common.table(["import nbformat", "CPU s (median)", "runs"], [[w, m, args.runs] for w, m in medians.items()]))
+    summary = {
+        "nbformat_cpu_s": medians["installed"],
+        "nbformat_without_rfc3987_syntax_cpu_s": medians["without_rfc3987_syntax"],
+        "rfc3987_syntax_cpu_s": round(medians["installed"] - medians["without_rfc3987_syntax"], 3),
+    }
+    document = {"samples_cpu_s": samples, **summary, "machine": _common.machine()}
+    _common.finish("imports", document, summary, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()
