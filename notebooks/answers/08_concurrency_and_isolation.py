@@ -469,6 +469,20 @@ async def claim_next_shipment_short_waits(conn) -> int | None:
     return None
 
 
+@wrong("8.2", hint="although an order nobody held was left")
+async def claim_next_shipment_advisory_in_where(conn) -> int | None:
+    """pg_try_advisory_xact_lock(id) in the WHERE of an ORDER BY … LIMIT 1 query: with a plan that reads every paid row
+    before sorting, every paid order gets locked, and the next worker finds none (with an index scan on id it happens
+    to lock one: right or wrong by the plan the server picks)."""
+    order_id = await conn.fetchval(
+        "SELECT id FROM orders WHERE status = 'paid' AND pg_try_advisory_xact_lock(id) ORDER BY id LIMIT 1"
+    )
+    if order_id is None:
+        return None
+    await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = $1", order_id)
+    return order_id
+
+
 # --- right answers, written differently from the model --------------------------------------------
 
 
