@@ -162,9 +162,10 @@ async def place_orders_checks_in_python(conn, user_id: int, totals: list[str]) -
     return [await place_order(conn, user_id, total) for total in totals]
 
 
-@wrong("4.2", hint="a good batch raised")
+@wrong("4.2", hint="'ten'")
 async def place_orders_savepoint_by_hand(conn, user_id: int, totals: list[str]) -> list[int]:
-    """SAVEPOINT and ROLLBACK TO as SQL: fine inside the caller's transaction, an error without one."""
+    """SAVEPOINT and ROLLBACK TO as SQL, rolled back on a server's error only: 'ten', which Python refuses, leaves the
+    batch's first orders; and with no transaction open, SAVEPOINT itself is an error."""
     await conn.execute("SAVEPOINT batch")
     try:
         ids = [await place_order(conn, user_id, total) for total in totals]

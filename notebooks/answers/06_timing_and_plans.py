@@ -23,7 +23,7 @@ def scan_of_one_level(plan: list, table: str) -> str | None:
     return None
 
 
-@wrong("6.1", hint="of four look-alikes only the Index Scan reads orders")
+@wrong("6.1", hint="a join has two branches: one reads orders")
 def scan_of_any_relation(plan: list, table: str) -> str | None:
     """Returns the first scan it finds, whatever table it reads."""
     to_visit = [plan[0]["Plan"]]
@@ -179,7 +179,7 @@ def seq_scanned_tables_not_an_index_scan(plan: list) -> set[str]:
     return found
 
 
-@wrong("6.2", hint="in this plan made up by the checker")
+@wrong("6.2", hint="each member reads one")
 def seq_scanned_tables_two_children(plan: list) -> set[str]:
     """Treats the plan as a binary tree: a node has a left and a right child at most."""
     found = set()

@@ -718,6 +718,14 @@ async def test_finds_the_table_in_real_plans(db_conn):
     check(plans["order total indexed"], "orders", INDEX_SCANS, "after CREATE INDEX, the scan below the Aggregate")
 
 
+def test_matches_the_table_name_exactly():
+    """Only a node whose Relation Name is exactly the table counts: 'Orders' is another table in PostgreSQL,
+    'orders_archive' is not 'orders', and a table the query calls orders (its alias) is not orders."""
+    check(LOOK_ALIKES, "orders", "Index Scan", "of four look-alikes only the Index Scan reads orders")
+    check(LOOK_ALIKES, "order", None, "no node reads 'order': 'orders' and 'orders_archive' are other tables")
+    check(LOOK_ALIKES, "ORDERS", None, "no node reads 'ORDERS': 'Orders' and 'orders' are other tables")
+
+
 @MADE_UP
 @given(MADE_UP_PLANS)
 def test_finds_the_table_in_any_plan_shape(made):
@@ -725,14 +733,6 @@ def test_finds_the_table_in_any_plan_shape(made):
     4 to 12 levels, children of any Parent Relationship), matches the name exactly ('orders' is not 'Orders' nor
     'orders_archive', nor an alias), and returns None when no node reads it."""
     check(made.plan, made.table, made.scan, f"{made.where}, in this plan made up by the checker: {made}", made_up=True)
-
-
-def test_matches_the_table_name_exactly():
-    """Only a node whose Relation Name is exactly the table counts: 'Orders' is another table in PostgreSQL,
-    'orders_archive' is not 'orders', and a table the query calls orders (its alias) is not orders."""
-    check(LOOK_ALIKES, "orders", "Index Scan", "of four look-alikes only the Index Scan reads orders")
-    check(LOOK_ALIKES, "order", None, "no node reads 'order': 'orders' and 'orders_archive' are other tables")
-    check(LOOK_ALIKES, "ORDERS", None, "no node reads 'ORDERS': 'Orders' and 'orders' are other tables")
 
 
 def test_leaves_the_plan_as_it_was():
@@ -800,6 +800,19 @@ def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> 
         pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
 
 
+def test_each_call_starts_afresh():
+    """Each call reports the plan it is given, and only that one: nothing is kept from an earlier call."""
+    users_only = [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}]
+    for _ in range(2):
+        got = seq_scanned_tables(users_only)
+        assert got == {"users"}, (
+            f"seq_scanned_tables returned {got!r} for a plan that reads only users: tables of earlier calls were kept"
+        )
+    assert users_only == [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}], (
+        "seq_scanned_tables changed the plan it was given"
+    )
+
+
 async def test_reports_every_table_in_real_plans(db_conn):
     """seq_scanned_tables returns the set of every table a Seq Scan reads in real plans, however deep, in every
     branch of a join, below another scan, in a SubPlan and below nodes of any type (WindowAgg, LockRows, Subquery
@@ -830,19 +843,6 @@ def test_reports_every_table_in_any_plan_shape(made):
     missed however deep or far right or whatever its Parent Relationship, no table that another kind of scan reads,
     and set() when there are none."""
     check_tables(made.plan, made.seq_scanned, f"in this plan made up by the checker: {made}", made_up=True)
-
-
-def test_each_call_starts_afresh():
-    """Each call reports the plan it is given, and only that one: nothing is kept from an earlier call."""
-    users_only = [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}]
-    for _ in range(2):
-        got = seq_scanned_tables(users_only)
-        assert got == {"users"}, (
-            f"seq_scanned_tables returned {got!r} for a plan that reads only users: tables of earlier calls were kept"
-        )
-    assert users_only == [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "users", "Alias": "users"}}], (
-        "seq_scanned_tables changed the plan it was given"
-    )
 
 
 # %% [markdown] tags=["hint"] exercise="6.2"
