@@ -1,5 +1,7 @@
 """Answers to notebook 09 (exercises 9.1 and 9.2): wrong ones its checkers must reject, right ones they accept."""
 
+import asyncio
+
 import httpx
 import pytest
 from starlette.requests import Request
@@ -495,3 +497,58 @@ async def check_duplicate_sign_up_409_or_422(client: httpx.AsyncClient) -> None:
     assert first.status_code == 201
     second = await client.post("/users", json={"email": "ADA@example.com", "name": "Ada again"})
     assert second.status_code in (409, 422) and second.json()["error"] == "email taken"
+
+
+@wrong("9.1", hint="is still inside the transaction it started")
+async def cancel_order_endpoint_shielded(request: Request) -> Response:
+    """Shields the work from the client going away ("once asked, finish it"): cancelled while it waits for the
+    order, its statement goes on waiting and cancels the order later anyway, on a connection nobody waits for."""
+    order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):
+        return JSONResponse({"error": "no such order"}, status_code=404)
+
+    async def cancel() -> str | None:
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            cancelled = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            )
+            return (
+                "cancelled"
+                if cancelled
+                else await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+            )
+
+    status = await asyncio.shield(cancel())
+    if status == "cancelled":
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)
+
+
+@wrong("9.1", hint="let asyncio.CancelledError through")
+async def cancel_order_endpoint_cancel_is_503(request: Request) -> Response:
+    """Turns its own cancellation into a 503 ("tell the client to retry"): the server's cancel of the task is
+    swallowed, and the task answers instead of ending."""
+    order_id = request.path_params["order_id"]
+    if order_id not in range(-(2**31), 2**31):
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    try:
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            cancelled = await conn.fetchval(
+                "UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status IN ('pending', 'paid') RETURNING id",
+                order_id,
+            )
+            status = (
+                "cancelled"
+                if cancelled
+                else await conn.fetchval("SELECT status::text FROM orders WHERE id = $1", order_id)
+            )
+    except asyncio.CancelledError:
+        return JSONResponse({"error": "try again"}, status_code=503)
+    if status == "cancelled":
+        return JSONResponse({"id": order_id, "status": "cancelled"})
+    if status is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
+    return JSONResponse({"error": f"order is {status}"}, status_code=409)

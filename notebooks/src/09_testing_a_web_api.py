@@ -374,6 +374,7 @@ async def cancel_order_endpoint(request: Request) -> Response:
 # %%ipytest --exercise 9.1
 import contextvars
 
+from coursedb.checks import cancel_while_waiting
 from coursedb.lockstep import STATEMENTS, Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -646,6 +647,32 @@ async def test_locks_only_the_order(db_committed):
                         pytrace=False,
                     )
                 pool.all_back("the request")
+
+
+async def test_a_request_given_up_while_it_waits(db_committed):
+    """A cancel request whose client goes away while it waits for the order (a payment holds it) ends cancelled, as
+    the server cancels its task, and leaves its connection outside any transaction."""
+    async with db_committed.acquire() as conn, db_committed.acquire() as payment:
+        order_id = await shop.place_order(conn, await shop.create_user(conn, "gone@example.com", "Gone"), "10.00")
+        pool = LentConnection(conn)
+        async with client_for(app_with(pool), raise_app_exceptions=True) as api, payment.transaction():
+            await payment.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
+            request = await cancel_while_waiting(api.post(f"/orders/{order_id}/cancel"), conn, payment)
+            if not request.done():
+                request.cancel()
+                pytest.fail("the request was still running 5 s after its task was cancelled", pytrace=False)
+            if not request.cancelled():
+                how = f"raised {request.exception()!r}" if request.exception() else "answered"
+                pytest.fail(
+                    f"the request's task was cancelled while it waited for the order, and it {how}: let "
+                    "asyncio.CancelledError through (never catch it, nor shield the work from it)",
+                    pytrace=False,
+                )
+            assert not conn.is_in_transaction(), (  # asked while the payment holds the order: nothing has moved on
+                "the request's task was cancelled while it waited for the order, and its connection is still inside "
+                "the transaction it started: let the cancellation end the work (never shield it)"
+            )
+        pool.all_back("the cancelled request")
 
 
 @pytest.mark.parametrize(
