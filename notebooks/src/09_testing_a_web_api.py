@@ -378,7 +378,7 @@ from coursedb.checks import cancel_while_waiting
 from coursedb.lockstep import STATEMENTS, Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
-HOLD = 0.2  # seconds another transaction keeps the order while the request waits for it
+HOLD = 0.1  # seconds another transaction keeps the order while the request waits for it
 
 
 class Lend:
