@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
 import sysconfig
 import time
@@ -40,7 +41,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
+from asyncpg.transaction import Transaction, TransactionState
 
 T = TypeVar("T")
 
@@ -68,13 +71,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item._traceback_filter = _without_library_frames(keep)  # type: ignore[attr-defined]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "changes(*what): this check itself changes these on db_conn, so the state after the call ignores them: "
+        "setting names (statement_timeout) or 'listeners', 'loggers', 'locks', 'tasks', 'transactions'",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """In ``--exercise`` mode, an async check runs inside ``_left_as_found`` (the state after the call)."""
+    target = _async_target(item) if item.config.getoption("exercise") is not None else None
+    if target is None:
+        return (yield)
+    owner, name = target
+    body = getattr(owner, name)
+    setattr(owner, name, _left_as_found(item, body))
+    try:
+        result = yield  # raises if the check failed: its own property comes first
+    finally:
+        setattr(owner, name, body)
+    if left := getattr(item, "_course_left", None):
+        raise LeftBehind(left)
+    return result
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, Any, Any]:
     report = yield
     exercise = item.config.getoption("exercise")
     if exercise is not None and report.failed and not getattr(item, "_course_property_said", False):
         item._course_property_said = True  # type: ignore[attr-defined]  (once: a teardown may fail too)
-        sentence = property_sentence(exercise, item)
+        left = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(left, LeftBehind):  # the sentence is the whole report: no traceback through this module
+            report.longrepr = f"Exercise {exercise}, not yet: {left}"
+            return report
+        sentence = property_sentence(exercise, item, report.when)
         if isinstance(report.longrepr, str):
             report.longrepr = f"{report.longrepr.rstrip()}\n{sentence}"
         elif hasattr(report.longrepr, "toterminal"):
@@ -100,8 +133,13 @@ class _Ending:
         return f"{self.report}\n{self.line}"
 
 
-def property_sentence(exercise: str, item: pytest.Item) -> str:
-    """The last line of a failed check: which exercise, and the property the check asks for."""
+def property_sentence(exercise: str, item: pytest.Item, when: str = "call") -> str:
+    """The last line of a failed check: which exercise, and the property the check asks for. A failure before
+    or after the check's body (a fixture's setup or clean-up) is not that property's."""
+    if when == "setup":
+        return f"Exercise {exercise} could not be checked: preparing the check failed (above)"
+    if when == "teardown":
+        return f"Exercise {exercise}, not yet: the clean-up after the check found what the call left behind (above)"
     function = getattr(item, "function", None)
     doc = inspect.getdoc(function) if function is not None else None
     what = " ".join(doc.split("\n\n")[0].split()) if doc else item.name.removeprefix("test_").replace("_", " ")
@@ -123,6 +161,206 @@ def _is_library(path: Any) -> bool:
     except (TypeError, OSError):
         return False
     return any(resolved.is_relative_to(root) for root in LIBRARY_PATHS)
+
+
+# --- the state after the call ---------------------------------------------------------------------
+
+AFTER_GRACE_S = 1.0  # how long tasks started during a check get to end by themselves before they count as left
+# The caller's connection as the server sees it, in one query: every setting (as SHOW spells it), the channels it
+# listens on, the advisory locks it holds (a bigint key, or two int keys; shared or not).
+_SERVER_STATE = """
+SELECT array_agg(name ORDER BY name) AS names, array_agg(current_setting(name) ORDER BY name) AS settings,
+  (SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_listening_channels() c) AS channels,
+  (SELECT coalesce(array_agg(CASE objsubid WHEN 1 THEN ((classid::bigint << 32) | objid::bigint)::text
+                                           ELSE classid || ', ' || objid END
+                             || CASE mode WHEN 'ShareLock' THEN ' (shared)' ELSE '' END ORDER BY 1), '{}')
+   FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted) AS locks
+FROM pg_settings
+"""
+# asyncpg's callbacks on a connection (private attributes: asyncpg has no public way to list them): what each is
+# called, which mark word skips it, the method that removes it. A pool's reset on release clears listeners and log
+# listeners, never query loggers and termination listeners: those reach the pool's next borrower.
+_KEPT_BY_POOLS = {
+    "_query_loggers": ("query logger", "loggers", "remove_query_logger"),
+    "_termination_listeners": ("termination listener", "listeners", "remove_termination_listener"),
+}
+_CALLBACKS = {
+    **_KEPT_BY_POOLS,
+    "_log_listeners": ("log listener", "listeners", "remove_log_listener"),
+    "_listeners": ("listener", "listeners", "remove_listener"),
+}
+
+
+class LeftBehind(AssertionError):
+    """A check's body passed, but the call left something on the caller's connection (or running)."""
+
+
+def _async_target(item: pytest.Item) -> tuple[Any, str] | None:
+    """Where pytest-asyncio takes the coroutine function it runs: the test, or a Hypothesis test's inner test."""
+    function = getattr(item, "obj", None)
+    inner = getattr(getattr(function, "hypothesis", None), "inner_test", None)
+    if inner is not None and inspect.iscoroutinefunction(inner):
+        return function.hypothesis, "inner_test"  # type: ignore[union-attr]
+    if inspect.iscoroutinefunction(function):
+        return item, "obj"
+    return None
+
+
+def _raw(conn: Any) -> Any:
+    """The asyncpg connection itself, also when the check holds a pool's proxy of it."""
+    return getattr(conn, "_con", None) or conn
+
+
+def _pooled(pool: Any) -> list[Any]:
+    return [holder._con for holder in getattr(pool, "_holders", []) if getattr(holder, "_con", None) is not None]
+
+
+def _callbacks(conn: Any, kinds: dict[str, tuple[str, str, str]]) -> dict[str, set[tuple[str | None, Any]]]:
+    """asyncpg's callbacks on ``conn``, by attribute: (channel or None, callback)."""
+    found: dict[str, set[tuple[str | None, Any]]] = {}
+    for attribute in kinds:
+        value = getattr(conn, attribute, None) or ()
+        if isinstance(value, dict):  # listeners: channel -> callbacks
+            found[attribute] = {(channel, callback) for channel, callbacks in value.items() for callback in callbacks}
+        else:
+            found[attribute] = {(None, callback) for callback in value}
+    return found
+
+
+async def _callbacks_left(conn: Any, before: dict[str, set[Any]], kinds: dict[str, tuple[str, str, str]],
+                          ignored: set[str], whose: str) -> list[str]:  # fmt: skip
+    """A clause per kind of callback added to ``conn`` since ``before``; each is removed, so the next check starts
+    clean (and the pool does not warn about a listener at release)."""
+    left = []
+    after = _callbacks(conn, kinds)
+    for attribute, (kind, word, remove) in kinds.items():
+        added = sorted(after[attribute] - before.get(attribute, set()), key=repr)
+        if not added or word in ignored:
+            continue
+        for channel, callback in added:
+            removed = getattr(conn, remove)(*((channel,) if channel is not None else ()), callback.cb)
+            if inspect.isawaitable(removed):
+                with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):  # busy or aborted: rollback
+                    await removed
+        names = ", ".join(sorted({getattr(c.cb, "__qualname__", None) or repr(c.cb) for _, c in added}))
+        channels = sorted({channel for channel, _ in added if channel is not None})
+        on = f" on channel{'s' if len(channels) > 1 else ''} {', '.join(map(repr, channels))}" if channels else ""
+        many = f"{len(added)} {kind}s" if len(added) > 1 else f"a {kind}"
+        left.append(f"{many}{on} added to {whose} ({names}) {'are' if len(added) > 1 else 'is'} still there: "
+                    f"conn.{remove}() what you add before returning")  # fmt: skip
+    return left
+
+
+async def _server(conn: Any) -> dict[str, Any] | None:
+    """The server's side of ``conn``, or None when it cannot say: an aborted transaction (whose rollback undoes
+    every SET in it) or a closed connection (the fixture says so)."""
+    try:
+        row = await conn.fetchrow(_SERVER_STATE)
+    except (asyncpg.InFailedSQLTransactionError, asyncpg.ConnectionDoesNotExistError):
+        return None
+    except asyncpg.InterfaceError as exc:
+        return {"busy": True} if "another operation is in progress" in str(exc) else None
+    settings = dict(zip(row["names"], row["settings"], strict=True))
+    return {"settings": settings, "channels": row["channels"], "locks": row["locks"]}
+
+
+def _server_left(before: dict[str, Any], after: dict[str, Any], ignored: set[str]) -> list[str]:
+    if after.get("busy"):
+        return ["a query the call started is still running on it: await every query before returning"]
+    left = []
+    changed = [
+        f"{name} is {after['settings'].get(name)!r} after the call (was {before['settings'].get(name)!r})"
+        for name in sorted(set(before["settings"]) | set(after["settings"]))
+        if name.lower() not in ignored and before["settings"].get(name) != after["settings"].get(name)
+    ]
+    if changed and "settings" not in ignored:
+        left.append("; ".join(changed) + ": a SET, and a SET LOCAL too (it lasts until the caller's transaction "
+                    "ends), outlives the call, so change no setting of a connection you were given")  # fmt: skip
+    if "listeners" not in ignored:
+        for channel in sorted(set(after["channels"]) - set(before["channels"])):
+            left.append(f"it still listens on channel {channel!r}: UNLISTEN what the call listens to before returning")
+    if "locks" not in ignored:
+        for lock in sorted(set(after["locks"]) - set(before["locks"])):
+            left.append(f"it holds advisory lock {lock}: release it before returning (pg_advisory_xact_lock "
+                        "lasts until the caller's transaction ends)")  # fmt: skip
+    return left
+
+
+async def _tasks_left(before: set[asyncio.Task]) -> list[str]:
+    """Tasks started since ``before`` and still running after a grace period (then cancelled), as a clause."""
+    current = asyncio.current_task()
+    running = {task for task in asyncio.all_tasks() if task not in before and task is not current and not task.done()}
+    if running:
+        await asyncio.wait(running, timeout=AFTER_GRACE_S)
+    left = [task for task in running if not task.done()]
+    if not left:
+        return []
+    for task in left:
+        task.cancel()
+    await asyncio.wait(left, timeout=AFTER_GRACE_S)
+    names = ", ".join(sorted({getattr(task.get_coro(), "__qualname__", None) or task.get_name() for task in left}))
+    many = f"{len(left)} tasks" if len(left) > 1 else "a task"
+    return [f"{many} it started ({names}) still ran {AFTER_GRACE_S:g} s after it returned: await or cancel every "
+            "task you start before returning"]  # fmt: skip
+
+
+def _left_as_found(item: pytest.Item, body: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``body`` (an async check) with the state after it compared with the state before it: the caller's connection
+    (``db_conn``: settings, LISTEN channels, advisory locks, asyncpg's listeners and loggers, transactions opened
+    on it and never ended), the loggers on every connection of ``db_pool`` (a pool's reset keeps them for the next
+    borrower) and the tasks started and still running. What it finds is noted on ``item`` (the first time: a
+    Hypothesis test runs its body once per example) for ``pytest_runtest_call`` to fail the check with, once
+    the body has passed; tasks and callbacks left behind are removed, so the next check starts clean."""
+    ignored = {str(what).lower() for mark in item.iter_markers("changes") for what in mark.args}
+
+    @functools.wraps(body)
+    async def checked(*args: Any, **kwargs: Any) -> Any:
+        if getattr(item, "_course_left", None):
+            return await body(*args, **kwargs)
+        funcargs = getattr(item, "funcargs", {})
+        conn = _raw(funcargs["db_conn"]) if "db_conn" in funcargs else None
+        pool = funcargs.get("db_pool")
+        tasks = asyncio.all_tasks()
+        server = await _server(conn) if conn is not None else None
+        own = _callbacks(conn, _CALLBACKS) if conn is not None else {}
+        pooled = {id(c): _callbacks(c, _KEPT_BY_POOLS) for c in _pooled(pool)}
+        opened: list[Transaction] = []
+        start = Transaction.start
+
+        async def noted(transaction: Transaction) -> None:  # the transactions opened on the caller's connection
+            if conn is not None and transaction._connection is conn:
+                opened.append(transaction)
+            await start(transaction)
+
+        Transaction.start = noted  # type: ignore[method-assign]
+        try:
+            result = await body(*args, **kwargs)
+        finally:
+            Transaction.start = start  # type: ignore[method-assign]
+        left = [] if "tasks" in ignored else await _tasks_left(tasks)
+        if conn is not None and not conn.is_closed():
+            if "transactions" not in ignored and any(t._state is TransactionState.STARTED for t in opened):
+                left.append("a transaction the call started on it (a savepoint) is still open: end every "
+                            "transaction you start (async with conn.transaction():)")  # fmt: skip
+            left += await _callbacks_left(conn, own, _CALLBACKS, ignored, "it")
+            after = await _server(conn)
+            if server is not None and after is not None:
+                left += _server_left(server, after, ignored)
+        for other in _pooled(pool):
+            if other is not conn:
+                left += await _callbacks_left(other, pooled.get(id(other), {}), _KEPT_BY_POOLS, ignored,
+                                              "a pooled connection")  # fmt: skip
+        if left:
+            only_tasks = all(clause.startswith(("a task", "tasks")) for clause in left)
+            lead = (
+                "leave nothing running after it returns"
+                if only_tasks
+                else "leave the caller's connection as it found it"
+            )
+            item._course_left = f"the call must {lead}: {'; '.join(left)}"  # type: ignore[attr-defined]
+        return result
+
+    return checked
 
 
 # --- helpers for checker cells --------------------------------------------------------------------

@@ -325,6 +325,7 @@ async def test_acquire_works_again_and_again(db_conn):
     assert outer is inner is db_conn, "acquire() inside acquire() did not lend the test's connection both times"
 
 
+@pytest.mark.changes("statement_timeout", "application_name")  # the check's own SET LOCAL, not the answer's
 async def test_leaving_the_block_keeps_the_session(db_conn):
     """Leaving 'async with acquire()' leaves the test's session as it was: its settings stay."""
     await db_conn.execute("SET LOCAL statement_timeout = '7s'; SET LOCAL application_name = 'the test'")
@@ -564,6 +565,7 @@ async def test_a_microsecond_counts(db_conn):
     )
 
 
+@pytest.mark.changes("TimeZone")  # the check's own SET LOCAL, not the answer's
 async def test_the_session_time_zone_does_not_matter(db_conn):
     """created_at is compared as a moment in time, in any session time zone (also the hour a clock goes back)."""
     await db_conn.execute("SET LOCAL TIME ZONE 'Europe/Berlin'")  # 27 Oct 2024: 03:00 CEST became 02:00 CET

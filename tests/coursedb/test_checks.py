@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +110,7 @@ def test_outcome_of_a_test_that_hangs_is_a_failure():
 # that answers every sign-up with 500.
 SKIPS_WHEN_UNEXPECTED = """
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -210,3 +212,239 @@ async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_c
         assert stuck.cancelled(), stuck
         assert free.done() and not free.cancelled() and free.result() == 1, free
         assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"
+
+
+# --- the state after the call: every async check in --exercise mode gets it -------------------------------------
+
+ROOT_CONFTEST = (Path(__file__).resolve().parents[2] / "conftest.py").read_text()  # db_url, db_pool, db_conn
+
+# Each answer below leaves something on the caller's connection (or running); each check calls it and passes, so
+# only the state after the call can fail it. The clean twins do the same work and put everything back.
+LEAKY_CHECKER = '''
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples
+
+
+async def count(conn):
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+
+async def test_set(db_conn):
+    """Counts the users."""
+    await db_conn.execute("SET enable_seqscan = off")
+    assert await count(db_conn) == 0
+
+
+async def test_set_local_in_a_savepoint(db_conn):
+    """Counts the users in a transaction of its own."""
+    async with db_conn.transaction():  # a savepoint: RELEASE keeps what SET LOCAL did
+        await db_conn.execute("SET LOCAL synchronous_commit = off")
+    assert await count(db_conn) == 0
+
+
+async def test_query_logger(db_conn):
+    """Logs its queries."""
+    db_conn.add_query_logger(print)
+    assert await count(db_conn) == 0
+
+
+async def test_listener(db_conn):
+    """Listens."""
+    await db_conn.add_listener("jobs", lambda *args: None)
+
+
+async def test_log_and_termination_listeners(db_conn):
+    """Watches the connection."""
+    db_conn.add_log_listener(print)
+    db_conn.add_termination_listener(print)
+
+
+async def test_advisory_lock(db_conn):
+    """Runs alone."""
+    await db_conn.execute("SELECT pg_advisory_lock(2022)")
+
+
+async def test_advisory_xact_lock(db_conn):
+    """Runs alone until the transaction ends."""
+    await db_conn.execute("SELECT pg_advisory_xact_lock_shared(7, 9)")
+
+
+async def test_task_left_running(db_conn):
+    """Refreshes in the background."""
+
+    async def refresh():
+        await asyncio.sleep(30)
+
+    asyncio.get_running_loop().create_task(refresh())
+
+
+async def test_transaction_left_open(db_conn):
+    """Writes in a transaction of its own."""
+    await db_conn.transaction().start()
+
+
+async def test_logger_on_a_pooled_connection(db_conn, db_pool):
+    """Uses another connection of the pool."""
+    async with db_pool.acquire() as other:
+        other.add_query_logger(print)
+        assert await count(other) == 0
+
+
+@examples(3)
+@given(st.integers())
+async def test_generated(db_conn, number):
+    """Counts, whatever the number."""
+    await db_conn.execute("SET LOCAL work_mem = '2MB'")
+
+
+async def test_fails_itself(db_conn):
+    """The check's own property."""
+    await db_conn.execute("SET enable_seqscan = off")
+    assert await count(db_conn) == 1
+'''
+
+CLEAN_CHECKER = '''
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coursedb.checks import examples, savepoint
+
+
+async def count(conn):
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+
+async def test_set(db_conn):
+    await db_conn.execute("SET enable_seqscan = off")
+    assert await count(db_conn) == 0
+    await db_conn.execute("RESET enable_seqscan")
+
+
+async def test_set_local_in_a_savepoint(db_conn):
+    async with savepoint(db_conn):  # rolled back: so is SET LOCAL
+        await db_conn.execute("SET LOCAL synchronous_commit = off")
+    assert await count(db_conn) == 0
+
+
+async def test_query_logger(db_conn):
+    db_conn.add_query_logger(print)
+    assert await count(db_conn) == 0
+    db_conn.remove_query_logger(print)
+
+
+async def test_listener(db_conn):
+    def heard(*args):
+        pass
+
+    await db_conn.add_listener("jobs", heard)
+    await db_conn.remove_listener("jobs", heard)
+
+
+async def test_log_and_termination_listeners(db_conn):
+    db_conn.add_log_listener(print)
+    db_conn.add_termination_listener(print)
+    db_conn.remove_log_listener(print)
+    db_conn.remove_termination_listener(print)
+
+
+async def test_advisory_lock(db_conn):
+    await db_conn.execute("SELECT pg_advisory_lock(2022)")
+    await db_conn.execute("SELECT pg_advisory_unlock(2022)")
+
+
+async def test_advisory_xact_lock(db_conn):
+    async with savepoint(db_conn):  # a savepoint's rollback releases it
+        await db_conn.execute("SELECT pg_advisory_xact_lock_shared(7, 9)")
+
+
+async def test_task_left_running(db_conn):
+    async def refresh():
+        await asyncio.sleep(0.01)
+
+    task = asyncio.get_running_loop().create_task(refresh())
+    await task
+
+
+async def test_transaction_left_open(db_conn):
+    async with db_conn.transaction():
+        pass
+
+
+async def test_logger_on_a_pooled_connection(db_conn, db_pool):
+    async with db_pool.acquire() as other:
+        other.add_query_logger(print)
+        assert await count(other) == 0
+        other.remove_query_logger(print)
+
+
+@examples(3)
+@given(st.integers())
+async def test_generated(db_conn, number):
+    async with savepoint(db_conn):
+        await db_conn.execute("SET LOCAL work_mem = '2MB'")
+
+
+@pytest.mark.changes("statement_timeout", "Application_Name")
+async def test_the_check_sets_its_own(db_conn):
+    """A check that sets what it then expects the answer to keep says so with the mark."""
+    await db_conn.execute("SET LOCAL statement_timeout = '7s'; SET LOCAL application_name = 'the test'")
+'''
+
+ASYNC = ("-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=session")
+ASYNC += ("-o", "asyncio_default_test_loop_scope=session", "-p", "no:cacheprovider", "-p", "coursedb.checks")
+
+
+def run_checker(pytester: pytest.Pytester, checker: str, *args: str) -> pytest.RunResult:
+    pytester.makeconftest(ROOT_CONFTEST)
+    pytester.makepyfile(test_checker=checker)
+    return pytester.runpytest_inprocess(*ASYNC, "--tb=short", "-p", "no:randomly", *args)
+
+
+LEFT = "Exercise 9.9, not yet: the call must leave the caller's connection as it found it: "
+
+
+def test_what_a_call_leaves_on_the_callers_connection_fails_its_check(pytester):
+    result = run_checker(pytester, LEAKY_CHECKER, "--exercise", "9.9")
+    result.assert_outcomes(failed=12)
+    text = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            LEFT + "enable_seqscan is 'off' after the call (was 'on'): a SET, and a SET LOCAL too (it lasts until the "
+            "caller's transaction ends), outlives the call, so change no setting of a connection you were given",
+            LEFT + "synchronous_commit is 'off' after the call (was 'on')*",
+            LEFT + "a query logger added to it (print) is still there: conn.remove_query_logger() what you add*",
+            LEFT + "a listener on channel 'jobs' added to it (test_listener.<locals>.<lambda>) is still there: "
+            "conn.remove_listener() what you add before returning",
+            LEFT + "a termination listener added to it (print) is still there*; a log listener added to it (print)*",
+            LEFT + "it holds advisory lock 2022: release it before returning*",
+            LEFT + "it holds advisory lock 7, 9 (shared): release it*",
+            "Exercise 9.9, not yet: the call must leave nothing running after it returns: a task it started "
+            "(test_task_left_running.<locals>.refresh) still ran 1 s after it returned: await or cancel every task*",
+            LEFT + "a transaction the call started on it (a savepoint) is still open: end every transaction you start*",
+            LEFT + "a query logger added to a pooled connection (print) is still there*",
+            LEFT + "work_mem is '2MB' after the call (was '4MB')*",
+            "Exercise 9.9, not yet: The check's own property.",
+        ],
+        consecutive=False,
+    )
+    assert "Counts" not in text and "Traceback" not in text, text  # the leftover's sentence, not the docstring's
+
+
+def test_a_call_that_puts_everything_back_passes(pytester):
+    result = run_checker(pytester, CLEAN_CHECKER, "--exercise", "9.9")
+    result.assert_outcomes(passed=12)
+
+
+def test_without_an_exercise_the_state_after_the_call_is_not_checked(pytester):
+    result = run_checker(pytester, LEAKY_CHECKER, "-k", "test_set or test_query_logger or test_generated")
+    result.assert_outcomes(passed=4)
