@@ -415,6 +415,83 @@ async def cancel_while_waiting(call: Awaitable[Any], conn: Any, holder: Any, sec
     return task
 
 
+async def cancelled_cleanly(
+    call: Awaitable[Any],
+    conn: Any,
+    holder: Any,
+    unchanged: Callable[[], Awaitable[Any]] | None = None,
+    seconds: float = 5,
+) -> None:
+    """Cancel ``call`` (which runs on ``conn``) while it waits for a lock ``holder`` holds, as a caller's own time
+    limit would, and check, while ``holder`` still holds it, what a caller needs then: the call ended cancelled
+    (CancelledError not swallowed, not turned into a return value or another error); ``conn`` answers its next
+    query at once (no "another operation is in progress"), is in a transaction only if it was before, and the
+    server runs no query for it any more (``pg_stat_activity``, asked through ``holder``); what ``unchanged()``
+    returns (the rows the call writes, read on ``conn``) is what it returned before the call. Fails the check with
+    one sentence (``pytest.fail``) otherwise. Call it inside ``holder``'s transaction, after its lock is taken."""
+    __tracebackhide__ = True  # pytest: the checker's line, not this helper's
+    was_in_transaction = conn.is_in_transaction()
+    before = await unchanged() if unchanged is not None else None
+    task = asyncio.ensure_future(call)
+    if not await waits_for(conn, holder, task, seconds):
+        if not task.done():
+            task.cancel()  # the cell's next check must not inherit it
+        await asyncio.wait({task}, timeout=seconds)
+        pytest.fail(f"the call never waited for the lock another transaction holds (it {_ended(task)}): it "
+                    "must wait for that lock, and end cancelled when its caller gives up", pytrace=False)  # fmt: skip
+    task.cancel()
+    await asyncio.wait({task}, timeout=seconds)
+    if not task.done():
+        task.cancel()
+        pytest.fail(f"the call was still running {seconds:g} s after it was cancelled: let CancelledError end it",
+                    pytrace=False)  # fmt: skip
+    if not task.cancelled():
+        pytest.fail(f"cancelled while it waited for a lock, the call {_ended(task)}: a cancelled call must end "
+                    "cancelled (let CancelledError through: never catch it, or raise it again after cleaning up)",
+                    pytrace=False)  # fmt: skip
+    if conn.is_in_transaction() and not was_in_transaction:
+        pytest.fail("the cancelled call left the caller's connection inside a transaction it started: end it "
+                    "whatever happens (async with conn.transaction():)", pytrace=False)  # fmt: skip
+    try:
+        await asyncio.wait_for(conn.fetchval("SELECT 1"), seconds)
+    except asyncpg.InFailedSQLTransactionError:
+        pytest.fail("the cancelled call left the caller's transaction aborted: run the call's statements in a "
+                    "transaction of its own (async with conn.transaction():), which a cancellation rolls back",
+                    pytrace=False)  # fmt: skip
+    except asyncpg.InterfaceError as exc:
+        running = await _running(holder, conn)
+        pytest.fail(f"after the cancelled call the caller's connection cannot be used ({exc}){running}: cancel "
+                    "the query with the call (no asyncio.shield, no task of its own on the caller's connection)",
+                    pytrace=False)  # fmt: skip
+    except asyncio.TimeoutError:
+        pytest.fail(f"after the cancelled call the caller's connection did not answer within {seconds:g} s",
+                    pytrace=False)  # fmt: skip
+    running = await _running(holder, conn)
+    if running:
+        pytest.fail(f"after the cancelled call the server still runs a query for the caller's connection{running}: "
+                    "cancel the query with the call", pytrace=False)  # fmt: skip
+    if unchanged is not None and (after := await unchanged()) != before:
+        pytest.fail(f"the cancelled call's work was not undone: {before!r} before the call, {after!r} after it",
+                    pytrace=False)  # fmt: skip
+
+
+def _ended(task: asyncio.Future) -> str:
+    if not task.done():
+        return "was still running"
+    if task.cancelled():
+        return "ended cancelled"
+    error = task.exception()
+    return f"returned {task.result()!r}" if error is None else f"raised {type(error).__name__}: {error}"
+
+
+async def _running(observer: Any, conn: Any) -> str:
+    """What the server runs for ``conn``'s process now, as a clause for a sentence ("" if nothing)."""
+    row = await observer.fetchrow(
+        "SELECT state, query FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", conn.get_server_pid()
+    )
+    return "" if row is None else f" (the server still runs {' '.join(row['query'].split())[:80]!r} for it)"
+
+
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
     """``awaitable``'s result and the seconds it took, measured around the call."""
     start = time.perf_counter()

@@ -21,7 +21,9 @@ first session (the holder) goes on only when no other session can, and only once
 waits for it has waited that long; the outcome notes who stopped
 waiting before (``gave_up``: a timeout of its own ran out) and who waited under a time limit it set
 itself (``limits``: ``lock_timeout`` or ``statement_timeout``, asked of its own session before each of
-its steps), which would end the wait of any holder that holds longer.
+its steps; and the limits the server never sees: asyncpg's ``timeout=`` or ``command_timeout``, an
+``asyncio.timeout()`` or ``asyncio.wait_for()`` around the call), which would end the wait of any holder that
+holds longer than ``hold``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,32 @@ BOUND_S = 10.0  # one run; a session still busy after this fails the run instead
 Call = Callable[["Gated"], Awaitable[Any]]
 
 
+def client_limits(session: Gated, task: asyncio.Task) -> list[str]:
+    """The time limits on ``session``'s waiting statement that the server never sees, so the lock graph cannot:
+    asyncpg's ``timeout=`` (or the connection's ``command_timeout``), and an ``asyncio.timeout()`` or
+    ``asyncio.wait_for()`` around the call in ``task`` (found among the event loop's timers)."""
+    found = []
+    config = getattr(getattr(session.conn, "_con", None) or session.conn, "_config", None)
+    command_timeout = getattr(config, "command_timeout", None)
+    if session.timeout is not None:
+        found.append(f"timeout={session.timeout:g} (asyncpg's, a limit on the client)")
+    elif command_timeout:
+        found.append(f"command_timeout={command_timeout:g} (asyncpg's, a limit on the client)")
+    loop = asyncio.get_running_loop()
+    waiting_on = getattr(task, "_fut_waiter", None)
+    for handle in getattr(loop, "_scheduled", ()):  # private: asyncio has no public list of its timers
+        if handle.cancelled():
+            continue
+        callback, args = handle._callback, handle._args
+        owner = getattr(callback, "__self__", None)
+        left = f"{max(handle.when() - loop.time(), 0):.1f} s"
+        if isinstance(owner, asyncio.Timeout) and getattr(owner, "_task", None) is task:
+            found.append(f"asyncio.timeout() ending in {left}")
+        elif getattr(callback, "__name__", "") == "_release_waiter" and args and args[0] is waiting_on:
+            found.append(f"asyncio.wait_for() ending in {left}")
+    return found
+
+
 class Stuck(AssertionError):
     """A run did not finish within BOUND_S."""
 
@@ -75,6 +103,7 @@ class Gated:
         self.driven = False
         self.next_step = ""
         self.limits: dict[str, str] = {}  # the time limits in force for its next step, when a run asks
+        self.timeout: float | None = None  # asyncpg's timeout= of its latest statement (a client-side limit)
 
     def __getattr__(self, attribute: str) -> Any:
         value = getattr(self.conn, attribute)
@@ -84,6 +113,7 @@ class Gated:
         @functools.wraps(value)
         async def statement(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True  # pytest: the learner's line, then asyncpg's error, not this wrapper
+            self.timeout = kwargs.get("timeout")
             await self.pause(str(args[0]) if args else attribute)
             return await value(*args, **kwargs)
 
@@ -251,9 +281,11 @@ class _Run:
                     self.outcome.waited.append(waits)
                     if self.outcome.steps:
                         self.outcome.steps[-1] += f" ({waits})"
-                    own = {k: v for k, v in session.limits.items() if v != self.usual.get(name, {}).get(k)}
+                    own = [f"{k} = {v}" for k, v in session.limits.items() if v != self.usual.get(name, {}).get(k)]
+                    if self.hold is not None:
+                        own += client_limits(session, task)
                     if own:
-                        limits = ", ".join(f"{k} = {v}" for k, v in own.items())
+                        limits = ", ".join(own)
                         self.outcome.limits.append(f"{name} waited for {', '.join(holders)} with {limits}")
                 return
             self.check_deadline()

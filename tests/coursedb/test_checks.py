@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coursedb.checks import cancel_while_waiting, outcome
+from coursedb.checks import cancel_while_waiting, cancelled_cleanly, outcome
 
 pytest_plugins = ["pytester"]
 
@@ -448,3 +448,85 @@ def test_a_call_that_puts_everything_back_passes(pytester):
 def test_without_an_exercise_the_state_after_the_call_is_not_checked(pytester):
     result = run_checker(pytester, LEAKY_CHECKER, "-k", "test_set or test_query_logger or test_generated")
     result.assert_outcomes(passed=4)
+
+
+# --- cancelled_cleanly: what a cancelled call must leave its caller ---------------------------------------------
+
+RENAME = "UPDATE users SET name = 'B' WHERE id = $1"
+
+
+async def renames(conn, user_id):
+    await conn.execute(RENAME, user_id)
+
+
+async def renames_in_a_transaction(conn, user_id):
+    async with conn.transaction():
+        await conn.execute("INSERT INTO events (kind, payload) VALUES ('rename', '{}')")
+        await conn.execute(RENAME, user_id)
+
+
+async def swallows_the_cancellation(conn, user_id):
+    try:
+        await conn.execute(RENAME, user_id)
+    except asyncio.CancelledError:
+        return False
+    return True
+
+
+async def shields_the_query(conn, user_id):
+    await asyncio.shield(conn.execute(RENAME, user_id))
+
+
+async def never_waits(conn, user_id):
+    return await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id)
+
+
+async def leaves_its_transaction_open(conn, user_id):
+    await conn.transaction().start()
+    await conn.execute(RENAME, user_id)
+
+
+async def commits_half_first(conn, user_id):
+    await conn.execute("INSERT INTO events (kind, payload) VALUES ('rename', '{}')")  # committed at once
+    await conn.execute(RENAME, user_id)
+
+
+def events_of(conn):
+    async def events():
+        return await conn.fetchval("SELECT count(*) FROM events")
+
+    return events
+
+
+CANCELLED_WRONG = {
+    swallows_the_cancellation: "cancelled while it waited for a lock, the call returned False: a cancelled call must",
+    shields_the_query: "after the cancelled call the caller's connection cannot be used (cannot perform operation: "
+    "another operation is in progress) (the server still runs \"UPDATE users SET name = 'B' WHERE id = $1\" for it)",
+    never_waits: "the call never waited for the lock another transaction holds (it returned 'A')",
+    leaves_its_transaction_open: "the cancelled call left the caller's connection inside a transaction it started",
+    commits_half_first: "the cancelled call's work was not undone: 0 before the call, 1 after it",
+}
+
+
+@pytest.mark.parametrize("call", [renames, renames_in_a_transaction, *CANCELLED_WRONG], ids=lambda call: call.__name__)
+async def test_cancelled_cleanly_passes_a_clean_cancellation_and_names_what_a_wrong_one_left(db_committed, call):
+    """Each wrong call fails the check with its one sentence; the right ones pass."""
+    async with db_committed.acquire() as holder, db_committed.acquire() as conn:
+        user_id = await holder.fetchval("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        tasks = asyncio.all_tasks()
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+                if call not in CANCELLED_WRONG:
+                    await cancelled_cleanly(call(conn, user_id), conn, holder, events_of(conn), seconds=2)
+                else:
+                    with pytest.raises(pytest.fail.Exception) as failed:
+                        await cancelled_cleanly(call(conn, user_id), conn, holder, events_of(conn), seconds=2)
+                    assert CANCELLED_WRONG[call] in str(failed.value), failed.value
+                    return  # what it left is cleaned up below; whether the server saw the cancel in time is a race
+        finally:  # what the wrong calls left: a shielded query, an open transaction
+            if left := asyncio.all_tasks() - tasks - {asyncio.current_task()}:
+                await asyncio.wait(left, timeout=5)
+            if conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
+        assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"

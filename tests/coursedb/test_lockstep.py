@@ -1,6 +1,8 @@
 """coursedb.lockstep drives two real connections one statement at a time: the races it shows are real,
 the same on every run, and a stuck session ends the run instead of hanging it."""
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -162,3 +164,35 @@ async def test_hold_leaves_a_patient_waiter_alone(db_committed):
             await b.execute("RESET lock_timeout")
         assert outcome.results == {"A": None, "B": True}
         assert outcome.waited == ["B waits for A"] and outcome.limits == [] and outcome.gave_up == []
+
+
+def cancel_on_the_client(order_id: int, how: str):
+    """A cancel under a time limit the server never sees: asyncpg's timeout=, asyncio.wait_for or asyncio.timeout."""
+
+    async def call(conn) -> bool:
+        if how == "timeout=":
+            return await conn.fetchval(CANCEL, order_id, timeout=60) is not None
+        if how == "wait_for":
+            return await asyncio.wait_for(conn.fetchval(CANCEL, order_id), 60) is not None
+        async with asyncio.timeout(60):
+            return await conn.fetchval(CANCEL, order_id) is not None
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("timeout=", "timeout=60 (asyncpg's, a limit on the client)"),
+        ("wait_for", "asyncio.wait_for() ending in "),
+        ("timeout()", "asyncio.timeout() ending in "),
+    ],
+)
+async def test_hold_notes_a_limit_on_the_client_the_server_never_sees(db_committed, how, said):
+    async with db_committed.acquire() as a, db_committed.acquire() as b:
+        order_id = await new_order(a)
+        outcome = await Lockstep(A=a, B=b).run(
+            {"A": holding(order_id), "B": cancel_on_the_client(order_id, how)}, first="A", hold=0
+        )
+        assert outcome.results == {"A": None, "B": True}
+        assert len(outcome.limits) == 1 and outcome.limits[0].startswith(f"B waited for A with {said}"), outcome.limits
