@@ -134,10 +134,9 @@ class _Ending:
 
 
 def property_sentence(exercise: str, item: pytest.Item, when: str = "call") -> str:
-    """The last line of a failed check: which exercise, and the property the check asks for. A failure before
-    or after the check's body (a fixture's setup or clean-up) is not that property's."""
-    if when == "setup":
-        return f"Exercise {exercise} could not be checked: preparing the check failed (above)"
+    """The last line of a failed check: which exercise, and the property the check asks for. A failure in the
+    clean-up after the check's body (a fixture's teardown: a commit db_conn undid, a pool left busy) is not that
+    property's; one in its setup is (a fixture may call the answer)."""
     if when == "teardown":
         return f"Exercise {exercise}, not yet: the clean-up after the check found what the call left behind (above)"
     function = getattr(item, "function", None)
