@@ -314,6 +314,7 @@ def _left_as_found(item: pytest.Item, body: Callable[..., Awaitable[Any]]) -> Ca
 
     @functools.wraps(body)
     async def checked(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest: a failure in the body shows the check's lines, not this wrapper
         if getattr(item, "_course_left", None):
             return await body(*args, **kwargs)
         funcargs = getattr(item, "funcargs", {})
