@@ -2,13 +2,26 @@
 
 A checker is a specification. Each of its test functions checks ONE property an answer must have; its
 name is the check's stable id (what the course counts failures by) and its docstring states the
-property in one sentence. This pytest plugin (``-p coursedb.checks``, added by ``setup()``) does two
+property in one sentence. This pytest plugin (``-p coursedb.checks``, added by ``setup()``) does three
 things for a cell run with ``--exercise N.M``:
 
 - every failure of the cell ends in one sentence that names the exercise and the property that failed
-  (the test's docstring), whatever raised: an ``assert``, ``pytest.fail`` or an error in the answer;
+  (the test's docstring), whatever raised: an ``assert``, ``pytest.fail`` or an error in the answer; a
+  failure in a fixture's clean-up after the body (a commit db_conn undid) says so instead;
 - frames inside installed libraries and the standard library (asyncpg, asyncio, httpx, Starlette …) are
-  left out of the report, so the learner's own line is the one that shows.
+  left out of the report, so the learner's own line is the one that shows;
+- every async check whose body passed is also checked for what the call left behind, compared with the
+  state before the body: on the caller's connection (``db_conn``) its settings (a ``SET``, and a ``SET LOCAL``,
+  which outlives even a released savepoint), the channels it LISTENs on, the advisory locks it holds,
+  asyncpg's listeners, log listeners, termination listeners and query loggers, and transactions opened on it
+  and never ended; the query loggers and termination listeners on ``db_pool``'s connections (a pool's reset
+  on release keeps them for the next borrower); and the tasks started and still running a second after the
+  body. A leftover fails the check with one sentence ("Exercise 0.1, not yet: the call must leave the
+  caller's connection as it found it: enable_seqscan is 'off' after the call (was 'on'): ...") and is
+  removed (tasks cancelled, callbacks taken off), so the next check starts clean. A check that itself
+  changes something it then expects the answer to keep says so: ``@pytest.mark.changes("statement_timeout")``
+  (setting names, or ``"settings"``, ``"listeners"``, ``"loggers"``, ``"locks"``, ``"tasks"``,
+  ``"transactions"``). Its cost: two queries on db_conn per check (``benchmarks/after_call.py``).
 
 Helpers for the properties themselves:
 
@@ -20,6 +33,13 @@ Helpers for the properties themselves:
   (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
 - ``cancel_while_waiting(call, conn, holder)``: what a caller's own time limit does to a call stuck behind
   another transaction: start it, cancel it once ``conn`` waits for a lock ``holder`` holds, return its task;
+- ``cancelled_cleanly(call, conn, holder, unchanged=None)``: what a cancelled call must leave its caller,
+  checked while ``holder`` still holds the lock ``call`` waits for: cancelled while it waits, the call ends
+  cancelled (CancelledError neither swallowed nor turned into a return value or another error); ``conn``
+  answers its next query at once (no "another operation is in progress", as after ``asyncio.shield``), in
+  no transaction the call started, not aborted, with no query still running for it on the server
+  (``pg_stat_activity``); and ``unchanged()`` (say, the rows the call writes) returns what it did before the
+  call. Fails the check with one sentence otherwise;
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
 - ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
   (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
