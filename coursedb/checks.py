@@ -12,7 +12,7 @@ things for a cell run with ``--exercise N.M``:
   left out of the report, so the learner's own line is the one that shows;
 - every async check whose body passed is also checked for what the call left behind, compared with the
   state before the body: on the caller's connection (``db_conn``) its settings (a ``SET``, and a ``SET LOCAL``,
-  which outlives even a released savepoint), the channels it LISTENs on, the advisory locks it holds,
+  which outlives even a released savepoint), the channels it LISTENs on,
   asyncpg's listeners, log listeners, termination listeners and query loggers, and transactions opened on it
   and never ended; the query loggers and termination listeners on ``db_pool``'s connections (a pool's reset
   on release keeps them for the next borrower); and the tasks started and still running a second after the
@@ -20,8 +20,8 @@ things for a cell run with ``--exercise N.M``:
   caller's connection as it found it: enable_seqscan is 'off' after the call (was 'on'): ...") and is
   removed (tasks cancelled, callbacks taken off), so the next check starts clean. A check that itself
   changes something it then expects the answer to keep says so: ``@pytest.mark.changes("statement_timeout")``
-  (setting names, or ``"settings"``, ``"listeners"``, ``"loggers"``, ``"locks"``, ``"tasks"``,
-  ``"transactions"``). Its cost: two queries on db_conn per check (``benchmarks/after_call.py``).
+  (setting names, or ``"settings"``, ``"listeners"``, ``"loggers"``, ``"tasks"``, ``"transactions"``).
+  Its cost: two queries on db_conn per check (``benchmarks/after_call.py``).
 
 Helpers for the properties themselves:
 
@@ -95,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "changes(*what): this check itself changes these on db_conn, so the state after the call ignores them: "
-        "setting names (statement_timeout) or 'listeners', 'loggers', 'locks', 'tasks', 'transactions'",
+        "setting names (statement_timeout) or 'settings', 'listeners', 'loggers', 'tasks', 'transactions'",
     )
 
 
@@ -185,15 +185,12 @@ def _is_library(path: Any) -> bool:
 # --- the state after the call ---------------------------------------------------------------------
 
 AFTER_GRACE_S = 1.0  # how long tasks started during a check get to end by themselves before they count as left
-# The caller's connection as the server sees it, in one query: every setting (as SHOW spells it), the channels it
-# listens on, the advisory locks it holds (a bigint key, or two int keys; shared or not).
+# The caller's connection as the server sees it, in one query: every setting (as SHOW spells it) and the channels
+# it listens on. Not its advisory locks: pg_locks cannot tell a session's lock (a leak) from one that ends with
+# the caller's transaction (8.2's right answers claim a job with pg_try_advisory_xact_lock, as FOR UPDATE would).
 _SERVER_STATE = """
 SELECT array_agg(name ORDER BY name) AS names, array_agg(current_setting(name) ORDER BY name) AS settings,
-  (SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_listening_channels() c) AS channels,
-  (SELECT coalesce(array_agg(CASE objsubid WHEN 1 THEN ((classid::bigint << 32) | objid::bigint)::text
-                                           ELSE classid || ', ' || objid END
-                             || CASE mode WHEN 'ShareLock' THEN ' (shared)' ELSE '' END ORDER BY 1), '{}')
-   FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted) AS locks
+  (SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_listening_channels() c) AS channels
 FROM pg_settings
 """
 # asyncpg's callbacks on a connection (private attributes: asyncpg has no public way to list them): what each is
@@ -280,7 +277,7 @@ async def _server(conn: Any) -> dict[str, Any] | None:
     except asyncpg.InterfaceError as exc:
         return {"busy": True} if "another operation is in progress" in str(exc) else None
     settings = dict(zip(row["names"], row["settings"], strict=True))
-    return {"settings": settings, "channels": row["channels"], "locks": row["locks"]}
+    return {"settings": settings, "channels": row["channels"]}
 
 
 def _server_left(before: dict[str, Any], after: dict[str, Any], ignored: set[str]) -> list[str]:
@@ -298,10 +295,6 @@ def _server_left(before: dict[str, Any], after: dict[str, Any], ignored: set[str
     if "listeners" not in ignored:
         for channel in sorted(set(after["channels"]) - set(before["channels"])):
             left.append(f"it still listens on channel {channel!r}: UNLISTEN what the call listens to before returning")
-    if "locks" not in ignored:
-        for lock in sorted(set(after["locks"]) - set(before["locks"])):
-            left.append(f"it holds advisory lock {lock}: release it before returning (pg_advisory_xact_lock "
-                        "lasts until the caller's transaction ends)")  # fmt: skip
     return left
 
 
@@ -325,7 +318,7 @@ async def _tasks_left(before: set[asyncio.Task]) -> list[str]:
 
 def _left_as_found(item: pytest.Item, body: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """``body`` (an async check) with the state after it compared with the state before it: the caller's connection
-    (``db_conn``: settings, LISTEN channels, advisory locks, asyncpg's listeners and loggers, transactions opened
+    (``db_conn``: settings, LISTEN channels, asyncpg's listeners and loggers, transactions opened
     on it and never ended), the loggers on every connection of ``db_pool`` (a pool's reset keeps them for the next
     borrower) and the tasks started and still running. What it finds is noted on ``item`` (the first time: a
     Hypothesis test runs its body once per example) for ``pytest_runtest_call`` to fail the check with, once
