@@ -257,6 +257,22 @@ async def add_user_looks_up_with_ilike(conn, email: str, name: str) -> int:
     return await conn.fetchval("SELECT id FROM users WHERE email ILIKE $1 ORDER BY id LIMIT 1", email)
 
 
+@wrong("0.1", hint="enable_seqscan is 'off' after the call")
+async def count_users_through_the_index(conn) -> int:
+    """'Count through the index': SET enable_seqscan = off first and never back, so the caller's session keeps a
+    planner setting that makes every later query avoid sequential scans."""
+    await conn.execute("SET enable_seqscan = off")
+    return await conn.fetchval("SELECT count(*) FROM users")
+
+
+@wrong("0.2", hint="synchronous_commit is 'off' after the call")
+async def add_user_without_waiting_for_the_disk(conn, email: str, name: str) -> int:
+    """SET LOCAL synchronous_commit = off 'for fast inserts': the setting outlives the call, so the caller's whole
+    transaction commits without waiting for the WAL flush."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
+    return await conn.fetchval("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id", email, name)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

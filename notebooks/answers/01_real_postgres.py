@@ -174,6 +174,20 @@ def asyncpg_dsn_strips_the_url(url: str) -> str:
     return scheme.split("+")[0] + separator + rest
 
 
+@wrong("1.2", hint="statement_timeout is '1s' after the call")
+async def email_or_none_quick_or_nothing(conn, user_id: str) -> str | None:
+    """SET LOCAL statement_timeout = '1s' before the query ('a lookup must be quick'): the setting outlives the call,
+    and the caller's next statements in its transaction are cancelled after 1 s."""
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if not -(2**31) <= number < 2**31:
+        return None
+    await conn.execute("SET LOCAL statement_timeout = '1s'")
+    return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

@@ -299,6 +299,15 @@ async def create_guarded_pool_serializable_too(dsn):
     )
 
 
+@wrong("2.2", hint="differs from a plain connection's in more than statement_timeout")
+async def create_guarded_pool_office_time_zone(dsn):
+    """Sets the office's time zone too, 'so times read right': every borrower's timestamps now print, truncate and
+    cast to dates in Berlin time, which nothing asked for."""
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=2, server_settings={"statement_timeout": "500ms", "timezone": "Europe/Berlin"}
+    )
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

@@ -319,6 +319,19 @@ async def newest_user_ties_by_id_as_text(conn) -> str | None:
     return await conn.fetchval("SELECT email FROM users ORDER BY created_at DESC, id::text DESC LIMIT 1")
 
 
+@wrong("3.1", hint="query logger added to it")
+def pool_sharing_traces_every_borrow(conn):
+    """Adds a query logger to the lent connection on every acquire() 'to trace the service' and never removes it: the
+    caller's connection collects one more logger per borrow, each called on every later query."""
+
+    @contextlib.asynccontextmanager
+    async def acquire():
+        conn.add_query_logger(lambda record: None)
+        yield conn
+
+    return types.SimpleNamespace(acquire=acquire)
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 

@@ -163,10 +163,13 @@ import inspect
 
 import asyncpg
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint
+
+# No shrinking: a wrong answer fails at its first failing example, not seconds later at a smaller one.
+NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]
 
 MANY = 10_001  # past a "safety" LIMIT of 1000 or 10 000
 ADD_USERS_IN_BULK = (
@@ -235,7 +238,7 @@ async def test_every_row_counts_whatever_its_email(db_conn):
     )
 
 
-@examples(12)
+@settings(examples(12), phases=NO_SHRINKING)
 @given(emails=st.lists(st.text(st.characters(exclude_characters="\x00"), max_size=12), unique=True, max_size=8))
 async def test_any_emails_count(db_conn, emails):
     """For users with any distinct emails the column takes, count_users returns how many there are."""
@@ -302,10 +305,13 @@ async def add_user(conn, email: str, name: str) -> int:
 # %%ipytest --exercise 0.2
 import asyncpg
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint
+
+# No shrinking: a wrong answer fails at its first failing example, not seconds later at a smaller one.
+NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]
 from coursedb.lockstep import Lockstep
 
 NAMES = ["Miles O'Brien", 'Say "hi"', "back\\slash", "Zoë Ωmega 😀", "'); DROP TABLE users; --", "$1", "%s", " ", "",
@@ -369,7 +375,7 @@ async def test_an_email_in_another_case_is_another_user(db_conn):
     await added(db_conn, "ada@example.com", "Ada")
 
 
-@examples(12)
+@settings(examples(12), phases=NO_SHRINKING)
 @given(
     email=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=16),
     name=st.text(st.characters(exclude_characters="\x00"), max_size=20),

@@ -463,10 +463,13 @@ import asyncio
 
 import asyncpg
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint, waits_for
+
+# No shrinking: a wrong answer fails at its first failing example, not seconds later at a smaller one.
+NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]
 
 LOWEST, HIGHEST = -(2**31), 2**31 - 1  # what the integer id column can hold
 WAIT = 1.1  # seconds a lookup waits for a lock: longer than a one-second time limit inside the answer
@@ -537,7 +540,7 @@ async def test_text_that_is_no_whole_number_gives_none(db_conn):
         assert result is None, f"email_or_none(conn, {user_id!r}) returned {result!r}, expected None"
 
 
-@examples(10)
+@settings(examples(10), phases=NO_SHRINKING)
 @given(user_id=st.integers(LOWEST - 5, HIGHEST + 5) | st.integers())
 async def test_any_whole_number(db_conn, user_id):
     """For any whole number: the user's email if the column can hold it and a user has it, else None."""

@@ -497,10 +497,13 @@ async def newest_user(conn) -> str | None:
 # %%ipytest --exercise 3.2
 import datetime
 
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint
+
+# No shrinking: a wrong answer fails at its first failing example, not seconds later at a smaller one.
+NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]
 
 ADD_USER = "INSERT INTO users (email, name) VALUES ($1, 'someone')"
 ADD_DATED_USER = "INSERT INTO users (email, name, created_at) VALUES ($1, 'someone', $2)"
@@ -637,7 +640,7 @@ USERS = st.lists(
 )
 
 
-@examples(12)
+@settings(examples(12), phases=NO_SHRINKING)
 @given(users=USERS)
 async def test_any_users_in_any_order(db_conn, users):
     """For users inserted in any order, with any ids, names and created_at (equal or not): latest created_at, then
