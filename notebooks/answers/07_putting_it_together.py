@@ -206,7 +206,7 @@ def make_user_counter(db_conn):
     return make
 
 
-@wrong("7.1", hint="a cancellation is a BaseException")
+@wrong("7.1", hint="inside a transaction it started")
 async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> bool:
     """A transaction by hand, rolled back in `except Exception`: a cancelled call (a request's time limit, while it
     waits for the order) is no Exception, and leaves the transaction open on the connection."""
@@ -241,7 +241,7 @@ async def cancel_order_join_users_for_update(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("7.1", hint="a statement of the cancelled call was still running")
+@wrong("7.1", hint="cancel the query with the call")
 async def cancel_order_shield_update(conn, order_id: int) -> bool:
     """asyncio.shield around the UPDATE, so that a cancelled request still cancels the order: the query keeps running
     on the connection after the caller is cancelled, and the caller's next query fails (another operation is in
@@ -255,7 +255,7 @@ async def cancel_order_shield_update(conn, order_id: int) -> bool:
     return changed is not None
 
 
-@wrong("7.1", hint="a time limit of its own ran out")
+@wrong("7.1", hint="a time limit it set itself")
 async def cancel_order_client_timeout(conn, order_id: int) -> bool:
     """asyncpg's timeout=2 and a TimeoutError counts as not cancellable: an order another transaction holds longer than
     2 s (a slow payment) is reported as not cancellable. A timer in Python: the server sees no lock_timeout."""
@@ -342,7 +342,7 @@ async def cancel_order_join_users_for_no_key_update(conn, order_id: int) -> bool
         return True
 
 
-@wrong("7.1", hint="a time limit of its own ran out")
+@wrong("7.1", hint="a time limit it set itself")
 async def cancel_order_wait_for(conn, order_id: int) -> bool:
     """asyncio.wait_for(…, 5) around the UPDATE, so that a request never hangs: a holder that keeps the order longer
     makes a cancellable order look not cancellable."""
@@ -359,7 +359,7 @@ async def cancel_order_wait_for(conn, order_id: int) -> bool:
     return changed is not None
 
 
-@wrong("7.1", hint="instead of ending cancelled")
+@wrong("7.1", hint="must end cancelled")
 async def cancel_order_swallows_cancellation(conn, order_id: int) -> bool:
     """Catches CancelledError and answers False: the caller that cancelled it (a request's time limit) is told the
     order cannot be cancelled, and its own cancellation is lost."""

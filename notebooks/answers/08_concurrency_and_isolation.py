@@ -270,7 +270,7 @@ async def claim_next_shipment_ids_as_text(conn) -> int | None:
     )
 
 
-@wrong("8.1", hint="a cancellation is a BaseException")
+@wrong("8.1", hint="inside a transaction it started")
 async def cancel_order_rolls_back_on_exceptions_only(conn, order_id: int) -> bool:
     """A transaction by hand, rolled back in `except Exception`: a cancelled call (a request's time limit, while it
     waits for the order) is no Exception, and leaves the transaction open on the connection."""
@@ -308,7 +308,7 @@ async def cancel_order_join_users_for_update(conn, order_id: int) -> bool:
         return True
 
 
-@wrong("8.1", hint="a time limit of its own ran out")
+@wrong("8.1", hint="a time limit it set itself")
 async def cancel_order_client_timeout(conn, order_id: int) -> bool:
     """asyncpg's timeout=2 and a TimeoutError means not cancelled, no event: an order another transaction holds longer
     than 2 s stays pending although it could be cancelled (a timer in Python, which the server never sees)."""
@@ -360,7 +360,7 @@ async def cancel_order_join_users_for_no_key_update(conn, order_id: int) -> bool
         return True
 
 
-@wrong("8.1", hint="a statement of the cancelled call was still running")
+@wrong("8.1", hint="inside a transaction it started")
 async def cancel_order_shielded(conn, order_id: int) -> bool:
     """The whole cancel under asyncio.shield, so that a request that times out still cancels: the cancelled caller's
     connection is still busy with it (another operation is in progress), and the cancel it was told failed happens."""

@@ -9,7 +9,7 @@
 # - READ COMMITTED, REPEATABLE READ and SERIALIZABLE on the same two anomalies;
 # - a retry loop for `SerializationError`, and a test that proves the retry works.
 #
-# *About 70 minutes.*
+# *About 65 minutes.*
 
 # %%
 from coursedb.notebook import setup
@@ -532,13 +532,10 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 
 # %% tags=["checker", "raises-exception"] exercise="8.1"
 # %%ipytest --exercise 8.1
-import contextvars
-from collections.abc import Callable
-
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import cancel_while_waiting, examples, savepoint, waits_for
+from coursedb.checks import cancelled_cleanly, examples, savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -546,7 +543,7 @@ ADD_ORDER = "INSERT INTO orders (id, user_id, total, status) VALUES ($1, $2, 10,
 CANCEL_EVENTS = "SELECT count(*) FROM events WHERE kind = 'order_cancelled' AND payload = $1"
 STATUS = "SELECT status::text FROM orders WHERE id = $1"
 HOLD = 0.05  # seconds another transaction keeps the order while cancel_order waits for it: a limit of the call's
-# own need not run out in that time (the server's are read, Python's timers are made to run out, further below)
+# own need not run out in that time (lockstep reads them: the server's, asyncpg's timeout=, asyncio's)
 ORDER_ID = st.integers(-(2**31), 2**31 - 1)  # any id an INTEGER column holds
 STATUSES = ["pending", "paid", "shipped", "cancelled"]
 
@@ -696,40 +693,19 @@ async def test_a_cancel_cancelled_while_it_waits_changes_nothing(db_committed):
         order_id = await new_order(a)
         async with a.transaction():
             await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
-            task = await cancel_while_waiting(cancel_order(b, order_id), b, a)
-            problem = await after_cancel(task, b)
-        await until_idle(b)
-        if problem:
-            pytest.fail(f"cancel_order was cancelled while it waited for the order (a request's time limit): {problem}")
-        status, events = await a.fetchval(STATUS, order_id), await events_of(a, order_id)
+            try:
+                await cancelled_cleanly(cancel_order(b, order_id), b, a, unchanged=lambda: state_of(b, order_id))
+            finally:
+                await until_idle(b)  # a statement the cancelled call left running ends with the holder
+        status, events = await state_of(a, order_id)
         assert (status, events) == ("pending", 0), (
             f"cancel_order was cancelled while it waited for the order, yet once the holder committed the order was "
             f"{status} with {events} order_cancelled events: a cancelled call changes nothing"
         )
 
 
-async def after_cancel(task: asyncio.Future, conn) -> str | None:
-    """What is wrong with a call cancelled a moment ago (None: nothing), and with the connection it ran on."""
-    if not task.done():
-        return "it had not ended 5 s later"
-    if not task.cancelled():
-        ended = f"raised {task.exception()!r}" if task.exception() else f"returned {task.result()!r}"
-        return f"it {ended} instead of ending cancelled: let the CancelledError through"
-    try:
-        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
-    except asyncpg.InterfaceError as busy:
-        return (
-            f"the next query on its connection failed ({busy}): a statement of the cancelled call was still running. "
-            "Let the cancellation reach the statement"
-        )
-    except asyncpg.PostgresError:
-        pass  # the server answered: whatever it refused, the transaction check below says why
-    if conn.is_in_transaction():
-        return (
-            "it left its connection inside a transaction: the next request on it fails. End the transaction whatever "
-            "happens (a cancellation is a BaseException, not an Exception)"
-        )
-    return None
+async def state_of(conn, order_id: int) -> tuple[str, int]:
+    return await conn.fetchval(STATUS, order_id), await events_of(conn, order_id)
 
 
 async def until_idle(conn, seconds: float = 5) -> None:
@@ -822,71 +798,6 @@ async def test_locks_only_the_order_it_cancels(db_committed):
                 )
             result = await ended(task, f"cancel_order of a {status} order")
             assert result is True, f"cancel_order of a {status} order returned {result!r}, expected True"
-
-
-class TimersOf:
-    """The loop timers that some tasks schedule (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout: each is one),
-    so the checker can make them run out at once, as if whoever holds the order kept it longer than any of them."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Future] = set()
-        self.timers: list[tuple[asyncio.TimerHandle, Callable, tuple, contextvars.Context | None]] = []
-
-    def __enter__(self) -> "TimersOf":
-        loop = asyncio.get_running_loop()
-
-        def call_at(when, callback, *args, context=None):
-            timer = type(loop).call_at(loop, when, callback, *args, context=context)
-            # asyncpg's statement cache expires its entries by timer too: housekeeping, not a limit on a wait
-            if asyncio.current_task() in self.tasks and not callback.__name__.endswith("_expired"):
-                self.timers.append((timer, callback, args, context))
-            return timer
-
-        loop.call_at = call_at  # call_later and every timeout end here
-        return self
-
-    def __exit__(self, *exc) -> None:
-        del asyncio.get_running_loop().call_at
-
-    def run_out(self) -> int:
-        """Fire every timer still pending now; return how many."""
-        pending = [(timer, *call) for timer, *call in self.timers if not timer.cancelled()]
-        for timer, callback, args, context in pending:
-            timer.cancel()
-            asyncio.get_running_loop().call_soon(callback, *args, context=context)
-        return len(pending)
-
-
-async def test_waits_with_no_timer_of_its_own(db_committed):
-    """While another transaction holds the order, cancel_order waits for it with no timer of its own in Python either
-    (asyncpg's timeout=, asyncio.wait_for, asyncio.timeout): the checker makes every timer the call set run out while
-    it waits, as if the holder kept the order longer than any, and the call must go on waiting."""
-    async with db_committed.acquire() as a, db_committed.acquire() as b:
-        order_id = await new_order(a)
-        with TimersOf() as clock:
-            async with a.transaction():
-                await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
-                task = asyncio.ensure_future(cancel_order(b, order_id))
-                clock.tasks.add(task)
-                waited = await waits_for(b, a, task, seconds=5)
-                fired = clock.run_out() if waited else 0
-                if fired:
-                    await asyncio.wait({task}, timeout=1)  # a timer's end reaches the call within moments
-                    still = not task.done() and await waits_for(b, a, task, seconds=0.5)
-        result = await ended(task, "cancel_order of a pending order another transaction held")
-        await until_idle(b)
-        if fired and not still:
-            pytest.fail(
-                f"cancel_order stopped waiting for the order while another transaction still held it, once a time "
-                f"limit of its own ran out ({fired} timer(s) the call set; it then returned {result!r}): whoever holds "
-                "the order may keep it longer (a slow payment); wait without a limit",
-                pytrace=False,
-            )
-        events = await events_of(a, order_id)
-        assert (result, events) == (True, 1), (
-            f"another transaction held a pending order; then cancel_order returned {result!r} and recorded {events} "
-            "events, expected True and 1"
-        )
 
 
 @examples(10)
