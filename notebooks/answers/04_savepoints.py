@@ -264,6 +264,22 @@ async def import_users_dups_reported_last(conn, people: list[tuple[str, str]]) -
     return refused + repeats
 
 
+@wrong("4.1", hint="leave the caller's connection as it found it")
+async def import_users_lock_timeout_local(conn, people: list[tuple[str, str]]) -> list[str]:
+    """'An import must not hang': SET LOCAL lock_timeout = '1s', a LockNotAvailable counted as taken. The setting
+    outlives the call (the caller's whole transaction keeps it), and an email another connection holds for more
+    than a second, then gives up, is reported skipped though it was free."""
+    await conn.execute("SET LOCAL lock_timeout = '1s'")
+    skipped = []
+    for email, name in people:
+        try:
+            async with conn.transaction():
+                await create_user(conn, email, name)
+        except (EmailTaken, asyncpg.LockNotAvailableError):
+            skipped.append(email)
+    return skipped
+
+
 @wrong("4.1", hint="leaves no transaction open behind it")
 async def import_users_rollback_only_on_taken(conn, people: list[tuple[str, str]]) -> list[str]:
     """A Transaction object per person, rolled back on EmailTaken only: any other error (or a cancellation) leaves
