@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[dict] = []
     with _common.PrivateServer() as server:
-        for notebook in iter_notebooks(args.notebooks or None):
+        for notebook in iter_notebooks(args.notebooks):
             rows += time_notebook(notebook, server.env(), args.runs)
     print(
         _common.table(
