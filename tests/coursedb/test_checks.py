@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from coursedb.checks import cancel_while_waiting, cancelled_cleanly, outcome
+from tests.helpers import ROOT
 
 pytest_plugins = ["pytester"]
 
@@ -216,7 +216,7 @@ async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_c
 
 # --- the state after the call: every async check in --exercise mode gets it -------------------------------------
 
-ROOT_CONFTEST = (Path(__file__).resolve().parents[2] / "conftest.py").read_text()  # db_url, db_pool, db_conn
+ROOT_CONFTEST = (ROOT / "conftest.py").read_text()  # db_url, db_pool, db_conn
 
 # Each answer below leaves something on the caller's connection (or running); each check calls it and passes, so
 # only the state after the call can fail it. The clean twins do the same work and put everything back.
