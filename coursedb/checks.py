@@ -31,6 +31,9 @@ Helpers for the properties themselves:
 - ``savepoint(conn)``: ``async with savepoint(conn):`` runs a block and always rolls it back;
 - ``waits_for(conn, other)``: true once ``conn``'s server process waits for a lock ``other`` holds
   (the server's lock graph, ``pg_blocking_pids``: no sleep decides an interleaving);
+- ``blocked(conn, probes, wait)``: the probes (SQL, or calls) ``conn`` cannot run at once because another
+  transaction holds a lock they need, each under a short ``lock_timeout`` and rolled back: whether an answer
+  locks more than it must;
 - ``cancel_while_waiting(call, conn, holder)``: what a caller's own time limit does to a call stuck behind
   another transaction: start it, cancel it once ``conn`` waits for a lock ``holder`` holds, return its task;
 - ``cancelled_cleanly(call, conn, holder, unchanged=None)``: what a cancelled call must leave its caller,
@@ -57,7 +60,7 @@ import functools
 import inspect
 import sysconfig
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -415,6 +418,32 @@ async def waits_for(conn: Any, other: Any, task: asyncio.Future | None = None, s
             return False
         await asyncio.sleep(0.01)
     return False
+
+
+# A probe of ``blocked``: SQL, SQL and its arguments, or a coroutine function called with the probing connection.
+Probe = str | tuple[Any, ...] | Callable[[Any], Awaitable[Any]]
+
+
+async def blocked(conn: Any, probes: Mapping[str, Probe], wait: float = 0.1) -> list[str]:
+    """The names of the ``probes`` that ``conn`` cannot run at once because another transaction holds a lock they
+    need ("does the answer lock more than it must?"), in their order. Each probe runs on its own, in a transaction
+    (a savepoint if ``conn`` is in one) that is always rolled back, under ``SET LOCAL lock_timeout`` of ``wait``
+    seconds: a probe that would wait for ever ends with LockNotAvailableError instead, and nothing it did stays.
+    The timeout counts only time spent waiting for a lock, so a slow machine does not make a free probe count."""
+    if wait <= 0:  # lock_timeout 0 means no limit: a blocked probe would wait for ever
+        raise ValueError(f"blocked() needs a wait above 0 s, not {wait!r}")
+    names = []
+    for name, probe in probes.items():
+        try:
+            async with savepoint(conn):
+                await conn.execute(f"SET LOCAL lock_timeout = {max(1, round(wait * 1000))}")  # milliseconds
+                if callable(probe):
+                    await probe(conn)
+                else:
+                    await conn.execute(*((probe,) if isinstance(probe, str) else probe))
+        except asyncpg.LockNotAvailableError:
+            names.append(name)
+    return names
 
 
 async def cancel_while_waiting(call: Awaitable[Any], conn: Any, holder: Any, seconds: float = 5) -> asyncio.Future:

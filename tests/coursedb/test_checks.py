@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from coursedb.checks import cancel_while_waiting, cancelled_cleanly, outcome
+from coursedb.checks import blocked, cancel_while_waiting, cancelled_cleanly, outcome
 from tests.helpers import ROOT
 
 pytest_plugins = ["pytester"]
@@ -212,6 +212,48 @@ async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_c
         assert stuck.cancelled(), stuck
         assert free.done() and not free.cancelled() and free.result() == 1, free
         assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["alone", "in-a-transaction"])
+async def test_blocked_names_only_the_probes_a_held_lock_stops(db_committed, in_transaction):
+    """A probe that needs a row another transaction holds is named, the free ones are not (SQL, SQL with arguments,
+    a call); each probe's work and its lock_timeout are undone, and the connection, or its transaction, goes on."""
+    async with db_committed.acquire() as holder, db_committed.acquire() as conn:
+        held = await holder.fetchval("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        free = await holder.fetchval("INSERT INTO users (email, name) VALUES ('b@example.com', 'B') RETURNING id")
+        timeout = await conn.fetchval("SHOW lock_timeout")
+        callers = conn.transaction()
+        if in_transaction:
+            await callers.start()
+            await conn.execute("INSERT INTO events (kind, payload) VALUES ('caller', '{}')")
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", held)
+                names = await blocked(
+                    conn,
+                    {
+                        "add a user": "INSERT INTO users (email, name) VALUES ('c@example.com', 'C')",
+                        "rename the held user": ("UPDATE users SET name = 'X' WHERE id = $1", held),
+                        "rename the free user": lambda c: c.execute("UPDATE users SET name = 'Y' WHERE id = $1", free),
+                        "delete the held user": lambda c: c.execute("DELETE FROM users WHERE id = $1", held),
+                    },
+                    wait=0.05,
+                )
+                assert names == ["rename the held user", "delete the held user"], names
+                assert await conn.fetchval("SHOW lock_timeout") == timeout
+                assert conn.is_in_transaction() == in_transaction
+                rows = await conn.fetch("SELECT email, name FROM users ORDER BY email")
+                assert [tuple(row) for row in rows] == [("a@example.com", "A"), ("b@example.com", "B")], rows
+                assert await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'caller'") == int(in_transaction)
+        finally:
+            if in_transaction:
+                await callers.rollback()
+
+
+async def test_blocked_refuses_a_wait_that_would_never_end(db_conn):
+    """lock_timeout 0 means no limit: a wait of 0 s would let a blocked probe wait for ever."""
+    with pytest.raises(ValueError, match="needs a wait above 0 s"):
+        await blocked(db_conn, {"count": "SELECT 1"}, wait=0)
 
 
 # --- the state after the call: every async check in --exercise mode gets it -------------------------------------
