@@ -275,6 +275,54 @@ async def record_json_event_tidies_the_kind(conn, kind: str, payload_json: str):
     )
 
 
+# --- the numbers go through Python floats: right for every payload with fewer than about 16 digits -------
+
+
+@wrong("5.2", hint="Python float")
+async def record_json_event_loads_then_insert(conn, kind: str, payload_json: str):
+    """json.loads, then a plain INSERT through the codec (written blind by an outside learner; the course's own
+    model answer until it was found): JSON numbers become floats, so 12345678901234567890.5 is stored as
+    12345678901234567000, 1.0000000000000001 as 1.0, and 1e400 (inf) is refused."""
+    payload = json.loads(payload_json)
+    row = await conn.fetchrow("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+    return row["id"]
+
+
+@wrong("5.2", hint="Python float")
+async def record_json_event_through_the_shop(conn, kind: str, payload_json: str):
+    """json.loads, then the shop's own record_event, which passes the objects to the codec: the same floats."""
+    return await shop.record_event(conn, kind, json.loads(payload_json))
+
+
+@wrong("5.2", hint="Python float")
+async def record_json_event_parsed_then_read_back(conn, kind: str, payload_json: str):
+    """Lets the server parse the text, but reads the result back through the codec and sends that: exact on the
+    server, rounded to floats on the way through Python."""
+    payload = await conn.fetchval("SELECT $1::text::jsonb", payload_json)
+    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+
+
+@wrong("5.2", hint="Python float")
+async def record_json_event_decimal_default_float(conn, kind: str, payload_json: str):
+    """Parses fractions as Decimal to keep their digits, writes the JSON again with json.dumps(default=float)
+    (json.dumps cannot write a Decimal) and lets the server parse that: default=float loses the digits again."""
+    payload = json.loads(payload_json, parse_float=Decimal)
+    return await conn.fetchval(
+        "INSERT INTO events (kind, payload) VALUES ($1, $2::text::jsonb) RETURNING id",
+        kind,
+        json.dumps(payload, default=float),
+    )
+
+
+@wrong("5.2", hint="not as an object")
+async def record_json_event_cast_from_json(conn, kind: str, payload_json: str):
+    """Casts on the server, but through json ($2::json::jsonb): the parameter's type is then json, whose codec
+    encodes the text again, and a JSON string is stored."""
+    return await conn.fetchval(
+        "INSERT INTO events (kind, payload) VALUES ($1, $2::json::jsonb) RETURNING id", kind, payload_json
+    )
+
+
 # --- right answers, written another way than the model -------------------------------------------
 
 
@@ -300,18 +348,27 @@ async def init_shop_connection_enum_first(conn) -> None:
 
 
 @right("5.2")
-async def record_json_event_cast_on_the_server(conn, kind: str, payload_json: str):
-    """Sends the text as text and lets the server parse it as jsonb: no codec is involved."""
-    return await conn.fetchval(
-        "INSERT INTO events (kind, payload) VALUES ($1, $2::text::jsonb) RETURNING id", kind, payload_json
+async def record_json_event_prepared_text(conn, kind: str, payload_json: str):
+    """A prepared statement whose second parameter is text, cast to jsonb by the server: the codec never sees it."""
+    statement = await conn.prepare(
+        "INSERT INTO events (kind, payload) VALUES ($1, CAST($2 AS text)::jsonb) RETURNING id"
     )
+    return await statement.fetchval(kind, payload_json)
 
 
 @right("5.2")
-async def record_json_event_returning_the_row(conn, kind: str, payload_json: str):
-    """Decodes first, inserts with fetchrow and takes the id from the row."""
-    payload = json.loads(payload_json)
-    row = await conn.fetchrow("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING *", kind, payload)
+async def record_json_event_parsed_in_a_cte(conn, kind: str, payload_json: str):
+    """Checks the text in Python first (json.loads raises on what is no JSON), then sends the text itself, parsed by
+    the server in a CTE, and takes the id from the returned row: the floats json.loads made are never stored."""
+    json.loads(payload_json)
+    row = await conn.fetchrow(
+        """
+        WITH parsed AS (SELECT $2::text::jsonb AS payload)
+        INSERT INTO events (kind, payload) SELECT $1, payload FROM parsed RETURNING *
+        """,
+        kind,
+        payload_json,
+    )
     return row["id"]
 
 
@@ -333,9 +390,3 @@ async def init_shop_connection_binary_jsonb(conn) -> None:
 async def init_shop_connection_gathered(conn) -> None:
     """The two hooks at once, through asyncio.gather: asyncpg runs their introspection queries one after the other."""
     await asyncio.gather(coursedb.init_connection(conn), register_order_status(conn))  # noqa: F821
-
-
-@right("5.2")
-async def record_json_event_through_the_shop(conn, kind: str, payload_json: str):
-    """json.loads, then the shop's own record_event, which passes the objects to the codec."""
-    return await shop.record_event(conn, kind, json.loads(payload_json))

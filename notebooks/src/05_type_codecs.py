@@ -154,6 +154,28 @@ async def test_jsonb_round_trips_a_dict(db_conn):
 
 
 # %% [markdown]
+# ### Numbers: exact in jsonb, rounded in a float
+#
+# jsonb keeps every JSON number exactly as written (it stores them as `numeric`). The codec goes through Python's
+# `float` for any number with a fraction or an exponent, and a `float` holds about 16 significant digits:
+
+# %%
+row = await plain.fetchrow(
+    """
+    SELECT payload::text AS as_text, payload AS through_the_codec
+    FROM (VALUES ('{"amount": 12345678901234567890.5, "ratio": 1.0000000000000001}'::jsonb)) AS t(payload)
+    """
+)
+print("jsonb holds:      ", row["as_text"])
+print("the codec returns:", row["through_the_codec"])
+
+# %% [markdown]
+# Both numbers were rounded to the nearest `float`. The same happens on the way in: JSON text turned into Python
+# objects with `json.loads` is rounded before the codec sends it, and a number past a float's range (`1e400`)
+# becomes `inf`, which is no JSON, so the server refuses it. Whole numbers stay exact (`int` has no limit). For
+# JSON that carries amounts or long decimal ids, keep its numbers away from `float`: exercise 5.2.
+
+# %% [markdown]
 # ## A codec belongs to one connection
 #
 # The article also set the codec on the connection it had just acquired from the pool. The pool's
@@ -581,25 +603,25 @@ async def shop_uses(pool) -> None:
 # ## Exercise 5.2: JSON that arrives as text (a step further)
 #
 # An HTTP handler receives an event's payload as JSON **text**, such as `'{"plan": "pro"}'`. Write
-# `record_json_event(conn, kind, payload_json)`: store the event in `events` so that its payload is a JSON object
-# (or array), not a string, and return the new event's id. `conn` has the course's json codecs, like `db_conn`,
-# and keeps them: it goes back to a pool for the next request. Text that is not JSON must raise an error instead of
-# being stored.
+# `record_json_event(conn, kind, payload_json)`: store the event in `events` so that its payload is the JSON object
+# (or array) the text spells, not a string, with every number exactly as written (`12345678901234567890.5` too),
+# and return the new event's id. `conn` has the course's json codecs, like `db_conn`, and keeps them: it goes back
+# to a pool for the next request. Text that is not JSON must raise an error instead of being stored.
 
 
 # %% tags=["exercise"] exercise="5.2"
 # Exercise 5.2: JSON that arrives as text
 async def record_json_event(conn, kind: str, payload_json: str):
-    raise NotImplementedError("Exercise 5.2: what does the codec expect to receive: text, or Python objects?")
+    raise NotImplementedError("Exercise 5.2: who should turn this text into jsonb: json.loads, or the server?")
 
 
 # %% tags=["solution"] exercise="5.2"
-import json
-
-
 async def record_json_event(conn, kind: str, payload_json: str):
-    payload = json.loads(payload_json)  # the codec encodes Python objects; text would be encoded a second time
-    return await conn.fetchval("INSERT INTO events (kind, payload) VALUES ($1, $2) RETURNING id", kind, payload)
+    # $2 is text, so no json codec touches it: the server parses it (an error if it is no JSON) and keeps every
+    # number exactly. json.loads would round fractions to floats, and a jsonb parameter would encode the text again.
+    return await conn.fetchval(
+        "INSERT INTO events (kind, payload) VALUES ($1, $2::text::jsonb) RETURNING id", kind, payload_json
+    )
 
 
 # %% tags=["checker", "raises-exception"] exercise="5.2"
@@ -614,7 +636,12 @@ from hypothesis import strategies as st
 
 from coursedb.checks import examples, savepoint
 
-STORED = "SELECT jsonb_typeof(payload) AS type, payload, kind FROM events WHERE id = $1"
+# Compared on the server: jsonb compares numbers as numeric, exactly, where the codec would read floats.
+STORED = """
+    SELECT jsonb_typeof(payload) AS type, payload::text AS stored, payload = $2::text::jsonb AS exact,
+           $2::text::jsonb::text AS spelled, kind
+    FROM events WHERE id = $1
+"""
 
 
 # Events already there, one of the same kind: dated decades back and decades ahead (created_at is no event's id).
@@ -629,9 +656,9 @@ async def check_stored(conn, text: str, kind: str = "signup") -> None:
     await conn.execute(OTHER_EVENTS)
     event_id = await record_json_event(conn, kind, text)
     assert isinstance(event_id, uuid.UUID), f"record_json_event returned {event_id!r}: return the new event's id"
-    row = await conn.fetchrow(STORED, event_id)
+    row = await conn.fetchrow(STORED, event_id, text)
     assert row is not None, f"record_json_event returned {event_id!r}, which is no event's id"
-    assert row["payload"] not in ({"other event": 1}, ["other event"]), (
+    assert row["stored"] not in ('{"other event": 1}', '["other event"]'), (
         f"record_json_event returned {event_id!r}, the id of another event already there: return the id of the "
         "event this call stored (INSERT … RETURNING id)"
     )
@@ -639,9 +666,18 @@ async def check_stored(conn, text: str, kind: str = "signup") -> None:
     assert row["type"] == json_type, (
         f"the payload was stored as a JSON {row['type']}, not as an {json_type}: the text was double-encoded"
     )
-    assert row["payload"] == json.loads(text), f"the payload came back as {row['payload']!r}, expected {text}"
+    if not row["exact"]:
+        stored, spelled = shortened(row["stored"]), shortened(row["spelled"])
+        as_floats = json.loads(row["stored"], parse_int=float) == json.loads(text, parse_int=float)
+        why = ": its numbers went through Python floats (json.loads), which keep about 16 digits" if as_floats else ""
+        hint = f"the payload came back as {stored}, expected {spelled}, exactly as the text spells it"
+        pytest.fail(hint + why, pytrace=False)
     assert row["kind"] == kind, f"the event's kind was stored as {row['kind']!r}, expected {kind!r}, as given"
     await codecs_as_they_were(conn)
+
+
+def shortened(text: str, most: int = 100) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 async def codecs_as_they_were(conn) -> None:
@@ -724,15 +760,33 @@ async def test_text_that_is_not_json_is_rejected(db_conn, text):
     pytest.fail(f"{text!r} is not JSON, but it was stored anyway, as a JSON {stored_as}", pytrace=False)
 
 
+# Numbers a Python float cannot hold: more significant digits than it keeps, and past its range.
+EXACT = ['{"amount": 12345678901234567890.5}', '{"ratio": 1.0000000000000001}', "[1e400, -1e-400]"]
+
+
+@pytest.mark.parametrize("text", EXACT, ids=["20-digits", "17-digits", "past-float-range"])
+async def test_every_number_is_stored_exactly(db_conn, text):
+    """Every number is stored exactly as the text writes it, as jsonb holds it: also one with more digits than a
+    Python float keeps, or past a float's range."""
+    try:
+        await check_stored(db_conn, text)
+    except (ValueError, asyncpg.PostgresError) as exc:
+        hint = f"{text} is JSON, but record_json_event refused it ({exc})"
+        pytest.fail(f"{hint}: jsonb holds any JSON number, a Python float (json.loads) cannot", pytrace=False)
+
+
 # %% [markdown] tags=["hint"] exercise="5.2"
 # <details><summary>Hint 1</summary>
 #
-# The pitfall above: with a json codec, a `str` argument is encoded once more and stored as a JSON string.
+# The pitfall above: with a json codec, a `str` argument is encoded once more and stored as a JSON string. And
+# `json.loads` rounds numbers to floats ("Numbers: exact in jsonb"). The server can read JSON text itself.
 # </details>
 #
 # <details><summary>Hint 2</summary>
 #
-# Turn the text into Python objects first (`json.loads`, which also rejects text that is not JSON), and pass those.
+# Make the parameter text and let the server cast it: `VALUES ($1, $2::text::jsonb)`. The codec only handles
+# parameters of type json or jsonb, so it never sees this one; the server keeps every number exactly and raises an
+# error for text that is not JSON.
 # </details>
 
 # %% [markdown]
@@ -747,6 +801,8 @@ async def test_text_that_is_not_json_is_rejected(db_conn, text):
 #   by default, `json`/`jsonb` are `str`. Pass money as `Decimal` or `str`, never `float`.
 # - With a json codec, pass Python objects. A string that already is JSON gets encoded again and is
 #   stored as a JSON string (`jsonb_typeof` says `string`).
+# - jsonb keeps every number exactly; a Python `float` keeps about 16 significant digits. JSON you receive as
+#   text goes in as text, parsed by the server (`$1::text::jsonb`), not through `json.loads`.
 # - A codec belongs to one connection. Register codecs in the pool's `init=`, and test it by holding
 #   every connection of the pool at once.
 # - `set_type_codec(..., format="text")` turns your own types, such as an enum, into Python objects.
