@@ -382,7 +382,7 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from coursedb.checks import cancel_while_waiting, examples, savepoint, waits_for
+from coursedb.checks import blocked, cancel_while_waiting, examples, savepoint, waits_for
 from shop import EmailTaken, create_user
 
 ABORTED = (
@@ -626,27 +626,21 @@ async def test_locks_only_what_it_writes(db_committed):
     another user, and rename a user whose email the import found taken."""
     async with db_committed.acquire() as conn, db_committed.acquire() as other:
         await create_user(conn, "ada@example.com", "Ada")
-        callers = conn.transaction()
-        await callers.start()
-        probe = other.transaction()
-        await probe.start()
-        try:
-            await other.execute("SET LOCAL lock_timeout = '200ms'")  # a lock held for the caller fails fast
+        async with savepoint(conn):  # the caller's transaction, open while another connection tries
             await import_users(conn, [("alan@example.com", "Alan"), ("ADA@example.com", "Ada again")])
-            for what, sql in [
-                ("add another user", "INSERT INTO users (email, name) VALUES ('bo@example.com', 'Bo')"),
-                ("rename ada@example.com", "UPDATE users SET name = 'Ada L.' WHERE email = 'ada@example.com'"),
-            ]:
-                try:
-                    await other.execute(sql)
-                except asyncpg.LockNotAvailableError:
-                    hint = (
-                        f"while the caller's transaction is open after import_users, another connection cannot {what}"
-                    )
-                    pytest.fail(hint + ": the import locks more than the rows it inserts", pytrace=False)
-        finally:
-            await probe.rollback()
-            await callers.rollback()
+            held_up = await blocked(
+                other,
+                {
+                    "add another user": "INSERT INTO users (email, name) VALUES ('bo@example.com', 'Bo')",
+                    "rename ada@example.com": "UPDATE users SET name = 'Ada L.' WHERE email = 'ada@example.com'",
+                },
+            )
+        if held_up:
+            pytest.fail(
+                f"while the caller's transaction is open after import_users, another connection cannot "
+                f"{' or '.join(held_up)}: the import locks more than the rows it inserts",
+                pytrace=False,
+            )
 
 
 # %% [markdown] tags=["hint"] exercise="4.1"
@@ -703,7 +697,7 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from coursedb.checks import cancel_while_waiting, examples, savepoint
+from coursedb.checks import blocked, cancel_while_waiting, examples, savepoint
 from coursedb.lockstep import Lockstep
 from shop import create_user, place_order
 
@@ -886,31 +880,27 @@ async def test_locks_only_what_it_writes(db_committed):
     async with db_committed.acquire() as conn, db_committed.acquire() as other:
         user_id = await create_user(conn, "ada@example.com", "Ada")
         earlier = await place_order(conn, user_id, "5.00")
-        callers = conn.transaction()
-        await callers.start()
-        probe = other.transaction()
-        await probe.start()
-        try:
-            await other.execute("SET LOCAL lock_timeout = '200ms'")  # a lock held for the caller fails fast
+        async with savepoint(conn):  # the caller's transaction, open while another connection tries
             await place_orders(conn, user_id, ["1.00", "2.00"])
-            for what, sql, arg in [
-                (
-                    "place another order for the same user",
-                    "INSERT INTO orders (user_id, total) VALUES ($1, 1)",
-                    user_id,
-                ),
-                ("cancel the user's earlier order", "UPDATE orders SET status = 'cancelled' WHERE id = $1", earlier),
-            ]:
-                try:
-                    await other.execute(sql, arg)
-                except asyncpg.LockNotAvailableError:
-                    hint = (
-                        f"while the caller's transaction is open after place_orders, another connection cannot {what}"
-                    )
-                    pytest.fail(hint + ": the batch locks more than the rows it inserts", pytrace=False)
-        finally:
-            await probe.rollback()
-            await callers.rollback()
+            held_up = await blocked(
+                other,
+                {
+                    "place another order for the same user": (
+                        "INSERT INTO orders (user_id, total) VALUES ($1, 1)",
+                        user_id,
+                    ),
+                    "cancel the user's earlier order": (
+                        "UPDATE orders SET status = 'cancelled' WHERE id = $1",
+                        earlier,
+                    ),
+                },
+            )
+        if held_up:
+            pytest.fail(
+                f"while the caller's transaction is open after place_orders, another connection cannot "
+                f"{' or '.join(held_up)}: the batch locks more than the rows it inserts",
+                pytrace=False,
+            )
 
 
 # %% [markdown] tags=["hint"] exercise="4.2"
