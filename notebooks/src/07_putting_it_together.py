@@ -446,7 +446,7 @@ import contextlib
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import cancelled_cleanly, examples, savepoint, waits_for
+from coursedb.checks import blocked, cancelled_cleanly, examples, savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -609,7 +609,6 @@ async def until_idle(conn, seconds: float = 5) -> None:
     conn.terminate()  # the pool replaces it
 
 
-PROBE_WAIT = "100ms"  # a probe waits this long for a lock at most; a right answer holds none it needs, so none waits
 PROBES = {  # what other requests do meanwhile, none of it to the order being cancelled: (SQL, which id it takes)
     "place another order for the same user": ("INSERT INTO orders (user_id, total) VALUES ($1, 1)", "user"),
     "change the user's row": ("UPDATE users SET name = name || '' WHERE id = $1", "user"),
@@ -623,19 +622,6 @@ async def a_user_with_two_orders(conn, status: str) -> tuple[int, int, int]:
     return user_id, await shop.place_order(conn, user_id, "10.00", status), await shop.place_order(conn, user_id, "5")
 
 
-async def blocked_probes(conn, ids: dict[str, int]) -> list[str]:
-    """The probes `conn` could not run at once (each under a short lock_timeout, each rolled back)."""
-    blocked = []
-    for what, (sql, key) in PROBES.items():
-        try:
-            async with savepoint(conn):
-                await conn.execute(f"SET LOCAL lock_timeout = '{PROBE_WAIT}'")
-                await conn.execute(sql, ids[key])
-        except asyncpg.LockNotAvailableError:
-            blocked.append(what)
-    return blocked
-
-
 async def test_locks_only_the_order_it_cancels(db_committed):
     """cancel_order locks only the order it cancels, in both orders, several rounds: while the caller's transaction
     around it is still open, other transactions can at once place an order for the same user, change the user's row
@@ -645,11 +631,12 @@ async def test_locks_only_the_order_it_cancels(db_committed):
             user_id, order_id, other = await a_user_with_two_orders(a, status)
             async with savepoint(a):  # the caller's transaction, open while others try
                 await cancelled(a, order_id, f"a {status} order")
-                blocked = await blocked_probes(b, {"user": user_id, "other": other})
-            if blocked:
+                ids = {"user": user_id, "other": other}
+                held_up = await blocked(b, {what: (sql, ids[key]) for what, (sql, key) in PROBES.items()})
+            if held_up:
                 pytest.fail(
                     f"after cancel_order, while the caller's transaction was still open, another transaction could not "
-                    f"{' nor '.join(blocked)} (it waited for a lock cancel_order took): lock only the order you cancel",
+                    f"{' nor '.join(held_up)} (it waited for a lock cancel_order took): lock only the order you cancel",
                     pytrace=False,
                 )
             user_id, order_id, other = await a_user_with_two_orders(a, status)
