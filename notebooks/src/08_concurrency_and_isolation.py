@@ -535,7 +535,7 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import cancelled_cleanly, examples, savepoint, waits_for
+from coursedb.checks import blocked, cancelled_cleanly, examples, savepoint, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -733,7 +733,6 @@ async def ended(task: asyncio.Future, what: str):
     return task.result()
 
 
-PROBE_WAIT = "100ms"  # a probe waits this long for a lock at most; a right answer holds none it needs, so none waits
 PROBES = {  # what other requests do meanwhile, none of it to the order being cancelled: (SQL, which id it takes)
     "place another order for the same user": ("INSERT INTO orders (user_id, total) VALUES ($1, 1)", "user"),
     "change the user's row": ("UPDATE users SET name = name || '' WHERE id = $1", "user"),
@@ -750,19 +749,6 @@ async def a_user_with_two_orders(conn, status: str) -> dict[str, int]:
     return {"user": user_id, "order": order_id, "other": other, "event": {"order_id": other}}
 
 
-async def blocked_probes(conn, ids: dict[str, int]) -> list[str]:
-    """The probes `conn` could not run at once (each under a short lock_timeout, each rolled back)."""
-    blocked = []
-    for what, (sql, key) in PROBES.items():
-        try:
-            async with savepoint(conn):
-                await conn.execute(f"SET LOCAL lock_timeout = '{PROBE_WAIT}'")
-                await conn.execute(sql, ids[key])
-        except asyncpg.LockNotAvailableError:
-            blocked.append(what)
-    return blocked
-
-
 async def test_locks_only_the_order_it_cancels(db_committed):
     """cancel_order locks only the order it cancels, in both orders, several rounds: while the caller's transaction
     around it is still open, other transactions can at once place an order for the same user, change the user's row,
@@ -773,11 +759,11 @@ async def test_locks_only_the_order_it_cancels(db_committed):
             ids = await a_user_with_two_orders(a, status)
             async with savepoint(a):  # the caller's transaction, open while others try
                 await cancelled(a, ids["order"], f"a {status} order")
-                blocked = await blocked_probes(b, ids)
-            if blocked:
+                held_up = await blocked(b, {what: (sql, ids[key]) for what, (sql, key) in PROBES.items()})
+            if held_up:
                 pytest.fail(
                     f"after cancel_order, while the caller's transaction was still open, another transaction could not "
-                    f"{' nor '.join(blocked)} (it waited for a lock cancel_order took): lock only the order you cancel",
+                    f"{' nor '.join(held_up)} (it waited for a lock cancel_order took): lock only the order you cancel",
                     pytrace=False,
                 )
             ids = await a_user_with_two_orders(a, status)
