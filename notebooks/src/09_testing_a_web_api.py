@@ -374,7 +374,7 @@ async def cancel_order_endpoint(request: Request) -> Response:
 # %%ipytest --exercise 9.1
 import contextvars
 
-from coursedb.checks import cancel_while_waiting
+from coursedb.checks import blocked, cancel_while_waiting
 from coursedb.lockstep import STATEMENTS, Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -599,10 +599,6 @@ class ProbedPool(Lender):
         return self.conn
 
 
-class Rollback(Exception):
-    """Ends a probe's transaction: it only asks whether it could go on."""
-
-
 async def test_locks_only_the_order(db_committed):
     """While the request's transaction is open (after each of its statements), the buyer's other business goes
     through at once: a checkout (a new order of theirs), a payment of another order of theirs, a change to their
@@ -622,18 +618,8 @@ async def test_locks_only_the_order(db_committed):
         held = []
 
         async def probe(after: str) -> None:
-            doing = ""
-            try:
-                async with other.transaction():  # one transaction, rolled back: it only asks whether it could go on
-                    await other.execute("SET LOCAL lock_timeout = '50ms'")  # a wrong answer fails fast
-                    for what in business:
-                        doing = what
-                        await business[what](other)
-                    raise Rollback
-            except Rollback:
-                pass
-            except asyncpg.LockNotAvailableError:
-                held.append(f"after `{after}`, {doing} had to wait for your request's transaction")
+            for what in await blocked(other, business, wait=0.05):  # after each statement: a wrong answer fails fast
+                held.append(f"after `{after}`, {what} had to wait for your request's transaction")
 
         pool = ProbedPool(conn, probe)
         async with client_for(app_with(pool), raise_app_exceptions=True) as api:
