@@ -3,11 +3,13 @@ means to run a cell and read what it showed."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,11 @@ from nbval.plugin import IPyNbFile
 from coursebook.model import Notebook, iter_notebooks, progress_store
 from coursebook.run.workbench import WORKBENCH, Workbench
 from coursedb import names, progress
+
+# A full garbage collection walks every object the kernel holds, and a checker run makes three (pytest's
+# two at session end, the run's own after an answer): in a kernel that has run a notebook, most of a trial.
+FREEZE = "import gc; gc.collect(); gc.freeze()"
+THAW = "import gc; gc.unfreeze(); gc.collect()"
 
 
 class CourseKernel(RunningKernel):
@@ -116,6 +123,20 @@ class Book(IPyNbFile):
             self.kernel.kc.execute_interactive("", timeout=60)  # the interrupted cell has ended
             ran.timed_out = True
         return ran
+
+    @contextlib.contextmanager
+    def older_objects_frozen(self) -> Iterator[None]:
+        """Many checker runs in a row with the kernel's older objects out of the garbage collector's walk
+        (gc.freeze): each collection then looks only at what the runs made, which is where an answer's
+        garbage (a never-awaited coroutine) is. Older objects that become garbage meanwhile are collected
+        when the block ends; until then a connection they hold stays open, so the budget can only see more."""
+        timeout = self.config.option.nbval_cell_timeout
+        self.run(FREEZE, timeout)
+        try:
+            yield
+        finally:
+            if self.kernel.is_alive():  # a dead kernel's report says so already; no cell would answer
+                self.run(THAW, timeout)
 
     def visible(self, cell: Any, failing: bool = False) -> str:
         """What a reader sees of a cell's outputs, volatile parts sanitized as nbval does. Of a cell that

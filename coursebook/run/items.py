@@ -58,8 +58,9 @@ class RunAllAgain(BookItem):
                 problems += check.cell(index, cell, ran)
             if index in checker_of:
                 ex = ExerciseRun.at(book, checker_of[index], exercises[checker_of[index]])
-                for check in checks:
-                    problems += check.exercise(ex)
+                with book.older_objects_frozen():
+                    for check in checks:
+                        problems += check.exercise(ex)
                 ex.run(ex.stub)  # the stub back in place, as the committed notebook has it
         for check in checks:
             problems += check.end()
@@ -81,11 +82,12 @@ class EachCellTwice(BookItem):
         if start is not None:  # the budget is a Run All's: a cell run twice may rightly leave a pool behind
             book.uncounted_spans.append((start, 2**62))
         problems = []
-        for index, cell in book.code_cells():
-            for attempt in ("first", "second"):
-                ran = book.run(cell.source, self.config.option.nbval_cell_timeout)
-                if ran.failed and RAISES not in tags(cell):
-                    problems.append(f"{where(index, cell)} failed on its {attempt} run: {ran.text[-800:]}")
+        with book.older_objects_frozen():
+            for index, cell in book.code_cells():
+                for attempt in ("first", "second"):
+                    ran = book.run(cell.source, self.config.option.nbval_cell_timeout)
+                    if ran.failed and RAISES not in tags(cell):
+                        problems.append(f"{where(index, cell)} failed on its {attempt} run: {ran.text[-800:]}")
         if problems:
             raise NotebookProblems(problems)
 
