@@ -45,8 +45,8 @@ from coursedb.paths import course_root
 
 ROOT = course_root()
 PYTHON = sys.executable
-# A pytest of a test's own that runs no notebook: no xdist, and no nbval (importing it, nbformat, costs ~2 s
-# of CPU in every process: benchmarks/imports.py).
+# A pytest of a test's own that runs no notebook: no xdist, and no nbval (it imports nbformat and jsonschema in
+# every process: benchmarks/imports.py).
 PYTEST_WITHOUT_NOTEBOOKS = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:nbval"]
 
 
