@@ -8,6 +8,8 @@ kernel start, the hint that a restarted kernel needs the setup cell again.
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import os
 import shlex
 import sys
@@ -23,6 +25,8 @@ from . import database_url, hints, room, server
 from .errors import CourseDBError
 
 if TYPE_CHECKING:
+    import pytest
+
     from .kernel import Watch
 
 # A test inside a notebook gets this long (pytest-timeout's --timeout, per test, setup to teardown);
@@ -38,6 +42,17 @@ IPYTEST_ARGS = [
 ]  # fmt: skip
 # Loaded too once the kernel uses the library: its plugin shows a failing @given test's example.
 PLUGINS_OF = {"hypothesis": "hypothesispytest"}
+# The module behind each `-p NAME` above, as pytest would find it (an entry point's name, else the module's).
+# pytest resolves a `-p NAME` it has not registered yet by reading the entry points of every installed
+# distribution (~180 in the course's venv), once per `-p` and %%ipytest run; registered under that name
+# first (KernelPlugins), each `-p` finds its plugin there and reads nothing (benchmarks/ipytest_runs.py).
+PLUGIN_MODULES = {
+    "asyncio": "pytest_asyncio.plugin",
+    "timeout": "pytest_timeout",
+    "coursedb.pytest_room": "coursedb.pytest_room",
+    "coursedb.checks": "coursedb.checks",
+    "hypothesispytest": "_hypothesis_pytestplugin",
+}
 # pytest prints more when it thinks it runs on CI (full assertion diffs, unshortened
 # summaries); a notebook must show the same text in a classroom and in CI.
 CI_VARIABLES = ("CI", "BUILD_NUMBER")
@@ -132,7 +147,8 @@ def ipytest_magic(line: str, cell: str) -> None:
     get_ipython().run_cell(cell)
     watch = Watch()  # this run's plugin: the timer, the interrupt, the line under the report
     args += [arg for module, plugin in PLUGINS_OF.items() if module in sys.modules for arg in ("-p", plugin)]
-    plugins = [*kwargs.pop("plugins", ()), watch]
+    named = KernelPlugins([*kwargs.get("addopts", current_config["addopts"]), *args])
+    plugins = [*kwargs.pop("plugins", ()), watch, named]
 
     def tests() -> int:
         return ipytest.run(*args, run_in_thread=False, raise_on_error=False, plugins=plugins, **kwargs)
@@ -144,6 +160,25 @@ def ipytest_magic(line: str, cell: str) -> None:
 
 
 ipytest_magic._ipython_magic_no_var_expand = True  # as ipytest's own: {MODULE} is pytest's, not IPython's
+
+
+class KernelPlugins:
+    """A pytest plugin that registers the plugins a run's ``-p NAME`` arguments name (PLUGIN_MODULES), by those names.
+
+    Same plugins, names and order as ``-p`` gives them, without ``-p``'s reading of every installed
+    distribution's entry points; a ``-p no:NAME`` later in the arguments still removes one. One trace
+    of the difference: the header's ``plugins:`` line (printed from ``-v`` on) lists only plugins pytest
+    loaded from entry points itself.
+    """
+
+    def __init__(self, args: list[str]) -> None:
+        self.names = [name for flag, name in itertools.pairwise(args) if flag == "-p" and name in PLUGIN_MODULES]
+
+    def pytest_addhooks(self, pluginmanager: pytest.PytestPluginManager) -> None:
+        # The first hook of a run, called as pytest starts to read its arguments: before any `-p` is resolved.
+        for name in self.names:
+            if pluginmanager.get_plugin(name) is None and not pluginmanager.is_blocked(name):
+                pluginmanager.register(importlib.import_module(PLUGIN_MODULES[name]), name)
 
 
 def _run_watched(tests: Callable[[], int], watch: Watch) -> tuple[int | None, bool]:

@@ -39,6 +39,8 @@ CASES = {
     "trust": ("--quick", {"reuse_ms", "take_ms"}),
     # One fresh kernel and one nbval run per plugin set, on a private server.
     "first_ipytest": ("--runs 1 --no-write", {"kernel_first_s", "nbval_first_s", "kernel_first_autoload_s"}),
+    # One kernel on a private server: a later %%ipytest cell once per way of finding the kernel's plugins.
+    "ipytest_runs": ("--runs 1 --no-write", {"kernel_cpu_s", "scanned_kernel_cpu_s", "scans_per_run"}),
     # Two fresh processes importing nbformat, as installed and without rfc3987_syntax.
     "imports": ("--runs 1 --no-write", {"nbformat_cpu_s", "nbformat_without_rfc3987_syntax_cpu_s"}),
     # One kernel on a private server with the outcomes table: checker 3.2 three times per way of recording.
