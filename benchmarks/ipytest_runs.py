@@ -1,4 +1,4 @@
-"""What a later ``%%ipytest`` cell of a kernel costs, with the kernel's plugins found two ways, taking turns.
+"""What a later ``%%ipytest`` cell of a kernel costs, as the course runs it and without two of its savings.
 
     .venv/bin/python benchmarks/ipytest_runs.py             # 20 runs per way
     .venv/bin/python benchmarks/ipytest_runs.py --runs 3 --no-write
@@ -6,11 +6,15 @@
 The course's ``%%ipytest`` names its pytest plugins with ``-p NAME`` (coursedb/notebook.py IPYTEST_ARGS, with
 plugin autoload off). pytest resolves each ``-p NAME`` it has not registered by reading the entry points of
 every installed distribution; the magic registers them by those names first (``KernelPlugins``), so no ``-p``
-reads anything. Ways, in one kernel (learner copies, a private embedded server), after two warm-up runs:
+reads anything. Ways, taking turns, in two kernels (learner copies, a private embedded server), after two
+warm-up runs in each:
 
-- ``registered by name``: the magic as it is;
-- ``each -p resolved by pytest``: ``coursedb.notebook.PLUGIN_MODULES`` emptied for the run, so the magic
-  registers nothing and pytest resolves every ``-p`` itself (the magic before it registered them).
+- ``as the course runs it`` (kernel A): the magic registers the plugins by name; setup() froze what the
+  kernel had loaded (``gc.freeze()``), so pytest's two garbage collections per run skip those objects;
+- ``each -p resolved by pytest`` (kernel A): ``coursedb.notebook.PLUGIN_MODULES`` emptied for the run, so
+  the magic registers nothing and pytest resolves every ``-p`` itself (the magic before it registered them);
+- ``nothing frozen`` (kernel B): ``gc.unfreeze()`` right after setup(), so every collection walks every
+  object of the kernel (setup() before it froze them).
 
 Per run: the cell's wall time as the client sees it, the kernel process's CPU seconds (user + system, all
 threads: psutil), and how many times ``importlib.metadata.distributions()`` was called in the kernel (a
@@ -35,7 +39,7 @@ CELL = "%%ipytest\nasync def test_one(db_conn):\n    assert await db_conn.fetchv
 PREPARE = """
 from coursedb.notebook import setup
 setup()
-import importlib.metadata as _metadata, coursedb.notebook as _notebook, os
+import importlib.metadata as _metadata, coursedb.notebook as _notebook, gc, os
 _modules, _scans, _distributions = _notebook.PLUGIN_MODULES, [0], _metadata.distributions
 def _counted(*args, **kwargs):
     _scans[0] += 1
@@ -43,9 +47,15 @@ def _counted(*args, **kwargs):
 _metadata.distributions = _counted
 print(os.getpid())
 """
+# Each way: its kernel, the cell before the run, and the cell after it (back to the course's kernel).
 WAYS = {
-    "registered by name": "_notebook.PLUGIN_MODULES = _modules; _scans[0] = 0",
-    "each -p resolved by pytest": "_notebook.PLUGIN_MODULES = {}; _scans[0] = 0",
+    "as the course runs it": ("A", "_scans[0] = 0", ""),
+    "each -p resolved by pytest": (
+        "A",
+        "_notebook.PLUGIN_MODULES = {}; _scans[0] = 0",
+        "_notebook.PLUGIN_MODULES = _modules",
+    ),
+    "nothing frozen": ("B", "_scans[0] = 0", ""),
 }
 
 
@@ -75,26 +85,33 @@ def main() -> None:
         server.start()
         folder = Path(tmp) / "room"
         learners.make(folder, ["00"])  # conftest.py and the pytest settings, as a learner has them
-        km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder / "notebooks"), env=server.env())
+        kernels = {}
         try:
-            kernel = psutil.Process(int(execute(kc, PREPARE).split()[-1]))
-            for _ in range(2):  # warm-up: the first run imports pytest and the plugins
-                execute(kc, CELL)
+            for name in ("A", "B"):
+                km, kc = start_new_kernel(kernel_name="python3", cwd=str(folder / "notebooks"), env=server.env())
+                kernels[name] = km, kc
+                pid = int(execute(kc, PREPARE + ("gc.unfreeze()\n" if name == "B" else "")).split()[-1])
+                kernels[name] = km, kc, psutil.Process(pid)
+                for _ in range(2):  # warm-up: the first run imports pytest and the plugins
+                    execute(kc, CELL)
             for _ in range(args.runs):
-                for way, switch in WAYS.items():  # taking turns: load changes hit both alike
-                    execute(kc, switch)
+                for way, (name, before, after) in WAYS.items():  # taking turns: load changes hit them alike
+                    _, kc, kernel = kernels[name]
+                    execute(kc, before)
                     cpu = sum(kernel.cpu_times()[:2])
                     began = time.perf_counter()
                     execute(kc, CELL)
                     wall = time.perf_counter() - began
                     cpu = sum(kernel.cpu_times()[:2]) - cpu
                     scans = int(execute(kc, "print(_scans[0])"))
+                    execute(kc, after)
                     samples[way].append((wall, cpu, scans))
                 loads.append(round(psutil.getloadavg()[0], 2))
             print(f"{args.runs} runs per way; load average (1 min) after each: {loads}", flush=True)
         finally:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
+            for km, kc, *_ in kernels.values():
+                kc.stop_channels()
+                km.shutdown_kernel(now=True)
     rows = []
     for way, values in samples.items():
         wall, cpu = (round(statistics.median(v[i] for v in values), 3) for i in (0, 1))
@@ -103,12 +120,14 @@ def main() -> None:
     headers = ["plugins", "wall s (median)", "kernel CPU s (median)", "entry-point scans per run"]
     print(table(headers, [[r["way"], r["wall_s"], r["kernel_cpu_s"], r["entry_point_scans"]] for r in rows]))
     document = {"benchmark": "ipytest_runs", "machine": machine({"runs": args.runs, "loads": loads}), "rows": rows}
-    ours, scanned = rows
+    ours, scanned, unfrozen = rows
     summary = {
         "wall_s": ours["wall_s"],
         "kernel_cpu_s": ours["kernel_cpu_s"],
         "scanned_wall_s": scanned["wall_s"],
         "scanned_kernel_cpu_s": scanned["kernel_cpu_s"],
+        "unfrozen_wall_s": unfrozen["wall_s"],
+        "unfrozen_kernel_cpu_s": unfrozen["kernel_cpu_s"],
         "scans_per_run": ours["entry_point_scans"],
         "scanned_scans_per_run": scanned["entry_point_scans"],
     }
