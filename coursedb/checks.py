@@ -43,6 +43,8 @@ Helpers for the properties themselves:
   no transaction the call started, not aborted, with no query still running for it on the server
   (``pg_stat_activity``); and ``unchanged()`` (say, the rows the call writes) returns what it did before the
   call. Fails the check with one sentence otherwise;
+- ``result_of(task, what)``: a started call's result, or one sentence if it raised or never ended;
+- ``until_idle(conn)``: the clean-up after a cancelled call: wait until ``conn`` answers again, else terminate it;
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
 - ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
   (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
@@ -515,6 +517,35 @@ async def cancelled_cleanly(
     if unchanged is not None and (after := await unchanged()) != before:
         pytest.fail(f"the cancelled call's work was not undone: {before!r} before the call, {after!r} after it",
                     pytrace=False)  # fmt: skip
+
+
+async def result_of(task: asyncio.Future, what: str, seconds: float = 5) -> Any:
+    """The result of a call the checker started (``what`` names it), once whatever held it up is done. Fails the check
+    with one sentence, not a traceback, if it raised, was cancelled or has not ended within ``seconds`` (then it is
+    cancelled: the cell's next check must not inherit it)."""
+    __tracebackhide__ = True  # pytest: the checker's line, not this helper's
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        pytest.fail(f"{what} had not ended {seconds:g} s after the holder was done", pytrace=False)
+    if task.cancelled() or task.exception() is not None:
+        pytest.fail(f"{what} raised {task.exception() if not task.cancelled() else 'CancelledError'!r}", pytrace=False)
+    return task.result()
+
+
+async def until_idle(conn: Any, seconds: float = 5) -> None:
+    """Wait until ``conn`` answers a query again (a statement a cancelled call left running has ended), else terminate
+    it (a pool replaces it): the clean-up after a check that cancels a call, so the next check gets a usable one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            await conn.fetchval("SELECT 1")
+            return
+        except asyncpg.PostgresError:  # the server answered (a transaction left aborted): nothing runs
+            return
+        except asyncpg.InterfaceError:  # "another operation is in progress": the statement still runs
+            await asyncio.sleep(0.01)
+    conn.terminate()
 
 
 def _ended(task: asyncio.Future) -> str:

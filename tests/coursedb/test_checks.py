@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from coursedb.checks import blocked, cancel_while_waiting, cancelled_cleanly, outcome
+from coursedb.checks import blocked, cancel_while_waiting, cancelled_cleanly, outcome, result_of, until_idle
 from tests.helpers import ROOT
 
 pytest_plugins = ["pytester"]
@@ -254,6 +255,55 @@ async def test_blocked_refuses_a_wait_that_would_never_end(db_conn):
     """lock_timeout 0 means no limit: a wait of 0 s would let a blocked probe wait for ever."""
     with pytest.raises(ValueError, match="needs a wait above 0 s"):
         await blocked(db_conn, {"count": "SELECT 1"}, wait=0)
+
+
+async def test_result_of_gives_the_result_or_one_sentence():
+    """A call that returned gives its result; one that raised, was cancelled or never ends fails with its sentence
+    (and one that never ends is cancelled)."""
+
+    async def returns() -> int:
+        return 7
+
+    async def raises() -> None:
+        raise KeyError("order")
+
+    assert await result_of(asyncio.ensure_future(returns()), "the call") == 7
+    with pytest.raises(pytest.fail.Exception, match=r"^the call raised KeyError\('order'\)$"):
+        await result_of(asyncio.ensure_future(raises()), "the call")
+    cancelled = asyncio.ensure_future(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(pytest.fail.Exception, match=r"^the call raised 'CancelledError'$"):
+        await result_of(cancelled, "the call")
+    hangs = asyncio.ensure_future(asyncio.sleep(10))
+    with pytest.raises(pytest.fail.Exception, match=r"^the call had not ended 0.05 s after the holder was done$"):
+        await result_of(hangs, "the call", seconds=0.05)
+    await asyncio.wait({hangs}, timeout=1)
+    assert hangs.cancelled()
+
+
+async def test_until_idle_waits_for_a_statement_left_running_else_terminates(db_committed):
+    """A statement left running on the connection (a shielded query) is waited for, then the connection answers; an
+    aborted transaction counts as idle; one still running after `seconds` (stuck behind a lock) gets the connection
+    terminated."""
+    async with db_committed.acquire() as holder, db_committed.acquire() as conn:
+        left = asyncio.ensure_future(conn.execute("SELECT pg_sleep(0.2)"))
+        await asyncio.sleep(0.05)
+        await until_idle(conn)
+        assert left.done() and await conn.fetchval("SELECT 1") == 1
+        async with conn.transaction():
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await conn.execute("SELECT 1 / 0")
+            await until_idle(conn)  # refused, yet answered
+            assert not conn.is_closed()
+        user_id = await holder.fetchval("INSERT INTO users (email, name) VALUES ('a@example.com', 'A') RETURNING id")
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+            stuck = asyncio.ensure_future(conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id))
+            await asyncio.sleep(0.05)
+            await until_idle(conn, seconds=0.2)
+        await asyncio.wait({stuck}, timeout=5)
+        assert isinstance(stuck.exception(), asyncpg.ConnectionDoesNotExistError), stuck  # terminated, not answered
 
 
 # --- the state after the call: every async check in --exercise mode gets it -------------------------------------
