@@ -26,7 +26,7 @@ from coursebook import limits, schedule
 from coursebook.model import BOOK_DIR, SOURCE_NAME
 from coursebook.run.book import StrictBook
 from coursebook.run.items import CourseBook
-from coursebook.run.workbench import WORKBENCH, WORKERINPUT_KEY, Workbench
+from coursebook.run.workbench import WORKBENCH, WORKERINPUT_KEY, Workbench, runs_notebooks
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(schedule.Schedule(config), "coursebook-schedule")
     if not config.getoption("nbval_only"):
-        config.stash[WORKBENCH] = Workbench.for_config(config)
+        bench = config.stash[WORKBENCH] = Workbench.for_config(config)
+        if bench.owns_server and runs_notebooks(config):
+            bench.start_soon()
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from coursebook.model import BOOK_DIR
 from coursebook.servers import PrivateServer
 
 WORKERINPUT_KEY = "coursebook_server_home"
@@ -41,6 +44,8 @@ class Workbench:
     _folders: dict[str, Path] = field(default_factory=dict, init=False)
     _log: Path | None = field(default=None, init=False)
     _started: bool = field(default=False, init=False)
+    _early: threading.Thread | None = field(default=None, init=False)
+    _early_state: dict | None = field(default=None, init=False)
 
     @classmethod
     def for_config(cls, config: pytest.Config) -> Workbench:
@@ -64,12 +69,29 @@ class Workbench:
             self._folders[notebook] = folder
         return self._folders[notebook]
 
+    def start_soon(self) -> None:
+        """Start the server in the background now, while xdist starts its workers and they collect (seconds
+        each): the first notebook then finds it running instead of waiting for initdb and the start."""
+        if self.server is None or self._early is not None:
+            return
+
+        def start() -> None:
+            try:
+                self._early_state = self.server.start()
+            except (RuntimeError, OSError, subprocess.SubprocessError):
+                pass  # the first notebook starts it again, and its start says what is wrong
+
+        self._early = threading.Thread(target=start, name="coursebook-server-start", daemon=True)
+        self._early.start()
+
     def _start(self) -> None:
         if self._started or self.server is None:
             return
         from coursedb import room
 
-        state = self.server.start()
+        if self._early is not None:
+            self._early.join()
+        state = self._early_state or self.server.start()
         asyncio.run(room.enable_connection_log(state["admin_url"]))
         self._log, self._started = Path(state["log"]), True
 
@@ -87,9 +109,20 @@ class Workbench:
 
     def close(self) -> list[str]:
         """Remove the learner copies, and the server if this process made it; what went wrong, if anything."""
+        if self._early is not None:
+            self._early.join()  # never remove a home a start is still writing to
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
         return self.server.cleanup() if self.server is not None and self.owns_server else []
+
+
+def runs_notebooks(config: pytest.Config) -> bool:
+    """Whether the run's paths (given, or pyproject's testpaths) hold the course's notebooks."""
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == BOOK_DIR or BOOK_DIR in path.parents or path in BOOK_DIR.parents:
+            return True
+    return False
 
 
 WORKBENCH = pytest.StashKey[Workbench]()

@@ -73,3 +73,25 @@ def test_xdist_workers_run_on_the_controllers_server_and_only_it_removes_it(monk
     assert controller.close() == [] and not controller.server.home.exists()
     monkeypatch.setenv("COURSEDB_BACKEND", "docker")
     assert Workbench.for_config(types.SimpleNamespace()).server is None, "docker: the notebooks use its server"
+
+
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (["notebooks/03_rollback_isolation.ipynb"], True),
+        (["notebooks"], True),
+        (["tests", "notebooks"], True),  # pyproject's testpaths: the whole suite
+        (["."], True),
+        (["tests/course/test_quick.py::test_help"], False),
+        (["tests"], False),
+    ],
+)
+def test_the_server_starts_early_only_for_a_run_with_notebooks(args, starts):
+    """The controller starts the notebooks' server while the workers start only if the run holds a notebook."""
+    import types
+
+    from coursebook import ROOT
+    from coursebook.run.workbench import runs_notebooks
+
+    config = types.SimpleNamespace(args=args, invocation_params=types.SimpleNamespace(dir=ROOT))
+    assert runs_notebooks(config) is starts
