@@ -9,6 +9,9 @@ command records how long each file took (``RECORD``, in the virtual environment;
 like a fresh CI clone, starts from the committed ``SEED``); the next run orders files by it, longest
 first (a file never timed comes after the timed ones), each file's items in their own order. The controller
 reads the record once and hands it to every worker in ``workerinput``, so all collect the same order.
+A notebook under ``--nbval-only`` (``--quick``, CI's Docker pass) does a fraction of its whole check's
+work: its time has an entry of its own (``NBVAL_ONLY``), so neither mode's run orders, or overwrites,
+the other's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ SEED = Path(__file__).with_name("durations.json")
 # COURSEBOOK_DURATIONS: another record file (a test's own, so it never touches the venv's)
 RECORD = Path(os.environ.get("COURSEBOOK_DURATIONS") or Path(sys.prefix) / "coursebook-durations.json")
 WORKERINPUT_KEY = "coursebook_durations"
+NBVAL_ONLY = " --nbval-only"  # appended to a notebook's entry: its time under strict nbval alone
 
 
 def read() -> dict[str, float]:
@@ -42,6 +46,20 @@ def read() -> dict[str, float]:
 
 def file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
+
+
+def entry(file: str, nbval_only: bool) -> str:
+    """The record's name for ``file``'s time in this mode: a notebook's own under --nbval-only."""
+    return file + NBVAL_ONLY if nbval_only and file.endswith(".ipynb") else file
+
+
+def for_mode(record: dict[str, float], nbval_only: bool) -> dict[str, float]:
+    """Seconds per file for a run in this mode: under --nbval-only a notebook's nbval-only time where there
+    is one (else its whole check's: long, as before), otherwise the whole check's."""
+    seconds = {name: sec for name, sec in record.items() if not name.endswith(NBVAL_ONLY)}
+    if nbval_only:
+        seconds |= {name.removesuffix(NBVAL_ONLY): sec for name, sec in record.items() if name.endswith(NBVAL_ONLY)}
+    return seconds
 
 
 def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
@@ -61,7 +79,8 @@ class Schedule:
         self.config = config
         workerinput = getattr(config, "workerinput", None)
         self.worker = workerinput is not None
-        self.seconds = workerinput.get(WORKERINPUT_KEY, {}) if self.worker else read()
+        self.nbval_only = bool(config.getoption("nbval_only"))
+        self.seconds = workerinput.get(WORKERINPUT_KEY, {}) if self.worker else for_mode(read(), self.nbval_only)
         self.ran: dict[str, float] = defaultdict(float)
         config.option.loadscopereorder = False  # xdist's most-items-first would undo the order below
 
@@ -83,7 +102,7 @@ class Schedule:
             return  # a part of a file would record too short a time
         if self.config.rootpath != ROOT and "COURSEBOOK_DURATIONS" not in os.environ:
             return  # a pytest of a test's own (pytester), not the course's files
-        record = read() | {name: round(sec, 2) for name, sec in self.ran.items()}
+        record = read() | {entry(name, self.nbval_only): round(sec, 2) for name, sec in self.ran.items()}
         try:
             RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
         except OSError:

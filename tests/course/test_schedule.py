@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from coursebook import ROOT
-from coursebook.schedule import longest_first
+from coursebook import ROOT, schedule
+from coursebook.schedule import NBVAL_ONLY, Schedule, longest_first
 
 pytest_plugins = ["pytester"]
 
@@ -23,36 +23,63 @@ def test_files_go_longest_first_their_items_in_order_and_untimed_files_last():
     assert [i.nodeid for i in ordered] == expected
 
 
+def finished_run(nbval_only: bool = False, took: dict[str, float] | None = None, **option: str) -> Schedule:
+    """The schedule of a run of the course's files (on the controller) that took ``took`` seconds per file."""
+    options = SimpleNamespace(**{"keyword": "", "markexpr": "", "loadscopereorder": True, **option})
+    plan = Schedule(SimpleNamespace(option=options, rootpath=ROOT, getoption=lambda name: nbval_only))
+    for file, seconds in (took or {}).items():
+        plan.pytest_runtest_logreport(SimpleNamespace(nodeid=f"{file}::Cell 0", duration=seconds))
+    plan.pytest_sessionfinish(None)
+    return plan
+
+
+def test_a_notebook_under_nbval_only_has_a_time_of_its_own(tmp_path, monkeypatch):
+    """--quick and CI's Docker pass run the notebooks under strict nbval alone, a fraction of their whole
+    check: that time neither replaces the whole check's in the record nor orders a whole run (and back)."""
+    monkeypatch.setattr(schedule, "RECORD", tmp_path / "record.json")
+    book, test = "notebooks/10_x.ipynb", "tests/a.py"
+    schedule.RECORD.write_text(json.dumps({book: 129.0, test: 5.0}))
+    finished_run(nbval_only=True, took={book: 12.0, test: 6.0})
+    assert json.loads(schedule.RECORD.read_text()) == {book: 129.0, book + NBVAL_ONLY: 12.0, test: 6.0}
+    assert finished_run(nbval_only=True).seconds == {book: 12.0, test: 6.0}
+    assert finished_run().seconds == {book: 129.0, test: 6.0}
+
+
+@pytest.mark.parametrize("part", [{"keyword": "long"}, {"markexpr": "slow"}], ids=["-k", "-m"])
+def test_a_run_of_part_of_a_file_records_nothing(tmp_path, monkeypatch, part):
+    monkeypatch.setattr(schedule, "RECORD", tmp_path / "record.json")
+    schedule.RECORD.write_text("{}")
+    finished_run(took={"tests/a.py": 1.0}, **part)
+    assert json.loads(schedule.RECORD.read_text()) == {}, "a part of a file would record too short a time"
+
+
 # Each test notes when it started; many_items has the most items (xdist's own order would start it first),
-# the record says one_long takes longest.
-STARTED = """
-import time, pytest
+# the record says one_long takes longest. One worker, which orders what it collects by the record the controller
+# hands it in workerinput and runs the files in the order they are handed out: the notes show the whole order.
+NOTE = """
+import pytest
 def note(name):
     with open("started.txt", "a") as f:
         f.write(name + "\\n")
 """
-MANY = STARTED + "\n@pytest.mark.parametrize('n', range(6))\ndef test_many(n):\n    note('many_items')\n"
-LONG = STARTED + "\ndef test_long():\n    note('one_long')\n    time.sleep(1)\n"
-MID = STARTED + "\ndef test_mid():\n    note('one_mid')\n    time.sleep(1)\n"
-
-
-def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.RunResult:
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
-    monkeypatch.setenv("COURSEBOOK_DURATIONS", str(pytester.path / "record.json"))
-    plugins = ["-p", "coursebook.pytest_plugin", "--nbval-only", "-p", "no:cacheprovider"]
-    return pytester.runpytest_subprocess(*plugins, "--dist", "loadfile", *args, timeout=120)
+MANY = NOTE + "\n@pytest.mark.parametrize('n', range(3))\ndef test_many(n):\n    note('many_items')\n"
+LONG = NOTE + "\ndef test_long():\n    note('one_long')\n"
+MID = NOTE + "\ndef test_mid():\n    note('one_mid')\n"
 
 
 def test_the_record_orders_the_files_and_a_whole_run_updates_it(pytester, monkeypatch):
     pytester.makepyfile(test_many_items=MANY, test_one_long=LONG, test_one_mid=MID)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")  # pytest-asyncio warns without
     record = pytester.path / "record.json"
     record.write_text(json.dumps({"test_one_long.py": 50.0, "test_one_mid.py": 40.0, "test_many_items.py": 0.1}))
-    run(pytester, monkeypatch, "-n", "2").assert_outcomes(passed=8)
-    first_two = set((pytester.path / "started.txt").read_text().split()[:2])
-    assert first_two == {"one_long", "one_mid"}, f"the two longest files by the record did not start first: {first_two}"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), str(ROOT)]))
+    monkeypatch.setenv("COURSEBOOK_DURATIONS", str(record))  # a record of the test's own (the worker's too)
+    monkeypatch.setattr(schedule, "RECORD", record)  # for the controller, here: this process imported schedule
+    plugins = ["-p", "coursebook.pytest_plugin", "--nbval-only", "-p", "no:cacheprovider"]
+    # The controller in this process (a pytest start is what costs), its one worker a process of its own.
+    result = pytester.runpytest_inprocess(*plugins, "-n", "1", "--dist", "loadfile")
+    result.assert_outcomes(passed=5)
+    started = (pytester.path / "started.txt").read_text().split()
+    assert started == ["one_long", "one_mid"] + ["many_items"] * 3, f"not longest first by the record: {started}"
     took = json.loads(record.read_text())
     assert took["test_one_long.py"] < 50 and took["test_many_items.py"] != 0.1, f"the run did not record: {took}"
-
-    record.write_text("{}")  # a part of a file (-k) would record too short a time: nothing is recorded
-    run(pytester, monkeypatch, "-n", "0", "-k", "long").assert_outcomes(passed=1)  # the one process records
-    assert json.loads(record.read_text()) == {}
