@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -55,12 +55,12 @@ def test_coursedb_imports_without_pwd_grp_fcntl_or_getuid():
 # code (psutil and the standard library may still use them on Linux, so only imports made from the
 # repository are refused, importorskip's included), and the repository's modules get an os module
 # without getuid/geteuid/getgid/getegid (third-party code keeps the real one, as it takes other paths
-# on Windows).
+# on Windows). argv[1]: the folders whose modules count as the repository's, os.pathsep between them.
 COLLECT_AS_ON_WINDOWS = r"""
 import builtins, os, sys, types
 from pathlib import Path
 
-ROOT = Path(sys.argv[1]).resolve()
+OWN = [Path(folder).resolve() for folder in sys.argv[1].split(os.pathsep)]
 MISSING = {"pwd", "grp", "fcntl", "resource", "termios"}
 PASS_THROUGH = ("importlib", "_pytest" + os.sep + "outcomes.py")  # importorskip imports for its caller
 seen: dict[str, bool] = {}
@@ -71,7 +71,7 @@ def from_repository(frame) -> bool:
     name = frame.f_code.co_filename if frame is not None else ""
     if name not in seen:
         path = Path(name).resolve() if name and not name.startswith("<") else None
-        seen[name] = path is not None and ROOT in path.parents and ROOT / ".venv" not in path.parents
+        seen[name] = path is not None and any(own in path.parents and own / ".venv" not in path.parents for own in OWN)
     return seen[name]
 
 class WindowsOs(types.ModuleType):
@@ -108,40 +108,53 @@ sys.exit(pytest.main(sys.argv[2:]))
 """
 
 
-def collect_as_on_windows(*args: str, own: Path = ROOT) -> subprocess.CompletedProcess:
-    """pytest --collect-only as on Windows; ``own``: the folder whose modules count as the repository's."""
+# Modules that a Windows collection must refuse (outside the suite: a whole-suite collection running meanwhile
+# never sees them), each with the error it must end in.
+PROBES = {
+    "test_windows_probe_pwd.py": ("import pwd", "No module named 'pwd'"),
+    "test_windows_probe_geteuid.py": ("import os\nROOT = os.geteuid() == 0", "has no attribute 'geteuid'"),
+}
+
+
+@pytest.fixture(scope="module")
+def windows_collection(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """One pytest --collect-only as on Windows (a start of its own is what costs): the whole suite, and the
+    probes from a folder of their own that counts as the repository's. Its output, and its collection errors
+    by the probe they name (any other: "suite N")."""
     from course import NBVAL_ARGS
 
-    return subprocess.run(
-        [sys.executable, "-c", COLLECT_AS_ON_WINDOWS, str(own), "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-p", "coursebook.pytest_plugin", *NBVAL_ARGS, *args],
+    probes = tmp_path_factory.mktemp("windows_probes")
+    for name, (code, _) in PROBES.items():
+        (probes / name).write_text(f"{code}\n\n\ndef test_nothing():\n    pass\n")
+    own = os.pathsep.join([str(ROOT), str(probes)])
+    result = subprocess.run(
+        [sys.executable, "-c", COLLECT_AS_ON_WINDOWS, own, "--collect-only", "-q", "-rsE", "-p", "no:cacheprovider",
+         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-p", "coursebook.pytest_plugin", *NBVAL_ARGS,
+         "tests", "notebooks", *(str(probes / name) for name in PROBES)],
         env=env_for(ROOT), cwd=ROOT, capture_output=True, text=True, timeout=280,
     )  # fmt: skip
+    # pytest names a file outside its rootdir "test session" in the header: each error goes by the file it names
+    sections = re.split(r"\n_+ ERROR collecting .+ _+\n", result.stdout.split("short test summary info")[0])[1:]
+    errors = {next((name for name in PROBES if name in text), f"suite {n}"): text for n, text in enumerate(sections)}
+    return result, errors
 
 
 @pytest.mark.timeout(300)
-def test_every_test_file_is_collected_as_on_windows():
+def test_every_test_file_is_collected_as_on_windows(windows_collection):
     """A Windows run collects every file: POSIX-only tests skip at collection, with their reason."""
-    result = collect_as_on_windows("-rs")
+    result, errors = windows_collection
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    assert result.returncode == 0 and "error" not in summary, result.stdout[-6000:] + result.stderr[-3000:]
-    assert " collected" in summary or "tests collected" in summary, summary
+    suite_errors = set(errors) - set(PROBES)
+    assert not suite_errors, result.stdout[-6000:] + result.stderr[-3000:]
+    assert f"{len(PROBES)} errors" in summary and " collected" in summary, result.stdout[-6000:] + result.stderr[-3000:]
 
 
-def test_the_windows_collection_check_bites(tmp_path):
-    """A test module importing pwd at its top is an error under the simulation, not a pass."""
-    probe = tmp_path / "test_probe.py"  # outside the suite: a whole-suite collection running meanwhile never sees it
-    cases = [
-        ("import pwd", "No module named 'pwd'"),
-        ("import os\nROOT = os.geteuid() == 0", "has no attribute 'geteuid'"),
-    ]
-    for code, error in cases:
-        probe.write_text(f"{code}\n\n\ndef test_nothing():\n    pass\n")
-        try:
-            result = collect_as_on_windows(str(probe), own=tmp_path)
-        finally:
-            probe.unlink()
-        assert result.returncode != 0 and error in result.stdout, result.stdout[-3000:]
+@pytest.mark.timeout(300)
+def test_the_windows_collection_check_bites(windows_collection):
+    """A test module importing pwd at its top, or calling os.geteuid, is an error under the simulation."""
+    result, errors = windows_collection
+    for name, (_, error) in PROBES.items():
+        assert error in errors.get(name, ""), f"{name} was not refused with {error!r}:\n" + result.stdout[-3000:]
 
 
 def test_the_transport_setting_is_checked(home):
