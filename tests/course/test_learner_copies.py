@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from coursebook import ROOT, iter_notebooks, tags
+from coursebook.__main__ import main as coursebook_main
 
 NOTEBOOKS = list(iter_notebooks())
 LEARNERS = [sys.executable, "course.py", "learners"]
@@ -62,10 +63,11 @@ def test_copies_have_no_outputs_and_no_solutions(copies, notebook):
         assert target.exists(), f"broken link {link} in the copy"
 
 
-def test_refuses_to_overwrite_a_directory_it_did_not_make(tmp_path):
+def test_refuses_to_overwrite_a_directory_it_did_not_make(tmp_path, capsys):
+    # coursebook's own command in this process (course.py's way to it is the fixture's, above)
     (tmp_path / "precious.txt").write_text("keep me")
-    result = subprocess.run([*LEARNERS, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode != 0 and "was not made by this tool" in result.stderr
+    assert coursebook_main(["learners", "--out", str(tmp_path)]) == 2
+    assert "was not made by this tool" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
-    inside = subprocess.run([*LEARNERS, "--out", str(ROOT / "notebooks")], cwd=ROOT, capture_output=True, text=True)
-    assert inside.returncode != 0 and "refusing" in inside.stderr
+    assert coursebook_main(["learners", "--out", str(ROOT / "notebooks")]) == 2
+    assert "refusing" in capsys.readouterr().err
