@@ -21,10 +21,13 @@ from tests.helpers import (
     PYTHON,
     ROOT,
     assert_one_line_error,
+    cleanup,
     cli,
     end_owner,
     env_for,
     free_port,
+    impatient_cli,
+    make_home,
     postmasters,
     run,
     settings_for,
@@ -186,16 +189,27 @@ def test_coursedb_port_set_after_the_server_started_is_said_once_to_a_kernel(tcp
 POSIX_SIGSTOP = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="SIGSTOP freezes a process: POSIX only")
 
 
+@pytest.fixture(scope="module")
+def frozen_home():
+    """A private server for the frozen-server tests, started once: each test freezes it for its own run."""
+    path = make_home()
+    try:
+        assert cli(path, "start").returncode == 0
+        yield path
+    finally:
+        cleanup(path)
+
+
 @pytest.fixture
-def frozen(home, monkeypatch):
-    """A private server whose postmaster is stopped (SIGSTOP): it accepts nothing, answers nothing."""
-    assert cli(home, "start").returncode == 0
+def frozen(frozen_home, monkeypatch):
+    """The private server with its postmaster stopped (SIGSTOP): it accepts nothing, answers nothing.
+    Connection attempts give up after 1 s (10 s as shipped), here and in ``impatient_cli``."""
     for module in (databases, keeper):
         monkeypatch.setattr(module, "CONNECT_TIMEOUT", 1)
-    pid = json.loads((home / "state.json").read_text())["pid"]
+    pid = json.loads((frozen_home / "state.json").read_text())["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
-        yield home
+        yield frozen_home
     finally:
         os.kill(pid, signal.SIGCONT)
 
@@ -216,10 +230,9 @@ def test_a_frozen_server_gives_a_reason_never_an_empty_one(frozen):
 
 @POSIX_SIGSTOP
 def test_status_of_a_frozen_server_never_prints_a_blank_error(frozen):
-    result = subprocess.run(
-        [PYTHON, "-m", "coursedb", "status"], env=env_for(frozen), cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = impatient_cli(frozen, "status")
     assert result.returncode == 0, result.stderr
     assert "PostgreSQL ?" not in result.stdout
     error = next(line for line in result.stdout.splitlines() if line.startswith("error:"))
     assert error.split(":", 1)[1].strip(), result.stdout
+    assert error.rstrip().endswith("(frozen or overloaded, or what listens there is not PostgreSQL)"), error

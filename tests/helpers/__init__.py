@@ -288,6 +288,29 @@ def silent_listener() -> Iterator[str]:
         listener.close()
 
 
+# `python -m coursedb` with coursedb's bound on a connection attempt (CONNECT_TIMEOUT, 10 s) set to argv[1]:
+# the same code and the same sentences, for tests of a server that never answers, which then need not
+# wait out the real bound at each attempt.
+IMPATIENT = (
+    "import sys\n"
+    "from coursedb import __main__ as cli, databases, keeper\n"
+    "databases.CONNECT_TIMEOUT = keeper.CONNECT_TIMEOUT = float(sys.argv.pop(1))\n"
+    "sys.exit(cli.main())\n"
+)
+
+
+def impatient_cli(home: Path, *args: str, seconds: float = 1, **extra: str | None) -> subprocess.CompletedProcess:
+    """``cli()`` whose every connection attempt gives up after ``seconds``."""
+    return subprocess.run(
+        [PYTHON, "-c", IMPATIENT, str(seconds), *args],
+        env=env_for(home, **extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 ASK_TIMEOUT = 60
 # An owner, like a kernel, that calls database_url() each time it is asked (and commits a row on
 # 'commit TAG'), printing what it got as one JSON line: the URL, or the one sentence it was told.
