@@ -45,6 +45,10 @@ Helpers for the properties themselves:
   call. Fails the check with one sentence otherwise;
 - ``result_of(task, what)``: a started call's result, or one sentence if it raised or never ended;
 - ``until_idle(conn)``: the clean-up after a cancelled call: wait until ``conn`` answers again, else terminate it;
+- ``server_error_reaches_caller(call, conn, holder, table)``: an error the server raises for a call reaches its
+  caller: ``holder`` locks ``table`` and ``conn`` gets a short ``lock_timeout``, so the server refuses the call's
+  query; the call must raise that error (or one raised from it), never turn it into a return value (None for
+  "not found", say). Fails the check with one sentence otherwise;
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
 - ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
   (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
@@ -563,6 +567,57 @@ async def _running(observer: Any, conn: Any) -> str:
         "SELECT state, query FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", conn.get_server_pid()
     )
     return "" if row is None else f" (the server still runs {' '.join(row['query'].split())[:80]!r} for it)"
+
+
+async def server_error_reaches_caller(
+    call: Awaitable[Any], conn: Any, holder: Any, table: str, wait: float = 0.02, seconds: float = 5
+) -> BaseException:
+    """Check that an error the server raises for ``call`` (which runs on ``conn``) reaches its caller: while
+    ``holder``'s transaction locks ``table`` (ACCESS EXCLUSIVE) and ``conn`` has a ``lock_timeout`` of ``wait`` s,
+    no query on ``table`` can run, and the call must raise the server's error (or an error raised while handling it),
+    never return a value. Returns the error; fails the check with one sentence (``pytest.fail``) otherwise. The lock
+    ends with ``holder``'s transaction, and ``conn``'s setting with a savepoint rolled back after the call. ``conn``
+    must hold no lock on ``table``: call it before the check writes to ``table``."""
+    __tracebackhide__ = True  # pytest: the checker's line, not this helper's
+    async with holder.transaction():
+        await holder.execute("SET LOCAL lock_timeout = '5s'")  # a lock the caller holds: an error here, no hang
+        try:
+            await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        except asyncpg.LockNotAvailableError as exc:
+            if inspect.iscoroutine(call):
+                call.close()  # never started: no "never awaited" warning
+            raise RuntimeError(f"could not lock {table} ({exc}): call server_error_reaches_caller before the check "
+                               f"writes to {table} on the caller's connection") from exc  # fmt: skip
+        async with savepoint(conn):
+            await conn.execute(f"SET LOCAL lock_timeout = {max(1, round(wait * 1000))}")  # milliseconds
+            task = asyncio.ensure_future(call)
+            await asyncio.wait({task}, timeout=seconds)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=seconds)
+    situation = f"with {table} locked by another transaction and lock_timeout {wait:g} s on the caller's connection"
+    if not task.done() or task.cancelled():
+        pytest.fail(f"{situation}, the call was still running after {seconds:g} s: let the server's error end it",
+                    pytrace=False)  # fmt: skip
+    error = task.exception()
+    if error is None:
+        pytest.fail(f"{situation}, no query on {table} can run, yet the call returned {task.result()!r}: let the "
+                    "server's error reach the caller (catch only the errors you expect)", pytrace=False)  # fmt: skip
+    if not _raised_from(error, asyncpg.PostgresError):
+        pytest.fail(f"{situation}, the call raised {type(error).__name__}: {error}, not the server's error: let that "
+                    "error reach the caller (or raise yours from it)", pytrace=False)  # fmt: skip
+    return error
+
+
+def _raised_from(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """Is ``error``, or an error it was raised from or while handling, a ``kind``?"""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:

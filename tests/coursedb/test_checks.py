@@ -7,7 +7,15 @@ import asyncio
 import asyncpg
 import pytest
 
-from coursedb.checks import blocked, cancel_while_waiting, cancelled_cleanly, outcome, result_of, until_idle
+from coursedb.checks import (
+    blocked,
+    cancel_while_waiting,
+    cancelled_cleanly,
+    outcome,
+    result_of,
+    server_error_reaches_caller,
+    until_idle,
+)
 from tests.helpers import ROOT
 
 pytest_plugins = ["pytester"]
@@ -605,3 +613,93 @@ async def test_cancelled_cleanly_passes_a_clean_cancellation_and_names_what_a_wr
             if conn.is_in_transaction():
                 await conn.execute("ROLLBACK")
         assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"
+
+
+# --- server_error_reaches_caller: an error the server raises is no return value ---------------------------------
+
+LOOKUP = "SELECT email FROM users WHERE id = 42"
+
+
+async def looks_up(conn):
+    return await conn.fetchval(LOOKUP)
+
+
+async def raises_its_own_from_it(conn):
+    try:
+        return await conn.fetchval(LOOKUP)
+    except asyncpg.PostgresError as exc:
+        raise LookupError("user 42 could not be read") from exc
+
+
+async def none_on_error(conn):
+    try:
+        return await conn.fetchval(LOOKUP)
+    except asyncpg.PostgresError:
+        return None
+
+
+async def none_in_its_own_savepoint(conn):
+    try:
+        async with conn.transaction():
+            return await conn.fetchval(LOOKUP)
+    except asyncpg.PostgresError:
+        return None
+
+
+async def never_asks(conn):
+    return "cached@example.com"
+
+
+async def another_error_instead(conn):
+    failed = False
+    try:
+        await conn.fetchval(LOOKUP)
+    except asyncpg.PostgresError:
+        failed = True
+    if failed:  # raised after the except block: no link to the server's error
+        raise ValueError("not a valid id")
+
+
+async def retries_for_ever(conn):
+    while True:
+        try:
+            return await conn.fetchval(LOOKUP)
+        except asyncpg.PostgresError:
+            await asyncio.sleep(0.01)
+
+
+SITUATION = "with users locked by another transaction and lock_timeout 0.02 s on the caller's connection, "
+SWALLOWED = {
+    none_on_error: SITUATION + "no query on users can run, yet the call returned None: let the server's error reach",
+    none_in_its_own_savepoint: SITUATION + "no query on users can run, yet the call returned None",
+    never_asks: SITUATION + "no query on users can run, yet the call returned 'cached@example.com'",
+    another_error_instead: SITUATION + "the call raised ValueError: not a valid id, not the server's error",
+    retries_for_ever: SITUATION + "the call was still running after 0.5 s: let the server's error end it",
+}
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-a-transaction"])
+@pytest.mark.parametrize("call", [looks_up, raises_its_own_from_it, *SWALLOWED], ids=lambda call: call.__name__)
+async def test_server_error_reaches_caller_names_a_swallowed_error(db_pool, call, in_transaction):
+    """A call that lets the server's error through passes (and gets it back); one that turns it into a value, another
+    error or a wait fails with its sentence. Either way the caller's connection is left as it was: its setting, its
+    transaction, and the table free again."""
+    seconds = 0.5 if call is retries_for_ever else 5  # the bound only a call that never ends waits out
+    async with db_pool.acquire() as holder, db_pool.acquire() as conn:
+        outer = conn.transaction()
+        if in_transaction:
+            await outer.start()
+        try:
+            if call in SWALLOWED:
+                with pytest.raises(pytest.fail.Exception) as failed:
+                    await server_error_reaches_caller(call(conn), conn, holder, "users", seconds=seconds)
+                assert SWALLOWED[call] in str(failed.value), failed.value
+            else:
+                error = await server_error_reaches_caller(call(conn), conn, holder, "users", seconds=seconds)
+                assert isinstance(error.__cause__ or error, asyncpg.LockNotAvailableError), repr(error)
+            assert conn.is_in_transaction() == in_transaction
+            assert await conn.fetchval("SHOW lock_timeout") == "0"
+            assert await asyncio.wait_for(conn.fetchval(LOOKUP), 5) is None  # the table is free again
+        finally:
+            if in_transaction:
+                await outer.rollback()
