@@ -350,3 +350,30 @@ equivalent(
     "except-widened: except ValueError -> except Exception",
     reason="int() of a str raises ValueError and nothing else, so catching Exception around it catches the same",
 )
+
+
+@wrong("1.2", hint="let the server's error reach the caller")
+async def email_or_none_postgres_error_is_none(conn, user_id: str) -> str | None:
+    """Checks the id in Python, then turns any server error into None (written blind by an outside learner): a query
+    cancelled by a statement_timeout or a lock_timeout, or a missing table, reads as 'no such user'."""
+    try:
+        number = int(user_id)
+    except ValueError:
+        return None
+    if not -(2**31) <= number < 2**31:
+        return None
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", number)
+    except asyncpg.PostgresError:
+        return None
+
+
+@wrong("1.2", hint="let the server's error reach the caller")
+async def email_or_none_busy_means_none(conn, user_id: str) -> str | None:
+    """Treats a lookup that timed out as 'not found' ('the user can retry'): a busy table hides a user who exists."""
+    if not re.fullmatch(r"-?[0-9]{1,10}", user_id) or not -(2**31) <= int(user_id) < 2**31:
+        return None
+    try:
+        return await conn.fetchval("SELECT email FROM users WHERE id = $1", int(user_id))
+    except (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError):
+        return None

@@ -434,7 +434,7 @@ async def test_asyncpg_connects_with_the_result(db_url):
 # `str`. Write `email_or_none(conn, user_id)` for that handler: `user_id` is the text from the path. Return the
 # user's email, or `None` when no user has that id. An id that no user can have, such as `"abc"`, `"4.2"` or
 # `"99999999999"`, also gives `None` (spellings like `"042"` or `" 42"` are yours to read either way). Any other
-# error (a closed connection, say) must still reach the caller.
+# error (a closed connection, or a query the server cancels, say) must still reach the caller.
 
 
 # %% tags=["exercise"] exercise="1.2"
@@ -466,7 +466,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from coursedb.checks import examples, savepoint, waits_for
+from coursedb.checks import examples, savepoint, server_error_reaches_caller, waits_for
 
 # No shrinking: a wrong answer fails at its first failing example, not seconds later at a smaller one.
 NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]
@@ -564,6 +564,13 @@ async def test_other_errors_reach_the_caller(db_url):
         return
     hint = f"on a closed connection email_or_none returned {result!r}: only an id no user can have means None"
     pytest.fail(hint + "; other errors must reach the caller", pytrace=False)
+
+
+async def test_a_server_error_reaches_the_caller(db_conn, db_pool):
+    """An error the server raises for the lookup (here its lock_timeout, while a migration holds the users table)
+    reaches the caller: it says nothing about whether a user has the id."""
+    async with db_pool.acquire() as migration:
+        await server_error_reaches_caller(email_or_none(db_conn, "42"), db_conn, migration, "users")
 
 
 # Last: it takes both of db_pool's connections, and a connection of its own (above) would be a fifth at once.
