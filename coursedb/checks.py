@@ -570,7 +570,7 @@ async def _running(observer: Any, conn: Any) -> str:
 
 
 async def server_error_reaches_caller(
-    call: Awaitable[Any], conn: Any, holder: Any, table: str, wait: float = 0.02, seconds: float = 5
+    call: Awaitable[Any], conn: Any, holder: Any, table: str, wait: float = 0.005, seconds: float = 5
 ) -> BaseException:
     """Check that an error the server raises for ``call`` (which runs on ``conn``) reaches its caller: while
     ``holder``'s transaction locks ``table`` (ACCESS EXCLUSIVE) and ``conn`` has a ``lock_timeout`` of ``wait`` s,
@@ -580,14 +580,16 @@ async def server_error_reaches_caller(
     must hold no lock on ``table``: call it before the check writes to ``table``."""
     __tracebackhide__ = True  # pytest: the checker's line, not this helper's
     async with holder.transaction():
-        await holder.execute("SET LOCAL lock_timeout = '5s'")  # a lock the caller holds: an error here, no hang
+        await holder.execute("SET LOCAL lock_timeout = '5s'")  # whoever else holds the table: an error, no hang
         try:
+            if await holder.fetchval(_LOCKS_TABLE, conn.get_server_pid(), table):
+                raise asyncpg.LockNotAvailableError("the caller's own transaction holds a lock on it")
             await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         except asyncpg.LockNotAvailableError as exc:
             if inspect.iscoroutine(call):
                 call.close()  # never started: no "never awaited" warning
-            raise RuntimeError(f"could not lock {table} ({exc}): call server_error_reaches_caller before the check "
-                               f"writes to {table} on the caller's connection") from exc  # fmt: skip
+            raise RuntimeError(f"server_error_reaches_caller could not lock {table} ({exc}): call it before the "
+                               f"check touches {table} in the caller's transaction") from exc  # fmt: skip
         async with savepoint(conn):
             await conn.execute(f"SET LOCAL lock_timeout = {max(1, round(wait * 1000))}")  # milliseconds
             task = asyncio.ensure_future(call)
@@ -607,6 +609,9 @@ async def server_error_reaches_caller(
         pytest.fail(f"{situation}, the call raised {type(error).__name__}: {error}, not the server's error: let that "
                     "error reach the caller (or raise yours from it)", pytrace=False)  # fmt: skip
     return error
+
+
+_LOCKS_TABLE = "SELECT EXISTS (SELECT FROM pg_locks WHERE pid = $1 AND relation = $2::text::regclass AND granted)"
 
 
 def _raised_from(error: BaseException | None, kind: type[BaseException]) -> bool:

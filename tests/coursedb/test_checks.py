@@ -668,7 +668,7 @@ async def retries_for_ever(conn):
             await asyncio.sleep(0.01)
 
 
-SITUATION = "with users locked by another transaction and lock_timeout 0.02 s on the caller's connection, "
+SITUATION = "with users locked by another transaction and lock_timeout 0.005 s on the caller's connection, "
 SWALLOWED = {
     none_on_error: SITUATION + "no query on users can run, yet the call returned None: let the server's error reach",
     none_in_its_own_savepoint: SITUATION + "no query on users can run, yet the call returned None",
@@ -703,3 +703,14 @@ async def test_server_error_reaches_caller_names_a_swallowed_error(db_pool, call
         finally:
             if in_transaction:
                 await outer.rollback()
+
+
+async def test_server_error_reaches_caller_refuses_a_table_the_caller_holds(db_pool):
+    """Called after the caller's transaction touched the table, the helper says so at once (it cannot lock the table
+    against its own caller), and the call is never started."""
+    async with db_pool.acquire() as holder, db_pool.acquire() as conn, conn.transaction():
+        await conn.fetchval(LOOKUP)  # holds a lock on users until the transaction ends
+        call = looks_up(conn)
+        with pytest.raises(RuntimeError, match=r"could not lock users \(the caller's own transaction holds a lock"):
+            await server_error_reaches_caller(call, conn, holder, "users")
+        assert call.cr_frame is None  # closed, never run
