@@ -494,9 +494,12 @@ async def no_task_left(before: set, when: str) -> None:
     )
 
 
-async def until_listening(observer, listening, waiting: asyncio.Task) -> None:
-    """Until the server says `listening`'s LISTEN is done (or the call ended): the moment it can hear."""
-    for _ in range(100):
+async def until_listening(observer, listening, waiting: asyncio.Task, seconds: float = 0.5) -> None:
+    """Until the server says `listening`'s LISTEN is done (or the call ended): the moment it can hear. Half a
+    second at most by default: a call that never sends LISTEN (asyncpg thinks it still listens) gets the
+    notifications anyway, which keep coming until it returns."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         last = await observer.fetchrow(LAST_QUERY, listening.get_server_pid())
         if waiting.done() or (last["state"] == "idle" and last["query"].lstrip().upper().startswith("LISTEN")):
             return
@@ -515,7 +518,7 @@ async def notify_until_heard(working, waiting: asyncio.Task, *payloads: str, sec
             return
 
 
-async def heard(listening, working, *payloads: str, timeout: float = 1) -> tuple[str | None, float]:
+async def heard(listening, working, *payloads: str, timeout: float = 0.5) -> tuple[str | None, float]:
     """What wait_for_notification returned while `payloads` were sent as soon as it listened, and how many seconds
     after the first notification reached this process it returned (`working` listens too, as a witness)."""
     arrived, ended, errors = [], [], []
@@ -609,7 +612,7 @@ async def test_stops_listening_when_cancelled(db_pool):
     async with another_connection() as listening, db_pool.acquire() as observer:
         before = asyncio.all_tasks()
         waiting = asyncio.ensure_future(wait_for_notification(listening, CHANNEL, 10))
-        await until_listening(observer, listening, waiting)  # the connection is busy until then
+        await until_listening(observer, listening, waiting, seconds=5)  # the connection is busy until then
         waiting.cancel()
         await asyncio.wait({waiting}, timeout=5)
         assert waiting.done(), "wait_for_notification was cancelled, and still had not ended 5 s later"
@@ -651,6 +654,12 @@ async def test_leaves_other_listeners_alone(db_pool):
             if not (await asyncio.wait({call}, timeout=2))[0]:
                 call.cancel()
                 pytest.fail("wait_for_notification(…, 0.05) had not returned 2 s later", pytrace=False)
+            channels = await listening.fetchval(LISTENING)  # not listening: the app can hear nothing, say so now
+            assert channels == [CHANNEL], (
+                "after one call of wait_for_notification, the app's own listener on the same connection and channel "
+                f"can hear nothing: the connection listens on {channels}. Remove your listener only "
+                "(remove_listener), never UNLISTEN the channel"
+            )
             await working.execute(NOTIFY, CHANNEL, "for the app")
             app_heard = asyncio.ensure_future(for_the_app.get())
             done, _ = await asyncio.wait({app_heard}, timeout=2)
