@@ -15,7 +15,7 @@
 # - how `pytest-xdist` runs tests in parallel with a database per worker;
 # - how CI tests the notebooks themselves with nbval.
 #
-# *About 60 minutes.*
+# *About 55 minutes.*
 
 # %% [markdown]
 # ## The idea
@@ -446,7 +446,7 @@ import contextlib
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import blocked, cancelled_cleanly, examples, savepoint, waits_for
+from coursedb.checks import blocked, cancelled_cleanly, examples, result_of, savepoint, until_idle, waits_for
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -595,20 +595,6 @@ async def test_a_cancel_cancelled_while_it_waits_changes_nothing(db_committed):
         )
 
 
-async def until_idle(conn, seconds: float = 5) -> None:
-    """Wait until no statement runs on `conn` any more (one a cancelled call left running), else close it."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            await conn.fetchval("SELECT 1")
-            return
-        except asyncpg.PostgresError:  # the server answered (a transaction left aborted): nothing runs
-            return
-        except asyncpg.InterfaceError:
-            await asyncio.sleep(0.01)
-    conn.terminate()  # the pool replaces it
-
-
 PROBES = {  # what other requests do meanwhile, none of it to the order being cancelled: (SQL, which id it takes)
     "place another order for the same user": ("INSERT INTO orders (user_id, total) VALUES ($1, 1)", "user"),
     "change the user's row": ("UPDATE users SET name = name || '' WHERE id = $1", "user"),
@@ -655,19 +641,8 @@ async def test_locks_only_the_order_it_cancels(db_committed):
                     "the order you cancel",
                     pytrace=False,
                 )
-            result = await ended(task, f"cancel_order of a {status} order")
+            result = await result_of(task, f"cancel_order of a {status} order")
             assert result is True, f"cancel_order of a {status} order returned {result!r}, expected True"
-
-
-async def ended(task: asyncio.Future, what: str):
-    """The result of a call the checker started, once it ends (a sentence, not a traceback, if it raised)."""
-    done, _ = await asyncio.wait({task}, timeout=5)
-    if not done:
-        task.cancel()
-        pytest.fail(f"{what} had not ended 5 s after the holder was done", pytrace=False)
-    if task.cancelled() or task.exception() is not None:
-        pytest.fail(f"{what} raised {task.exception() if not task.cancelled() else 'CancelledError'!r}", pytrace=False)
-    return task.result()
 
 
 @examples(10)
