@@ -77,6 +77,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def run_cell(client, code: str) -> tuple[dict, str]:
+    """Run ``code`` in a Jupyter kernel through its blocking client: the execute reply, and what the code printed
+    (stream text, an error's value) in order."""
+    out: list[str] = []
+
+    def collect(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append(msg["content"]["evalue"])
+
+    reply = client.execute_interactive(code, output_hook=collect, timeout=300)
+    return reply, "".join(out)
+
+
 def finish(name: str, document: dict, summary: dict, write: bool = True) -> None:
     """Write results/<name>.json (unless told not to) and print the summary as the last line."""
     if write:

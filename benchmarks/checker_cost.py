@@ -29,7 +29,7 @@ import tempfile
 import time
 
 import asyncpg
-from _common import ROOT, PrivateServer, finish, machine, median_ms, p95_ms, table
+from _common import ROOT, PrivateServer, finish, machine, median_ms, p95_ms, run_cell, table
 from jupyter_client.manager import KernelManager
 
 from coursebook.model import iter_notebooks
@@ -49,17 +49,9 @@ _progress.record = _timed
 
 
 def run(client, code: str) -> tuple[float, str]:
-    out: list[str] = []
-
-    def collect(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        elif msg["msg_type"] == "error":
-            out.append(msg["content"]["evalue"])
-
     began = time.perf_counter()
-    client.execute_interactive(code, output_hook=collect, timeout=300)
-    return time.perf_counter() - began, "".join(out)
+    _, printed = run_cell(client, code)
+    return time.perf_counter() - began, printed
 
 
 def main() -> None:

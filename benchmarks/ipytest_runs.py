@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import psutil
-from _common import PrivateServer, finish, machine, table  # puts the repository on sys.path
+from _common import PrivateServer, finish, machine, run_cell, table  # puts the repository on sys.path
 from jupyter_client.manager import start_new_kernel
 
 from coursebook import learners
@@ -60,18 +60,10 @@ WAYS = {
 
 
 def execute(client, code: str) -> str:
-    out: list[str] = []
-
-    def collect(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        elif msg["msg_type"] == "error":
-            out.append(msg["content"]["evalue"])
-
-    reply = client.execute_interactive(code, output_hook=collect, timeout=300)
+    reply, printed = run_cell(client, code)
     if reply["content"]["status"] != "ok":
-        raise RuntimeError(f"a cell failed: {''.join(out)[-1500:]}")
-    return "".join(out)
+        raise RuntimeError(f"a cell failed: {printed[-1500:]}")
+    return printed
 
 
 def main() -> None:
