@@ -91,14 +91,24 @@ async def owner_still_works(url: str) -> None:
 # --- clock steps ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", [1, -1, 10, -10, 3600, -3600])
-def test_a_clock_step_drops_no_live_database_and_stops_no_server(srv, step):
-    """Three owners hold databases; in a namespace whose clock (btime) is stepped, the commands
-    that used to judge liveness by start times run: status, start, and a fourth owner taking a
-    database. None of the three databases is dropped, the server keeps its PID, status says it
-    runs and calls all three live."""
-    owners = [start_owner(srv.home) for _ in range(3)]
-    try:
+@pytest.fixture(scope="class")
+def owners(srv):
+    """Three owners for a class of tests: started once, ended after its last test."""
+    started = [start_owner(srv.home) for _ in range(3)]
+    yield started
+    for proc, _ in started:
+        end_owner(proc)
+
+
+class TestClockSteps:
+    """The same three owners hold their databases through every step: started once, not once per step."""
+
+    @pytest.mark.parametrize("step", [1, -1, 10, -10, 3600, -3600])
+    def test_a_clock_step_drops_no_live_database_and_stops_no_server(self, srv, owners, step):
+        """Three owners hold databases; in a namespace whose clock (btime) is stepped, the commands
+        that used to judge liveness by start times run: status, start, and a fourth owner taking a
+        database. None of the three databases is dropped, the server keeps its PID, status says it
+        runs and calls all three live."""
         server_pid = [p.pid for p in postmasters(srv.home)]
         # The simulation is real: inside, process start times moved by the step.
         probe = f"import psutil; print(psutil.Process({owners[0][0].pid}).create_time())"
@@ -124,9 +134,6 @@ def test_a_clock_step_drops_no_live_database_and_stops_no_server(srv, step):
         for proc, url in owners:
             assert proc.poll() is None
             run(owner_still_works(url))
-    finally:
-        for proc, _ in owners:
-            end_owner(proc)
 
 
 def test_a_sigkilled_owners_database_is_swept_by_the_next_start_the_others_stay(srv):
