@@ -52,16 +52,16 @@ class RunAllAgain(BookItem):
         exercises = find_exercises(book.committed_cells)
         checker_of = {ex.checker: ex_id for ex_id, ex in exercises.items()}
         problems: list[str] = []
-        for index, cell in book.code_cells():
-            ran = book.run(cell.source, timeout=self.config.option.nbval_cell_timeout)
-            for check in checks:
-                problems += check.cell(index, cell, ran)
-            if index in checker_of:
-                ex = ExerciseRun.at(book, checker_of[index], exercises[checker_of[index]])
-                with book.older_objects_frozen():
+        with book.older_objects_frozen():  # what the first Run All made; the pass's own objects are collected
+            for index, cell in book.code_cells():
+                ran = book.run(cell.source, timeout=self.config.option.nbval_cell_timeout)
+                for check in checks:
+                    problems += check.cell(index, cell, ran)
+                if index in checker_of:
+                    ex = ExerciseRun.at(book, checker_of[index], exercises[checker_of[index]])
                     for check in checks:
                         problems += check.exercise(ex)
-                ex.run(ex.stub)  # the stub back in place, as the committed notebook has it
+                    ex.run(ex.stub)  # the stub back in place, as the committed notebook has it
         for check in checks:
             problems += check.end()
         if problems:
