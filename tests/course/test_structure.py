@@ -18,6 +18,9 @@ import pytest
 from coursebook import ROOT
 
 SKIPPED = {".venv", "build", "learner", ".git", "tests", "__pycache__"}
+# The module ipytest writes beside a notebook for a running %%ipytest cell and deletes after it (strict nbval
+# runs the notebooks in notebooks/ on another worker meanwhile): not the repository's, and maybe gone by the read.
+IPYTEST_CELL = re.compile(r"t_[0-9a-f]{32}\.py")
 
 
 def python_files(*folders: str) -> list[Path]:
@@ -27,7 +30,11 @@ def python_files(*folders: str) -> list[Path]:
         if path.is_file():
             found.append(path)
             continue
-        found += [p for p in path.rglob("*.py") if not SKIPPED & set(p.relative_to(ROOT).parts)]
+        found += [
+            p
+            for p in path.rglob("*.py")
+            if not SKIPPED & set(p.relative_to(ROOT).parts) and not IPYTEST_CELL.fullmatch(p.name)
+        ]
     return sorted(found)
 
 
