@@ -9,7 +9,7 @@ repository, the run's logged server) lives in ``config.stash``; xdist workers ge
 in ``workerinput``. ``--dist loadfile`` keeps each notebook's items on one worker, in order, on one
 kernel. ``--nbval-only`` leaves nbval alone (strict nbval of the committed notebooks, nothing else).
 Every item's time limit stretches with how busy the machine is (coursebook/limits.py); files go to the
-workers longest first (coursebook/schedule.py).
+workers longest first, and ``-n auto`` says how many workers (coursebook/schedule.py).
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Generator[
         return found
     book = StrictBook if parent.config.getoption("nbval_only") else CourseBook
     return [book.from_parent(parent, path=file_path) if type(f) is IPyNbFile else f for f in found]
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    return schedule.workers(config)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

@@ -62,6 +62,19 @@ def for_mode(record: dict[str, float], nbval_only: bool) -> dict[str, float]:
     return seconds
 
 
+def workers(config: pytest.Config) -> int | None:
+    """How many workers ``-n auto`` starts: xdist's own count (a worker a core), but no more than the files
+    named on the command line (one notebook's check has work for one: a second would only take CPU to
+    start); None (xdist's count) for a run of folders. A third worker on two cores was tried: it made
+    --quick slower on this shared machine, not faster."""
+    from xdist.plugin import pytest_xdist_auto_num_workers as xdist_count
+
+    named = {arg.split("::", 1)[0] for arg in config.args}
+    if not named or not all((config.invocation_params.dir / name).is_file() for name in named):
+        return None
+    return min(xdist_count(config), len(named))
+
+
 def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
     """``items`` grouped by file, the files longest first by ``seconds`` (never timed: last), stable."""
     files: dict[str, list[pytest.Item]] = defaultdict(list)

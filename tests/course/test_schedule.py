@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coursebook import ROOT, schedule
+from coursebook import ROOT, pytest_plugin, schedule
 from coursebook.schedule import NBVAL_ONLY, Schedule, longest_first
 
 pytest_plugins = ["pytester"]
@@ -51,6 +51,24 @@ def test_a_run_of_part_of_a_file_records_nothing(tmp_path, monkeypatch, part):
     schedule.RECORD.write_text("{}")
     finished_run(took={"tests/a.py": 1.0}, **part)
     assert json.loads(schedule.RECORD.read_text()) == {}, "a part of a file would record too short a time"
+
+
+def test_auto_starts_no_more_workers_than_the_files_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")  # xdist's own count, whatever this machine has
+    for name in ("tests", "notebooks"):
+        (tmp_path / name).mkdir()
+    for name in ("a.py", "b.ipynb"):
+        (tmp_path / name).touch()
+
+    def workers(*args: str) -> int | None:  # what the plugin answers xdist for `-n auto` and these arguments
+        config = SimpleNamespace(args=list(args), invocation_params=SimpleNamespace(dir=tmp_path), option=None)
+        return pytest_plugin.pytest_xdist_auto_num_workers(config)
+
+    assert workers("tests", "notebooks") is None and workers("tests", "a.py") is None, "folders: xdist's count"
+    assert workers("b.ipynb") == workers("a.py::test_x", "a.py::test_y") == 1
+    assert workers("a.py", "b.ipynb::Cell 0") == 2
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "1")
+    assert workers("a.py", "b.ipynb") == 1, "never more than xdist's own count"
 
 
 # Each test notes when it started; many_items has the most items (xdist's own order would start it first),
