@@ -582,12 +582,12 @@ async def test_a_cancel_cancelled_while_it_waits_changes_nothing(db_committed):
     no statement still running) and changes nothing, even once the holder is done."""
     async with db_committed.acquire() as a, db_committed.acquire() as b:
         order_id = await a_new_order(a)
-        async with a.transaction():
-            await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
-            try:
+        try:
+            async with a.transaction():
+                await a.execute("UPDATE orders SET total = total + 1 WHERE id = $1", order_id)
                 await cancelled_cleanly(cancel_order(b, order_id), b, a, unchanged=lambda: b.fetchval(STATUS, order_id))
-            finally:
-                await until_idle(b)  # a statement the cancelled call left running ends with the holder
+        finally:  # after the holder's transaction: a statement the cancelled call left running can end now
+            await until_idle(b)
         status = await a.fetchval(STATUS, order_id)
         assert status == "pending", (
             f"cancel_order was cancelled while it waited for the order, yet once the holder committed the order was "
