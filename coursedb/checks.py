@@ -35,7 +35,8 @@ Helpers for the properties themselves:
   transaction holds a lock they need, each under a short ``lock_timeout`` and rolled back: whether an answer
   locks more than it must;
 - ``cancel_while_waiting(call, conn, holder)``: what a caller's own time limit does to a call stuck behind
-  another transaction: start it, cancel it once ``conn`` waits for a lock ``holder`` holds, return its task;
+  another transaction: start it, cancel it once ``conn`` waits for a lock ``holder`` holds, return its task
+  (``cancel_if_waiting``: and whether it waited);
 - ``cancelled_cleanly(call, conn, holder, unchanged=None)``: what a cancelled call must leave its caller,
   checked while ``holder`` still holds the lock ``call`` waits for: cancelled while it waits, the call ends
   cancelled (CancelledError neither swallowed nor turned into a return value or another error); ``conn``
@@ -456,11 +457,21 @@ async def cancel_while_waiting(call: Awaitable[Any], conn: Any, holder: Any, sec
     """Start ``call`` (which runs on ``conn``); once ``conn`` waits for a lock ``holder`` holds, cancel it. Returns
     its task once it has ended, or once ``seconds`` have passed (check ``done()``). A call that never waits is
     left to end by itself."""
+    task, _ = await cancel_if_waiting(call, conn, holder, seconds)
+    return task
+
+
+async def cancel_if_waiting(
+    call: Awaitable[Any], conn: Any, holder: Any, seconds: float = 5
+) -> tuple[asyncio.Future, bool]:
+    """``cancel_while_waiting``, and whether the call waited (for a check that the call must not wait: its task's
+    ``cancelled()`` cannot say, since a call may swallow the cancellation)."""
     task = asyncio.ensure_future(call)
-    if await waits_for(conn, holder, task, seconds):
+    waited = await waits_for(conn, holder, task, seconds)
+    if waited:
         task.cancel()
     await asyncio.wait({task}, timeout=seconds)
-    return task
+    return task, waited
 
 
 async def cancelled_cleanly(

@@ -9,6 +9,7 @@ import pytest
 
 from coursedb.checks import (
     blocked,
+    cancel_if_waiting,
     cancel_while_waiting,
     cancelled_cleanly,
     outcome,
@@ -206,6 +207,14 @@ def test_outcome_says_skips_and_xfails_as_pytest_does(test, how):
         assert not ended.passed and not ended.failed and "exits 0" in str(ended), ended
 
 
+async def locks_but_swallows_the_cancellation(conn, user_id: int) -> bool:
+    try:
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)  # changes nothing, if it runs late
+    except asyncio.CancelledError:
+        return False
+    return True
+
+
 async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_committed):
     """A call that waits for a row another transaction holds is cancelled (and ends cancelled); one that never waits
     ends by itself with its result."""
@@ -214,10 +223,17 @@ async def test_cancel_while_waiting_cancels_only_a_call_stuck_behind_a_lock(db_c
         async with holder.transaction():
             await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
             free = await cancel_while_waiting(conn.fetchval("SELECT 1"), conn, holder)
+            unblocked, waited = await cancel_if_waiting(conn.fetchval("SELECT 2"), conn, holder)
+            assert not waited and unblocked.result() == 2, unblocked
             stuck = await cancel_while_waiting(
                 conn.execute("UPDATE users SET name = 'B' WHERE id = $1", user_id), conn, holder
             )
             assert await conn.fetchval("SELECT 1") == 1  # after the server has cancelled the UPDATE, still locked out
+            swallowed, waited = await cancel_if_waiting(
+                locks_but_swallows_the_cancellation(conn, user_id), conn, holder
+            )
+            assert waited and swallowed.result() is False, swallowed  # it waited, though its task does not say so
+        await until_idle(conn)  # the swallowed call's statement, if the server had not cancelled it yet
         assert stuck.cancelled(), stuck
         assert free.done() and not free.cancelled() and free.result() == 1, free
         assert await conn.fetchval("SELECT name FROM users WHERE id = $1", user_id) == "A"
