@@ -446,7 +446,7 @@ import contextlib
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import blocked, cancelled_cleanly, examples, result_of, savepoint, until_idle, waits_for
+from coursedb.checks import blocked, cancel_if_waiting, cancelled_cleanly, examples, result_of, savepoint, until_idle
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -629,11 +629,7 @@ async def test_locks_only_the_order_it_cancels(db_committed):
             async with savepoint(b):  # another request is busy with the same user, and not yet done
                 for sql, key in PROBES.values():
                     await b.execute(sql, {"user": user_id, "other": other}[key])
-                task = asyncio.ensure_future(cancel_order(a, order_id))
-                waited = await waits_for(a, b, task, seconds=5)
-                if waited:
-                    task.cancel()
-                    await asyncio.wait({task}, timeout=5)
+                task, waited = await cancel_if_waiting(cancel_order(a, order_id), a, b)
             if waited:
                 pytest.fail(
                     f"cancel_order of a {status} order waited for another transaction that had placed an order for the "

@@ -535,7 +535,7 @@ async def cancel_order(conn: asyncpg.Connection, order_id: int) -> bool:
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from coursedb.checks import blocked, cancelled_cleanly, examples, result_of, savepoint, until_idle, waits_for
+from coursedb.checks import blocked, cancel_if_waiting, cancelled_cleanly, examples, result_of, savepoint, until_idle
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_147_483_000  # ids far from 1, next to the largest an INTEGER column holds
@@ -745,11 +745,7 @@ async def test_locks_only_the_order_it_cancels(db_committed):
             async with savepoint(b):  # another request is busy with the same user, and not yet done
                 for sql, key in PROBES.values():
                     await b.execute(sql, ids[key])
-                task = asyncio.ensure_future(cancel_order(a, ids["order"]))
-                waited = await waits_for(a, b, task, seconds=5)
-                if waited:
-                    task.cancel()
-                    await asyncio.wait({task}, timeout=5)
+                task, waited = await cancel_if_waiting(cancel_order(a, ids["order"]), a, b)
             if waited:
                 pytest.fail(
                     f"cancel_order of a {status} order waited for another transaction that had placed an order for the "
@@ -857,7 +853,7 @@ async def claim_next_shipment(conn: asyncpg.Connection) -> int | None:
 # %%ipytest --exercise 8.2
 import random
 
-from coursedb.checks import savepoint, waits_for
+from coursedb.checks import cancel_if_waiting, savepoint
 from coursedb.lockstep import Lockstep, in_transaction
 
 FAR = 2_000_000_000  # ids far from 1
@@ -942,11 +938,7 @@ async def test_a_claim_passes_over_every_order_others_hold(db_committed):
                 async with savepoint(b):  # worker B's transaction
                     if PLANS[plan]:
                         await b.execute(PLANS[plan])
-                    task = asyncio.ensure_future(claim_next_shipment(b))
-                    waited = await waits_for(b, a, task, seconds=5)
-                    if waited:
-                        task.cancel()
-                    await asyncio.wait({task}, timeout=5)
+                    task, waited = await cancel_if_waiting(claim_next_shipment(b), b, a)
             if waited:
                 pytest.fail(
                     f"while worker A's transaction held the orders {held}, worker B's claim waited for it{plan}: a "
