@@ -215,7 +215,7 @@ async with conn.transaction():
     await conn.execute("INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada')")
     try:  # the server's own limit: a client's cancel request can come before the query starts, and be lost
         await conn.execute("SET LOCAL statement_timeout = '100ms'")
-        await conn.fetchval("SELECT count(*) FROM orders, pg_sleep(10)")
+        await conn.fetchval("SELECT count(*), pg_sleep(10) FROM orders")  # sleeps even with no orders
     except asyncpg.QueryCanceledError:
         print("the report timed out; carry on without it")
     await conn.execute("INSERT INTO users (email, name) VALUES ('grace@example.com', 'Grace')")
