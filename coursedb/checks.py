@@ -50,6 +50,8 @@ Helpers for the properties themselves:
   caller: ``holder`` locks ``table`` and ``conn`` gets a short ``lock_timeout``, so the server refuses the call's
   query; the call must raise that error (or one raised from it), never turn it into a return value (None for
   "not found", say). Fails the check with one sentence otherwise;
+- ``answer_to(call, what, why, made_up)``: what the learner's function returns for one input; on an input the
+  checker made up, an exception it raises fails the check in one sentence instead of a traceback;
 - ``timed(coroutine)``: the result and the seconds it took, measured around the call;
 - ``outcome(test, *args)``: how a learner's own test ends against one app, for "write a test" exercises
   (an ``Ending``): passed; failed, whichever way a test can fail (``assert``, ``pytest.fail``,
@@ -634,6 +636,19 @@ def _raised_from(error: BaseException | None, kind: type[BaseException]) -> bool
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return False
+
+
+def answer_to(call: Callable[[], T], what: str, why: str, made_up: bool = False) -> T:
+    """``call()``'s result. If it raises on an input the checker made up, the check fails in one sentence
+    (``what`` raised …: ``why``), since ``why`` shows that input; on a real input the exception goes on, so
+    its traceback points at the line of the learner's code where it happened."""
+    __tracebackhide__ = True  # pytest leaves this frame out: the learner's own line is the one to read
+    try:
+        return call()
+    except Exception as exc:
+        if not made_up:
+            raise
+        pytest.fail(f"{what} raised {exc!r}: {why}", pytrace=False)
 
 
 async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:

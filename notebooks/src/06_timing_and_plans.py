@@ -514,7 +514,7 @@ from dataclasses import dataclass
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from coursedb.checks import examples, savepoint
+from coursedb.checks import answer_to, examples, savepoint
 from coursedb.databases import quote_ident
 
 ODD_NAMES = ['we"ird', "back\\slash"]  # EXPLAIN's JSON writes them escaped
@@ -676,14 +676,7 @@ A_JOIN = [{"Plan": {"Node Type": "Hash Join", "Plans": [
 
 
 def check(plan: list, table: str, expected, where: str, made_up: bool = False) -> None:
-    try:
-        got = scan_of(plan, table)
-    except Exception as exc:
-        if not made_up:  # on a real plan, show where in scan_of it happened
-            raise
-        got = exc  # on a made-up one, say it in one line (the plan is in the message)
-    if isinstance(got, Exception):
-        pytest.fail(f"scan_of(plan, {table!r}) raised {got!r}: {where}", pytrace=False)
+    got = answer_to(lambda: scan_of(plan, table), f"scan_of(plan, {table!r})", where, made_up)
     if got == expected or (expected is INDEX_SCANS and got in INDEX_SCANS):
         return
     wanted = "an index scan" if expected is INDEX_SCANS else repr(expected)
@@ -788,14 +781,7 @@ def seq_scanned_tables(plan: list) -> set[str]:
 
 
 def check_tables(plan: list, expected: set, why: str, made_up: bool = False) -> None:
-    try:
-        got = seq_scanned_tables(plan)
-    except Exception as exc:
-        if not made_up:  # on a real plan, show where in seq_scanned_tables it happened
-            raise
-        got = exc  # on a made-up one, say it in one line (the plan is in the message)
-    if isinstance(got, Exception):
-        pytest.fail(f"seq_scanned_tables raised {got!r} {why}", pytrace=False)
+    got = answer_to(lambda: seq_scanned_tables(plan), "seq_scanned_tables", why, made_up)
     if got != expected:
         pytest.fail(f"seq_scanned_tables returned {got!r}, expected {expected!r}: {why}", pytrace=False)
 

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from coursedb.checks import (
+    answer_to,
     blocked,
     cancel_if_waiting,
     cancel_while_waiting,
@@ -730,3 +731,19 @@ async def test_server_error_reaches_caller_refuses_a_table_the_caller_holds(db_p
         with pytest.raises(RuntimeError, match=r"could not lock users \(the caller's own transaction holds a lock"):
             await server_error_reaches_caller(call, conn, holder, "users")
         assert call.cr_frame is None  # closed, never run
+
+
+def test_answer_to_says_an_error_on_made_up_input_in_one_sentence_and_lets_a_real_one_through():
+    def broken(plan):
+        return plan["Plan"]  # a list indexed by a string: TypeError
+
+    assert answer_to(lambda: len([1, 2]), "len", "two items", made_up=True) == 2
+    with pytest.raises(pytest.fail.Exception) as failed:
+        answer_to(lambda: broken([]), "scan_of(plan)", "in this plan made up by the checker: []", made_up=True)
+    assert str(failed.value) == (
+        "scan_of(plan) raised TypeError('list indices must be integers or slices, not str'): "
+        "in this plan made up by the checker: []"
+    )
+    assert not failed.value.pytrace  # one sentence, no traceback
+    with pytest.raises(TypeError):  # a real input: the learner's traceback shows where
+        answer_to(lambda: broken([]), "scan_of(plan)", "a real plan")
