@@ -38,8 +38,8 @@ def test_help() -> str:
                   tests, launch checks, benchmark smoke) and every notebook's one kernel run: strict nbval,
                   then Run All again with every wrong answer, right answer and mutant of its answers
                   against its checker and the model answer, each cell twice, the connection budget.
-                  An xdist worker a core (no more than the files named), one test file (one
-                  notebook) each at a time.
+                  An xdist worker a core, one more when the machine is not busy (no more than the
+                  files named), one test file (one notebook) each at a time.
   test --quick    the authors' loop: the same without
 {left_out}
                   and with the notebooks under strict nbval alone (no answers, mutants, second runs or

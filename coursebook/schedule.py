@@ -63,16 +63,22 @@ def for_mode(record: dict[str, float], nbval_only: bool) -> dict[str, float]:
 
 
 def workers(config: pytest.Config) -> int | None:
-    """How many workers ``-n auto`` starts: xdist's own count (a worker a core), but no more than the files
-    named on the command line (one notebook's check has work for one: a second would only take CPU to
-    start); None (xdist's count) for a run of folders. A third worker on two cores was tried: it made
-    --quick slower on this shared machine, not faster."""
+    """How many workers ``-n auto`` starts. No more than the files named on the command line (one notebook's
+    check has work for one: a second would only take CPU to start). For a run of folders on a machine that is
+    not busy (1-minute load below its cores), a worker more than the cores: the suite spends much of its time
+    waiting for servers, kernels and fault windows, and a third worker fills those waits (``--quick`` on 2
+    idle cores, back to back: 113.6 s with 3 workers, 132.4 s with 2). On a busy machine it only competes for
+    the cores (``--quick`` at load 9–12: 529–564 s with 3, 394–530 s with 2), so xdist's count (a worker a
+    core) stays. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
     from xdist.plugin import pytest_xdist_auto_num_workers as xdist_count
 
     named = {arg.split("::", 1)[0] for arg in config.args}
-    if not named or not all((config.invocation_params.dir / name).is_file() for name in named):
+    if named and all((config.invocation_params.dir / name).is_file() for name in named):
+        return min(xdist_count(config), len(named))
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or not hasattr(os, "getloadavg"):
         return None
-    return min(xdist_count(config), len(named))
+    cores = xdist_count(config)
+    return cores + 1 if os.getloadavg()[0] < cores else None
 
 
 def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:

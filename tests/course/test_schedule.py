@@ -7,6 +7,7 @@ import json
 import os
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from coursebook import ROOT, pytest_plugin, schedule
@@ -69,6 +70,24 @@ def test_auto_starts_no_more_workers_than_the_files_named(tmp_path, monkeypatch)
     assert workers("a.py", "b.ipynb::Cell 0") == 2
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "1")
     assert workers("a.py", "b.ipynb") == 1, "never more than xdist's own count"
+
+
+def test_auto_adds_a_worker_for_folders_only_on_a_machine_that_is_not_busy(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)  # xdist's count: 2 cores
+    (tmp_path / "a.py").touch()
+
+    def workers(load: float, *args: str) -> int | None:
+        monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+        option = SimpleNamespace(numprocesses="auto")
+        config = SimpleNamespace(args=list(args), invocation_params=SimpleNamespace(dir=tmp_path), option=option)
+        return pytest_plugin.pytest_xdist_auto_num_workers(config)
+
+    assert workers(0.5) == workers(1.9, "tests") == 3, "an idle machine: one worker more than its 2 cores"
+    assert workers(2.0) is None and workers(9.0, "tests") is None, "a busy one: xdist's count, a worker a core"
+    assert workers(0.5, "a.py") == 1, "files named: no more workers than files"
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "2")
+    assert workers(0.5) is None, "the variable, when set, decides"
 
 
 # Each test notes when it started; many_items has the most items (xdist's own order would start it first),
